@@ -1,0 +1,144 @@
+//! The command line: `mcpgate convert`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::openapi::Spec;
+use crate::source::{self, Source};
+use crate::tools::{self, Generated};
+
+#[derive(Debug, Parser)]
+#[command(name = "mcpgate", version, about = "Turns REST APIs described by OpenAPI into protected remote MCP servers")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Convert an OpenAPI document to MCP tool definitions and print them with a report.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConvertArgs {
+    /// A file, an http(s) URL, or `-` for standard input. JSON or YAML; Swagger 2.0, OpenAPI 3.0 or 3.1.
+    source: String,
+    /// Print `{"tools": [...], "report": {...}}` instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// The folder that relative `$ref`s may read files below [default: the document's folder].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Longest tool name, in characters.
+    #[arg(long, default_value_t = 64)]
+    max_name_len: usize,
+    /// Longest tool description, in characters.
+    #[arg(long, default_value_t = 1024)]
+    max_description_len: usize,
+    /// Largest document read, in bytes (all its files together).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_bytes: u64,
+    /// Seconds a URL fetch may take.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Allow the URL to point at a loopback or private address (redirects never may).
+    #[arg(long)]
+    allow_private_url: bool,
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Convert(args) => convert(args).await,
+    }
+}
+
+async fn convert(args: ConvertArgs) -> ExitCode {
+    let limits = source::Limits {
+        max_bytes: args.max_bytes,
+        timeout: Duration::from_secs(args.timeout),
+        allow_private_url: args.allow_private_url,
+        root: args.root.clone(),
+    };
+    let spec = match source::load(&Source::parse(&args.source), &limits).await {
+        Ok(spec) => spec,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = tools::Options { max_name_len: args.max_name_len, max_description_len: args.max_description_len };
+    let generated = tools::generate(&spec, &options);
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        write_json(&mut out, &generated)
+    } else {
+        write_summary(&mut out, &spec, &generated)
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not worth a message.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: cannot write the output: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_json(out: &mut impl Write, generated: &Generated) -> std::io::Result<()> {
+    let tools: Vec<_> = generated.tools.iter().map(crate::mcp::tool_definition).collect();
+    serde_json::to_writer_pretty(&mut *out, &json!({"tools": tools, "report": generated.report}))?;
+    writeln!(out)
+}
+
+fn write_summary(out: &mut impl Write, spec: &Spec, generated: &Generated) -> std::io::Result<()> {
+    let report = &generated.report;
+    let doc = &report.document;
+    let files = if doc.files > 1 { format!(", {} files", doc.files) } else { String::new() };
+    writeln!(out, "{} {} ({} {}, {}{files})", doc.title, doc.version, version_name(spec), doc.spec_version, doc.format)?;
+    writeln!(
+        out,
+        "{} operations: {} tools, {} skipped, {} warnings; about {} tokens of tool definitions",
+        report.operations,
+        report.tools,
+        report.skipped.len(),
+        report.warnings.len(),
+        report.tokens.total
+    )?;
+    if !generated.tools.is_empty() {
+        writeln!(out)?;
+        let width = generated.tools.iter().map(|it| it.name.len()).max().unwrap_or(4).max(4);
+        writeln!(out, "{:<width$}  {:>6}  OPERATION", "TOOL", "TOKENS")?;
+        for tool in &generated.tools {
+            let operation = spec.operations[tool.operation].label();
+            writeln!(out, "{:<width$}  {:>6}  {operation}", tool.name, tool.tokens)?;
+        }
+    }
+    if !report.skipped.is_empty() {
+        writeln!(out, "\nSkipped:")?;
+        for it in &report.skipped {
+            writeln!(out, "  {} ({}): {}", it.operation, it.location, it.reason)?;
+        }
+    }
+    if !report.warnings.is_empty() {
+        writeln!(out, "\nWarnings:")?;
+        for it in &report.warnings {
+            let operation = it.operation.as_deref().map(|it| format!("{it}: ")).unwrap_or_default();
+            writeln!(out, "  {operation}{} ({})", it.message, it.location)?;
+        }
+    }
+    Ok(())
+}
+
+fn version_name(spec: &Spec) -> &'static str {
+    match spec.version {
+        crate::openapi::Version::Swagger2 => "Swagger",
+        _ => "OpenAPI",
+    }
+}

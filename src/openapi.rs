@@ -1,0 +1,85 @@
+//! Ingest: bytes of a Swagger 2.0, OpenAPI 3.0 or 3.1 document (JSON or YAML) to one normalized
+//! [`Spec`]. No IO: external files come through a [`Loader`].
+//!
+//! Invariant: only an unreadable entry document is an error. A readable document with broken
+//! parts still yields a `Spec`; what was lost is in `Spec::skipped` and `Spec::warnings`.
+
+mod documents;
+mod model;
+mod parse;
+mod read;
+mod swagger2;
+
+pub use documents::{DocId, Documents, Loader, NoExternalFiles, Target, escape_token};
+pub use model::*;
+pub use parse::{Format, SyntaxError};
+
+use serde_json::Value;
+
+/// Why a document could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Syntax(#[from] SyntaxError),
+    #[error("not an OpenAPI document: {0}")]
+    NotOpenApi(String),
+    #[error("unsupported version `{found}` at {pointer}: mcpgate reads Swagger 2.0 and OpenAPI 3.0 and 3.1")]
+    UnsupportedVersion { found: String, pointer: &'static str },
+}
+
+/// The most files one description may span (DigitalOcean's spans about 2,900).
+pub const MAX_FILES: usize = 10_000;
+
+/// Reads a self-contained document; `$ref`s to other files are reported as unresolvable.
+pub fn ingest(bytes: &[u8]) -> Result<Spec, Error> {
+    ingest_files("openapi", bytes, &mut NoExternalFiles)
+}
+
+/// Reads the entry document `entry_name` (a path relative to the root folder the loader serves)
+/// and the files its `$ref`s name.
+pub fn ingest_files(entry_name: &str, bytes: &[u8], loader: &mut dyn Loader) -> Result<Spec, Error> {
+    let (root, format) = parse::parse(bytes)?;
+    let (version, version_text) = detect_version(&root)?;
+    let documents = Documents::load(entry_name, root, format, loader, MAX_FILES);
+    Ok(read::read(documents, version, version_text))
+}
+
+fn detect_version(root: &Value) -> Result<(Version, String), Error> {
+    let Value::Object(map) = root else {
+        return Err(Error::NotOpenApi("the top level is not an object".to_owned()));
+    };
+    let text = |value: &Value| match value {
+        Value::String(it) => it.clone(),
+        other => other.to_string(),
+    };
+    if let Some(found) = map.get("openapi").map(text) {
+        let version = if found.starts_with("3.0") {
+            Version::OpenApi30
+        } else if found.starts_with("3.1") || found.starts_with("3.2") {
+            Version::OpenApi31
+        } else {
+            return Err(Error::UnsupportedVersion { found, pointer: "#/openapi" });
+        };
+        return Ok((version, found));
+    }
+    if let Some(found) = map.get("swagger").map(text) {
+        if found == "2.0" || found == "2" {
+            return Ok((Version::Swagger2, "2.0".to_owned()));
+        }
+        return Err(Error::UnsupportedVersion { found, pointer: "#/swagger" });
+    }
+    Err(Error::NotOpenApi(
+        "neither `openapi` nor `swagger` is set at #/".to_owned(),
+    ))
+}
+
+impl Spec {
+    /// `file#/pointer` for reports; the entry document's name is left out.
+    pub fn render_location(&self, location: &Location) -> String {
+        if location.doc == DocId::ENTRY {
+            format!("#{}", location.pointer)
+        } else {
+            format!("{}#{}", self.documents.name(location.doc), location.pointer)
+        }
+    }
+}

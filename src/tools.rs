@@ -1,0 +1,319 @@
+//! Generate: a [`Spec`] to MCP tool definitions, one per operation, with a [`Report`].
+//! No IO, and no failure: what cannot be expressed well is a warning in the report.
+
+mod compact;
+mod input;
+mod naming;
+mod output;
+mod report;
+mod schema;
+
+pub use input::{Argument, ArgumentTarget, BodyKind, BodyPlan};
+pub use naming::{fnv1a, sanitize};
+pub use output::{OutputShape, WRAPPED_FIELD};
+pub use report::*;
+pub use schema::Direction;
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use crate::openapi::{Method, Operation, ParamLocation, SecurityKind, Spec};
+use naming::Namer;
+use schema::{Memo, SchemaBuilder};
+
+/// Knobs of the conversion.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tool names are cut to this many characters (many clients allow 64).
+    pub max_name_len: usize,
+    /// Descriptions are cut to this many characters.
+    pub max_description_len: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_name_len: 64, max_description_len: 1024 }
+    }
+}
+
+/// One MCP tool and what the forwarder needs to turn a call back into an HTTP request.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    /// JSON Schema 2020-12, root `type: object`, self-contained.
+    pub input_schema: Map<String, Value>,
+    pub output_schema: Option<Map<String, Value>>,
+    pub output: OutputShape,
+    pub annotations: Annotations,
+    /// Index of the operation in `Spec::operations`.
+    pub operation: usize,
+    pub arguments: Vec<Argument>,
+    pub body: Option<BodyPlan>,
+    /// Estimated size of the definition in a model's context.
+    pub tokens: usize,
+}
+
+/// MCP tool annotations (all hints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotations {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+pub struct Generated {
+    pub tools: Vec<ToolSpec>,
+    pub report: Report,
+}
+
+pub fn generate(spec: &Spec, options: &Options) -> Generated {
+    let mut namer = Namer::new(options.max_name_len);
+    let mut memo = Memo::default();
+    let mut warnings: Vec<Warning> = spec
+        .warnings
+        .iter()
+        .map(|it| Warning {
+            kind: WarningKind::Document,
+            operation: None,
+            location: spec.render_location(&it.location),
+            message: it.message.clone(),
+        })
+        .collect();
+    let mut seen_schema_issues = HashSet::new();
+    let credentials = credential_parameters(spec);
+    let is_credential = |location: ParamLocation, name: &str| {
+        credentials.contains(&(location, name.to_ascii_lowercase()))
+    };
+
+    let mut tools = Vec::with_capacity(spec.operations.len());
+    for (idx, operation) in spec.operations.iter().enumerate() {
+        let label = operation.label();
+        let location = spec.render_location(&operation.location);
+        let mut warn = |kind, message: String| {
+            warnings.push(Warning { kind, operation: Some(label.clone()), location: location.clone(), message });
+        };
+
+        let named = namer.name(operation);
+        if named.shortened {
+            warn(WarningKind::NameShortened, format!("name shortened to `{}` ({} characters at most)", named.name, options.max_name_len));
+        }
+        if let Some(taken) = &named.collided {
+            warn(WarningKind::NameCollision, format!("`{taken}` is taken by an earlier operation; named `{}`", named.name));
+        }
+        let (description, capped) = describe(operation, options.max_description_len);
+        if capped {
+            warn(WarningKind::DescriptionCapped, format!("description cut to {} characters", options.max_description_len));
+        }
+
+        let mut builder = SchemaBuilder::new(spec, Direction::Input, &mut memo);
+        let input = input::build(operation, &mut builder, &is_credential);
+        for hidden in &input.hidden {
+            warn(WarningKind::CredentialHidden, format!("{hidden} carries a credential and is not shown to the model"));
+        }
+        let (input_schema, recursive_in, issues_in) = finish(input.schema, builder);
+
+        let mut builder = SchemaBuilder::new(spec, Direction::Output, &mut memo);
+        let (output_schema, output_shape) = output::build(operation, &mut builder);
+        let (output_schema, recursive_out, issues_out) = match output_schema {
+            Some(schema) => {
+                let (schema, recursive, issues) = finish(schema, builder);
+                (Some(schema), recursive, issues)
+            }
+            None => (None, Vec::new(), builder.finish().1),
+        };
+        if output_shape == OutputShape::Wrapped {
+            warn(WarningKind::OutputWrapped, format!("the response is not an object; structured output is wrapped in `{WRAPPED_FIELD}`"));
+        }
+        let mut recursive: Vec<String> = recursive_in;
+        for name in recursive_out {
+            if !recursive.contains(&name) {
+                recursive.push(name);
+            }
+        }
+        if !recursive.is_empty() {
+            warn(WarningKind::Cycle, format!("recursive schemas kept as references: {}", recursive.join(", ")));
+        }
+        for issue in issues_in.into_iter().chain(issues_out) {
+            if seen_schema_issues.insert(issue.clone()) {
+                warnings.push(Warning { kind: WarningKind::Schema, operation: Some(label.clone()), location: issue.location, message: issue.message });
+            }
+        }
+
+        let mut tool = ToolSpec {
+            title: operation.summary.as_deref().map(one_line).filter(|it| !it.is_empty()),
+            name: named.name,
+            description,
+            input_schema,
+            output_schema,
+            output: output_shape,
+            annotations: annotations(operation),
+            operation: idx,
+            arguments: input.arguments,
+            body: input.body,
+            tokens: 0,
+        };
+        tool.tokens = estimate_tokens(&tool);
+        tools.push(tool);
+    }
+
+    let report = Report {
+        document: DocumentSummary {
+            title: spec.info.title.clone(),
+            version: spec.info.version.clone(),
+            spec_version: spec.version_text.clone(),
+            format: spec.format.as_str(),
+            files: spec.documents.len(),
+        },
+        operations: spec.operations.len() + spec.skipped.len(),
+        tools: tools.len(),
+        skipped: spec
+            .skipped
+            .iter()
+            .map(|it| SkippedOperation {
+                operation: it.operation.clone(),
+                location: spec.render_location(&it.location),
+                reason: it.reason.clone(),
+            })
+            .collect(),
+        warnings,
+        tokens: TokenEstimate {
+            total: tools.iter().map(|it| it.tokens).sum(),
+            per_tool: tools
+                .iter()
+                .map(|it| ToolTokens {
+                    name: it.name.clone(),
+                    operation: spec.operations[it.operation].label(),
+                    tokens: it.tokens,
+                })
+                .collect(),
+        },
+    };
+    Generated { tools, report }
+}
+
+/// Compacts a lowered root schema and attaches the definitions it still needs.
+fn finish(mut root: Value, builder: SchemaBuilder<'_>) -> (Map<String, Value>, Vec<String>, Vec<schema::SchemaIssue>) {
+    let (defs, issues) = builder.finish();
+    let compacted = compact::compact(&mut root, defs);
+    let mut root = match root {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    if !compacted.defs.is_empty() {
+        root.insert("$defs".into(), Value::Object(compacted.defs));
+    }
+    (root, compacted.recursive, issues)
+}
+
+/// `(location, lowercase name)` of every parameter that carries a credential: API keys named by
+/// `securitySchemes`, and the `Authorization` header that HTTP and OAuth schemes use.
+fn credential_parameters(spec: &Spec) -> HashSet<(ParamLocation, String)> {
+    let mut set = HashSet::new();
+    set.insert((ParamLocation::Header, "authorization".to_owned()));
+    for scheme in &spec.security_schemes {
+        if let SecurityKind::ApiKey { name, location } = &scheme.kind {
+            set.insert((*location, name.to_ascii_lowercase()));
+        }
+    }
+    set
+}
+
+fn annotations(operation: &Operation) -> Annotations {
+    let method = operation.method;
+    let read_only = matches!(method, Method::Get | Method::Head | Method::Options);
+    let mut annotations = Annotations {
+        read_only,
+        destructive: method == Method::Delete,
+        idempotent: read_only || matches!(method, Method::Put | Method::Delete),
+        open_world: true,
+    };
+    let overrides = &operation.mcp.annotations;
+    let hint = |key: &str| overrides.get(key).and_then(Value::as_bool);
+    annotations.read_only = hint("readOnlyHint").unwrap_or(annotations.read_only);
+    annotations.destructive = hint("destructiveHint").unwrap_or(annotations.destructive);
+    annotations.idempotent = hint("idempotentHint").unwrap_or(annotations.idempotent);
+    annotations.open_world = hint("openWorldHint").unwrap_or(annotations.open_world);
+    annotations
+}
+
+/// The description a model reads: `x-mcp-description`, else summary and description (the
+/// summary left out when the description repeats it); never empty; cut to `max_len` characters.
+fn describe(operation: &Operation, max_len: usize) -> (String, bool) {
+    let mut text = match &operation.mcp.description {
+        Some(it) => normalize_whitespace(it),
+        None => {
+            let summary = operation.summary.as_deref().map(normalize_whitespace).unwrap_or_default();
+            let description = operation.description.as_deref().map(normalize_whitespace).unwrap_or_default();
+            let key = |it: &str| it.trim_end_matches('.').to_lowercase();
+            if summary.is_empty() || description.to_lowercase().starts_with(&key(&summary)) {
+                description
+            } else if description.is_empty() {
+                summary
+            } else {
+                format!("{summary}\n\n{description}")
+            }
+        }
+    };
+    if text.is_empty() {
+        text = operation.label();
+    }
+    if operation.deprecated {
+        text.insert_str(0, "Deprecated. ");
+    }
+    if text.chars().count() <= max_len {
+        return (text, false);
+    }
+    let cut: String = text.chars().take(max_len.saturating_sub(1)).collect();
+    (format!("{}…", cut.trim_end()), true)
+}
+
+/// Trims lines, collapses runs of blanks within a line and of empty lines between paragraphs.
+fn normalize_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank_run = 0;
+    for line in text.lines() {
+        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if line.is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
+        }
+        blank_run = 0;
+        out.push_str(&line);
+    }
+    out
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// About one token per four bytes of the definition's compact JSON.
+fn estimate_tokens(tool: &ToolSpec) -> usize {
+    let schema_bytes = |schema: &Map<String, Value>| serde_json::to_vec(schema).map_or(0, |it| it.len());
+    // Keys, quotes and annotations of the tool object itself.
+    const ENVELOPE: usize = 160;
+    let bytes = tool.name.len()
+        + tool.title.as_ref().map_or(0, String::len)
+        + tool.description.len()
+        + schema_bytes(&tool.input_schema)
+        + tool.output_schema.as_ref().map_or(0, schema_bytes)
+        + ENVELOPE;
+    bytes.div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_is_normalized() {
+        assert_eq!(normalize_whitespace("  a   b \n\n\n  c\td\n e  "), "a b\n\nc d\ne");
+    }
+}

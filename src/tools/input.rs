@@ -1,0 +1,262 @@
+//! A tool's `inputSchema` and the map from each argument back to where it goes in the HTTP
+//! request. Parameters and body properties share one flat object; clashing names get the
+//! location as a suffix, so the map is always reversible.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value, json};
+
+use super::compact::def_name;
+use super::schema::SchemaBuilder;
+use crate::openapi::{MediaType, Operation, ParamLocation, RequestBody};
+
+/// Where an argument goes in the HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgumentTarget {
+    /// The operation's parameter at this index of `Operation::parameters`.
+    Parameter(usize),
+    /// A top-level property of an object body.
+    BodyProperty(String),
+    /// The whole body.
+    Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Argument {
+    pub name: String,
+    pub target: ArgumentTarget,
+}
+
+/// How the request body is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    Form,
+    Multipart,
+    Text,
+    Binary,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyPlan {
+    pub media_type: String,
+    pub kind: BodyKind,
+}
+
+pub(super) struct Input {
+    pub schema: Value,
+    pub arguments: Vec<Argument>,
+    pub body: Option<BodyPlan>,
+    /// Parameters left out because they carry credentials.
+    pub hidden: Vec<String>,
+}
+
+/// The most characters an argument name may have (the common client limit on property names).
+const MAX_ARGUMENT_LEN: usize = 64;
+
+pub(super) fn build(
+    operation: &Operation,
+    builder: &mut SchemaBuilder<'_>,
+    is_credential: &dyn Fn(ParamLocation, &str) -> bool,
+) -> Input {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    let mut arguments = Vec::new();
+    let mut hidden = Vec::new();
+    let mut names = HashSet::new();
+
+    let mut order: Vec<usize> = (0..operation.parameters.len()).collect();
+    order.sort_by_key(|&idx| operation.parameters[idx].location);
+    for idx in order {
+        let param = &operation.parameters[idx];
+        if is_credential(param.location, &param.name) {
+            hidden.push(format!("{} {}", param.location.as_str(), param.name));
+            continue;
+        }
+        let mut schema = builder.lower(&param.schema);
+        if let Value::Object(map) = &mut schema {
+            if let Some(description) = &param.description {
+                map.insert("description".into(), Value::String(description.trim().to_owned()));
+            }
+            if param.deprecated {
+                map.insert("deprecated".into(), Value::Bool(true));
+            }
+        }
+        let name = unique(&mut names, &param.name, param.location.as_str());
+        if param.required {
+            required.push(Value::String(name.clone()));
+        }
+        properties.insert(name.clone(), schema);
+        arguments.push(Argument { name, target: ArgumentTarget::Parameter(idx) });
+    }
+
+    let body = operation.request_body.as_ref().and_then(|body| {
+        let media = preferred(&body.content)?;
+        let kind = kind_of(&media.name);
+        add_body(body, media, kind, builder, &mut names, &mut properties, &mut required, &mut arguments);
+        Some(BodyPlan { media_type: media.name.clone(), kind })
+    });
+
+    let mut schema = json!({"type": "object", "properties": properties});
+    if !required.is_empty() {
+        schema["required"] = Value::Array(required);
+    }
+    schema["additionalProperties"] = Value::Bool(false);
+    Input { schema, arguments, body, hidden }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_body(
+    body: &RequestBody,
+    media: &MediaType,
+    kind: BodyKind,
+    builder: &mut SchemaBuilder<'_>,
+    names: &mut HashSet<String>,
+    properties: &mut Map<String, Value>,
+    required: &mut Vec<Value>,
+    arguments: &mut Vec<Argument>,
+) {
+    let lowered = match (&media.schema, kind) {
+        (_, BodyKind::Binary) => json!({"type": "string", "contentEncoding": "base64"}),
+        (Some(schema), _) => builder.lower(schema),
+        (None, BodyKind::Text) => json!({"type": "string"}),
+        (None, _) => json!({}),
+    };
+    if kind != BodyKind::Binary && kind != BodyKind::Text
+        && let Some(object) = flattenable(&lowered, builder)
+    {
+        let body_required: Vec<&str> = object
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let Some(Value::Object(props)) = object.get("properties") else { return };
+        for (prop, schema) in props {
+            let name = unique(names, prop, "body");
+            if body.required && body_required.contains(&prop.as_str()) {
+                required.push(Value::String(name.clone()));
+            }
+            properties.insert(name.clone(), schema.clone());
+            arguments.push(Argument { name, target: ArgumentTarget::BodyProperty(prop.clone()) });
+        }
+        return;
+    }
+    let mut schema = lowered;
+    if let (Some(description), Value::Object(map)) = (&body.description, &mut schema)
+        && !map.contains_key("description")
+    {
+        map.insert("description".into(), Value::String(description.trim().to_owned()));
+    }
+    let name = unique(names, "body", "body");
+    if body.required {
+        required.push(Value::String(name.clone()));
+    }
+    properties.insert(name.clone(), schema);
+    arguments.push(Argument { name, target: ArgumentTarget::Body });
+}
+
+/// The object schema whose properties can become top-level arguments: a plain object (directly
+/// or through one `$ref`) whose properties say everything the body may hold.
+fn flattenable(schema: &Value, builder: &SchemaBuilder<'_>) -> Option<Map<String, Value>> {
+    let object = match def_name(schema) {
+        Some(_) => builder.def(schema.get("$ref")?.as_str()?)?,
+        None => schema,
+    };
+    let map = object.as_object()?;
+    let is_object = match map.get("type") {
+        Some(Value::String(it)) => it == "object",
+        None => map.contains_key("properties"),
+        _ => false,
+    };
+    let plain = map.keys().all(|key| {
+        matches!(key.as_str(), "type" | "properties" | "required" | "title" | "description" | "examples" | "default")
+            || key == "additionalProperties" && map[key] == Value::Bool(false)
+    });
+    let has_properties = map.get("properties").and_then(Value::as_object).is_some_and(|it| !it.is_empty());
+    (is_object && plain && has_properties).then(|| map.clone())
+}
+
+/// The media type mcpgate sends when a body offers several: JSON first, then forms, text,
+/// and raw bytes.
+fn preferred(content: &[MediaType]) -> Option<&MediaType> {
+    content.iter().min_by_key(|media| match kind_of(&media.name) {
+        BodyKind::Json if media.name != "*/*" => 0,
+        BodyKind::Form => 1,
+        BodyKind::Multipart => 2,
+        BodyKind::Text => 3,
+        BodyKind::Binary => 4,
+        BodyKind::Json => 5,
+    })
+}
+
+pub(super) fn kind_of(media_type: &str) -> BodyKind {
+    let essence = media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if essence == "application/json" || essence.ends_with("+json") || essence == "*/*" || essence == "application/*" {
+        BodyKind::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        BodyKind::Form
+    } else if essence.starts_with("multipart/") {
+        BodyKind::Multipart
+    } else if essence.starts_with("text/") || essence.ends_with("/xml") || essence.ends_with("+xml") {
+        BodyKind::Text
+    } else {
+        BodyKind::Binary
+    }
+}
+
+/// An argument name: the original where it is a valid property name and free, else sanitized,
+/// else suffixed with its location, else numbered.
+fn unique(names: &mut HashSet<String>, original: &str, location: &str) -> String {
+    let mut base: String = original
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+        .collect();
+    let trimmed = base.trim_matches('_');
+    base = if trimmed.is_empty() { "arg".to_owned() } else { trimmed.to_owned() };
+    base.truncate(MAX_ARGUMENT_LEN - 8);
+    if names.insert(base.clone()) {
+        return base;
+    }
+    let suffixed = format!("{base}_{location}");
+    if names.insert(suffixed.clone()) {
+        return suffixed;
+    }
+    let mut n = 2;
+    loop {
+        let candidate = format!("{suffixed}_{n}");
+        if names.insert(candidate.clone()) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_are_sanitized_then_suffixed() {
+        let mut names = HashSet::new();
+        assert_eq!(unique(&mut names, "id", "path"), "id");
+        assert_eq!(unique(&mut names, "id", "query"), "id_query");
+        assert_eq!(unique(&mut names, "id", "query"), "id_query_2");
+        assert_eq!(unique(&mut names, "filter[status]", "query"), "filter_status");
+        assert_eq!(unique(&mut names, "$select", "query"), "select");
+        assert_eq!(unique(&mut names, "X-Request-Id", "header"), "X-Request-Id");
+        assert_eq!(unique(&mut names, "日本", "query"), "arg");
+    }
+
+    #[test]
+    fn media_type_kinds() {
+        assert_eq!(kind_of("application/json; charset=utf-8"), BodyKind::Json);
+        assert_eq!(kind_of("application/vnd.api+json"), BodyKind::Json);
+        assert_eq!(kind_of("application/x-www-form-urlencoded"), BodyKind::Form);
+        assert_eq!(kind_of("multipart/form-data"), BodyKind::Multipart);
+        assert_eq!(kind_of("text/plain"), BodyKind::Text);
+        assert_eq!(kind_of("application/octet-stream"), BodyKind::Binary);
+        assert_eq!(kind_of("image/png"), BodyKind::Binary);
+    }
+}

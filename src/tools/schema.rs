@@ -1,0 +1,488 @@
+//! Lowers OpenAPI schemas (Swagger 2.0, 3.0, 3.1 dialects) to self-contained JSON Schema 2020-12.
+//!
+//! Every `$ref` becomes `#/$defs/<name>`, and only the definitions a tool reaches are copied.
+//! Referenced schemas are queued and lowered one after another, never by recursion into the
+//! reference, so neither cycles nor long reference chains can grow the stack; nesting within one
+//! schema is capped at [`MAX_DEPTH`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde_json::{Map, Number, Value, json};
+
+use crate::openapi::{DocId, Schema, Spec, Target, Version};
+
+/// Deeper nesting within one schema is replaced by `{}` (any value).
+pub const MAX_DEPTH: usize = 40;
+
+/// Which side of the call a schema describes: `readOnly` properties leave request schemas,
+/// `writeOnly` properties leave response schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+/// A problem found while lowering, with the document location it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SchemaIssue {
+    pub location: String,
+    pub message: String,
+}
+
+/// Results shared by every tool of one generation run: regex checks are costly.
+#[derive(Default)]
+pub struct Memo {
+    patterns: HashMap<String, bool>,
+}
+
+impl Memo {
+    /// Whether `pattern` compiles as an ECMA-262 regex the way JSON Schema validators read it.
+    fn pattern_compiles(&mut self, pattern: &str) -> bool {
+        if let Some(&ok) = self.patterns.get(pattern) {
+            return ok;
+        }
+        let ok = jsonschema::draft202012::new(&json!({"pattern": pattern})).is_ok();
+        self.patterns.insert(pattern.to_owned(), ok);
+        ok
+    }
+}
+
+struct Def {
+    name: String,
+    target: Target,
+    value: Value,
+}
+
+/// Lowers the schemas of one tool, collecting the definitions they reach.
+pub struct SchemaBuilder<'a> {
+    spec: &'a Spec,
+    direction: Direction,
+    memo: &'a mut Memo,
+    defs: Vec<Def>,
+    by_target: HashMap<Target, usize>,
+    names: HashSet<String>,
+    queue: VecDeque<usize>,
+    pub issues: Vec<SchemaIssue>,
+}
+
+/// One step of the path from the schema being lowered to the current keyword, for locations.
+#[derive(Clone, Copy)]
+enum Step<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+struct Cursor<'v> {
+    doc: DocId,
+    origin: &'v str,
+    steps: Vec<Step<'v>>,
+}
+
+impl<'a> SchemaBuilder<'a> {
+    pub fn new(spec: &'a Spec, direction: Direction, memo: &'a mut Memo) -> Self {
+        SchemaBuilder {
+            spec,
+            direction,
+            memo,
+            defs: Vec::new(),
+            by_target: HashMap::new(),
+            names: HashSet::new(),
+            queue: VecDeque::new(),
+            issues: Vec::new(),
+        }
+    }
+
+    /// Lowers `schema`; the definitions it reaches are lowered too and kept for [`Self::finish`].
+    pub fn lower(&mut self, schema: &Schema) -> Value {
+        let mut cursor = Cursor { doc: schema.doc, origin: &schema.pointer, steps: Vec::new() };
+        let lowered = self.lower_value(&schema.value, &mut cursor, 0);
+        self.drain();
+        lowered
+    }
+
+    /// The value a `#/$defs/<name>` reference in a lowered schema stands for.
+    pub fn def(&self, reference: &str) -> Option<&Value> {
+        let name = reference.strip_prefix("#/$defs/")?;
+        self.defs.iter().find(|it| it.name == name).map(|it| &it.value)
+    }
+
+    /// The lowered definitions, by name, in the order they were first reached.
+    pub fn finish(self) -> (Map<String, Value>, Vec<SchemaIssue>) {
+        let defs = self.defs.into_iter().map(|it| (it.name, it.value)).collect();
+        (defs, self.issues)
+    }
+
+    fn drain(&mut self) {
+        while let Some(idx) = self.queue.pop_front() {
+            let target = self.defs[idx].target.clone();
+            let spec = self.spec;
+            let Some(value) = spec.documents.get(&target) else {
+                continue;
+            };
+            let mut cursor = Cursor { doc: target.doc, origin: &target.pointer, steps: Vec::new() };
+            let lowered = self.lower_value(value, &mut cursor, 0);
+            self.defs[idx].value = lowered;
+        }
+    }
+
+    fn issue(&mut self, cursor: &Cursor<'_>, message: impl Into<String>) {
+        let mut location = String::new();
+        if cursor.doc != DocId::ENTRY {
+            location.push_str(self.spec.documents.name(cursor.doc));
+        }
+        location.push('#');
+        location.push_str(cursor.origin);
+        for step in &cursor.steps {
+            location.push('/');
+            match step {
+                Step::Key(key) => location.push_str(&crate::openapi::escape_token(key)),
+                Step::Index(idx) => location.push_str(&idx.to_string()),
+            }
+        }
+        self.issues.push(SchemaIssue { location, message: message.into() });
+    }
+
+    /// The `$defs` name for `reference`, queueing its target the first time it is seen.
+    fn def_name(&mut self, doc: DocId, reference: &str) -> Result<String, String> {
+        let target = self.spec.documents.target(doc, reference)?;
+        if let Some(&idx) = self.by_target.get(&target) {
+            return Ok(self.defs[idx].name.clone());
+        }
+        if self.spec.documents.get(&target).is_none() {
+            return Err(format!("`{reference}` points at nothing"));
+        }
+        let name = self.unique_name(&target);
+        let idx = self.defs.len();
+        self.defs.push(Def { name: name.clone(), target: target.clone(), value: Value::Null });
+        self.by_target.insert(target, idx);
+        self.queue.push_back(idx);
+        Ok(name)
+    }
+
+    fn unique_name(&mut self, target: &Target) -> String {
+        let last = match target.pointer.rsplit('/').next() {
+            Some(token) if !token.is_empty() => token.replace("~1", "/").replace("~0", "~"),
+            _ => {
+                let file = self.spec.documents.name(target.doc);
+                let file = file.rsplit('/').next().unwrap_or(file);
+                file.split('.').next().unwrap_or(file).to_owned()
+            }
+        };
+        let mut base: String = last
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+            .collect();
+        if base.is_empty() {
+            base.push_str("schema");
+        }
+        let mut name = base.clone();
+        let mut n = 2;
+        while !self.names.insert(name.clone()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        name
+    }
+
+    fn lower_value<'v>(&mut self, value: &'v Value, cursor: &mut Cursor<'v>, depth: usize) -> Value {
+        match value {
+            Value::Bool(it) => Value::Bool(*it),
+            Value::Object(map) if depth < MAX_DEPTH => Value::Object(self.lower_map(map, cursor, depth)),
+            Value::Object(_) => {
+                self.issue(cursor, format!("schema nested deeper than {MAX_DEPTH} levels; any value accepted below"));
+                json!({})
+            }
+            _ => {
+                self.issue(cursor, "schema is not an object; any value accepted");
+                json!({})
+            }
+        }
+    }
+
+    fn lower_sub<'v>(&mut self, key: &'v str, value: &'v Value, cursor: &mut Cursor<'v>, depth: usize) -> Value {
+        cursor.steps.push(Step::Key(key));
+        let lowered = self.lower_value(value, cursor, depth + 1);
+        cursor.steps.pop();
+        lowered
+    }
+
+    fn lower_map<'v>(&mut self, map: &'v Map<String, Value>, cursor: &mut Cursor<'v>, depth: usize) -> Map<String, Value> {
+        let mut out = Map::new();
+        let mut nullable = false;
+        let is_31 = self.spec.version == Version::OpenApi31;
+        for (key, value) in map {
+            let key = key.as_str();
+            match key {
+                "$ref" => match value.as_str().map(|it| self.def_name(cursor.doc, it)) {
+                    Some(Ok(name)) => {
+                        out.insert("$ref".into(), Value::String(format!("#/$defs/{name}")));
+                    }
+                    Some(Err(err)) => self.issue(cursor, format!("unresolvable reference, any value accepted: {err}")),
+                    None => self.issue(cursor, "`$ref` is not a string; ignored"),
+                },
+                "type" => self.lower_type(value, &mut out, cursor),
+                "nullable" | "x-nullable" => nullable = value.as_bool() == Some(true),
+                "properties" | "patternProperties" | "dependentSchemas" => {
+                    let Value::Object(props) = value else {
+                        self.issue(cursor, format!("`{key}` is not an object; ignored"));
+                        continue;
+                    };
+                    cursor.steps.push(Step::Key(key));
+                    let mut lowered = Map::new();
+                    for (name, sub) in props {
+                        if key == "patternProperties" && !self.memo.pattern_compiles(name) {
+                            self.issue(cursor, format!("pattern `{name}` is not a valid regex; ignored"));
+                            continue;
+                        }
+                        if key == "properties" && self.hidden(cursor.doc, sub) {
+                            continue;
+                        }
+                        lowered.insert(name.clone(), self.lower_sub(name, sub, cursor, depth));
+                    }
+                    cursor.steps.pop();
+                    out.insert(key.into(), Value::Object(lowered));
+                }
+                "items" if value.is_array() => self.lower_list("prefixItems", value, &mut out, cursor, depth),
+                "items" | "additionalProperties" | "unevaluatedProperties" | "propertyNames"
+                | "contains" | "not" | "if" | "then" | "else" | "contentSchema"
+                | "unevaluatedItems" => {
+                    out.insert(key.into(), self.lower_sub(key, value, cursor, depth));
+                }
+                "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+                    self.lower_list(key, value, &mut out, cursor, depth)
+                }
+                "required" => match value {
+                    Value::Array(items) => {
+                        let mut names: Vec<Value> = Vec::new();
+                        for it in items.iter().filter(|it| it.is_string()) {
+                            if !names.contains(it) {
+                                names.push(it.clone());
+                            }
+                        }
+                        out.insert(key.into(), Value::Array(names));
+                    }
+                    _ => self.issue(cursor, "`required` is not a list; ignored"),
+                },
+                "dependentRequired" => {
+                    if let Value::Object(deps) = value {
+                        let deps = deps
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                let names: Vec<Value> = v.as_array()?.iter().filter(|it| it.is_string()).cloned().collect();
+                                Some((k.clone(), Value::Array(names)))
+                            })
+                            .collect();
+                        out.insert(key.into(), Value::Object(deps));
+                    }
+                }
+                "enum" | "examples" => match value {
+                    Value::Array(_) => {
+                        out.insert(key.into(), value.clone());
+                    }
+                    _ => self.issue(cursor, format!("`{key}` is not a list; ignored")),
+                },
+                "example" | "x-example" => {
+                    if !map.contains_key("examples") && !out.contains_key("examples") {
+                        out.insert("examples".into(), Value::Array(vec![value.clone()]));
+                    }
+                }
+                "const" | "default" => {
+                    out.insert(key.into(), value.clone());
+                }
+                "title" | "description" | "format" | "contentEncoding" | "contentMediaType" => match value {
+                    Value::String(_) => {
+                        out.insert(key.into(), value.clone());
+                    }
+                    _ => self.issue(cursor, format!("`{key}` is not a string; ignored")),
+                },
+                "pattern" => match value.as_str() {
+                    Some(pattern) if self.memo.pattern_compiles(pattern) => {
+                        out.insert(key.into(), value.clone());
+                    }
+                    _ => self.issue(cursor, format!("pattern {value} is not a valid regex; ignored")),
+                },
+                "uniqueItems" | "deprecated" | "readOnly" | "writeOnly" => {
+                    if let Value::Bool(_) = value {
+                        out.insert(key.into(), value.clone());
+                    }
+                }
+                "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties"
+                | "minProperties" | "maxContains" | "minContains" => match non_negative_integer(value) {
+                    Some(n) => {
+                        out.insert(key.into(), Value::Number(n.into()));
+                    }
+                    None => self.issue(cursor, format!("`{key}` is not a non-negative integer; ignored")),
+                },
+                "multipleOf" => match number(value) {
+                    Some(n) if n.as_f64().is_some_and(|it| it > 0.0) => {
+                        out.insert(key.into(), Value::Number(n));
+                    }
+                    _ => self.issue(cursor, "`multipleOf` is not a positive number; ignored"),
+                },
+                "maximum" | "minimum" => match number(value) {
+                    Some(n) => {
+                        out.insert(key.into(), Value::Number(n));
+                    }
+                    None => self.issue(cursor, format!("`{key}` is not a number; ignored")),
+                },
+                // Numbers already (3.1), or OpenAPI 3.0's boolean modifiers, handled below.
+                "exclusiveMaximum" | "exclusiveMinimum" => {
+                    if let Some(n) = number(value) {
+                        out.insert(key.into(), Value::Number(n));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+            if map.get(flag).and_then(Value::as_bool) == Some(true)
+                && let Some(limit) = out.remove(bound)
+            {
+                out.insert(flag.into(), limit);
+            }
+        }
+        if out.get("format").and_then(Value::as_str).is_some_and(|it| it == "binary" || it == "byte") {
+            // The model exchanges bytes as base64 text; the forwarder decodes binary values.
+            out.remove("format");
+            out.insert("contentEncoding".into(), "base64".into());
+        }
+        if out.contains_key("$ref") && !is_31 {
+            // OpenAPI 2.0 and 3.0 ignore a reference's siblings, but their annotations help the
+            // model and cost little.
+            out.retain(|key, _| matches!(key.as_str(), "$ref" | "description" | "title" | "default" | "examples" | "deprecated"));
+        }
+        if nullable {
+            make_nullable(&mut out);
+        }
+        out
+    }
+
+    fn lower_list<'v>(&mut self, key: &'v str, value: &'v Value, out: &mut Map<String, Value>, cursor: &mut Cursor<'v>, depth: usize) {
+        let Value::Array(items) = value else {
+            self.issue(cursor, format!("`{key}` is not a list; ignored"));
+            return;
+        };
+        if items.is_empty() {
+            return;
+        }
+        cursor.steps.push(Step::Key(key));
+        let mut lowered = Vec::with_capacity(items.len());
+        for (idx, item) in items.iter().enumerate() {
+            cursor.steps.push(Step::Index(idx));
+            lowered.push(self.lower_value(item, cursor, depth + 1));
+            cursor.steps.pop();
+        }
+        cursor.steps.pop();
+        out.insert(if key == "items" { "prefixItems" } else { key }.to_owned(), Value::Array(lowered));
+    }
+
+    fn lower_type(&mut self, value: &Value, out: &mut Map<String, Value>, cursor: &Cursor<'_>) {
+        let mut types: Vec<&'static str> = Vec::new();
+        let mut valid = true;
+        let names: Vec<&str> = match value {
+            Value::String(it) => vec![it.as_str()],
+            Value::Array(items) => items.iter().map(|it| it.as_str().unwrap_or("?")).collect(),
+            _ => vec!["?"],
+        };
+        for name in names {
+            let it = match name {
+                "null" => "null",
+                "boolean" => "boolean",
+                "object" => "object",
+                "array" => "array",
+                "number" => "number",
+                "string" => "string",
+                "integer" => "integer",
+                // Swagger 2.0 uploads: the model sends base64 text.
+                "file" => {
+                    out.insert("contentEncoding".into(), "base64".into());
+                    "string"
+                }
+                _ => {
+                    valid = false;
+                    continue;
+                }
+            };
+            if !types.contains(&it) {
+                types.push(it);
+            }
+        }
+        if !valid {
+            self.issue(cursor, format!("unknown type {value}; ignored"));
+        }
+        match types.as_slice() {
+            [] => {}
+            [one] => {
+                out.insert("type".into(), Value::String((*one).to_owned()));
+            }
+            many => {
+                out.insert("type".into(), many.iter().map(|it| Value::String((*it).to_owned())).collect());
+            }
+        }
+    }
+
+    /// Whether a property must leave this direction's schema (`readOnly` in input,
+    /// `writeOnly` in output), looking through one `$ref`.
+    fn hidden(&self, doc: DocId, property: &Value) -> bool {
+        let key = match self.direction {
+            Direction::Input => "readOnly",
+            Direction::Output => "writeOnly",
+        };
+        if property.get(key).and_then(Value::as_bool) == Some(true) {
+            return true;
+        }
+        let target = property.get("$ref").and_then(Value::as_str).and_then(|it| self.spec.documents.target(doc, it).ok());
+        target
+            .and_then(|it| self.spec.documents.get(&it))
+            .and_then(|it| it.get(key))
+            .and_then(Value::as_bool)
+            == Some(true)
+    }
+}
+
+/// Adds `null` to the accepted values (OpenAPI 3.0 `nullable`, Swagger 2.0 `x-nullable`).
+fn make_nullable(out: &mut Map<String, Value>) {
+    if let Some(Value::Array(values)) = out.get_mut("enum")
+        && !values.contains(&Value::Null)
+    {
+        values.push(Value::Null);
+    }
+    let empty = out.is_empty();
+    match out.get_mut("type") {
+        Some(Value::String(one)) => {
+            let one = std::mem::take(one);
+            out.insert("type".into(), json!([one, "null"]));
+        }
+        Some(Value::Array(many)) => {
+            if !many.iter().any(|it| it == "null") {
+                many.push("null".into());
+            }
+        }
+        _ if empty => {}
+        _ => {
+            let mut inner = std::mem::take(out);
+            for key in ["title", "description"] {
+                if let Some(it) = inner.remove(key) {
+                    out.insert(key.into(), it);
+                }
+            }
+            out.insert("anyOf".into(), json!([inner, {"type": "null"}]));
+        }
+    }
+}
+
+fn number(value: &Value) -> Option<Number> {
+    match value {
+        Value::Number(n) => Some(n.clone()),
+        Value::String(text) => {
+            let text = text.trim();
+            text.parse::<i64>().ok().map(Number::from).or_else(|| text.parse::<f64>().ok().and_then(Number::from_f64))
+        }
+        _ => None,
+    }
+}
+
+fn non_negative_integer(value: &Value) -> Option<u64> {
+    let n = number(value)?;
+    n.as_u64().or_else(|| n.as_f64().filter(|it| *it >= 0.0 && it.fract() == 0.0 && *it < 9.0e15).map(|it| it as u64))
+}
