@@ -41,6 +41,9 @@ struct ConvertArgs {
     /// Longest tool description, in characters.
     #[arg(long, default_value_t = 1024)]
     max_description_len: usize,
+    /// Estimated tokens per tool schema after which referenced schemas are no longer expanded.
+    #[arg(long, default_value_t = 6000)]
+    max_schema_tokens: usize,
     /// Largest document read, in bytes (all its files together).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_bytes: u64,
@@ -72,7 +75,7 @@ async fn convert(args: ConvertArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options = tools::Options { max_name_len: args.max_name_len, max_description_len: args.max_description_len };
+    let options = tools::Options { max_name_len: args.max_name_len, max_description_len: args.max_description_len, max_schema_tokens: args.max_schema_tokens };
     let generated = tools::generate(&spec, &options);
     let mut out = std::io::stdout().lock();
     let written = if args.json {

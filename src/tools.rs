@@ -29,11 +29,14 @@ pub struct Options {
     pub max_name_len: usize,
     /// Descriptions are cut to this many characters.
     pub max_description_len: usize,
+    /// Referenced schemas stop being expanded once a tool's input or output schema reaches
+    /// about this many tokens; the nearest references are expanded first.
+    pub max_schema_tokens: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_name_len: 64, max_description_len: 1024 }
+        Options { max_name_len: 64, max_description_len: 1024, max_schema_tokens: 6000 }
     }
 }
 
@@ -109,15 +112,17 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
             warn(WarningKind::DescriptionCapped, format!("description cut to {} characters", options.max_description_len));
         }
 
-        let mut builder = SchemaBuilder::new(spec, Direction::Input, &mut memo);
+        let mut builder = SchemaBuilder::new(spec, Direction::Input, &mut memo, options.max_schema_tokens * 4);
         let input = input::build(operation, &mut builder, &is_credential);
         for hidden in &input.hidden {
             warn(WarningKind::CredentialHidden, format!("{hidden} carries a credential and is not shown to the model"));
         }
+        let mut omitted = builder.omitted.clone();
         let (input_schema, recursive_in, issues_in) = finish(input.schema, builder);
 
-        let mut builder = SchemaBuilder::new(spec, Direction::Output, &mut memo);
+        let mut builder = SchemaBuilder::new(spec, Direction::Output, &mut memo, options.max_schema_tokens * 4);
         let (output_schema, output_shape) = output::build(operation, &mut builder);
+        omitted.extend(builder.omitted.iter().filter(|it| !omitted.contains(it)).cloned().collect::<Vec<_>>());
         let (output_schema, recursive_out, issues_out) = match output_schema {
             Some(schema) => {
                 let (schema, recursive, issues) = finish(schema, builder);
@@ -133,6 +138,9 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
             if !recursive.contains(&name) {
                 recursive.push(name);
             }
+        }
+        if !omitted.is_empty() {
+            warn(WarningKind::SchemaTruncated, format!("schema size limit reached; not expanded: {}", omitted.join(", ")));
         }
         if !recursive.is_empty() {
             warn(WarningKind::Cycle, format!("recursive schemas kept as references: {}", recursive.join(", ")));

@@ -20,7 +20,10 @@ pub struct Compacted {
     pub recursive: Vec<String>,
 }
 
-pub fn compact(root: &mut Value, mut defs: Map<String, Value>) -> Compacted {
+pub fn compact(root: &mut Value, defs: Map<String, Value>) -> Compacted {
+    // A root written out from a definition leaves that definition unreferenced; it must not
+    // count as a second use of what it refers to.
+    let mut defs = reachable(root, defs);
     if defs.is_empty() {
         return Compacted { defs, recursive: Vec::new() };
     }

@@ -43,6 +43,9 @@ pub enum WarningKind {
     NameShortened,
     NameCollision,
     DescriptionCapped,
+    /// The schema would exceed `max_schema_tokens`; the farthest
+    /// referenced schemas are described but not expanded.
+    SchemaTruncated,
     /// A schema refers to itself; it stays a `$ref` into `$defs`.
     Cycle,
     /// A parameter carrying a credential (per `securitySchemes`) is not shown to the model.

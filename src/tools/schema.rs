@@ -62,6 +62,12 @@ pub struct SchemaBuilder<'a> {
     by_target: HashMap<Target, usize>,
     names: HashSet<String>,
     queue: VecDeque<usize>,
+    /// Approximate bytes lowered so far, and the size after which references are no longer
+    /// expanded. Definitions are lowered breadth-first, so the nearest are kept.
+    bytes: usize,
+    max_bytes: usize,
+    /// Referenced schemas left out because the budget was spent.
+    pub omitted: Vec<String>,
     pub issues: Vec<SchemaIssue>,
 }
 
@@ -79,8 +85,11 @@ struct Cursor<'v> {
 }
 
 impl<'a> SchemaBuilder<'a> {
-    pub fn new(spec: &'a Spec, direction: Direction, memo: &'a mut Memo) -> Self {
+    pub fn new(spec: &'a Spec, direction: Direction, memo: &'a mut Memo, max_bytes: usize) -> Self {
         SchemaBuilder {
+            bytes: 0,
+            max_bytes,
+            omitted: Vec::new(),
             spec,
             direction,
             memo,
@@ -119,6 +128,16 @@ impl<'a> SchemaBuilder<'a> {
             let Some(value) = spec.documents.get(&target) else {
                 continue;
             };
+            if self.bytes >= self.max_bytes {
+                // Named while the budget lasted, reached after it ran out: a stand-in keeps
+                // the references valid.
+                let name = display_name(spec, &target);
+                self.defs[idx].value = omitted_stub(&name);
+                if !self.omitted.contains(&name) {
+                    self.omitted.push(name);
+                }
+                continue;
+            }
             let mut cursor = Cursor { doc: target.doc, origin: &target.pointer, steps: Vec::new() };
             let lowered = self.lower_value(value, &mut cursor, 0);
             self.defs[idx].value = lowered;
@@ -142,32 +161,33 @@ impl<'a> SchemaBuilder<'a> {
         self.issues.push(SchemaIssue { location, message: message.into() });
     }
 
-    /// The `$defs` name for `reference`, queueing its target the first time it is seen.
-    fn def_name(&mut self, doc: DocId, reference: &str) -> Result<String, String> {
+    /// The `$defs` name for `reference`, queueing its target the first time it is seen; once
+    /// the budget is spent, the stand-in for a schema that is left out.
+    fn def_name(&mut self, doc: DocId, reference: &str) -> Result<Reference, String> {
         let target = self.spec.documents.target(doc, reference)?;
         if let Some(&idx) = self.by_target.get(&target) {
-            return Ok(self.defs[idx].name.clone());
+            return Ok(Reference::Def(self.defs[idx].name.clone()));
         }
         if self.spec.documents.get(&target).is_none() {
             return Err(format!("`{reference}` points at nothing"));
+        }
+        if self.bytes >= self.max_bytes {
+            let name = display_name(self.spec, &target);
+            if !self.omitted.contains(&name) {
+                self.omitted.push(name.clone());
+            }
+            return Ok(Reference::Omitted(name));
         }
         let name = self.unique_name(&target);
         let idx = self.defs.len();
         self.defs.push(Def { name: name.clone(), target: target.clone(), value: Value::Null });
         self.by_target.insert(target, idx);
         self.queue.push_back(idx);
-        Ok(name)
+        Ok(Reference::Def(name))
     }
 
     fn unique_name(&mut self, target: &Target) -> String {
-        let last = match target.pointer.rsplit('/').next() {
-            Some(token) if !token.is_empty() => token.replace("~1", "/").replace("~0", "~"),
-            _ => {
-                let file = self.spec.documents.name(target.doc);
-                let file = file.rsplit('/').next().unwrap_or(file);
-                file.split('.').next().unwrap_or(file).to_owned()
-            }
-        };
+        let last = display_name(self.spec, target);
         let mut base: String = last
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
@@ -212,10 +232,19 @@ impl<'a> SchemaBuilder<'a> {
         let is_31 = self.spec.version == Version::OpenApi31;
         for (key, value) in map {
             let key = key.as_str();
+            // Keys, punctuation and text dominate a schema's size; nested values count themselves.
+            self.bytes += key.len() + 6 + value.as_str().map_or(2, str::len);
             match key {
                 "$ref" => match value.as_str().map(|it| self.def_name(cursor.doc, it)) {
-                    Some(Ok(name)) => {
+                    Some(Ok(Reference::Def(name))) => {
                         out.insert("$ref".into(), Value::String(format!("#/$defs/{name}")));
+                    }
+                    Some(Ok(Reference::Omitted(name))) => {
+                        if let Value::Object(stub) = omitted_stub(&name) {
+                            for (key, value) in stub {
+                                out.entry(key).or_insert(value);
+                            }
+                        }
                     }
                     Some(Err(err)) => self.issue(cursor, format!("unresolvable reference, any value accepted: {err}")),
                     None => self.issue(cursor, "`$ref` is not a string; ignored"),
@@ -437,6 +466,28 @@ impl<'a> SchemaBuilder<'a> {
             .and_then(|it| it.get(key))
             .and_then(Value::as_bool)
             == Some(true)
+    }
+}
+
+enum Reference {
+    Def(String),
+    Omitted(String),
+}
+
+/// What stands for a schema left out for size: any value, described by name.
+fn omitted_stub(name: &str) -> Value {
+    json!({"description": format!("A `{name}`; its schema is left out to keep the tool small.")})
+}
+
+/// A readable name for a referenced schema: its key, or its file's stem.
+fn display_name(spec: &Spec, target: &Target) -> String {
+    match target.pointer.rsplit('/').next() {
+        Some(token) if !token.is_empty() => token.replace("~1", "/").replace("~0", "~"),
+        _ => {
+            let file = spec.documents.name(target.doc);
+            let file = file.rsplit('/').next().unwrap_or(file);
+            file.split('.').next().unwrap_or(file).to_owned()
+        }
     }
 }
 
