@@ -13,7 +13,11 @@ use crate::source::{self, Source};
 use crate::tools::{self, Generated};
 
 #[derive(Debug, Parser)]
-#[command(name = "mcpgate", version, about = "Turns REST APIs described by OpenAPI into protected remote MCP servers")]
+#[command(
+    name = "mcpgate",
+    version,
+    about = "Turns REST APIs described by OpenAPI into protected remote MCP servers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,14 +79,15 @@ async fn convert(args: ConvertArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options = tools::Options { max_name_len: args.max_name_len, max_description_len: args.max_description_len, max_schema_tokens: args.max_schema_tokens };
+    let options = tools::Options {
+        max_name_len: args.max_name_len,
+        max_description_len: args.max_description_len,
+        max_schema_tokens: args.max_schema_tokens,
+    };
     let generated = tools::generate(&spec, &options);
     let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        write_json(&mut out, &generated)
-    } else {
-        write_summary(&mut out, &spec, &generated)
-    };
+    let written =
+        if args.json { write_json(&mut out, &generated) } else { write_summary(&mut out, &spec, &generated) };
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`| head`) is not worth a message.
@@ -104,7 +109,15 @@ fn write_summary(out: &mut impl Write, spec: &Spec, generated: &Generated) -> st
     let report = &generated.report;
     let doc = &report.document;
     let files = if doc.files > 1 { format!(", {} files", doc.files) } else { String::new() };
-    writeln!(out, "{} {} ({} {}, {}{files})", doc.title, doc.version, version_name(spec), doc.spec_version, doc.format)?;
+    writeln!(
+        out,
+        "{} {} ({} {}, {}{files})",
+        doc.title,
+        doc.version,
+        version_name(spec),
+        doc.spec_version,
+        doc.format
+    )?;
     writeln!(
         out,
         "{} operations: {} tools, {} skipped, {} warnings; about {} tokens of tool definitions",

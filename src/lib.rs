@@ -4,8 +4,8 @@
 //! (`openapi`), and turned into MCP tool definitions with a report (`tools`); `cli` is the
 //! command-line edge.
 
-pub mod source;
-pub mod openapi;
-pub mod tools;
-pub mod mcp;
 pub mod cli;
+pub mod mcp;
+pub mod openapi;
+pub mod source;
+pub mod tools;

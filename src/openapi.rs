@@ -68,9 +68,7 @@ fn detect_version(root: &Value) -> Result<(Version, String), Error> {
         }
         return Err(Error::UnsupportedVersion { found, pointer: "#/swagger" });
     }
-    Err(Error::NotOpenApi(
-        "neither `openapi` nor `swagger` is set at #/".to_owned(),
-    ))
+    Err(Error::NotOpenApi("neither `openapi` nor `swagger` is set at #/".to_owned()))
 }
 
 impl Spec {

@@ -115,7 +115,10 @@ pub fn load_file(path: &Path, limits: &Limits) -> Result<Spec, Error> {
         None => entry.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/")),
     };
     let Ok(relative) = entry.strip_prefix(&root) else {
-        return Err(Error::OutsideRoot { entry: entry.display().to_string(), root: root.display().to_string() });
+        return Err(Error::OutsideRoot {
+            entry: entry.display().to_string(),
+            root: root.display().to_string(),
+        });
     };
     let entry_name = relative.to_string_lossy().replace('\\', "/");
     let file = std::fs::File::open(&entry).map_err(io(&entry))?;

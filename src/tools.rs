@@ -88,41 +88,60 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
         .collect();
     let mut seen_schema_issues = HashSet::new();
     let credentials = credential_parameters(spec);
-    let is_credential = |location: ParamLocation, name: &str| {
-        credentials.contains(&(location, name.to_ascii_lowercase()))
-    };
+    let is_credential =
+        |location: ParamLocation, name: &str| credentials.contains(&(location, name.to_ascii_lowercase()));
 
     let mut tools = Vec::with_capacity(spec.operations.len());
     for (idx, operation) in spec.operations.iter().enumerate() {
         let label = operation.label();
         let location = spec.render_location(&operation.location);
         let mut warn = |kind, message: String| {
-            warnings.push(Warning { kind, operation: Some(label.clone()), location: location.clone(), message });
+            warnings.push(Warning {
+                kind,
+                operation: Some(label.clone()),
+                location: location.clone(),
+                message,
+            });
         };
 
         let named = namer.name(operation);
         if named.shortened {
-            warn(WarningKind::NameShortened, format!("name shortened to `{}` ({} characters at most)", named.name, options.max_name_len));
+            warn(
+                WarningKind::NameShortened,
+                format!("name shortened to `{}` ({} characters at most)", named.name, options.max_name_len),
+            );
         }
         if let Some(taken) = &named.collided {
-            warn(WarningKind::NameCollision, format!("`{taken}` is taken by an earlier operation; named `{}`", named.name));
+            warn(
+                WarningKind::NameCollision,
+                format!("`{taken}` is taken by an earlier operation; named `{}`", named.name),
+            );
         }
         let (description, capped) = describe(operation, options.max_description_len);
         if capped {
-            warn(WarningKind::DescriptionCapped, format!("description cut to {} characters", options.max_description_len));
+            warn(
+                WarningKind::DescriptionCapped,
+                format!("description cut to {} characters", options.max_description_len),
+            );
         }
 
-        let mut builder = SchemaBuilder::new(spec, Direction::Input, &mut memo, options.max_schema_tokens * 4);
+        let mut builder =
+            SchemaBuilder::new(spec, Direction::Input, &mut memo, options.max_schema_tokens * 4);
         let input = input::build(operation, &mut builder, &is_credential);
         for hidden in &input.hidden {
-            warn(WarningKind::CredentialHidden, format!("{hidden} carries a credential and is not shown to the model"));
+            warn(
+                WarningKind::CredentialHidden,
+                format!("{hidden} carries a credential and is not shown to the model"),
+            );
         }
         let mut omitted = builder.omitted.clone();
         let (input_schema, recursive_in, issues_in) = finish(input.schema, builder);
 
-        let mut builder = SchemaBuilder::new(spec, Direction::Output, &mut memo, options.max_schema_tokens * 4);
+        let mut builder =
+            SchemaBuilder::new(spec, Direction::Output, &mut memo, options.max_schema_tokens * 4);
         let (output_schema, output_shape) = output::build(operation, &mut builder);
-        omitted.extend(builder.omitted.iter().filter(|it| !omitted.contains(it)).cloned().collect::<Vec<_>>());
+        omitted
+            .extend(builder.omitted.iter().filter(|it| !omitted.contains(it)).cloned().collect::<Vec<_>>());
         let (output_schema, recursive_out, issues_out) = match output_schema {
             Some(schema) => {
                 let (schema, recursive, issues) = finish(schema, builder);
@@ -131,7 +150,10 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
             None => (None, Vec::new(), builder.finish().1),
         };
         if output_shape == OutputShape::Wrapped {
-            warn(WarningKind::OutputWrapped, format!("the response is not an object; structured output is wrapped in `{WRAPPED_FIELD}`"));
+            warn(
+                WarningKind::OutputWrapped,
+                format!("the response is not an object; structured output is wrapped in `{WRAPPED_FIELD}`"),
+            );
         }
         let mut recursive: Vec<String> = recursive_in;
         for name in recursive_out {
@@ -140,14 +162,25 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
             }
         }
         if !omitted.is_empty() {
-            warn(WarningKind::SchemaTruncated, format!("schema size limit reached; not expanded: {}", omitted.join(", ")));
+            warn(
+                WarningKind::SchemaTruncated,
+                format!("schema size limit reached; not expanded: {}", omitted.join(", ")),
+            );
         }
         if !recursive.is_empty() {
-            warn(WarningKind::Cycle, format!("recursive schemas kept as references: {}", recursive.join(", ")));
+            warn(
+                WarningKind::Cycle,
+                format!("recursive schemas kept as references: {}", recursive.join(", ")),
+            );
         }
         for issue in issues_in.into_iter().chain(issues_out) {
             if seen_schema_issues.insert(issue.clone()) {
-                warnings.push(Warning { kind: WarningKind::Schema, operation: Some(label.clone()), location: issue.location, message: issue.message });
+                warnings.push(Warning {
+                    kind: WarningKind::Schema,
+                    operation: Some(label.clone()),
+                    location: issue.location,
+                    message: issue.message,
+                });
             }
         }
 
@@ -204,7 +237,10 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
 }
 
 /// Compacts a lowered root schema and attaches the definitions it still needs.
-fn finish(mut root: Value, builder: SchemaBuilder<'_>) -> (Map<String, Value>, Vec<String>, Vec<schema::SchemaIssue>) {
+fn finish(
+    mut root: Value,
+    builder: SchemaBuilder<'_>,
+) -> (Map<String, Value>, Vec<String>, Vec<schema::SchemaIssue>) {
     let (defs, issues) = builder.finish();
     let compacted = compact::compact(&mut root, defs);
     let mut root = match root {

@@ -6,6 +6,9 @@
 //! its `MANIFEST.md` is the independent record of how many operations each document declares.
 //! CI sets `MCPGATE_REQUIRE_CORPUS=1` so that a missing corpus fails instead of skipping.
 
+// The corpus location is a test fixture path, not configuration.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 
 use mcpgate::source::{self, Limits};
@@ -48,8 +51,7 @@ fn manifest(dir: &Path) -> Vec<(String, usize)> {
 }
 
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn check_schema(label: &str, schema: &Value, failures: &mut Vec<String>) {
@@ -94,7 +96,8 @@ fn every_corpus_document_converts_to_valid_tools() {
         }
         let mut names = std::collections::HashSet::new();
         for tool in &generated.tools {
-            let definition = serde_json::to_value(mcpgate::mcp::tool_definition(tool)).expect("tools serialize");
+            let definition =
+                serde_json::to_value(mcpgate::mcp::tool_definition(tool)).expect("tools serialize");
             let label = format!("{file} {}", tool.name);
             if !valid_name(&tool.name) {
                 failures.push(format!("{label}: invalid name"));
@@ -115,7 +118,12 @@ fn every_corpus_document_converts_to_valid_tools() {
                 failures.push(format!("{file}: {} skipped without a reason", skipped.operation));
             }
         }
-        eprintln!("{file}: {} tools, {} skipped, {} warnings", report.tools, report.skipped.len(), report.warnings.len());
+        eprintln!(
+            "{file}: {} tools, {} skipped, {} warnings",
+            report.tools,
+            report.skipped.len(),
+            report.warnings.len()
+        );
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }

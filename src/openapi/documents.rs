@@ -70,11 +70,7 @@ impl Documents {
         max_files: usize,
     ) -> Documents {
         let entry_name = normalize_path(entry_name).unwrap_or_else(|| entry_name.to_owned());
-        let mut documents = Documents {
-            docs: Vec::new(),
-            by_name: HashMap::new(),
-            failed: HashMap::new(),
-        };
+        let mut documents = Documents { docs: Vec::new(), by_name: HashMap::new(), failed: HashMap::new() };
         documents.insert(entry_name, format, entry);
         let mut next = 0;
         while next < documents.docs.len() {
@@ -88,9 +84,8 @@ impl Documents {
                     documents.failed.insert(name, reason);
                     continue;
                 }
-                match loader.load(&name).and_then(|bytes| {
-                    parse::parse(&bytes).map_err(|err| err.to_string())
-                }) {
+                match loader.load(&name).and_then(|bytes| parse::parse(&bytes).map_err(|err| err.to_string()))
+                {
                     Ok((root, format)) => documents.insert(name, format, root),
                     Err(reason) => {
                         documents.failed.insert(name, reason);
@@ -140,15 +135,12 @@ impl Documents {
         } else if has_scheme(file) {
             return Err(format!("network reference `{reference}` is not followed"));
         } else {
-            let name = join(self.name(base), file)
-                .ok_or_else(|| format!("`{file}` is outside the root folder"))?;
+            let name =
+                join(self.name(base), file).ok_or_else(|| format!("`{file}` is outside the root folder"))?;
             match self.by_name.get(&name) {
                 Some(&doc) => doc,
                 None => {
-                    let reason = self
-                        .failed
-                        .get(&name)
-                        .map_or("it was not loaded", String::as_str);
+                    let reason = self.failed.get(&name).map_or("it was not loaded", String::as_str);
                     return Err(format!("cannot read `{name}`: {reason}"));
                 }
             }
@@ -176,9 +168,7 @@ impl Documents {
                 return Err("`$ref` is not a string".to_owned());
             };
             let target = self.target(doc, reference)?;
-            value = self
-                .get(&target)
-                .ok_or_else(|| format!("`{reference}` points at nothing"))?;
+            value = self.get(&target).ok_or_else(|| format!("`{reference}` points at nothing"))?;
             doc = target.doc;
             last = Some(target);
         }
@@ -239,9 +229,7 @@ fn has_scheme(reference: &str) -> bool {
     match reference.split_once(':') {
         Some((scheme, _)) => {
             !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         }
         None => reference.starts_with("//"),
     }

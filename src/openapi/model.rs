@@ -67,7 +67,9 @@ pub enum SecurityKind {
         location: ParamLocation,
     },
     /// `Authorization: <scheme> ...` (basic, bearer, ...).
-    Http { scheme: String },
+    Http {
+        scheme: String,
+    },
     OAuth2,
     OpenIdConnect,
     MutualTls,

@@ -214,8 +214,7 @@ impl<'a> Reader<'a> {
                 let Some(value) = item.get(method.key()) else {
                     continue;
                 };
-                let location =
-                    loc(DocId::ENTRY, format!("{}/{}", item_location.pointer, method.key()));
+                let location = loc(DocId::ENTRY, format!("{}/{}", item_location.pointer, method.key()));
                 let label = format!("{} {path}", method.as_str());
                 let (doc, value) = match self.docs.deref(item_doc, value) {
                     Ok((doc, Value::Object(value), _)) => (doc, value),
@@ -381,9 +380,7 @@ impl<'a> Reader<'a> {
             self.warn(location, format!("path parameter `{name}` is not in the path; ignored"));
         }
         for name in template {
-            let declared = parameters
-                .iter()
-                .any(|it| it.location == ParamLocation::Path && &it.name == name);
+            let declared = parameters.iter().any(|it| it.location == ParamLocation::Path && &it.name == name);
             if declared {
                 if let Some(it) = parameters.iter_mut().find(|it| &it.name == name) {
                     it.required = true;
@@ -421,7 +418,10 @@ impl<'a> Reader<'a> {
             let value = content.get("schema").cloned().unwrap_or_else(|| json!({}));
             (Schema { doc, pointer, value }, Some(media_type.clone()))
         } else {
-            self.warn(at, format!("parameter `{name}` has neither `schema` nor `content`; any value accepted"));
+            self.warn(
+                at,
+                format!("parameter `{name}` has neither `schema` nor `content`; any value accepted"),
+            );
             (Schema { doc, pointer: at.pointer.clone(), value: json!({}) }, None)
         };
         let style = match param.get("style").and_then(Value::as_str) {
@@ -447,7 +447,11 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(super) fn name_and_location(&mut self, param: &Value, at: &Location) -> Option<(String, ParamLocation)> {
+    pub(super) fn name_and_location(
+        &mut self,
+        param: &Value,
+        at: &Location,
+    ) -> Option<(String, ParamLocation)> {
         let name = param.get("name").and_then(Value::as_str).filter(|it| !it.is_empty());
         let place = param.get("in").and_then(Value::as_str);
         match (name, place.and_then(ParamLocation::parse)) {
@@ -472,7 +476,11 @@ impl<'a> Reader<'a> {
             Err(err) => {
                 self.warn(&at, format!("request body unreadable; any JSON body accepted: {err}"));
                 let schema = Schema { doc: source.doc, pointer: at.pointer, value: json!({}) };
-                let content = vec![MediaType { name: "application/json".into(), schema: Some(schema), encoding: Vec::new() }];
+                let content = vec![MediaType {
+                    name: "application/json".into(),
+                    schema: Some(schema),
+                    encoding: Vec::new(),
+                }];
                 return Some(RequestBody { description: None, required: false, content });
             }
         };

@@ -171,15 +171,24 @@ pub(super) fn request_body(
     let consumes = media_types(reader, source, "consumes");
     if let Some(body) = body {
         if !fields.is_empty() {
-            reader.warn(&source.location, "both `body` and `formData` parameters; the form fields are ignored");
+            reader
+                .warn(&source.location, "both `body` and `formData` parameters; the form fields are ignored");
         }
         let content = consumes
             .iter()
             .filter(|it| !is_form(it))
-            .map(|name| MediaType { name: name.clone(), schema: Some(body.schema.clone()), encoding: Vec::new() })
+            .map(|name| MediaType {
+                name: name.clone(),
+                schema: Some(body.schema.clone()),
+                encoding: Vec::new(),
+            })
             .collect::<Vec<_>>();
         let content = if content.is_empty() {
-            vec![MediaType { name: "application/json".into(), schema: Some(body.schema), encoding: Vec::new() }]
+            vec![MediaType {
+                name: "application/json".into(),
+                schema: Some(body.schema),
+                encoding: Vec::new(),
+            }]
         } else {
             content
         };
@@ -199,7 +208,12 @@ pub(super) fn request_body(
     for field in &fields {
         properties.insert(field.name.clone(), field.schema.clone());
         if let Some((style, explode)) = field.style {
-            let it = Encoding { content_type: None, style: Some(style), explode: Some(explode), allow_reserved: false };
+            let it = Encoding {
+                content_type: None,
+                style: Some(style),
+                explode: Some(explode),
+                allow_reserved: false,
+            };
             encoding.push((field.name.clone(), it));
         }
     }
@@ -207,7 +221,8 @@ pub(super) fn request_body(
     if !required.is_empty() {
         schema["required"] = Value::Array(required.clone());
     }
-    let schema = Schema { doc: source.doc, pointer: format!("{}/parameters", source.location.pointer), value: schema };
+    let schema =
+        Schema { doc: source.doc, pointer: format!("{}/parameters", source.location.pointer), value: schema };
     Some(RequestBody {
         description: None,
         required: !required.is_empty(),
@@ -245,7 +260,11 @@ pub(super) fn responses(reader: &mut Reader<'_>, source: &OperationSource<'_>) -
                 .iter()
                 .map(|name| MediaType {
                     name: name.clone(),
-                    schema: Some(Schema { doc, pointer: format!("{}/schema", at.pointer), value: schema.clone() }),
+                    schema: Some(Schema {
+                        doc,
+                        pointer: format!("{}/schema", at.pointer),
+                        value: schema.clone(),
+                    }),
                     encoding: Vec::new(),
                 })
                 .collect(),

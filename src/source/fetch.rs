@@ -131,9 +131,8 @@ async fn checked_address(url: &Url, allow_private: bool) -> Result<SocketAddr, E
     if !allow_private && let Some(&addr) = addrs.iter().find(|it| !is_public(**it)) {
         return Err(Error::PrivateAddress { host: name, addr });
     }
-    let addr = addrs
-        .first()
-        .ok_or_else(|| Error::Resolve { host: name, reason: "no addresses".to_owned() })?;
+    let addr =
+        addrs.first().ok_or_else(|| Error::Resolve { host: name, reason: "no addresses".to_owned() })?;
     Ok(SocketAddr::new(*addr, port))
 }
 
@@ -178,7 +177,20 @@ mod tests {
 
     #[test]
     fn classifies_addresses() {
-        for private in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"] {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
         for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {

@@ -122,7 +122,8 @@ fn add_body(
         (None, BodyKind::Text) => json!({"type": "string"}),
         (None, _) => json!({}),
     };
-    if kind != BodyKind::Binary && kind != BodyKind::Text
+    if kind != BodyKind::Binary
+        && kind != BodyKind::Text
         && let Some(object) = flattenable(&lowered, builder)
     {
         let body_required: Vec<&str> = object
@@ -171,8 +172,10 @@ fn flattenable(schema: &Value, builder: &SchemaBuilder<'_>) -> Option<Map<String
         _ => false,
     };
     let plain = map.keys().all(|key| {
-        matches!(key.as_str(), "type" | "properties" | "required" | "title" | "description" | "examples" | "default")
-            || key == "additionalProperties" && map[key] == Value::Bool(false)
+        matches!(
+            key.as_str(),
+            "type" | "properties" | "required" | "title" | "description" | "examples" | "default"
+        ) || key == "additionalProperties" && map[key] == Value::Bool(false)
     });
     let has_properties = map.get("properties").and_then(Value::as_object).is_some_and(|it| !it.is_empty());
     (is_object && plain && has_properties).then(|| map.clone())
@@ -193,7 +196,11 @@ fn preferred(content: &[MediaType]) -> Option<&MediaType> {
 
 pub(super) fn kind_of(media_type: &str) -> BodyKind {
     let essence = media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if essence == "application/json" || essence.ends_with("+json") || essence == "*/*" || essence == "application/*" {
+    if essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "*/*"
+        || essence == "application/*"
+    {
         BodyKind::Json
     } else if essence == "application/x-www-form-urlencoded" {
         BodyKind::Form

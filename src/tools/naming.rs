@@ -96,7 +96,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::{Location, McpExtensions, Method, DocId};
+    use crate::openapi::{DocId, Location, McpExtensions, Method};
 
     fn op(method: Method, path: &str, id: Option<&str>) -> Operation {
         Operation {
@@ -140,7 +140,10 @@ mod tests {
         let first = namer.name(&op(Method::Get, "/a", Some("a.b")));
         let second = namer.name(&op(Method::Get, "/b", Some("a b")));
         let third = namer.name(&op(Method::Get, "/c", Some("a_b")));
-        assert_eq!((first.name.as_str(), second.name.as_str(), third.name.as_str()), ("a_b", "a_b_2", "a_b_3"));
+        assert_eq!(
+            (first.name.as_str(), second.name.as_str(), third.name.as_str()),
+            ("a_b", "a_b_2", "a_b_3")
+        );
         assert_eq!(second.collided.as_deref(), Some("a_b"));
     }
 

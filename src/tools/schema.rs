@@ -209,7 +209,10 @@ impl<'a> SchemaBuilder<'a> {
             Value::Bool(it) => Value::Bool(*it),
             Value::Object(map) if depth < MAX_DEPTH => Value::Object(self.lower_map(map, cursor, depth)),
             Value::Object(_) => {
-                self.issue(cursor, format!("schema nested deeper than {MAX_DEPTH} levels; any value accepted below"));
+                self.issue(
+                    cursor,
+                    format!("schema nested deeper than {MAX_DEPTH} levels; any value accepted below"),
+                );
                 json!({})
             }
             _ => {
@@ -219,16 +222,28 @@ impl<'a> SchemaBuilder<'a> {
         }
     }
 
-    fn lower_sub<'v>(&mut self, key: &'v str, value: &'v Value, cursor: &mut Cursor<'v>, depth: usize) -> Value {
+    fn lower_sub<'v>(
+        &mut self,
+        key: &'v str,
+        value: &'v Value,
+        cursor: &mut Cursor<'v>,
+        depth: usize,
+    ) -> Value {
         cursor.steps.push(Step::Key(key));
         let lowered = self.lower_value(value, cursor, depth + 1);
         cursor.steps.pop();
         lowered
     }
 
-    fn lower_map<'v>(&mut self, map: &'v Map<String, Value>, cursor: &mut Cursor<'v>, depth: usize) -> Map<String, Value> {
+    fn lower_map<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        cursor: &mut Cursor<'v>,
+        depth: usize,
+    ) -> Map<String, Value> {
         let mut out = Map::new();
         let mut nullable = false;
+        let mut hidden: Vec<&str> = Vec::new();
         let is_31 = self.spec.version == Version::OpenApi31;
         for (key, value) in map {
             let key = key.as_str();
@@ -246,7 +261,9 @@ impl<'a> SchemaBuilder<'a> {
                             }
                         }
                     }
-                    Some(Err(err)) => self.issue(cursor, format!("unresolvable reference, any value accepted: {err}")),
+                    Some(Err(err)) => {
+                        self.issue(cursor, format!("unresolvable reference, any value accepted: {err}"))
+                    }
                     None => self.issue(cursor, "`$ref` is not a string; ignored"),
                 },
                 "type" => self.lower_type(value, &mut out, cursor),
@@ -264,6 +281,7 @@ impl<'a> SchemaBuilder<'a> {
                             continue;
                         }
                         if key == "properties" && self.hidden(cursor.doc, sub) {
+                            hidden.push(name);
                             continue;
                         }
                         lowered.insert(name.clone(), self.lower_sub(name, sub, cursor, depth));
@@ -272,8 +290,16 @@ impl<'a> SchemaBuilder<'a> {
                     out.insert(key.into(), Value::Object(lowered));
                 }
                 "items" if value.is_array() => self.lower_list("prefixItems", value, &mut out, cursor, depth),
-                "items" | "additionalProperties" | "unevaluatedProperties" | "propertyNames"
-                | "contains" | "not" | "if" | "then" | "else" | "contentSchema"
+                "items"
+                | "additionalProperties"
+                | "unevaluatedProperties"
+                | "propertyNames"
+                | "contains"
+                | "not"
+                | "if"
+                | "then"
+                | "else"
+                | "contentSchema"
                 | "unevaluatedItems" => {
                     out.insert(key.into(), self.lower_sub(key, value, cursor, depth));
                 }
@@ -297,7 +323,8 @@ impl<'a> SchemaBuilder<'a> {
                         let deps = deps
                             .iter()
                             .filter_map(|(k, v)| {
-                                let names: Vec<Value> = v.as_array()?.iter().filter(|it| it.is_string()).cloned().collect();
+                                let names: Vec<Value> =
+                                    v.as_array()?.iter().filter(|it| it.is_string()).cloned().collect();
                                 Some((k.clone(), Value::Array(names)))
                             })
                             .collect();
@@ -335,8 +362,8 @@ impl<'a> SchemaBuilder<'a> {
                         out.insert(key.into(), value.clone());
                     }
                 }
-                "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties"
-                | "minProperties" | "maxContains" | "minContains" => match non_negative_integer(value) {
+                "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties" | "minProperties"
+                | "maxContains" | "minContains" => match non_negative_integer(value) {
                     Some(n) => {
                         out.insert(key.into(), Value::Number(n.into()));
                     }
@@ -363,6 +390,11 @@ impl<'a> SchemaBuilder<'a> {
                 _ => {}
             }
         }
+        if !hidden.is_empty()
+            && let Some(Value::Array(required)) = out.get_mut("required")
+        {
+            required.retain(|it| !it.as_str().is_some_and(|name| hidden.contains(&name)));
+        }
         for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
             if map.get(flag).and_then(Value::as_bool) == Some(true)
                 && let Some(limit) = out.remove(bound)
@@ -378,7 +410,12 @@ impl<'a> SchemaBuilder<'a> {
         if out.contains_key("$ref") && !is_31 {
             // OpenAPI 2.0 and 3.0 ignore a reference's siblings, but their annotations help the
             // model and cost little.
-            out.retain(|key, _| matches!(key.as_str(), "$ref" | "description" | "title" | "default" | "examples" | "deprecated"));
+            out.retain(|key, _| {
+                matches!(
+                    key.as_str(),
+                    "$ref" | "description" | "title" | "default" | "examples" | "deprecated"
+                )
+            });
         }
         if nullable {
             make_nullable(&mut out);
@@ -386,7 +423,14 @@ impl<'a> SchemaBuilder<'a> {
         out
     }
 
-    fn lower_list<'v>(&mut self, key: &'v str, value: &'v Value, out: &mut Map<String, Value>, cursor: &mut Cursor<'v>, depth: usize) {
+    fn lower_list<'v>(
+        &mut self,
+        key: &'v str,
+        value: &'v Value,
+        out: &mut Map<String, Value>,
+        cursor: &mut Cursor<'v>,
+        depth: usize,
+    ) {
         let Value::Array(items) = value else {
             self.issue(cursor, format!("`{key}` is not a list; ignored"));
             return;
@@ -460,11 +504,11 @@ impl<'a> SchemaBuilder<'a> {
         if property.get(key).and_then(Value::as_bool) == Some(true) {
             return true;
         }
-        let target = property.get("$ref").and_then(Value::as_str).and_then(|it| self.spec.documents.target(doc, it).ok());
-        target
-            .and_then(|it| self.spec.documents.get(&it))
-            .and_then(|it| it.get(key))
-            .and_then(Value::as_bool)
+        let target = property
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|it| self.spec.documents.target(doc, it).ok());
+        target.and_then(|it| self.spec.documents.get(&it)).and_then(|it| it.get(key)).and_then(Value::as_bool)
             == Some(true)
     }
 }
@@ -527,7 +571,10 @@ fn number(value: &Value) -> Option<Number> {
         Value::Number(n) => Some(n.clone()),
         Value::String(text) => {
             let text = text.trim();
-            text.parse::<i64>().ok().map(Number::from).or_else(|| text.parse::<f64>().ok().and_then(Number::from_f64))
+            text.parse::<i64>()
+                .ok()
+                .map(Number::from)
+                .or_else(|| text.parse::<f64>().ok().and_then(Number::from_f64))
         }
         _ => None,
     }
@@ -535,5 +582,7 @@ fn number(value: &Value) -> Option<Number> {
 
 fn non_negative_integer(value: &Value) -> Option<u64> {
     let n = number(value)?;
-    n.as_u64().or_else(|| n.as_f64().filter(|it| *it >= 0.0 && it.fract() == 0.0 && *it < 9.0e15).map(|it| it as u64))
+    n.as_u64().or_else(|| {
+        n.as_f64().filter(|it| *it >= 0.0 && it.fract() == 0.0 && *it < 9.0e15).map(|it| it as u64)
+    })
 }
