@@ -100,14 +100,15 @@ fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
         let location = err.location();
         SyntaxError {
             format: Some(Format::Yaml),
-            message: first_line(&err.to_string()),
+            message: strip_position(&first_line(&err.to_string())),
             line: location.map(|it| it.line()),
             column: location.map(|it| it.column()),
         }
     })
 }
 
-/// serde_json appends " at line L column C"; the position is reported in its own fields.
+/// serde_json appends " at line L column C" and serde-saphyr " at line L, column C"; the
+/// position is reported in its own fields.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(idx) => message[..idx].to_owned(),
