@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::openapi::Spec;
 use crate::source::{self, Source};
-use crate::tools::{self, Generated};
+use crate::tools::{self, Report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,7 +32,7 @@ enum Command {
 struct ConvertArgs {
     /// A file, an http(s) URL, or `-` for standard input. JSON or YAML; Swagger 2.0, OpenAPI 3.0 or 3.1.
     source: String,
-    /// Print `{"tools": [...], "report": {...}}` instead of a summary.
+    /// Print `{"tools": [...], "report": {...}}` (compact JSON) instead of a summary.
     #[arg(long)]
     json: bool,
     /// The folder that relative `$ref`s may read files below [default: the document's folder].
@@ -83,14 +83,16 @@ async fn convert(args: ConvertArgs) -> ExitCode {
         max_description_len: args.max_description_len,
         max_schema_tokens: args.max_schema_tokens,
     };
-    let generated = tools::generate(&spec, &options);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let written =
-        if args.json { write_json(&mut out, &generated) } else { write_summary(&mut out, &spec, &generated) };
+    let written = if args.json {
+        write_json(&mut out, &spec, &options)
+    } else {
+        let report = tools::generate_each(&spec, &options, drop);
+        write_summary(&mut out, &spec, &report)
+    };
     let result = written.and_then(|()| out.flush());
     // The process is about to exit: freeing a large document's millions of allocations one by
-    // one would cost a third of the run.
-    std::mem::forget(generated);
+    // one would cost a tenth of the run.
     std::mem::forget(spec);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,21 +105,27 @@ async fn convert(args: ConvertArgs) -> ExitCode {
     }
 }
 
-/// Writes `{"tools": [...], "report": {...}}` one tool at a time, so that a large catalog is
-/// never held twice in memory.
-fn write_json(out: &mut impl Write, generated: &Generated) -> std::io::Result<()> {
+/// Writes `{"tools": [...], "report": {...}}`, each tool as soon as it is generated, so that a
+/// large catalog is never held in memory at once.
+fn write_json(out: &mut impl Write, spec: &Spec, options: &tools::Options) -> std::io::Result<()> {
     out.write_all(b"{\n\"tools\": [")?;
-    for (idx, tool) in generated.tools.iter().enumerate() {
-        out.write_all(if idx == 0 { b"\n" } else { b",\n" })?;
-        serde_json::to_writer_pretty(&mut *out, &crate::mcp::tool_definition(tool))?;
-    }
+    let mut written = Ok(());
+    let mut first = true;
+    let report = tools::generate_each(spec, options, |tool| {
+        if written.is_ok() {
+            let separator: &[u8] = if std::mem::take(&mut first) { b"\n" } else { b",\n" };
+            written = out
+                .write_all(separator)
+                .and_then(|()| Ok(serde_json::to_writer(&mut *out, &crate::mcp::tool_definition(&tool))?));
+        }
+    });
+    written?;
     out.write_all(b"\n],\n\"report\": ")?;
-    serde_json::to_writer_pretty(&mut *out, &generated.report)?;
+    serde_json::to_writer(&mut *out, &report)?;
     out.write_all(b"\n}\n")
 }
 
-fn write_summary(out: &mut impl Write, spec: &Spec, generated: &Generated) -> std::io::Result<()> {
-    let report = &generated.report;
+fn write_summary(out: &mut impl Write, spec: &Spec, report: &Report) -> std::io::Result<()> {
     let doc = &report.document;
     let files = if doc.files > 1 { format!(", {} files", doc.files) } else { String::new() };
     writeln!(
@@ -138,13 +146,13 @@ fn write_summary(out: &mut impl Write, spec: &Spec, generated: &Generated) -> st
         report.warnings.len(),
         report.tokens.total
     )?;
-    if !generated.tools.is_empty() {
+    let tools = &report.tokens.per_tool;
+    if !tools.is_empty() {
         writeln!(out)?;
-        let width = generated.tools.iter().map(|it| it.name.len()).max().unwrap_or(4).max(4);
+        let width = tools.iter().map(|it| it.name.len()).max().unwrap_or(4).max(4);
         writeln!(out, "{:<width$}  {:>6}  OPERATION", "TOOL", "TOKENS")?;
-        for tool in &generated.tools {
-            let operation = spec.operations[tool.operation].label();
-            writeln!(out, "{:<width$}  {:>6}  {operation}", tool.name, tool.tokens)?;
+        for tool in tools {
+            writeln!(out, "{:<width$}  {:>6}  {}", tool.name, tool.tokens, tool.operation)?;
         }
     }
     if !report.skipped.is_empty() {

@@ -6,15 +6,16 @@
 
 mod documents;
 mod model;
+mod node;
 mod parse;
 mod read;
 mod swagger2;
 
 pub use documents::{DocId, Documents, Loader, NoExternalFiles, Target, escape_token};
 pub use model::*;
+pub use node::{Node, Object};
 pub use parse::{Format, SyntaxError};
 
-use serde_json::Value;
 
 /// Why a document could not be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +45,12 @@ pub fn ingest_files(entry_name: &str, bytes: &[u8], loader: &mut dyn Loader) -> 
     Ok(read::read(documents, version, version_text))
 }
 
-fn detect_version(root: &Value) -> Result<(Version, String), Error> {
-    let Value::Object(map) = root else {
+fn detect_version(root: &Node) -> Result<(Version, String), Error> {
+    let Node::Object(map) = root else {
         return Err(Error::NotOpenApi("the top level is not an object".to_owned()));
     };
-    let text = |value: &Value| match value {
-        Value::String(it) => it.clone(),
+    let text = |value: &Node| match value {
+        Node::String(it) => it.to_string(),
         other => other.to_string(),
     };
     if let Some(found) = map.get("openapi").map(text) {

@@ -74,6 +74,14 @@ pub struct Generated {
 }
 
 pub fn generate(spec: &Spec, options: &Options) -> Generated {
+    let mut tools = Vec::with_capacity(spec.operations.len());
+    let report = generate_each(spec, options, |tool| tools.push(tool));
+    Generated { tools, report }
+}
+
+/// Hands each tool to `emit` as soon as it is made, in document order, and returns the report;
+/// a caller that writes tools out need not hold them all.
+pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSpec)) -> Report {
     let mut namer = Namer::new(options.max_name_len);
     let mut memo = Memo::default();
     let mut warnings: Vec<Warning> = spec
@@ -91,7 +99,7 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
     let is_credential =
         |location: ParamLocation, name: &str| credentials.contains(&(location, name.to_ascii_lowercase()));
 
-    let mut tools = Vec::with_capacity(spec.operations.len());
+    let mut per_tool = Vec::with_capacity(spec.operations.len());
     for (idx, operation) in spec.operations.iter().enumerate() {
         let label = operation.label();
         let location = spec.render_location(&operation.location);
@@ -198,10 +206,11 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
             tokens: 0,
         };
         tool.tokens = estimate_tokens(&tool);
-        tools.push(tool);
+        per_tool.push(ToolTokens { name: tool.name.clone(), operation: label.clone(), tokens: tool.tokens });
+        emit(tool);
     }
 
-    let report = Report {
+    Report {
         document: DocumentSummary {
             title: spec.info.title.clone(),
             version: spec.info.version.clone(),
@@ -210,7 +219,7 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
             files: spec.documents.len(),
         },
         operations: spec.operations.len() + spec.skipped.len(),
-        tools: tools.len(),
+        tools: per_tool.len(),
         skipped: spec
             .skipped
             .iter()
@@ -221,19 +230,8 @@ pub fn generate(spec: &Spec, options: &Options) -> Generated {
             })
             .collect(),
         warnings,
-        tokens: TokenEstimate {
-            total: tools.iter().map(|it| it.tokens).sum(),
-            per_tool: tools
-                .iter()
-                .map(|it| ToolTokens {
-                    name: it.name.clone(),
-                    operation: spec.operations[it.operation].label(),
-                    tokens: it.tokens,
-                })
-                .collect(),
-        },
-    };
-    Generated { tools, report }
+        tokens: TokenEstimate { total: per_tool.iter().map(|it| it.tokens).sum(), per_tool },
+    }
 }
 
 /// Compacts a lowered root schema and attaches the definitions it still needs.

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use super::node::Node;
 
 use super::parse::{self, Format};
 
@@ -38,7 +38,7 @@ impl Loader for NoExternalFiles {
 pub struct Document {
     pub name: String,
     pub format: Format,
-    pub root: Value,
+    pub root: Node,
 }
 
 /// Every document of the description, loaded eagerly so that resolution does no IO.
@@ -64,7 +64,7 @@ impl Documents {
     /// Loads the entry document and, transitively, every relative file its `$ref`s name.
     pub fn load(
         entry_name: &str,
-        entry: Value,
+        entry: Node,
         format: Format,
         loader: &mut dyn Loader,
         max_files: usize,
@@ -97,7 +97,7 @@ impl Documents {
         documents
     }
 
-    fn insert(&mut self, name: String, format: Format, root: Value) {
+    fn insert(&mut self, name: String, format: Format, root: Node) {
         let id = DocId(self.docs.len() as u32);
         self.by_name.insert(name.clone(), id);
         self.docs.push(Document { name, format, root });
@@ -119,7 +119,7 @@ impl Documents {
         &self.docs[doc.0 as usize].name
     }
 
-    pub fn get(&self, target: &Target) -> Option<&Value> {
+    pub fn get(&self, target: &Target) -> Option<&Node> {
         let root = &self.docs.get(target.doc.0 as usize)?.root;
         lookup(root, &target.pointer)
     }
@@ -157,8 +157,8 @@ impl Documents {
     pub fn deref<'a>(
         &'a self,
         base: DocId,
-        value: &'a Value,
-    ) -> Result<(DocId, &'a Value, Option<Target>), String> {
+        value: &'a Node,
+    ) -> Result<(DocId, &'a Node, Option<Target>), String> {
         let (mut doc, mut value, mut last) = (base, value, None);
         for _ in 0..MAX_REF_HOPS {
             let Some(reference) = value.get("$ref") else {
@@ -177,16 +177,20 @@ impl Documents {
 }
 
 /// Looks up a JSON pointer (RFC 6901) without the leading `#`.
-fn lookup<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
+fn lookup<'a>(root: &'a Node, pointer: &str) -> Option<&'a Node> {
     if pointer.is_empty() {
         return Some(root);
     }
     let mut value = root;
     for token in pointer.strip_prefix('/')?.split('/') {
-        let token = token.replace("~1", "/").replace("~0", "~");
+        let token = if token.contains('~') {
+            std::borrow::Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+        } else {
+            std::borrow::Cow::Borrowed(token)
+        };
         value = match value {
-            Value::Object(map) => map.get(&token)?,
-            Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+            Node::Object(map) => map.get(&token)?,
+            Node::Array(items) => items.get(token.parse::<usize>().ok()?)?,
             _ => return None,
         };
     }
@@ -205,8 +209,8 @@ fn external_files(doc: &Document) -> Vec<String> {
     let mut stack = vec![&doc.root];
     while let Some(value) = stack.pop() {
         match value {
-            Value::Object(map) => {
-                if let Some(Value::String(reference)) = map.get("$ref") {
+            Node::Object(map) => {
+                if let Some(Node::String(reference)) = map.get("$ref") {
                     let file = reference.split('#').next().unwrap_or_default();
                     if !file.is_empty()
                         && !has_scheme(file)
@@ -218,7 +222,7 @@ fn external_files(doc: &Document) -> Vec<String> {
                 }
                 stack.extend(map.values());
             }
-            Value::Array(items) => stack.extend(items),
+            Node::Array(items) => stack.extend(items.iter()),
             _ => {}
         }
     }
@@ -316,7 +320,7 @@ mod tests {
 
     #[test]
     fn loads_referenced_files_transitively_and_resolves_pointers() {
-        let entry = json!({"a": {"$ref": "defs/one.yaml#/Pet"}, "up": {"$ref": "../../x.yaml"}});
+        let entry = Node::from(json!({"a": {"$ref": "defs/one.yaml#/Pet"}, "up": {"$ref": "../../x.yaml"}}));
         let mut files = Files(vec![
             ("spec/defs/one.yaml", "Pet:\n  $ref: 'two.json#/Id'\n"),
             ("spec/defs/two.json", r#"{"Id": {"type": "integer"}}"#),
@@ -328,26 +332,26 @@ mod tests {
         let pet = docs.get(&target).unwrap();
         let (doc, id, _) = docs.deref(target.doc, pet).unwrap();
         assert_eq!(docs.name(doc), "spec/defs/two.json");
-        assert_eq!(id, &json!({"type": "integer"}));
+        assert_eq!(id, &Node::from(json!({"type": "integer"})));
         let err = docs.target(DocId::ENTRY, "../../x.yaml").unwrap_err();
         assert_eq!(err, "`../../x.yaml` is outside the root folder");
     }
 
     #[test]
     fn refuses_network_references_and_stops_on_cycles() {
-        let entry = json!({"a": {"$ref": "#/b"}, "b": {"$ref": "#/a"}});
+        let entry = Node::from(json!({"a": {"$ref": "#/b"}, "b": {"$ref": "#/a"}}));
         let docs = Documents::load("main.json", entry, Format::Json, &mut NoExternalFiles, 10);
         let err = docs.target(DocId::ENTRY, "https://example.com/x.json").unwrap_err();
         assert!(err.contains("network reference"), "{err}");
-        let a = &docs.entry().root["a"];
+        let a = docs.entry().root.get("a").unwrap();
         assert!(docs.deref(DocId::ENTRY, a).unwrap_err().contains("cycle"));
     }
 
     #[test]
     fn decodes_pointer_escapes() {
-        let entry = json!({"paths": {"/a/{id}": {"get": 1}}});
+        let entry = Node::from(json!({"paths": {"/a/{id}": {"get": 1}}}));
         let docs = Documents::load("m.json", entry, Format::Json, &mut NoExternalFiles, 1);
         let target = docs.target(DocId::ENTRY, "#/paths/~1a~1%7Bid%7D/get").unwrap();
-        assert_eq!(docs.get(&target), Some(&json!(1)));
+        assert_eq!(docs.get(&target), Some(&Node::from(json!(1))));
     }
 }

@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::documents::{DocId, Documents};
+use super::node::Node;
 use super::parse::Format;
 
 #[derive(Debug)]
@@ -275,7 +276,7 @@ pub struct Parameter {
 pub struct Schema {
     pub doc: DocId,
     pub pointer: String,
-    pub value: Value,
+    pub value: Node,
 }
 
 #[derive(Debug, Clone)]

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+use super::node::{Node, Object};
 
 use super::documents::{DocId, Documents, escape_token};
 use super::model::*;
@@ -49,7 +51,7 @@ pub(super) struct Reader<'a> {
 /// An operation object being read, with where its parts resolve.
 pub(super) struct OperationSource<'a> {
     pub(super) doc: DocId,
-    pub(super) value: &'a Map<String, Value>,
+    pub(super) value: &'a Object,
     pub(super) location: Location,
 }
 
@@ -58,9 +60,9 @@ impl<'a> Reader<'a> {
         self.warnings.push(Issue { location: location.clone(), message: message.into() });
     }
 
-    fn info(&mut self, root: &Value) -> Info {
+    fn info(&mut self, root: &Node) -> Info {
         let info = root.get("info");
-        let field = |key: &str| info.and_then(|it| it.get(key)).and_then(Value::as_str);
+        let field = |key: &str| info.and_then(|it| it.get(key)).and_then(Node::as_str);
         Info {
             title: field("title").unwrap_or("Untitled API").to_owned(),
             version: field("version").unwrap_or_default().to_owned(),
@@ -68,27 +70,27 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn servers(&mut self, doc: DocId, value: Option<&Value>, pointer: &str) -> Vec<Server> {
-        let Some(Value::Array(items)) = value else {
+    fn servers(&mut self, doc: DocId, value: Option<&Node>, pointer: &str) -> Vec<Server> {
+        let Some(Node::Array(items)) = value else {
             return Vec::new();
         };
         let mut servers = Vec::new();
         for (idx, item) in items.iter().enumerate() {
-            let Some(url) = item.get("url").and_then(Value::as_str) else {
+            let Some(url) = item.get("url").and_then(Node::as_str) else {
                 self.warn(&loc(doc, format!("{pointer}/{idx}")), "server has no `url`; ignored");
                 continue;
             };
             let variables = item
                 .get("variables")
-                .and_then(Value::as_object)
+                .and_then(Node::as_object)
                 .into_iter()
                 .flatten()
                 .map(|(name, var)| ServerVariable {
-                    name: name.clone(),
+                    name: name.to_owned(),
                     default: var.get("default").map(scalar_text).unwrap_or_default(),
                     allowed: var
                         .get("enum")
-                        .and_then(Value::as_array)
+                        .and_then(Node::as_array)
                         .into_iter()
                         .flatten()
                         .map(scalar_text)
@@ -97,14 +99,14 @@ impl<'a> Reader<'a> {
                 .collect();
             servers.push(Server {
                 url: url.to_owned(),
-                description: item.get("description").and_then(Value::as_str).map(str::to_owned),
+                description: item.get("description").and_then(Node::as_str).map(str::to_owned),
                 variables,
             });
         }
         servers
     }
 
-    fn security_schemes(&mut self, root: &Value) -> Vec<SecurityScheme> {
+    fn security_schemes(&mut self, root: &Node) -> Vec<SecurityScheme> {
         let (schemes, pointer) = match self.version {
             Version::Swagger2 => (root.get("securityDefinitions"), "/securityDefinitions".to_owned()),
             _ => (
@@ -112,11 +114,11 @@ impl<'a> Reader<'a> {
                 "/components/securitySchemes".to_owned(),
             ),
         };
-        let Some(Value::Object(schemes)) = schemes else {
+        let Some(Node::Object(schemes)) = schemes else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (name, value) in schemes {
+        for (name, value) in schemes.iter() {
             let location = loc(DocId::ENTRY, format!("{pointer}/{}", escape_token(name)));
             let value = match self.docs.deref(DocId::ENTRY, value) {
                 Ok((_, value, _)) => value,
@@ -125,7 +127,7 @@ impl<'a> Reader<'a> {
                     continue;
                 }
             };
-            let text = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or_default();
+            let text = |key: &str| value.get(key).and_then(Node::as_str).unwrap_or_default();
             let kind = match text("type") {
                 "apiKey" => match ParamLocation::parse(text("in")) {
                     Some(location) if !text("name").is_empty() => {
@@ -143,28 +145,28 @@ impl<'a> Reader<'a> {
                 "mutualTLS" => SecurityKind::MutualTls,
                 other => SecurityKind::Other(other.to_owned()),
             };
-            out.push(SecurityScheme { name: name.clone(), kind });
+            out.push(SecurityScheme { name: name.to_owned(), kind });
         }
         out
     }
 
-    fn security(&mut self, value: Option<&Value>, location: &Location) -> Vec<SecurityRequirement> {
+    fn security(&mut self, value: Option<&Node>, location: &Location) -> Vec<SecurityRequirement> {
         let Some(value) = value else {
             return Vec::new();
         };
-        let Value::Array(items) = value else {
+        let Node::Array(items) = value else {
             self.warn(location, "`security` is not a list; ignored");
             return Vec::new();
         };
         items
             .iter()
-            .filter_map(Value::as_object)
+            .filter_map(Node::as_object)
             .map(|alternative| SecurityRequirement {
                 schemes: alternative
                     .iter()
                     .map(|(name, scopes)| {
                         let scopes = scopes.as_array().into_iter().flatten();
-                        (name.clone(), scopes.filter_map(Value::as_str).map(str::to_owned).collect())
+                        (name.to_owned(), scopes.filter_map(Node::as_str).map(str::to_owned).collect())
                     })
                     .collect(),
             })
@@ -173,26 +175,26 @@ impl<'a> Reader<'a> {
 
     fn paths(
         &mut self,
-        root: &Value,
+        root: &Node,
         servers: &[Server],
         security: &[SecurityRequirement],
     ) -> Vec<Operation> {
         let mut operations = Vec::new();
         let paths = match root.get("paths") {
             None => return operations,
-            Some(Value::Object(paths)) => paths,
+            Some(Node::Object(paths)) => paths,
             Some(_) => {
                 self.warn(&loc(DocId::ENTRY, "/paths".into()), "`paths` is not an object");
                 return operations;
             }
         };
-        for (path, item) in paths {
+        for (path, item) in paths.iter() {
             if path.starts_with("x-") {
                 continue;
             }
             let item_location = loc(DocId::ENTRY, format!("/paths/{}", escape_token(path)));
             let (item_doc, item) = match self.docs.deref(DocId::ENTRY, item) {
-                Ok((doc, Value::Object(item), _)) => (doc, item),
+                Ok((doc, Node::Object(item), _)) => (doc, item),
                 Ok(_) => {
                     self.warn(&item_location, "path item is not an object; its operations are unknown");
                     continue;
@@ -217,7 +219,7 @@ impl<'a> Reader<'a> {
                 let location = loc(DocId::ENTRY, format!("{}/{}", item_location.pointer, method.key()));
                 let label = format!("{} {path}", method.as_str());
                 let (doc, value) = match self.docs.deref(item_doc, value) {
-                    Ok((doc, Value::Object(value), _)) => (doc, value),
+                    Ok((doc, Node::Object(value), _)) => (doc, value),
                     Ok(_) => {
                         self.skip(label, location, "the operation is not an object".to_owned());
                         continue;
@@ -249,7 +251,7 @@ impl<'a> Reader<'a> {
     ) -> Option<Operation> {
         let value = source.value;
         let label = format!("{} {}", method.as_str(), context.path);
-        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        let text = |key: &str| value.get(key).and_then(Node::as_str).map(str::to_owned);
         let template = match path_template(context.path) {
             Ok(names) => names,
             Err(reason) => {
@@ -257,7 +259,7 @@ impl<'a> Reader<'a> {
                 return None;
             }
         };
-        if value.get("x-mcp-hidden").and_then(Value::as_bool) == Some(true) {
+        if value.get("x-mcp-hidden").and_then(Node::as_bool) == Some(true) {
             self.skip(label, source.location.clone(), "hidden by `x-mcp-hidden`".to_owned());
             return None;
         }
@@ -270,7 +272,7 @@ impl<'a> Reader<'a> {
         ];
         for (doc, list, owner) in lists {
             let Some(list) = list else { continue };
-            let Value::Array(list) = list else {
+            let Node::Array(list) = list else {
                 self.warn(&source.location, format!("{owner} `parameters` is not a list; ignored"));
                 continue;
             };
@@ -336,13 +338,13 @@ impl<'a> Reader<'a> {
             description: text("description"),
             tags: value
                 .get("tags")
-                .and_then(Value::as_array)
+                .and_then(Node::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(Value::as_str)
+                .filter_map(Node::as_str)
                 .map(str::to_owned)
                 .collect(),
-            deprecated: value.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
+            deprecated: value.get("deprecated").and_then(Node::as_bool).unwrap_or(false),
             parameters,
             request_body,
             responses,
@@ -351,11 +353,10 @@ impl<'a> Reader<'a> {
             mcp: McpExtensions {
                 name: text("x-mcp-name"),
                 description: text("x-mcp-description"),
-                annotations: value
-                    .get("x-mcp-annotations")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default(),
+                annotations: match value.get("x-mcp-annotations").map(Node::to_value) {
+                    Some(Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                },
             },
         })
     }
@@ -397,7 +398,7 @@ impl<'a> Reader<'a> {
                 schema: Schema {
                     doc: location.doc,
                     pointer: location.pointer.clone(),
-                    value: json!({"type": "string"}),
+                    value: Node::from(json!({"type": "string"})),
                 },
                 style: Style::Simple,
                 explode: false,
@@ -407,40 +408,40 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn parameter(&mut self, doc: DocId, param: &Value, at: &Location) -> Option<Parameter> {
+    fn parameter(&mut self, doc: DocId, param: &Node, at: &Location) -> Option<Parameter> {
         let (name, location) = self.name_and_location(param, at)?;
         let (schema, media_type) = if let Some(schema) = param.get("schema") {
             (Schema { doc, pointer: format!("{}/schema", at.pointer), value: schema.clone() }, None)
         } else if let Some((media_type, content)) =
-            param.get("content").and_then(Value::as_object).and_then(|it| it.iter().next())
+            param.get("content").and_then(Node::as_object).and_then(|it| it.iter().next())
         {
             let pointer = format!("{}/content/{}/schema", at.pointer, escape_token(media_type));
-            let value = content.get("schema").cloned().unwrap_or_else(|| json!({}));
-            (Schema { doc, pointer, value }, Some(media_type.clone()))
+            let value = content.get("schema").cloned().unwrap_or_else(|| Node::from(json!({})));
+            (Schema { doc, pointer, value }, Some(media_type.to_owned()))
         } else {
             self.warn(
                 at,
                 format!("parameter `{name}` has neither `schema` nor `content`; any value accepted"),
             );
-            (Schema { doc, pointer: at.pointer.clone(), value: json!({}) }, None)
+            (Schema { doc, pointer: at.pointer.clone(), value: Node::from(json!({})) }, None)
         };
-        let style = match param.get("style").and_then(Value::as_str) {
+        let style = match param.get("style").and_then(Node::as_str) {
             None => Style::default_for(location),
             Some(text) => Style::parse(text).unwrap_or_else(|| {
                 self.warn(at, format!("unknown style `{text}`; the default is used"));
                 Style::default_for(location)
             }),
         };
-        let explode = param.get("explode").and_then(Value::as_bool).unwrap_or(style == Style::Form);
+        let explode = param.get("explode").and_then(Node::as_bool).unwrap_or(style == Style::Form);
         Some(Parameter {
             required: location == ParamLocation::Path
-                || param.get("required").and_then(Value::as_bool).unwrap_or(false),
-            description: param.get("description").and_then(Value::as_str).map(str::to_owned),
-            deprecated: param.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
+                || param.get("required").and_then(Node::as_bool).unwrap_or(false),
+            description: param.get("description").and_then(Node::as_str).map(str::to_owned),
+            deprecated: param.get("deprecated").and_then(Node::as_bool).unwrap_or(false),
             schema,
             style,
             explode,
-            allow_reserved: param.get("allowReserved").and_then(Value::as_bool).unwrap_or(false),
+            allow_reserved: param.get("allowReserved").and_then(Node::as_bool).unwrap_or(false),
             media_type,
             name,
             location,
@@ -449,11 +450,11 @@ impl<'a> Reader<'a> {
 
     pub(super) fn name_and_location(
         &mut self,
-        param: &Value,
+        param: &Node,
         at: &Location,
     ) -> Option<(String, ParamLocation)> {
-        let name = param.get("name").and_then(Value::as_str).filter(|it| !it.is_empty());
-        let place = param.get("in").and_then(Value::as_str);
+        let name = param.get("name").and_then(Node::as_str).filter(|it| !it.is_empty());
+        let place = param.get("in").and_then(Node::as_str);
         match (name, place.and_then(ParamLocation::parse)) {
             (Some(name), Some(location)) => Some((name.to_owned(), location)),
             (None, _) => {
@@ -475,7 +476,7 @@ impl<'a> Reader<'a> {
             Ok(it) => it,
             Err(err) => {
                 self.warn(&at, format!("request body unreadable; any JSON body accepted: {err}"));
-                let schema = Schema { doc: source.doc, pointer: at.pointer, value: json!({}) };
+                let schema = Schema { doc: source.doc, pointer: at.pointer, value: Node::from(json!({})) };
                 let content = vec![MediaType {
                     name: "application/json".into(),
                     schema: Some(schema),
@@ -486,18 +487,18 @@ impl<'a> Reader<'a> {
         };
         let at = target.map_or(at, |it| loc(it.doc, it.pointer));
         Some(RequestBody {
-            description: body.get("description").and_then(Value::as_str).map(str::to_owned),
-            required: body.get("required").and_then(Value::as_bool).unwrap_or(false),
+            description: body.get("description").and_then(Node::as_str).map(str::to_owned),
+            required: body.get("required").and_then(Node::as_bool).unwrap_or(false),
             content: self.content(doc, body.get("content"), &at),
         })
     }
 
     fn responses(&mut self, source: &OperationSource<'_>) -> Vec<Response> {
-        let Some(Value::Object(responses)) = source.value.get("responses") else {
+        let Some(Node::Object(responses)) = source.value.get("responses") else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (status, raw) in responses {
+        for (status, raw) in responses.iter() {
             if status.starts_with("x-") {
                 continue;
             }
@@ -514,16 +515,16 @@ impl<'a> Reader<'a> {
             };
             let at = target.map_or(at, |it| loc(it.doc, it.pointer));
             out.push(Response {
-                status: status.clone(),
-                description: response.get("description").and_then(Value::as_str).map(str::to_owned),
+                status: status.to_owned(),
+                description: response.get("description").and_then(Node::as_str).map(str::to_owned),
                 content: self.content(doc, response.get("content"), &at),
             });
         }
         out
     }
 
-    fn content(&mut self, doc: DocId, content: Option<&Value>, at: &Location) -> Vec<MediaType> {
-        let Some(Value::Object(content)) = content else {
+    fn content(&mut self, doc: DocId, content: Option<&Node>, at: &Location) -> Vec<MediaType> {
+        let Some(Node::Object(content)) = content else {
             return Vec::new();
         };
         content
@@ -535,7 +536,7 @@ impl<'a> Reader<'a> {
                     pointer: format!("{pointer}/schema"),
                     value: value.clone(),
                 });
-                MediaType { name: name.clone(), schema, encoding: encoding(media.get("encoding")) }
+                MediaType { name: name.to_owned(), schema, encoding: encoding(media.get("encoding")) }
             })
             .collect()
     }
@@ -552,24 +553,24 @@ pub(super) enum ParamRead {
 pub(super) struct PathContext<'a> {
     path: &'a str,
     item_doc: DocId,
-    item: &'a Map<String, Value>,
+    item: &'a Object,
     servers: &'a [Server],
     security: &'a [SecurityRequirement],
 }
 
-fn encoding(value: Option<&Value>) -> Vec<(String, Encoding)> {
-    let Some(Value::Object(map)) = value else {
+fn encoding(value: Option<&Node>) -> Vec<(String, Encoding)> {
+    let Some(Node::Object(map)) = value else {
         return Vec::new();
     };
     map.iter()
         .map(|(name, it)| {
             let encoding = Encoding {
-                content_type: it.get("contentType").and_then(Value::as_str).map(str::to_owned),
-                style: it.get("style").and_then(Value::as_str).and_then(Style::parse),
-                explode: it.get("explode").and_then(Value::as_bool),
-                allow_reserved: it.get("allowReserved").and_then(Value::as_bool).unwrap_or(false),
+                content_type: it.get("contentType").and_then(Node::as_str).map(str::to_owned),
+                style: it.get("style").and_then(Node::as_str).and_then(Style::parse),
+                explode: it.get("explode").and_then(Node::as_bool),
+                allow_reserved: it.get("allowReserved").and_then(Node::as_bool).unwrap_or(false),
             };
-            (name.clone(), encoding)
+            (name.to_owned(), encoding)
         })
         .collect()
 }
@@ -598,9 +599,9 @@ fn path_template(path: &str) -> Result<Vec<String>, String> {
 }
 
 /// A scalar as text (server variable defaults may be written as numbers).
-pub(super) fn scalar_text(value: &Value) -> String {
+pub(super) fn scalar_text(value: &Node) -> String {
     match value {
-        Value::String(it) => it.clone(),
+        Node::String(it) => it.to_string(),
         other => other.to_string(),
     }
 }

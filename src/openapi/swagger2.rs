@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::node::Node;
+
 use super::documents::{DocId, escape_token};
 use super::model::*;
 use super::read::{OperationSource, ParamRead, Reader};
@@ -45,16 +47,16 @@ const SCHEMA_KEYWORDS: [&str; 19] = [
     "x-example",
 ];
 
-pub(super) fn servers(root: &Value) -> Vec<Server> {
-    let base_path = root.get("basePath").and_then(Value::as_str).unwrap_or("");
-    let Some(host) = root.get("host").and_then(Value::as_str) else {
+pub(super) fn servers(root: &Node) -> Vec<Server> {
+    let base_path = root.get("basePath").and_then(Node::as_str).unwrap_or("");
+    let Some(host) = root.get("host").and_then(Node::as_str) else {
         let url = if base_path.is_empty() { "/" } else { base_path };
         return vec![Server { url: url.to_owned(), description: None, variables: Vec::new() }];
     };
     let schemes: Vec<&str> = root
         .get("schemes")
-        .and_then(Value::as_array)
-        .map(|it| it.iter().filter_map(Value::as_str).collect())
+        .and_then(Node::as_array)
+        .map(|it| it.iter().filter_map(Node::as_str).collect())
         .unwrap_or_default();
     // Without `schemes` the document's own scheme applies; https is the safe guess.
     let schemes = if schemes.is_empty() { vec!["https"] } else { schemes };
@@ -73,15 +75,15 @@ pub(super) fn servers(root: &Value) -> Vec<Server> {
 pub(super) fn parameter(
     reader: &mut Reader<'_>,
     doc: DocId,
-    param: &Value,
+    param: &Node,
     at: &Location,
 ) -> Option<ParamRead> {
-    let name = param.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let description = param.get("description").and_then(Value::as_str).map(str::to_owned);
-    let required = param.get("required").and_then(Value::as_bool).unwrap_or(false);
-    match param.get("in").and_then(Value::as_str) {
+    let name = param.get("name").and_then(Node::as_str).unwrap_or_default().to_owned();
+    let description = param.get("description").and_then(Node::as_str).map(str::to_owned);
+    let required = param.get("required").and_then(Node::as_bool).unwrap_or(false);
+    match param.get("in").and_then(Node::as_str) {
         Some("body") => {
-            let value = param.get("schema").cloned().unwrap_or_else(|| json!({}));
+            let value = param.get("schema").cloned().unwrap_or_else(|| Node::from(json!({})));
             let schema = Schema { doc, pointer: format!("{}/schema", at.pointer), value };
             return Some(ParamRead::Body(BodyParam { schema, required, description }));
         }
@@ -95,7 +97,7 @@ pub(super) fn parameter(
                 map.insert("description".into(), Value::String(description.clone()));
             }
             return Some(ParamRead::FormField(FormField {
-                is_file: param.get("type").and_then(Value::as_str) == Some("file"),
+                is_file: param.get("type").and_then(Node::as_str) == Some("file"),
                 style: collection_format(param, true),
                 name,
                 schema,
@@ -107,7 +109,7 @@ pub(super) fn parameter(
     let (name, location) = reader.name_and_location(param, at)?;
     let (style, explode) = collection_format(param, location == ParamLocation::Query)
         .unwrap_or((Style::default_for(location), location == ParamLocation::Query));
-    let schema = Schema { doc, pointer: at.pointer.clone(), value: inline_schema(param) };
+    let schema = Schema { doc, pointer: at.pointer.clone(), value: Node::from(inline_schema(param)) };
     Some(ParamRead::Plain(Parameter {
         required: required || location == ParamLocation::Path,
         description,
@@ -122,23 +124,23 @@ pub(super) fn parameter(
     }))
 }
 
-fn inline_schema(param: &Value) -> Value {
+fn inline_schema(param: &Node) -> Value {
     let mut schema = Map::new();
     for key in SCHEMA_KEYWORDS {
         if let Some(value) = param.get(key) {
-            schema.insert(key.to_owned(), value.clone());
+            schema.insert(key.to_owned(), value.to_value());
         }
     }
     Value::Object(schema)
 }
 
 /// `collectionFormat` as a style; `None` when the parameter is not an array.
-fn collection_format(param: &Value, form_like: bool) -> Option<(Style, bool)> {
-    if param.get("type").and_then(Value::as_str) != Some("array") {
+fn collection_format(param: &Node, form_like: bool) -> Option<(Style, bool)> {
+    if param.get("type").and_then(Node::as_str) != Some("array") {
         return None;
     }
     let default = if form_like { Style::Form } else { Style::Simple };
-    Some(match param.get("collectionFormat").and_then(Value::as_str) {
+    Some(match param.get("collectionFormat").and_then(Node::as_str) {
         Some("multi") => (Style::Form, true),
         Some("ssv") => (Style::SpaceDelimited, false),
         Some("tsv") => (Style::TabDelimited, false),
@@ -153,10 +155,10 @@ fn media_types(reader: &Reader<'_>, source: &OperationSource<'_>, key: &str) -> 
     let global = reader.docs.entry().root.get(key);
     let list: Vec<String> = own
         .or(global)
-        .and_then(Value::as_array)
+        .and_then(Node::as_array)
         .into_iter()
         .flatten()
-        .filter_map(Value::as_str)
+        .filter_map(Node::as_str)
         .map(str::to_owned)
         .collect();
     if list.is_empty() { vec!["application/json".to_owned()] } else { list }
@@ -222,7 +224,7 @@ pub(super) fn request_body(
         schema["required"] = Value::Array(required.clone());
     }
     let schema =
-        Schema { doc: source.doc, pointer: format!("{}/parameters", source.location.pointer), value: schema };
+        Schema { doc: source.doc, pointer: format!("{}/parameters", source.location.pointer), value: Node::from(schema) };
     Some(RequestBody {
         description: None,
         required: !required.is_empty(),
@@ -236,12 +238,12 @@ fn is_form(media_type: &str) -> bool {
 }
 
 pub(super) fn responses(reader: &mut Reader<'_>, source: &OperationSource<'_>) -> Vec<Response> {
-    let Some(Value::Object(responses)) = source.value.get("responses") else {
+    let Some(Node::Object(responses)) = source.value.get("responses") else {
         return Vec::new();
     };
     let produces = media_types(reader, source, "produces");
     let mut out = Vec::new();
-    for (status, raw) in responses {
+    for (status, raw) in responses.iter() {
         if status.starts_with("x-") {
             continue;
         }
@@ -271,8 +273,8 @@ pub(super) fn responses(reader: &mut Reader<'_>, source: &OperationSource<'_>) -
             None => Vec::new(),
         };
         out.push(Response {
-            status: status.clone(),
-            description: response.get("description").and_then(Value::as_str).map(str::to_owned),
+            status: status.to_owned(),
+            description: response.get("description").and_then(Node::as_str).map(str::to_owned),
             content,
         });
     }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::{Map, Number, Value, json};
 
-use crate::openapi::{DocId, Schema, Spec, Target, Version};
+use crate::openapi::{DocId, Node, Object, Schema, Spec, Target, Version};
 
 /// Deeper nesting within one schema is replaced by `{}` (any value).
 pub const MAX_DEPTH: usize = 40;
@@ -204,11 +204,11 @@ impl<'a> SchemaBuilder<'a> {
         name
     }
 
-    fn lower_value<'v>(&mut self, value: &'v Value, cursor: &mut Cursor<'v>, depth: usize) -> Value {
+    fn lower_value<'v>(&mut self, value: &'v Node, cursor: &mut Cursor<'v>, depth: usize) -> Value {
         match value {
-            Value::Bool(it) => Value::Bool(*it),
-            Value::Object(map) if depth < MAX_DEPTH => Value::Object(self.lower_map(map, cursor, depth)),
-            Value::Object(_) => {
+            Node::Bool(it) => Value::Bool(*it),
+            Node::Object(map) if depth < MAX_DEPTH => Value::Object(self.lower_map(map, cursor, depth)),
+            Node::Object(_) => {
                 self.issue(
                     cursor,
                     format!("schema nested deeper than {MAX_DEPTH} levels; any value accepted below"),
@@ -225,7 +225,7 @@ impl<'a> SchemaBuilder<'a> {
     fn lower_sub<'v>(
         &mut self,
         key: &'v str,
-        value: &'v Value,
+        value: &'v Node,
         cursor: &mut Cursor<'v>,
         depth: usize,
     ) -> Value {
@@ -237,7 +237,7 @@ impl<'a> SchemaBuilder<'a> {
 
     fn lower_map<'v>(
         &mut self,
-        map: &'v Map<String, Value>,
+        map: &'v Object,
         cursor: &mut Cursor<'v>,
         depth: usize,
     ) -> Map<String, Value> {
@@ -245,8 +245,7 @@ impl<'a> SchemaBuilder<'a> {
         let mut nullable = false;
         let mut hidden: Vec<&str> = Vec::new();
         let is_31 = self.spec.version == Version::OpenApi31;
-        for (key, value) in map {
-            let key = key.as_str();
+        for (key, value) in map.iter() {
             // Keys, punctuation and text dominate a schema's size; nested values count themselves.
             self.bytes += key.len() + 6 + value.as_str().map_or(2, str::len);
             match key {
@@ -269,13 +268,13 @@ impl<'a> SchemaBuilder<'a> {
                 "type" => self.lower_type(value, &mut out, cursor),
                 "nullable" | "x-nullable" => nullable = value.as_bool() == Some(true),
                 "properties" | "patternProperties" | "dependentSchemas" => {
-                    let Value::Object(props) = value else {
+                    let Node::Object(props) = value else {
                         self.issue(cursor, format!("`{key}` is not an object; ignored"));
                         continue;
                     };
                     cursor.steps.push(Step::Key(key));
                     let mut lowered = Map::new();
-                    for (name, sub) in props {
+                    for (name, sub) in props.iter() {
                         if key == "patternProperties" && !self.memo.pattern_compiles(name) {
                             self.issue(cursor, format!("pattern `{name}` is not a valid regex; ignored"));
                             continue;
@@ -284,12 +283,12 @@ impl<'a> SchemaBuilder<'a> {
                             hidden.push(name);
                             continue;
                         }
-                        lowered.insert(name.clone(), self.lower_sub(name, sub, cursor, depth));
+                        lowered.insert(name.to_owned(), self.lower_sub(name, sub, cursor, depth));
                     }
                     cursor.steps.pop();
                     out.insert(key.into(), Value::Object(lowered));
                 }
-                "items" if value.is_array() => self.lower_list("prefixItems", value, &mut out, cursor, depth),
+                "items" if value.as_array().is_some() => self.lower_list("prefixItems", value, &mut out, cursor, depth),
                 "items"
                 | "additionalProperties"
                 | "unevaluatedProperties"
@@ -307,11 +306,12 @@ impl<'a> SchemaBuilder<'a> {
                     self.lower_list(key, value, &mut out, cursor, depth)
                 }
                 "required" => match value {
-                    Value::Array(items) => {
+                    Node::Array(items) => {
                         let mut names: Vec<Value> = Vec::new();
-                        for it in items.iter().filter(|it| it.is_string()) {
-                            if !names.contains(it) {
-                                names.push(it.clone());
+                        for it in items.iter().filter_map(Node::as_str) {
+                            let it = Value::String(it.to_owned());
+                            if !names.contains(&it) {
+                                names.push(it);
                             }
                         }
                         out.insert(key.into(), Value::Array(names));
@@ -319,47 +319,47 @@ impl<'a> SchemaBuilder<'a> {
                     _ => self.issue(cursor, "`required` is not a list; ignored"),
                 },
                 "dependentRequired" => {
-                    if let Value::Object(deps) = value {
+                    if let Node::Object(deps) = value {
                         let deps = deps
                             .iter()
                             .filter_map(|(k, v)| {
                                 let names: Vec<Value> =
-                                    v.as_array()?.iter().filter(|it| it.is_string()).cloned().collect();
-                                Some((k.clone(), Value::Array(names)))
+                                    v.as_array()?.iter().filter(|it| it.is_string()).map(Node::to_value).collect();
+                                Some((k.to_owned(), Value::Array(names)))
                             })
                             .collect();
                         out.insert(key.into(), Value::Object(deps));
                     }
                 }
                 "enum" | "examples" => match value {
-                    Value::Array(_) => {
-                        out.insert(key.into(), value.clone());
+                    Node::Array(_) => {
+                        out.insert(key.into(), value.to_value());
                     }
                     _ => self.issue(cursor, format!("`{key}` is not a list; ignored")),
                 },
                 "example" | "x-example" => {
                     if !map.contains_key("examples") && !out.contains_key("examples") {
-                        out.insert("examples".into(), Value::Array(vec![value.clone()]));
+                        out.insert("examples".into(), Value::Array(vec![value.to_value()]));
                     }
                 }
                 "const" | "default" => {
-                    out.insert(key.into(), value.clone());
+                    out.insert(key.into(), value.to_value());
                 }
                 "title" | "description" | "format" | "contentEncoding" | "contentMediaType" => match value {
-                    Value::String(_) => {
-                        out.insert(key.into(), value.clone());
+                    Node::String(_) => {
+                        out.insert(key.into(), value.to_value());
                     }
                     _ => self.issue(cursor, format!("`{key}` is not a string; ignored")),
                 },
                 "pattern" => match value.as_str() {
                     Some(pattern) if self.memo.pattern_compiles(pattern) => {
-                        out.insert(key.into(), value.clone());
+                        out.insert(key.into(), value.to_value());
                     }
                     _ => self.issue(cursor, format!("pattern {value} is not a valid regex; ignored")),
                 },
                 "uniqueItems" | "deprecated" | "readOnly" | "writeOnly" => {
-                    if let Value::Bool(_) = value {
-                        out.insert(key.into(), value.clone());
+                    if let Node::Bool(it) = value {
+                        out.insert(key.into(), Value::Bool(*it));
                     }
                 }
                 "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties" | "minProperties"
@@ -396,7 +396,7 @@ impl<'a> SchemaBuilder<'a> {
             required.retain(|it| !it.as_str().is_some_and(|name| hidden.contains(&name)));
         }
         for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
-            if map.get(flag).and_then(Value::as_bool) == Some(true)
+            if map.get(flag).and_then(Node::as_bool) == Some(true)
                 && let Some(limit) = out.remove(bound)
             {
                 out.insert(flag.into(), limit);
@@ -426,12 +426,12 @@ impl<'a> SchemaBuilder<'a> {
     fn lower_list<'v>(
         &mut self,
         key: &'v str,
-        value: &'v Value,
+        value: &'v Node,
         out: &mut Map<String, Value>,
         cursor: &mut Cursor<'v>,
         depth: usize,
     ) {
-        let Value::Array(items) = value else {
+        let Node::Array(items) = value else {
             self.issue(cursor, format!("`{key}` is not a list; ignored"));
             return;
         };
@@ -449,12 +449,12 @@ impl<'a> SchemaBuilder<'a> {
         out.insert(if key == "items" { "prefixItems" } else { key }.to_owned(), Value::Array(lowered));
     }
 
-    fn lower_type(&mut self, value: &Value, out: &mut Map<String, Value>, cursor: &Cursor<'_>) {
+    fn lower_type(&mut self, value: &Node, out: &mut Map<String, Value>, cursor: &Cursor<'_>) {
         let mut types: Vec<&'static str> = Vec::new();
         let mut valid = true;
         let names: Vec<&str> = match value {
-            Value::String(it) => vec![it.as_str()],
-            Value::Array(items) => items.iter().map(|it| it.as_str().unwrap_or("?")).collect(),
+            Node::String(it) => vec![&**it],
+            Node::Array(items) => items.iter().map(|it| it.as_str().unwrap_or("?")).collect(),
             _ => vec!["?"],
         };
         for name in names {
@@ -496,19 +496,19 @@ impl<'a> SchemaBuilder<'a> {
 
     /// Whether a property must leave this direction's schema (`readOnly` in input,
     /// `writeOnly` in output), looking through one `$ref`.
-    fn hidden(&self, doc: DocId, property: &Value) -> bool {
+    fn hidden(&self, doc: DocId, property: &Node) -> bool {
         let key = match self.direction {
             Direction::Input => "readOnly",
             Direction::Output => "writeOnly",
         };
-        if property.get(key).and_then(Value::as_bool) == Some(true) {
+        if property.get(key).and_then(Node::as_bool) == Some(true) {
             return true;
         }
         let target = property
             .get("$ref")
-            .and_then(Value::as_str)
+            .and_then(Node::as_str)
             .and_then(|it| self.spec.documents.target(doc, it).ok());
-        target.and_then(|it| self.spec.documents.get(&it)).and_then(|it| it.get(key)).and_then(Value::as_bool)
+        target.and_then(|it| self.spec.documents.get(&it)).and_then(|it| it.get(key)).and_then(Node::as_bool)
             == Some(true)
     }
 }
@@ -566,10 +566,10 @@ fn make_nullable(out: &mut Map<String, Value>) {
     }
 }
 
-fn number(value: &Value) -> Option<Number> {
+fn number(value: &Node) -> Option<Number> {
     match value {
-        Value::Number(n) => Some(n.clone()),
-        Value::String(text) => {
+        Node::Number(n) => Some(n.clone()),
+        Node::String(text) => {
             let text = text.trim();
             text.parse::<i64>()
                 .ok()
@@ -580,7 +580,7 @@ fn number(value: &Value) -> Option<Number> {
     }
 }
 
-fn non_negative_integer(value: &Value) -> Option<u64> {
+fn non_negative_integer(value: &Node) -> Option<u64> {
     let n = number(value)?;
     n.as_u64().or_else(|| {
         n.as_f64().filter(|it| *it >= 0.0 && it.fract() == 0.0 && *it < 9.0e15).map(|it| it as u64)
