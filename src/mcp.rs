@@ -1,7 +1,5 @@
 //! The MCP edge: the only module that knows MCP wire types (`rmcp::model`).
 
-use std::sync::Arc;
-
 use rmcp::model;
 
 use crate::tools::ToolSpec;
@@ -19,14 +17,14 @@ pub fn tool_definition(tool: &ToolSpec) -> model::Tool {
     let mut definition = model::Tool::new_with_raw(
         tool.name.clone(),
         Some(tool.description.clone().into()),
-        Arc::new(tool.input_schema.clone()),
+        tool.input_schema.clone(),
     )
     .with_annotations(annotations);
     if let Some(title) = &tool.title {
         definition = definition.with_title(title.clone());
     }
     if let Some(schema) = &tool.output_schema {
-        definition = definition.with_raw_output_schema(Arc::new(schema.clone()));
+        definition = definition.with_raw_output_schema(schema.clone());
     }
     definition
 }

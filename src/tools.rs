@@ -15,6 +15,7 @@ pub use report::*;
 pub use schema::Direction;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -46,9 +47,10 @@ pub struct ToolSpec {
     pub name: String,
     pub title: Option<String>,
     pub description: String,
-    /// JSON Schema 2020-12, root `type: object`, self-contained.
-    pub input_schema: Map<String, Value>,
-    pub output_schema: Option<Map<String, Value>>,
+    /// JSON Schema 2020-12, root `type: object`, self-contained. Shared, because every
+    /// `tools/list` hands the same schemas out again.
+    pub input_schema: Arc<Map<String, Value>>,
+    pub output_schema: Option<Arc<Map<String, Value>>>,
     pub output: OutputShape,
     pub annotations: Annotations,
     /// Index of the operation in `Spec::operations`.
@@ -196,8 +198,8 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
             title: operation.summary.as_deref().map(one_line).filter(|it| !it.is_empty()),
             name: named.name,
             description,
-            input_schema,
-            output_schema,
+            input_schema: Arc::new(input_schema),
+            output_schema: output_schema.map(Arc::new),
             output: output_shape,
             annotations: annotations(operation),
             operation: idx,
@@ -338,16 +340,33 @@ fn one_line(text: &str) -> String {
 
 /// About one token per four bytes of the definition's compact JSON.
 fn estimate_tokens(tool: &ToolSpec) -> usize {
-    let schema_bytes = |schema: &Map<String, Value>| serde_json::to_vec(schema).map_or(0, |it| it.len());
     // Keys, quotes and annotations of the tool object itself.
     const ENVELOPE: usize = 160;
     let bytes = tool.name.len()
         + tool.title.as_ref().map_or(0, String::len)
         + tool.description.len()
-        + schema_bytes(&tool.input_schema)
-        + tool.output_schema.as_ref().map_or(0, schema_bytes)
+        + json_len(&tool.input_schema)
+        + tool.output_schema.as_deref().map_or(0, json_len)
         + ENVELOPE;
     bytes.div_ceil(4)
+}
+
+/// The length of `schema` as compact JSON, counted without building the text.
+fn json_len(schema: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and a `Map` always serializes.
+    let _ = serde_json::to_writer(&mut count, schema);
+    count.0
 }
 
 #[cfg(test)]
