@@ -193,8 +193,8 @@ impl<'a> Reader<'a> {
                 continue;
             }
             let item_location = loc(DocId::ENTRY, format!("/paths/{}", escape_token(path)));
-            let (item_doc, item) = match self.docs.deref(DocId::ENTRY, item) {
-                Ok((doc, Node::Object(item), _)) => (doc, item),
+            let (item_doc, item, item_target) = match self.docs.deref(DocId::ENTRY, item) {
+                Ok((doc, Node::Object(item), target)) => (doc, item, target),
                 Ok(_) => {
                     self.warn(&item_location, "path item is not an object; its operations are unknown");
                     continue;
@@ -230,7 +230,10 @@ impl<'a> Reader<'a> {
                     }
                 };
                 let source = OperationSource { doc, value, location };
-                let context = PathContext { path, item_doc, item, servers: &item_servers, security };
+                // Where the path item's own parts are written: the `$ref` target, if it was one.
+                let item_at = item_target.clone().map_or(item_location.clone(), |it| loc(it.doc, it.pointer));
+                let context =
+                    PathContext { path, item_doc, item, item_at: &item_at, servers: &item_servers, security };
                 if let Some(operation) = self.operation(method, &source, &context) {
                     operations.push(operation);
                 }
@@ -267,17 +270,17 @@ impl<'a> Reader<'a> {
         let mut form_fields = Vec::new();
         let mut body_param = None;
         let lists = [
-            (context.item_doc, context.item.get("parameters"), "path item"),
-            (source.doc, value.get("parameters"), "operation"),
+            (context.item_doc, context.item.get("parameters"), context.item_at, "path item"),
+            (source.doc, value.get("parameters"), &source.location, "operation"),
         ];
-        for (doc, list, owner) in lists {
+        for (doc, list, owner_at, owner) in lists {
             let Some(list) = list else { continue };
             let Node::Array(list) = list else {
                 self.warn(&source.location, format!("{owner} `parameters` is not a list; ignored"));
                 continue;
             };
             for (idx, raw) in list.iter().enumerate() {
-                let at = loc(source.location.doc, format!("{}/parameters/{idx}", source.location.pointer));
+                let at = loc(owner_at.doc, format!("{}/parameters/{idx}", owner_at.pointer));
                 let (param_doc, param, target) = match self.docs.deref(doc, raw) {
                     Ok(it) => it,
                     Err(err) => {
@@ -554,6 +557,7 @@ pub(super) struct PathContext<'a> {
     path: &'a str,
     item_doc: DocId,
     item: &'a Object,
+    item_at: &'a Location,
     servers: &'a [Server],
     security: &'a [SecurityRequirement],
 }
