@@ -16,7 +16,6 @@ pub use model::*;
 pub use node::{Node, Object};
 pub use parse::{Format, SyntaxError};
 
-
 /// Why a document could not be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

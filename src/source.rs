@@ -122,7 +122,7 @@ pub fn load_file(path: &Path, limits: &Limits) -> Result<Spec, Error> {
     };
     let entry_name = relative.to_string_lossy().replace('\\', "/");
     let file = std::fs::File::open(&entry).map_err(io(&entry))?;
-    let bytes = read_capped(file, &path.display().to_string(), limits.max_bytes)?;
+    let bytes = read_file_capped(file, &path.display().to_string(), limits.max_bytes)?;
     let mut loader = RootedFiles { root, budget: limits.max_bytes.saturating_sub(bytes.len() as u64) };
     openapi::ingest_files(&entry_name, &bytes, &mut loader)
         .map_err(|source| Error::Ingest { name: path.display().to_string(), source })
@@ -146,14 +146,28 @@ impl Loader for RootedFiles {
             return Err("it is not a file".to_owned());
         }
         let file = std::fs::File::open(&real).map_err(|err| err.to_string())?;
-        let bytes = read_capped(file, name, self.budget).map_err(|err| err.to_string())?;
+        let bytes = read_file_capped(file, name, self.budget).map_err(|err| err.to_string())?;
         self.budget -= bytes.len() as u64;
         Ok(bytes)
     }
 }
 
 fn read_capped(reader: impl Read, what: &str, limit: u64) -> Result<Vec<u8>, Error> {
-    let mut bytes = Vec::new();
+    read_capped_sized(reader, what, limit, 0)
+}
+
+/// Reads a file whose size is known, into a buffer allocated once.
+fn read_file_capped(file: std::fs::File, what: &str, limit: u64) -> Result<Vec<u8>, Error> {
+    let size = file.metadata().map_or(0, |it| it.len());
+    read_capped_sized(file, what, limit, size)
+}
+
+fn read_capped_sized(reader: impl Read, what: &str, limit: u64, size: u64) -> Result<Vec<u8>, Error> {
+    if size > limit {
+        return Err(Error::TooLarge { what: what.to_owned(), limit });
+    }
+    // One byte more than the file, so that reading to its end needs no second allocation.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
     reader
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)

@@ -14,12 +14,12 @@ pub use output::{OutputShape, WRAPPED_FIELD};
 pub use report::*;
 pub use schema::Direction;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::openapi::{Method, Operation, ParamLocation, SecurityKind, Spec};
+use crate::openapi::{Method, Operation, ParamLocation, SecurityKind, Spec, Target};
 use naming::Namer;
 use schema::{Memo, SchemaBuilder};
 
@@ -102,6 +102,7 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
         |location: ParamLocation, name: &str| credentials.contains(&(location, name.to_ascii_lowercase()));
 
     let mut per_tool = Vec::with_capacity(spec.operations.len());
+    let mut output_cache: HashMap<Target, LoweredOutput> = HashMap::new();
     for (idx, operation) in spec.operations.iter().enumerate() {
         let label = operation.label();
         let location = spec.render_location(&operation.location);
@@ -147,18 +148,27 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
         let mut omitted = builder.omitted.clone();
         let (input_schema, recursive_in, issues_in) = finish(input.schema, builder);
 
-        let mut builder =
-            SchemaBuilder::new(spec, Direction::Output, &mut memo, options.max_schema_tokens * 4);
-        let (output_schema, output_shape) = output::build(operation, &mut builder);
-        omitted
-            .extend(builder.omitted.iter().filter(|it| !omitted.contains(it)).cloned().collect::<Vec<_>>());
-        let (output_schema, recursive_out, issues_out) = match output_schema {
-            Some(schema) => {
-                let (schema, recursive, issues) = finish(schema, builder);
-                (Some(schema), recursive, issues)
-            }
-            None => (None, Vec::new(), builder.finish().1),
+        let output = match output::cache_key(spec, operation) {
+            Some(key) => match output_cache.get(&key) {
+                // Operations that return the same schema share its lowering; its issues were
+                // reported the first time.
+                Some(hit) => LoweredOutput { issues: Vec::new(), ..LoweredOutput::clone(hit) },
+                None => {
+                    let lowered = lower_output(spec, operation, &mut memo, options);
+                    output_cache.insert(key, lowered.clone());
+                    lowered
+                }
+            },
+            None => lower_output(spec, operation, &mut memo, options),
         };
+        let LoweredOutput {
+            schema: output_schema,
+            shape: output_shape,
+            recursive: recursive_out,
+            omitted: omitted_out,
+            issues: issues_out,
+        } = output;
+        omitted.extend(omitted_out.into_iter().filter(|it| !omitted.contains(it)).collect::<Vec<_>>());
         if output_shape == OutputShape::Wrapped {
             warn(
                 WarningKind::OutputWrapped,
@@ -199,7 +209,7 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
             name: named.name,
             description,
             input_schema: Arc::new(input_schema),
-            output_schema: output_schema.map(Arc::new),
+            output_schema,
             output: output_shape,
             annotations: annotations(operation),
             operation: idx,
@@ -234,6 +244,30 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
         warnings,
         tokens: TokenEstimate { total: per_tool.iter().map(|it| it.tokens).sum(), per_tool },
     }
+}
+
+/// A tool's output schema with what lowering it found.
+#[derive(Clone)]
+struct LoweredOutput {
+    schema: Option<Arc<Map<String, Value>>>,
+    shape: OutputShape,
+    recursive: Vec<String>,
+    omitted: Vec<String>,
+    issues: Vec<schema::SchemaIssue>,
+}
+
+fn lower_output(spec: &Spec, operation: &Operation, memo: &mut Memo, options: &Options) -> LoweredOutput {
+    let mut builder = SchemaBuilder::new(spec, Direction::Output, memo, options.max_schema_tokens * 4);
+    let (schema, shape) = output::build(operation, &mut builder);
+    let omitted = builder.omitted.clone();
+    let (schema, recursive, issues) = match schema {
+        Some(schema) => {
+            let (schema, recursive, issues) = finish(schema, builder);
+            (Some(Arc::new(schema)), recursive, issues)
+        }
+        None => (None, Vec::new(), builder.finish().1),
+    };
+    LoweredOutput { schema, shape, recursive, omitted, issues }
 }
 
 /// Compacts a lowered root schema and attaches the definitions it still needs.

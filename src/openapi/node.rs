@@ -79,7 +79,10 @@ impl Object {
 
 impl<'a> IntoIterator for &'a Object {
     type Item = (&'a str, &'a Node);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (Box<str>, Node)>, fn(&'a (Box<str>, Node)) -> (&'a str, &'a Node)>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Box<str>, Node)>,
+        fn(&'a (Box<str>, Node)) -> (&'a str, &'a Node),
+    >;
 
     fn into_iter(self) -> Self::IntoIter {
         self.entries.iter().map(|(k, v)| (&**k, v))
@@ -317,7 +320,8 @@ mod tests {
 
     #[test]
     fn repeated_keys_keep_the_last_value() {
-        let text = format!("{{{}\"k5\": \"last\"}}", (0..30).map(|i| format!("\"k{i}\": {i},")).collect::<String>());
+        let text =
+            format!("{{{}\"k5\": \"last\"}}", (0..30).map(|i| format!("\"k{i}\": {i},")).collect::<String>());
         let node: Node = serde_json::from_str(&text).unwrap();
         let object = node.as_object().unwrap();
         assert_eq!(object.len(), 30);

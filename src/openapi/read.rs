@@ -173,12 +173,7 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
-    fn paths(
-        &mut self,
-        root: &Node,
-        servers: &[Server],
-        security: &[SecurityRequirement],
-    ) -> Vec<Operation> {
+    fn paths(&mut self, root: &Node, servers: &[Server], security: &[SecurityRequirement]) -> Vec<Operation> {
         let mut operations = Vec::new();
         let paths = match root.get("paths") {
             None => return operations,

@@ -223,8 +223,11 @@ pub(super) fn request_body(
     if !required.is_empty() {
         schema["required"] = Value::Array(required.clone());
     }
-    let schema =
-        Schema { doc: source.doc, pointer: format!("{}/parameters", source.location.pointer), value: Node::from(schema) };
+    let schema = Schema {
+        doc: source.doc,
+        pointer: format!("{}/parameters", source.location.pointer),
+        value: Node::from(schema),
+    };
     Some(RequestBody {
         description: None,
         required: !required.is_empty(),

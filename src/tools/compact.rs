@@ -4,7 +4,8 @@
 //!
 //! Every walk here is iterative or bounded by [`MAX_INLINE_DEPTH`].
 
-use std::collections::{HashMap, HashSet};
+// foldhash: fast, and seeded per process, so keys from a document cannot be chosen to collide.
+use foldhash::{HashMap, HashSet, HashSetExt};
 
 use serde_json::{Map, Value};
 

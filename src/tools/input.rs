@@ -160,7 +160,7 @@ fn add_body(
 
 /// The object schema whose properties can become top-level arguments: a plain object (directly
 /// or through one `$ref`) whose properties say everything the body may hold.
-fn flattenable(schema: &Value, builder: &SchemaBuilder<'_>) -> Option<Map<String, Value>> {
+fn flattenable<'a>(schema: &'a Value, builder: &'a SchemaBuilder<'_>) -> Option<&'a Map<String, Value>> {
     let object = match def_name(schema) {
         Some(_) => builder.def(schema.get("$ref")?.as_str()?)?,
         None => schema,
@@ -178,7 +178,7 @@ fn flattenable(schema: &Value, builder: &SchemaBuilder<'_>) -> Option<Map<String
         ) || key == "additionalProperties" && map[key] == Value::Bool(false)
     });
     let has_properties = map.get("properties").and_then(Value::as_object).is_some_and(|it| !it.is_empty());
-    (is_object && plain && has_properties).then(|| map.clone())
+    (is_object && plain && has_properties).then_some(map)
 }
 
 /// The media type mcpgate sends when a body offers several: JSON first, then forms, text,

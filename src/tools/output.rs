@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::compact::def_name;
 use super::input::{BodyKind, kind_of};
 use super::schema::SchemaBuilder;
-use crate::openapi::{Operation, Response};
+use crate::openapi::{Operation, Response, Spec, Target};
 
 /// How a backend's JSON response relates to the tool's `structuredContent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,17 @@ pub(super) fn build(operation: &Operation, builder: &mut SchemaBuilder<'_>) -> (
 
 fn is_object(schema: &Value) -> bool {
     schema.get("type").and_then(Value::as_str) == Some("object")
+}
+
+/// Operations whose primary response is the same `$ref` get the same output schema; this is
+/// that reference's target, when the response is exactly a reference.
+pub(super) fn cache_key(spec: &Spec, operation: &Operation) -> Option<Target> {
+    let schema = primary(&operation.responses)?;
+    let map = schema.value.as_object()?;
+    if map.len() != 1 {
+        return None;
+    }
+    spec.documents.target(schema.doc, map.get("$ref")?.as_str()?).ok()
 }
 
 /// The schema of the lowest 2xx response with a JSON body (`200` before `201` before `2XX`).

@@ -5,7 +5,10 @@
 //! reference, so neither cycles nor long reference chains can grow the stack; nesting within one
 //! schema is capped at [`MAX_DEPTH`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+// foldhash: fast, and seeded per process, so keys from a document cannot be chosen to collide.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde_json::{Map, Number, Value, json};
 
@@ -288,7 +291,9 @@ impl<'a> SchemaBuilder<'a> {
                     cursor.steps.pop();
                     out.insert(key.into(), Value::Object(lowered));
                 }
-                "items" if value.as_array().is_some() => self.lower_list("prefixItems", value, &mut out, cursor, depth),
+                "items" if value.as_array().is_some() => {
+                    self.lower_list("prefixItems", value, &mut out, cursor, depth)
+                }
                 "items"
                 | "additionalProperties"
                 | "unevaluatedProperties"
@@ -323,8 +328,12 @@ impl<'a> SchemaBuilder<'a> {
                         let deps = deps
                             .iter()
                             .filter_map(|(k, v)| {
-                                let names: Vec<Value> =
-                                    v.as_array()?.iter().filter(|it| it.is_string()).map(Node::to_value).collect();
+                                let names: Vec<Value> = v
+                                    .as_array()?
+                                    .iter()
+                                    .filter(|it| it.is_string())
+                                    .map(Node::to_value)
+                                    .collect();
                                 Some((k.to_owned(), Value::Array(names)))
                             })
                             .collect();
@@ -337,10 +346,8 @@ impl<'a> SchemaBuilder<'a> {
                     }
                     _ => self.issue(cursor, format!("`{key}` is not a list; ignored")),
                 },
-                "example" | "x-example" => {
-                    if !map.contains_key("examples") && !out.contains_key("examples") {
-                        out.insert("examples".into(), Value::Array(vec![value.to_value()]));
-                    }
+                "example" | "x-example" if !map.contains_key("examples") && !out.contains_key("examples") => {
+                    out.insert("examples".into(), Value::Array(vec![value.to_value()]));
                 }
                 "const" | "default" => {
                     out.insert(key.into(), value.to_value());
