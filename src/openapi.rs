@@ -23,6 +23,8 @@ pub enum Error {
     Syntax(#[from] SyntaxError),
     #[error("not an OpenAPI document: {0}")]
     NotOpenApi(String),
+    #[error("cannot start a thread to read the document: {0}")]
+    Thread(String),
     #[error("unsupported version `{found}` at {pointer}: mcpgate reads Swagger 2.0 and OpenAPI 3.0 and 3.1")]
     UnsupportedVersion { found: String, pointer: &'static str },
 }
@@ -37,7 +39,25 @@ pub fn ingest(bytes: &[u8]) -> Result<Spec, Error> {
 
 /// Reads the entry document `entry_name` (a path relative to the root folder the loader serves)
 /// and the files its `$ref`s name.
-pub fn ingest_files(entry_name: &str, bytes: &[u8], loader: &mut dyn Loader) -> Result<Spec, Error> {
+pub fn ingest_files(entry_name: &str, bytes: &[u8], loader: &mut (dyn Loader + Send)) -> Result<Spec, Error> {
+    // Parsing recurses once per nesting level (up to 128), and an unoptimized build spends tens
+    // of kilobytes of stack on each; ingest runs on a thread with room for that, whichever
+    // thread calls it. The stack is reserved, not committed.
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("ingest".to_owned())
+            .stack_size(INGEST_STACK)
+            .spawn_scoped(scope, || ingest_here(entry_name, bytes, &mut *loader));
+        match spawned {
+            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(err) => Err(Error::Thread(err.to_string())),
+        }
+    })
+}
+
+const INGEST_STACK: usize = 64 * 1024 * 1024;
+
+fn ingest_here(entry_name: &str, bytes: &[u8], loader: &mut (dyn Loader + Send)) -> Result<Spec, Error> {
     let (root, format) = parse::parse(bytes)?;
     let (version, version_text) = detect_version(&root)?;
     let documents = Documents::load(entry_name, root, format, loader, MAX_FILES);

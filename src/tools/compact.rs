@@ -5,7 +5,7 @@
 //! Every walk here is iterative or bounded by [`MAX_INLINE_DEPTH`].
 
 // foldhash: fast, and seeded per process, so keys from a document cannot be chosen to collide.
-use foldhash::{HashMap, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde_json::{Map, Value};
 
@@ -24,7 +24,7 @@ pub struct Compacted {
 pub fn compact(root: &mut Value, defs: Map<String, Value>) -> Compacted {
     // A root written out from a definition leaves that definition unreferenced; it must not
     // count as a second use of what it refers to.
-    let mut defs = reachable(root, defs);
+    let defs = reachable(root, defs);
     if defs.is_empty() {
         return Compacted { defs, recursive: Vec::new() };
     }
@@ -49,18 +49,24 @@ pub fn compact(root: &mut Value, defs: Map<String, Value>) -> Compacted {
         });
     }
     let on_cycle = on_cycle(&edges);
-    let inline: HashSet<String> = (0..names.len())
-        .filter(|&i| uses[i] == 1 && !blocked[i] && !on_cycle[i])
-        .map(|i| names[i].clone())
-        .collect();
-
-    inline_refs(root, &mut defs, &inline);
-    for name in &names {
-        if let Some(mut value) = defs.remove(name) {
-            inline_refs(&mut value, &mut defs, &inline);
-            defs.insert(name.clone(), value);
+    // Definitions to write in place are taken out of `$defs`; the others keep their order.
+    let mut pending: HashMap<String, Value> = HashMap::new();
+    let mut kept: Vec<(usize, String, Value)> = Vec::new();
+    for (i, (name, value)) in defs.into_iter().enumerate() {
+        if uses[i] == 1 && !blocked[i] && !on_cycle[i] {
+            pending.insert(name, value);
+        } else {
+            kept.push((i, name, value));
         }
     }
+    inline_refs(root, &mut pending);
+    for (_, _, value) in &mut kept {
+        inline_refs(value, &mut pending);
+    }
+    // Those left (the inlining depth ran out) stay definitions, in their place.
+    kept.extend(pending.into_iter().map(|(name, value)| (index[name.as_str()], name, value)));
+    kept.sort_by_key(|(i, _, _)| *i);
+    let defs: Map<String, Value> = kept.into_iter().map(|(_, name, value)| (name, value)).collect();
     let defs = reachable(root, defs);
     let recursive = (0..names.len())
         .filter(|&i| on_cycle[i] && defs.contains_key(&names[i]))
@@ -148,13 +154,13 @@ fn on_cycle(edges: &[Vec<usize>]) -> Vec<bool> {
     result
 }
 
-fn inline_refs(value: &mut Value, defs: &mut Map<String, Value>, inline: &HashSet<String>) {
+/// Writes in place every reference to a definition in `pending`, taking it out.
+fn inline_refs(value: &mut Value, pending: &mut HashMap<String, Value>) {
     let mut stack = vec![(value, 0usize)];
     while let Some((value, depth)) = stack.pop() {
         if depth < MAX_INLINE_DEPTH
             && let Some(name) = def_name(value)
-            && inline.contains(name)
-            && let Some(def) = defs.remove(name)
+            && let Some(def) = pending.remove(name)
         {
             let siblings = match std::mem::replace(value, def) {
                 Value::Object(map) => map,

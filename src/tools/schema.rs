@@ -312,14 +312,7 @@ impl<'a> SchemaBuilder<'a> {
                 }
                 "required" => match value {
                     Node::Array(items) => {
-                        let mut names: Vec<Value> = Vec::new();
-                        for it in items.iter().filter_map(Node::as_str) {
-                            let it = Value::String(it.to_owned());
-                            if !names.contains(&it) {
-                                names.push(it);
-                            }
-                        }
-                        out.insert(key.into(), Value::Array(names));
+                        out.insert(key.into(), Value::Array(unique_strings(items)));
                     }
                     _ => self.issue(cursor, "`required` is not a list; ignored"),
                 },
@@ -328,13 +321,7 @@ impl<'a> SchemaBuilder<'a> {
                         let deps = deps
                             .iter()
                             .filter_map(|(k, v)| {
-                                let names: Vec<Value> = v
-                                    .as_array()?
-                                    .iter()
-                                    .filter(|it| it.is_string())
-                                    .map(Node::to_value)
-                                    .collect();
-                                Some((k.to_owned(), Value::Array(names)))
+                                Some((k.to_owned(), Value::Array(unique_strings(v.as_array()?))))
                             })
                             .collect();
                         out.insert(key.into(), Value::Object(deps));
@@ -571,6 +558,17 @@ fn make_nullable(out: &mut Map<String, Value>) {
             out.insert("anyOf".into(), json!([inner, {"type": "null"}]));
         }
     }
+}
+
+/// The strings of a list, each once, in order (JSON Schema requires unique property names).
+fn unique_strings(items: &[Node]) -> Vec<Value> {
+    let mut names: Vec<Value> = Vec::new();
+    for name in items.iter().filter_map(Node::as_str) {
+        if !names.iter().any(|it| it.as_str() == Some(name)) {
+            names.push(Value::String(name.to_owned()));
+        }
+    }
+    names
 }
 
 fn number(value: &Node) -> Option<Number> {
