@@ -1,4 +1,4 @@
-//! The command line: `mcpgate convert`.
+//! The command line: `mcpgate serve` and `mcpgate convert`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Config;
 use crate::openapi::Spec;
 use crate::source::{self, Source};
 use crate::tools::{self, Report};
@@ -24,8 +25,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the hosted MCP servers a configuration file describes.
+    Serve(ServeArgs),
     /// Convert an OpenAPI document to MCP tool definitions and print them with a report.
     Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The configuration file (TOML); every key can be overridden by `MCPGATE_...` variables.
+    #[arg(long)]
+    config: PathBuf,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -60,8 +73,57 @@ struct ConvertArgs {
 
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve(args) => serve(args).await,
         Command::Convert(args) => convert(args).await,
     }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    crate::telemetry::init(args.log_json);
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.http.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("error: cannot listen on {}: {err}", config.http.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::app::run(config, listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
 }
 
 async fn convert(args: ConvertArgs) -> ExitCode {
@@ -72,7 +134,7 @@ async fn convert(args: ConvertArgs) -> ExitCode {
         root: args.root.clone(),
     };
     let spec = match source::load(&Source::parse(&args.source), &limits).await {
-        Ok(spec) => spec,
+        Ok(loaded) => loaded.spec,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::FAILURE;

@@ -1,11 +1,20 @@
 //! mcpgate turns REST APIs described by OpenAPI into protected remote MCP servers.
 //!
-//! Modules in reading order: a document is read (`source`), ingested into one model
-//! (`openapi`), and turned into MCP tool definitions with a report (`tools`); `cli` is the
-//! command-line edge.
+//! Modules in reading order. Start-up: `config`, `telemetry`, `app` (router and run), `hosting`
+//! (the hosted servers). Import: a document is read (`source`), ingested into one model
+//! (`openapi`) and turned into tool definitions (`tools`), which a `catalog` serves. A call:
+//! `mcp` (the MCP edge) validates it and `upstream` forwards it to the backend. `store` keeps
+//! servers across restarts; `cli` is the command line.
 
-pub mod cli;
-pub mod mcp;
-pub mod openapi;
+pub mod config;
+pub mod telemetry;
+pub mod app;
+pub mod hosting;
 pub mod source;
+pub mod openapi;
 pub mod tools;
+pub mod catalog;
+pub mod mcp;
+pub mod upstream;
+pub mod store;
+pub mod cli;

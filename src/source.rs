@@ -73,8 +73,14 @@ pub enum Error {
     Ingest { name: String, source: openapi::Error },
 }
 
+/// A document read and ingested, with the entry document's bytes as they were read.
+pub struct Loaded {
+    pub spec: Spec,
+    pub document: Vec<u8>,
+}
+
 /// Reads and ingests the document at `source`.
-pub async fn load(source: &Source, limits: &Limits) -> Result<Spec, Error> {
+pub async fn load(source: &Source, limits: &Limits) -> Result<Loaded, Error> {
     match source {
         Source::File(path) => {
             let path = path.clone();
@@ -84,8 +90,8 @@ pub async fn load(source: &Source, limits: &Limits) -> Result<Spec, Error> {
                 .map_err(|err| Error::Io { path: "file".into(), source: std::io::Error::other(err) })?
         }
         Source::Stdin => {
-            let bytes = read_capped(std::io::stdin().lock(), "standard input", limits.max_bytes)?;
-            ingest("standard input", &bytes)
+            let document = read_capped(std::io::stdin().lock(), "standard input", limits.max_bytes)?;
+            Ok(Loaded { spec: ingest("standard input", &document)?, document })
         }
         Source::Url(url) => {
             let policy = fetch::Policy {
@@ -93,18 +99,18 @@ pub async fn load(source: &Source, limits: &Limits) -> Result<Spec, Error> {
                 timeout: limits.timeout,
                 allow_private_origin: limits.allow_private_url,
             };
-            let bytes = fetch::fetch(url, &policy).await?;
-            ingest(url.as_str(), &bytes)
+            let document = fetch::fetch(url, &policy).await?;
+            Ok(Loaded { spec: ingest(url.as_str(), &document)?, document })
         }
     }
 }
 
-fn ingest(name: &str, bytes: &[u8]) -> Result<Spec, Error> {
+pub fn ingest(name: &str, bytes: &[u8]) -> Result<Spec, Error> {
     openapi::ingest(bytes).map_err(|source| Error::Ingest { name: name.to_owned(), source })
 }
 
 /// Reads a document from disk, with the files its relative `$ref`s name below the root folder.
-pub fn load_file(path: &Path, limits: &Limits) -> Result<Spec, Error> {
+pub fn load_file(path: &Path, limits: &Limits) -> Result<Loaded, Error> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| Error::Io { path, source }
@@ -124,8 +130,9 @@ pub fn load_file(path: &Path, limits: &Limits) -> Result<Spec, Error> {
     let file = std::fs::File::open(&entry).map_err(io(&entry))?;
     let bytes = read_file_capped(file, &path.display().to_string(), limits.max_bytes)?;
     let mut loader = RootedFiles { root, budget: limits.max_bytes.saturating_sub(bytes.len() as u64) };
-    openapi::ingest_files(&entry_name, &bytes, &mut loader)
-        .map_err(|source| Error::Ingest { name: path.display().to_string(), source })
+    let spec = openapi::ingest_files(&entry_name, &bytes, &mut loader)
+        .map_err(|source| Error::Ingest { name: path.display().to_string(), source })?;
+    Ok(Loaded { spec, document: bytes })
 }
 
 /// Serves the files below `root` to the ingest, within a shared byte budget.

@@ -78,7 +78,7 @@ fn every_corpus_document_converts_to_valid_tools() {
         let root = file.split_once('/').map(|(top, _)| dir.join(top));
         let limits = Limits { root, ..Limits::default() };
         let spec = match source::load_file(&path, &limits) {
-            Ok(spec) => spec,
+            Ok(loaded) => loaded.spec,
             Err(err) => {
                 failures.push(format!("{file}: {err}"));
                 continue;

@@ -12,7 +12,7 @@ use serde_json::json;
 fn check(sample: &str, root: Option<&str>, snapshot: expect_test::ExpectFile) {
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi-samples");
     let limits = Limits { root: root.map(|it| samples.join(it)), ..Limits::default() };
-    let spec = source::load_file(&samples.join(sample), &limits).expect("sample documents are readable");
+    let spec = source::load_file(&samples.join(sample), &limits).expect("sample documents are readable").spec;
     let generated = tools::generate(&spec, &Options::default());
     let tools: Vec<_> = generated.tools.iter().map(mcpgate::mcp::tool_definition).collect();
     let rendered = serde_json::to_string_pretty(&json!({"tools": tools, "report": generated.report}))

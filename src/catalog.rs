@@ -1,0 +1,162 @@
+//! The live tool set of one hosted server: the tools it exposes, each with its compiled argument
+//! validator, and the backend they call. A [`CatalogHost`] holds the current snapshot; a change
+//! builds a new [`Catalog`] and swaps it in, so each request sees one snapshot throughout.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use url::Url;
+
+use crate::config::ServerConfig;
+use crate::openapi::Spec;
+use crate::tools::{self, Report, ToolSpec};
+
+pub struct Catalog {
+    pub settings: ServerConfig,
+    pub title: String,
+    pub spec: Spec,
+    pub tools: Vec<Tool>,
+    by_name: HashMap<String, usize>,
+    /// The backend's base URL: every request's scheme, host and port come from it.
+    pub backend: Url,
+    pub report: Report,
+}
+
+pub struct Tool {
+    pub spec: ToolSpec,
+    /// Compiled once, when the catalog is built.
+    pub validator: jsonschema::Validator,
+    /// Checks backend responses against the output schema, to log backends that stray.
+    pub output_validator: Option<jsonschema::Validator>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("server `{slug}` has no backend URL: set `backend_url` (the document names no absolute server)")]
+    NoBackend { slug: String },
+    #[error("server `{slug}`: the backend URL `{url}` is invalid: {reason}")]
+    BadBackend { slug: String, url: String, reason: String },
+    #[error("server `{slug}` exposes `{name}`, which is neither an operation nor a tool of its document")]
+    UnknownExposed { slug: String, name: String },
+}
+
+impl Catalog {
+    /// Generates the tools of `spec`, keeps those `settings` expose, and compiles their
+    /// validators. `document_url` resolves relative server URLs when the document came from one.
+    pub fn build(settings: ServerConfig, spec: Spec, document_url: Option<&Url>) -> Result<Catalog, Error> {
+        let backend = backend_url(&settings, &spec, document_url)?;
+        let generated = tools::generate(&spec, &tools::Options::default());
+        let exposed = |tool: &ToolSpec| match &settings.expose {
+            None => true,
+            Some(list) => {
+                let operation = &spec.operations[tool.operation];
+                list.iter().any(|it| *it == tool.name || *it == operation.key() || *it == operation.label())
+            }
+        };
+        if let Some(list) = &settings.expose {
+            for name in list {
+                let known = generated.tools.iter().any(|tool| {
+                    let operation = &spec.operations[tool.operation];
+                    *name == tool.name || *name == operation.key() || *name == operation.label()
+                });
+                if !known {
+                    return Err(Error::UnknownExposed { slug: settings.slug.clone(), name: name.clone() });
+                }
+            }
+        }
+        let mut tools = Vec::new();
+        for tool in generated.tools.into_iter().filter(|it| exposed(it)) {
+            let schema = serde_json::Value::Object((*tool.input_schema).clone());
+            let output_validator = tool
+                .output_schema
+                .as_ref()
+                .and_then(|it| jsonschema::draft202012::new(&serde_json::Value::Object((**it).clone())).ok());
+            match jsonschema::draft202012::new(&schema) {
+                Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator }),
+                // Generated schemas compile (the corpus test holds this); should one not, the
+                // tool is left out rather than served without validation.
+                Err(err) => {
+                    tracing::warn!(server = %settings.slug, tool = %tool.name, %err, "tool left out: its input schema does not compile")
+                }
+            }
+        }
+        let by_name = tools.iter().enumerate().map(|(idx, it)| (it.spec.name.clone(), idx)).collect();
+        Ok(Catalog {
+            title: spec.info.title.clone(),
+            settings,
+            spec,
+            tools,
+            by_name,
+            backend,
+            report: generated.report,
+        })
+    }
+
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.by_name.get(name).map(|&idx| &self.tools[idx])
+    }
+}
+
+/// The configured backend URL, else the document's first server with its variables filled in.
+fn backend_url(settings: &ServerConfig, spec: &Spec, document_url: Option<&Url>) -> Result<Url, Error> {
+    let slug = settings.slug.clone();
+    if let Some(url) = &settings.backend_url {
+        return checked(url.clone(), &slug);
+    }
+    let server = spec.servers.first().ok_or(Error::NoBackend { slug: slug.clone() })?;
+    let mut text = server.url.clone();
+    for variable in &server.variables {
+        let value = settings.server_variables.get(&variable.name).unwrap_or(&variable.default);
+        text = text.replace(&format!("{{{}}}", variable.name), value);
+    }
+    let url = match (Url::parse(&text), document_url) {
+        (Ok(url), _) => url,
+        (Err(url::ParseError::RelativeUrlWithoutBase), Some(base)) => base.join(&text).map_err(|err| {
+            Error::BadBackend { slug: slug.clone(), url: text.clone(), reason: err.to_string() }
+        })?,
+        (Err(url::ParseError::RelativeUrlWithoutBase), None) => return Err(Error::NoBackend { slug }),
+        (Err(err), _) => return Err(Error::BadBackend { slug, url: text, reason: err.to_string() }),
+    };
+    checked(url, &slug)
+}
+
+fn checked(url: Url, slug: &str) -> Result<Url, Error> {
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Error::BadBackend {
+            slug: slug.to_owned(),
+            url: url.to_string(),
+            reason: "it must be an absolute http(s) URL".to_owned(),
+        });
+    }
+    Ok(url)
+}
+
+/// Holds the current catalog of one hosted server.
+#[derive(Clone)]
+pub struct CatalogHost {
+    // A std lock: it is held only to clone or replace the `Arc`, never across an await.
+    current: Arc<RwLock<Arc<Catalog>>>,
+}
+
+impl CatalogHost {
+    pub fn new(catalog: Catalog) -> CatalogHost {
+        CatalogHost { current: Arc::new(RwLock::new(Arc::new(catalog))) }
+    }
+
+    /// The catalog as it is now; later changes do not affect the snapshot.
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            // A writer panicked mid-swap; the `Arc` inside is still whole.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, catalog: Catalog) {
+        let catalog = Arc::new(catalog);
+        match self.current.write() {
+            Ok(mut guard) => *guard = catalog,
+            Err(poisoned) => *poisoned.into_inner() = catalog,
+        }
+    }
+}

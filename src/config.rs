@@ -1,0 +1,310 @@
+//! Configuration: one TOML file, every key overridable by an `MCPGATE_...` environment variable,
+//! read once at start-up. Nothing else reads the environment.
+//!
+//! `MCPGATE_HTTP__LISTEN=0.0.0.0:8080` sets `http.listen`; `MCPGATE_SERVERS__0__BACKEND_URL`
+//! sets `backend_url` of the first `[[servers]]` entry. Values are read as TOML when they parse
+//! (`true`, `30`, `["a", "b"]`), else as strings.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "MCPGATE_";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub servers: Vec<ServerConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The address to listen on; loopback unless said otherwise.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The URL clients reach mcpgate at; hosted servers live at `{public_url}/mcp/{slug}`.
+    /// Default: `http://{listen}`.
+    pub public_url: Option<Url>,
+    /// `Host` header values accepted (DNS-rebinding protection). Default: the host of
+    /// `public_url` plus the loopback names.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted; requests carrying any other `Origin` are refused with 403.
+    /// Default: none (requests with an `Origin` header are refused unless listed).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The largest MCP request body accepted, in bytes.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Where the embedded store keeps its file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How callers authenticate. Must be set: nothing is open by accident.
+    pub mode: AuthMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No authentication at all: anyone who can reach mcpgate can call every tool.
+    None,
+}
+
+/// One hosted server, provisioned declaratively.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The path segment of `/mcp/{slug}`: lowercase letters, digits and `-`.
+    pub slug: String,
+    /// The OpenAPI document: a file path (relative to the configuration file) or an http(s) URL.
+    pub spec: String,
+    /// The backend's base URL. Default: the document's first server, with its variables.
+    pub backend_url: Option<Url>,
+    /// Values for the document's server variables.
+    #[serde(default)]
+    pub server_variables: BTreeMap<String, String>,
+    /// Operations to expose, by operationId, `METHOD /path` or tool name. Default: all.
+    pub expose: Option<Vec<String>>,
+    /// Headers sent with every backend request (not credentials: those come with the
+    /// credentials issue).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Tool calls in flight at once for this server; more wait for a slot.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Backend responses larger than this are cut, with a marker.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// Whether the document URL may point at a loopback or private address.
+    #[serde(default)]
+    pub allow_private_spec_url: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_request_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+fn default_max_concurrency() -> usize {
+    64
+}
+
+fn default_max_response_bytes() -> usize {
+    1024 * 1024
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path` and applies the `MCPGATE_...` variables of the process environment.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        #[allow(clippy::disallowed_methods)] // The one place the environment is read.
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let mut config = Config::parse(&text, &env)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for server in &mut config.servers {
+            server.resolve_spec_path(base);
+        }
+        Ok(config)
+    }
+
+    /// Parses configuration text with the given environment overrides applied.
+    pub fn parse(text: &str, env: &[(String, String)]) -> Result<Config, Error> {
+        let mut value: toml::Table =
+            text.parse().map_err(|err: toml::de::Error| Error::Invalid(err.to_string()))?;
+        for (name, raw) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+            set_path(&mut value, &keys, parse_env_value(raw))
+                .map_err(|reason| Error::Invalid(format!("{name}: {reason}")))?;
+        }
+        let mut config: Config = toml::Value::Table(value)
+            .try_into()
+            .map_err(|err: toml::de::Error| Error::Invalid(err.to_string()))?;
+        if config.http.public_url.is_none() {
+            let url = Url::parse(&format!("http://{}", config.http.listen))
+                .map_err(|err| Error::Invalid(format!("http.listen: {err}")))?;
+            config.http.public_url = Some(url);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let mut seen = std::collections::HashSet::new();
+        for server in &self.servers {
+            if !valid_slug(&server.slug) {
+                return Err(Error::Invalid(format!(
+                    "server slug `{}` must be 1 to 63 lowercase letters, digits or `-`",
+                    server.slug
+                )));
+            }
+            if !seen.insert(&server.slug) {
+                return Err(Error::Invalid(format!("server slug `{}` is used twice", server.slug)));
+            }
+            if server.max_concurrency == 0 || server.timeout_secs == 0 {
+                return Err(Error::Invalid(format!(
+                    "server `{}`: max_concurrency and timeout_secs must be positive",
+                    server.slug
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL clients reach mcpgate at (`http.public_url`, else `http://{listen}`).
+    pub fn public_url(&self) -> &str {
+        self.http.public_url.as_ref().map_or("", Url::as_str).trim_end_matches('/')
+    }
+}
+
+impl ServerConfig {
+    fn resolve_spec_path(&mut self, base: &Path) {
+        let is_url = self.spec.starts_with("http://") || self.spec.starts_with("https://");
+        if !is_url && Path::new(&self.spec).is_relative() {
+            self.spec = base.join(&self.spec).display().to_string();
+        }
+    }
+}
+
+pub fn valid_slug(slug: &str) -> bool {
+    (1..=63).contains(&slug.len())
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut table) => table.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+/// Sets `keys` (table keys, or array indices for arrays) in `table`, creating tables as needed.
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    let Some((last, parents)) = keys.split_last() else {
+        return Err("empty key".to_owned());
+    };
+    let mut current = table;
+    let mut iter = parents.iter().peekable();
+    while let Some(key) = iter.next() {
+        let entry = current.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(next) => next,
+            toml::Value::Array(items) => {
+                let idx_key = iter.next().ok_or_else(|| format!("`{key}` is a list: give an index"))?;
+                let idx: usize =
+                    idx_key.parse().map_err(|_| format!("`{idx_key}` is not an index of `{key}`"))?;
+                let item = items.get_mut(idx).ok_or_else(|| format!("`{key}` has no entry {idx}"))?;
+                match item {
+                    toml::Value::Table(next) => next,
+                    _ => return Err(format!("`{key}.{idx}` is not a table")),
+                }
+            }
+            _ => return Err(format!("`{key}` is not a table")),
+        };
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[http]
+[store]
+[auth]
+mode = "none"
+
+[[servers]]
+slug = "pets"
+spec = "pets.yaml"
+"#;
+
+    #[test]
+    fn defaults_are_safe() {
+        let config = Config::parse(MINIMAL, &[]).unwrap();
+        assert_eq!(config.http.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        let server = &config.servers[0];
+        assert_eq!((server.timeout_secs, server.max_concurrency), (30, 64));
+        assert!(server.expose.is_none() && !server.allow_private_spec_url);
+    }
+
+    #[test]
+    fn auth_mode_must_be_explicit() {
+        let err = Config::parse("[http]\n[store]\n[auth]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("mode"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_any_key() {
+        let env = [
+            ("MCPGATE_HTTP__LISTEN".to_owned(), "0.0.0.0:9000".to_owned()),
+            ("MCPGATE_SERVERS__0__TIMEOUT_SECS".to_owned(), "5".to_owned()),
+            ("MCPGATE_SERVERS__0__EXPOSE".to_owned(), r#"["listPets"]"#.to_owned()),
+            ("MCPGATE_SERVERS__0__BACKEND_URL".to_owned(), "http://127.0.0.1:9/v1".to_owned()),
+            ("OTHER".to_owned(), "ignored".to_owned()),
+        ];
+        let config = Config::parse(MINIMAL, &env).unwrap();
+        assert_eq!(config.http.listen.port(), 9000);
+        assert_eq!(config.servers[0].timeout_secs, 5);
+        assert_eq!(config.servers[0].expose.as_deref(), Some(&["listPets".to_owned()][..]));
+        assert_eq!(config.servers[0].backend_url.as_ref().map(Url::as_str), Some("http://127.0.0.1:9/v1"));
+        let err =
+            Config::parse(MINIMAL, &[("MCPGATE_SERVERS__3__SLUG".to_owned(), "x".to_owned())]).unwrap_err();
+        assert!(err.to_string().contains("no entry 3"), "{err}");
+    }
+
+    #[test]
+    fn refuses_bad_slugs_unknown_keys_and_duplicates() {
+        let bad = MINIMAL.replace("slug = \"pets\"", "slug = \"../x\"");
+        assert!(Config::parse(&bad, &[]).is_err());
+        let unknown = MINIMAL.replace("[store]", "[store]\ncolour = 1");
+        assert!(Config::parse(&unknown, &[]).unwrap_err().to_string().contains("colour"));
+        let twice = format!("{MINIMAL}\n[[servers]]\nslug = \"pets\"\nspec = \"b.yaml\"\n");
+        assert!(Config::parse(&twice, &[]).unwrap_err().to_string().contains("twice"));
+    }
+}

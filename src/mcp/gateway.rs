@@ -1,0 +1,157 @@
+//! [`Gateway`]: the rmcp server handler of one hosted server. `tools/list` pages through the
+//! catalog; `tools/call` validates the arguments, then forwards the call to the backend.
+//!
+//! Sessions: none. Each request is handled on its own (rmcp's stateless mode, JSON responses),
+//! so any replica can answer any request and nothing is kept between requests.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation,
+    ListToolsResult, PaginatedRequestParams, ResourceContents, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{RoleServer, ServerHandler};
+use serde_json::Value;
+
+use super::definition::tool_definition;
+use crate::catalog::CatalogHost;
+use crate::upstream::{self, Outcome, Part};
+
+/// Tools per `tools/list` page.
+const PAGE_SIZE: usize = 100;
+
+#[derive(Clone)]
+pub struct Gateway {
+    catalog: CatalogHost,
+    forwarder: upstream::Forwarder,
+}
+
+impl Gateway {
+    pub fn new(catalog: CatalogHost, forwarder: upstream::Forwarder) -> Gateway {
+        Gateway { catalog, forwarder }
+    }
+}
+
+/// The Streamable HTTP service of one hosted server.
+pub fn service(
+    gateway: Gateway,
+    config: StreamableHttpServerConfig,
+) -> StreamableHttpService<Gateway, NeverSessionManager> {
+    let config = config.with_legacy_session_mode(false).with_json_response(true);
+    StreamableHttpService::new(move || Ok(gateway.clone()), Arc::new(NeverSessionManager::default()), config)
+}
+
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerConfig {
+        let catalog = self.catalog.snapshot();
+        let mut info =
+            Implementation::new(format!("mcpgate/{}", catalog.settings.slug), env!("CARGO_PKG_VERSION"));
+        info.title = Some(catalog.title.clone());
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(info)
+            .with_instructions(format!(
+                "Tools of the {} API, served by mcpgate. Each tool calls one operation of the API.",
+                catalog.title
+            ))
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let catalog = self.catalog.snapshot();
+        let start = match request.and_then(|it| it.cursor) {
+            None => 0,
+            Some(cursor) => decode_cursor(&cursor)
+                .filter(|it| *it <= catalog.tools.len())
+                .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
+        };
+        let end = (start + PAGE_SIZE).min(catalog.tools.len());
+        let page = catalog.tools[start..end].iter().map(|it| tool_definition(&it.spec)).collect();
+        let mut result = ListToolsResult::with_all_items(page);
+        result.next_cursor = (end < catalog.tools.len()).then(|| encode_cursor(end));
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        // One snapshot for the whole call, even if the catalog is replaced meanwhile.
+        let catalog = self.catalog.snapshot();
+        let Some(tool) = catalog.tool(&request.name) else {
+            return Err(ErrorData::invalid_params(format!("unknown tool {}", request.name), None));
+        };
+        let arguments = request.arguments.unwrap_or_default();
+        let instance = Value::Object(arguments);
+        // Invalid arguments are a result the model reads and can correct, not a protocol error.
+        let problems: Vec<String> = tool
+            .validator
+            .iter_errors(&instance)
+            .take(20)
+            .map(|err| {
+                let path = err.instance_path().to_string();
+                let place = if path.is_empty() { "arguments".to_owned() } else { format!("`{path}`") };
+                format!("- {place}: {}", err.masked())
+            })
+            .collect();
+        if !problems.is_empty() {
+            let text = format!("Invalid arguments for {}:\n{}", tool.spec.name, problems.join("\n"));
+            return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+        }
+        let Value::Object(arguments) = instance else {
+            return Err(ErrorData::internal_error("arguments changed shape", None));
+        };
+        let outcome = upstream::forward(&self.forwarder, &catalog, tool, &arguments).await;
+        Ok(into_result(outcome).into())
+    }
+}
+
+fn into_result(outcome: Outcome) -> CallToolResult {
+    let content = outcome
+        .content
+        .into_iter()
+        .map(|part| match part {
+            Part::Text(text) => ContentBlock::text(text),
+            Part::Image { data, mime_type } => {
+                ContentBlock::image(base64::engine::general_purpose::STANDARD.encode(data), mime_type)
+            }
+            Part::Resource { uri, data, mime_type } => ContentBlock::resource(
+                ResourceContents::blob(base64::engine::general_purpose::STANDARD.encode(data), uri)
+                    .with_mime_type(mime_type),
+            ),
+        })
+        .collect();
+    let mut result =
+        if outcome.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) };
+    result.structured_content = outcome.structured;
+    result
+}
+
+/// Cursors are opaque to clients; inside they are the offset of the next page.
+fn encode_cursor(offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset:{offset}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    std::str::from_utf8(&bytes).ok()?.strip_prefix("offset:")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(300)), Some(300));
+        assert_eq!(decode_cursor("not base64!"), None);
+        assert_eq!(decode_cursor(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("offset:x")), None);
+    }
+}

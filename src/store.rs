@@ -1,0 +1,139 @@
+//! The embedded store (redb): hosted servers' settings and the documents they were made from,
+//! so that a restart keeps everything even when a document's URL is unreachable.
+//!
+//! Invariant: a server's settings and its document change together, in one transaction.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, TableDefinition};
+
+use crate::config::ServerConfig;
+
+/// slug → the server's settings, as JSON.
+const SERVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("servers");
+/// slug → the OpenAPI document's bytes, as imported.
+const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
+
+/// A cheap handle to the store.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create the data directory {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+    #[error("store: {0}")]
+    Database(String),
+    #[error("stored settings of `{slug}` are unreadable: {reason}")]
+    Corrupt { slug: String, reason: String },
+}
+
+/// redb has one error type per operation; the store reports them all alike.
+fn db_error(err: impl std::fmt::Display) -> Error {
+    Error::Database(err.to_string())
+}
+
+/// A stored hosted server.
+pub struct StoredServer {
+    pub settings: ServerConfig,
+    pub document: Vec<u8>,
+}
+
+impl Store {
+    /// Opens (or creates) `mcpgate.redb` in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| Error::Directory { path: data_dir.display().to_string(), source })?;
+        let db = Database::create(data_dir.join("mcpgate.redb")).map_err(db_error)?;
+        // Creating the tables up front lets readers assume they exist.
+        let tx = db.begin_write().map_err(db_error)?;
+        tx.open_table(SERVERS).map_err(db_error)?;
+        tx.open_table(DOCUMENTS).map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    pub fn put_server(&self, settings: &ServerConfig, document: &[u8]) -> Result<(), Error> {
+        let json = serde_json::to_vec(settings).map_err(db_error)?;
+        let tx = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut servers = tx.open_table(SERVERS).map_err(db_error)?;
+            servers.insert(settings.slug.as_str(), json.as_slice()).map_err(db_error)?;
+            let mut documents = tx.open_table(DOCUMENTS).map_err(db_error)?;
+            documents.insert(settings.slug.as_str(), document).map_err(db_error)?;
+        }
+        tx.commit().map_err(db_error)
+    }
+
+    pub fn server(&self, slug: &str) -> Result<Option<StoredServer>, Error> {
+        let tx = self.db.begin_read().map_err(db_error)?;
+        let servers = tx.open_table(SERVERS).map_err(db_error)?;
+        let documents = tx.open_table(DOCUMENTS).map_err(db_error)?;
+        let Some(settings) = servers.get(slug).map_err(db_error)? else {
+            return Ok(None);
+        };
+        let settings: ServerConfig = serde_json::from_slice(settings.value())
+            .map_err(|err| Error::Corrupt { slug: slug.to_owned(), reason: err.to_string() })?;
+        let document =
+            documents.get(slug).map_err(db_error)?.map(|it| it.value().to_vec()).unwrap_or_default();
+        Ok(Some(StoredServer { settings, document }))
+    }
+
+    /// The slugs of every stored server, in order.
+    pub fn slugs(&self) -> Result<Vec<String>, Error> {
+        let tx = self.db.begin_read().map_err(db_error)?;
+        let servers = tx.open_table(SERVERS).map_err(db_error)?;
+        let mut slugs = Vec::new();
+        for entry in servers.iter().map_err(db_error)? {
+            let (slug, _) = entry.map_err(db_error)?;
+            slugs.push(slug.value().to_owned());
+        }
+        Ok(slugs)
+    }
+
+    pub fn delete_server(&self, slug: &str) -> Result<bool, Error> {
+        let tx = self.db.begin_write().map_err(db_error)?;
+        let existed = {
+            let mut servers = tx.open_table(SERVERS).map_err(db_error)?;
+            let mut documents = tx.open_table(DOCUMENTS).map_err(db_error)?;
+            documents.remove(slug).map_err(db_error)?;
+            servers.remove(slug).map_err(db_error)?.is_some()
+        };
+        tx.commit().map_err(db_error)?;
+        Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn settings(slug: &str) -> ServerConfig {
+        let text = format!(
+            "[http]\n[store]\n[auth]\nmode = \"none\"\n[[servers]]\nslug = \"{slug}\"\nspec = \"x.yaml\"\n"
+        );
+        Config::parse(&text, &[]).unwrap().servers.remove(0)
+    }
+
+    #[test]
+    fn keeps_servers_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.put_server(&settings("pets"), b"openapi: 3.0.0").unwrap();
+            store.put_server(&settings("apps"), b"{}").unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.slugs().unwrap(), ["apps", "pets"]);
+        let pets = store.server("pets").unwrap().unwrap();
+        assert_eq!(pets.settings.slug, "pets");
+        assert_eq!(pets.document, b"openapi: 3.0.0");
+        assert!(store.delete_server("pets").unwrap());
+        assert!(!store.delete_server("pets").unwrap());
+        assert!(store.server("pets").unwrap().is_none());
+    }
+}

@@ -1,0 +1,161 @@
+//! Sends one tool call to its backend within the hosted server's limits (concurrency, timeout,
+//! response size, redirects only within the backend's origin) and maps what happens, failures
+//! included, to an [`Outcome`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::request::{self, Request};
+use super::response::{self, Outcome, Received};
+use crate::catalog::{Catalog, Tool};
+
+/// The backend client of one hosted server.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: reqwest::Client,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+/// Redirects are followed only to the backend's own origin, at most this many.
+const MAX_REDIRECTS: usize = 5;
+
+impl Forwarder {
+    pub fn new(max_in_flight: usize) -> Result<Forwarder, reqwest::Error> {
+        let policy = reqwest::redirect::Policy::custom(|attempt| {
+            let same_origin =
+                attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+            if attempt.previous().len() > MAX_REDIRECTS || !same_origin {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder().redirect(policy).no_proxy().build()?;
+        Ok(Forwarder { client, in_flight: Arc::new(Semaphore::new(max_in_flight)), max_in_flight })
+    }
+}
+
+pub async fn forward(
+    forwarder: &Forwarder,
+    catalog: &Catalog,
+    tool: &Tool,
+    arguments: &serde_json::Map<String, serde_json::Value>,
+) -> Outcome {
+    let settings = &catalog.settings;
+    let backend = catalog.backend.host_str().unwrap_or("the backend").to_owned();
+    let timeout = Duration::from_secs(settings.timeout_secs);
+    let operation = &catalog.spec.operations[tool.spec.operation];
+    let request = match request::build(&catalog.backend, operation, &tool.spec, arguments) {
+        Ok(request) => request,
+        Err(err) => return Outcome::error(format!("Cannot build the request: {err}")),
+    };
+    let Ok(Ok(_permit)) = tokio::time::timeout(timeout, forwarder.in_flight.acquire()).await else {
+        return Outcome::error(format!(
+            "The backend {backend} is busy: {} calls are in flight. Try again shortly.",
+            forwarder.max_in_flight
+        ));
+    };
+    let started = std::time::Instant::now();
+    let result = send(forwarder, settings, request, timeout).await;
+    tracing::info!(
+        server = %settings.slug,
+        tool = %tool.spec.name,
+        upstream = %backend,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        status = result.as_ref().map_or(0, |it| it.status().as_u16()),
+        "tool call forwarded"
+    );
+    let mut response = match result {
+        Ok(response) => response,
+        Err(err) => return Outcome::error(describe_failure(&backend, timeout, &err)),
+    };
+    let max_bytes = settings.max_response_bytes;
+    let mut body = Vec::new();
+    let mut truncated = false;
+    loop {
+        let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => break,
+            Ok(Err(err)) => return Outcome::error(describe_failure(&backend, timeout, &err)),
+            Err(_) => {
+                return Outcome::error(format!(
+                    "The backend {backend} stopped sending its answer for {timeout:?}."
+                ));
+            }
+        };
+        let room = max_bytes.saturating_sub(body.len());
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            truncated = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let status = response.status();
+    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|it| it.to_str().ok());
+    let received = Received {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or(""),
+        content_type,
+        body: &body,
+        truncated,
+        max_bytes,
+    };
+    if status.is_redirection() {
+        return Outcome::error(format!(
+            "The backend {backend} redirected elsewhere ({}), which mcpgate does not follow.",
+            status.as_u16()
+        ));
+    }
+    let matches =
+        |value: &serde_json::Value| tool.output_validator.as_ref().is_none_or(|it| it.is_valid(value));
+    response::outcome(&tool.spec, &received, matches)
+}
+
+async fn send(
+    forwarder: &Forwarder,
+    settings: &crate::config::ServerConfig,
+    request: Request,
+    timeout: Duration,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let method =
+        reqwest::Method::from_bytes(request.method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut builder = forwarder.client.request(method, request.url).timeout(timeout);
+    for (name, value) in &settings.headers {
+        builder = builder.header(name, value);
+    }
+    for (name, value) in request.headers {
+        builder = builder.header(name, value);
+    }
+    if let Some(body) = request.body {
+        builder = builder.header(reqwest::header::CONTENT_TYPE, body.content_type).body(body.bytes);
+    }
+    builder.send().await
+}
+
+/// What went wrong, in words a user can act on; never the request's headers.
+fn describe_failure(backend: &str, timeout: Duration, err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    if err.is_timeout() {
+        return format!("The backend {backend} did not answer within {timeout:?}.");
+    }
+    let mut cause = String::new();
+    let mut source = err.source();
+    while let Some(it) = source {
+        cause = it.to_string();
+        source = it.source();
+    }
+    if err.is_connect() {
+        return format!("Cannot connect to the backend {backend}: {cause}.");
+    }
+    if err.is_builder() {
+        return format!("Cannot build the request to {backend}: {err}.");
+    }
+    format!(
+        "The request to the backend {backend} failed: {}.",
+        if cause.is_empty() { err.to_string() } else { cause }
+    )
+}

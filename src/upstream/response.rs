@@ -1,0 +1,139 @@
+//! A backend's answer as a tool result ([`Outcome`]): JSON as structured content plus text,
+//! text as text, images as images, other bytes as an embedded resource; errors with their
+//! status and an excerpt of the body, so that a model can act on them. Bodies are read up to a
+//! cap and cut with a marker.
+
+use serde_json::{Map, Value};
+
+use crate::tools::{OutputShape, ToolSpec, WRAPPED_FIELD};
+
+/// A tool call's result, before it is put in MCP terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub is_error: bool,
+    pub content: Vec<Part>,
+    pub structured: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Text(String),
+    Image { data: Vec<u8>, mime_type: String },
+    Resource { uri: String, data: Vec<u8>, mime_type: String },
+}
+
+impl Outcome {
+    pub fn error(message: impl Into<String>) -> Outcome {
+        Outcome { is_error: true, content: vec![Part::Text(message.into())], structured: None }
+    }
+
+    fn text(text: String) -> Outcome {
+        Outcome { is_error: false, content: vec![Part::Text(text)], structured: None }
+    }
+}
+
+/// Characters of an error body shown to the model.
+const ERROR_EXCERPT: usize = 2000;
+
+/// What came back from the backend.
+pub struct Received<'a> {
+    pub status: u16,
+    pub reason: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    /// The body was longer than the cap and has been cut.
+    pub truncated: bool,
+    pub max_bytes: usize,
+}
+
+/// Turns a received response into the tool's outcome. `output_matches` tells whether a JSON
+/// value fits the tool's output schema; a mismatch is logged and the data still returned.
+pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn(&Value) -> bool) -> Outcome {
+    let essence = received
+        .content_type
+        .and_then(|it| it.split(';').next())
+        .map(|it| it.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let cut_marker = format!("\n[response cut at {} bytes]", received.max_bytes);
+    if !(200..300).contains(&received.status) {
+        let text = String::from_utf8_lossy(received.body);
+        let mut excerpt: String = text.chars().take(ERROR_EXCERPT).collect();
+        if excerpt.len() < text.len() || received.truncated {
+            excerpt.push_str("\n[excerpt]");
+        }
+        let message = if excerpt.trim().is_empty() {
+            format!("The backend answered {} {}.", received.status, received.reason)
+        } else {
+            format!("The backend answered {} {}:\n{excerpt}", received.status, received.reason)
+        };
+        return Outcome::error(message);
+    }
+    if received.body.is_empty() {
+        return Outcome::text(format!(
+            "Done: the backend answered {} {} with no content.",
+            received.status, received.reason
+        ));
+    }
+    let is_json = essence == "application/json" || essence.ends_with("+json");
+    if is_json
+        && !received.truncated
+        && let Ok(value) = serde_json::from_slice::<Value>(received.body)
+    {
+        return json_outcome(tool, value, &output_matches);
+    }
+    let is_text = is_json
+        || essence.starts_with("text/")
+        || essence.ends_with("/xml")
+        || essence.ends_with("+xml")
+        || essence == "application/x-www-form-urlencoded"
+        || (essence.is_empty() && std::str::from_utf8(received.body).is_ok());
+    if is_text {
+        let mut text = String::from_utf8_lossy(received.body).into_owned();
+        if received.truncated {
+            text.push_str(&cut_marker);
+        }
+        return Outcome::text(text);
+    }
+    let mime_type = if essence.is_empty() { "application/octet-stream".to_owned() } else { essence };
+    let mut outcome = if mime_type.starts_with("image/") && !received.truncated {
+        Outcome {
+            is_error: false,
+            content: vec![Part::Image { data: received.body.to_vec(), mime_type }],
+            structured: None,
+        }
+    } else {
+        let uri = format!("mcpgate://response/{}", tool.name);
+        Outcome {
+            is_error: false,
+            content: vec![Part::Resource { uri, data: received.body.to_vec(), mime_type }],
+            structured: None,
+        }
+    };
+    if received.truncated {
+        outcome.content.push(Part::Text(cut_marker.trim_start().to_owned()));
+    }
+    outcome
+}
+
+fn json_outcome(tool: &ToolSpec, value: Value, output_matches: &impl Fn(&Value) -> bool) -> Outcome {
+    let text = value.to_string();
+    let structured = match tool.output {
+        OutputShape::Unstructured => None,
+        OutputShape::Object => Some(value),
+        OutputShape::Wrapped => {
+            let mut wrapper = Map::new();
+            wrapper.insert(WRAPPED_FIELD.to_owned(), value);
+            Some(Value::Object(wrapper))
+        }
+    };
+    if let Some(structured) = &structured
+        && !output_matches(structured)
+    {
+        // The backend does not follow its own document. The caller still gets the data.
+        tracing::warn!(tool = %tool.name, "backend response does not match the tool's output schema");
+    }
+    // `structuredContent` must be an object; a backend that answers, say, an array where the
+    // document promised an object gets its data through the text block only.
+    let structured = structured.filter(Value::is_object);
+    Outcome { is_error: false, content: vec![Part::Text(text)], structured }
+}
