@@ -90,7 +90,7 @@ pub struct ServerConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
-    /// Tool calls in flight at once for this server; more wait for a slot.
+    /// Tool calls in flight at once for this server; calls beyond it are refused as busy.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
     /// Backend responses larger than this are cut, with a marker.

@@ -52,7 +52,9 @@ pub async fn forward(
         Ok(request) => request,
         Err(err) => return Outcome::error(format!("Cannot build the request: {err}")),
     };
-    let Ok(Ok(_permit)) = tokio::time::timeout(timeout, forwarder.in_flight.acquire()).await else {
+    // Beyond the limit a call is refused at once rather than queued: a model can retry, and a
+    // queue would only move the wait into everyone's timeout.
+    let Ok(_permit) = forwarder.in_flight.try_acquire() else {
         return Outcome::error(format!(
             "The backend {backend} is busy: {} calls are in flight. Try again shortly.",
             forwarder.max_in_flight

@@ -1,0 +1,510 @@
+//! `mcpgate serve` end to end: an MCP client on one side, a real HTTP backend on loopback on the
+//! other that records exactly what it received. Each test calls a tool and checks both the
+//! request the backend saw and the result the client got, for every parameter style, body type,
+//! response kind, error and limit.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+const DOCUMENT: &str = r#"
+openapi: 3.0.3
+info: {title: Recorder, version: "1"}
+servers: [{url: "http://placeholder.invalid/v1"}]
+paths:
+  /items/{id}:
+    get:
+      operationId: getItem
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: tags, in: query, schema: {type: array, items: {type: string}}}
+        - {name: ids, in: query, explode: false, schema: {type: array, items: {type: integer}}}
+        - {name: filter, in: query, style: deepObject, explode: true, schema: {type: object, properties: {color: {type: string}, size: {type: integer}}}}
+        - {name: words, in: query, style: spaceDelimited, explode: false, schema: {type: array, items: {type: string}}}
+        - {name: pipes, in: query, style: pipeDelimited, explode: false, schema: {type: array, items: {type: string}}}
+        - {name: X-Trace, in: header, schema: {type: string}}
+        - {name: session, in: cookie, schema: {type: string}}
+        - {name: theme, in: cookie, schema: {type: string}}
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: {type: object, properties: {id: {type: string}}}
+  /label/{point}:
+    get:
+      operationId: getLabel
+      parameters:
+        - {name: point, in: path, required: true, style: label, explode: false, schema: {type: array, items: {type: integer}}}
+      responses: {"204": {description: none}}
+  /matrix/{point}:
+    get:
+      operationId: getMatrix
+      parameters:
+        - {name: point, in: path, required: true, style: matrix, explode: true, schema: {type: object, properties: {x: {type: integer}, y: {type: integer}}}}
+      responses: {"204": {description: none}}
+  /things:
+    post:
+      operationId: createThing
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [name]
+              properties:
+                name: {type: string}
+                size: {type: integer, minimum: 1}
+      responses:
+        "201":
+          description: created
+          content:
+            application/json:
+              schema: {type: object}
+    get:
+      operationId: listThings
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: {type: array, items: {type: object}}
+  /form:
+    post:
+      operationId: postForm
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              properties:
+                name: {type: string}
+                tags: {type: array, items: {type: string}}
+            encoding:
+              tags: {style: form, explode: false}
+      responses: {"204": {description: none}}
+  /upload:
+    post:
+      operationId: upload
+      requestBody:
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              properties:
+                note: {type: string}
+                file: {type: string, format: binary}
+      responses: {"204": {description: none}}
+  /note:
+    put:
+      operationId: putNote
+      requestBody:
+        content:
+          text/plain:
+            schema: {type: string}
+      responses: {"204": {description: none}}
+  /blob:
+    put:
+      operationId: putBlob
+      requestBody:
+        content:
+          application/octet-stream:
+            schema: {type: string, format: binary}
+      responses: {"204": {description: none}}
+  /kinds/{kind}:
+    get:
+      operationId: getKind
+      parameters:
+        - {name: kind, in: path, required: true, schema: {type: string}}
+      responses:
+        "200": {description: anything}
+"#;
+
+/// What the backend received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Seen>>>);
+
+impl Recorder {
+    fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+    fn last(&self) -> Seen {
+        self.take().pop().expect("the backend received a request")
+    }
+}
+
+/// A backend that records every request and answers according to its path.
+async fn backend(recorder: Recorder, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    recorder.0.lock().unwrap().push(Seen {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers: headers.clone(),
+        body: body.to_vec(),
+    });
+    let path = uri.path();
+    let json_response = |status: StatusCode, value: Value| (status, axum::Json(value)).into_response();
+    match path {
+        p if p.starts_with("/v1/items/") => {
+            json_response(StatusCode::OK, json!({"id": p.trim_start_matches("/v1/items/")}))
+        }
+        "/v1/things" if method == Method::POST => {
+            json_response(StatusCode::CREATED, json!({"created": true}))
+        }
+        "/v1/things" => json_response(StatusCode::OK, json!([{"n": 1}, {"n": 2}])),
+        "/v1/kinds/text" => ([("content-type", "text/plain")], "plain words").into_response(),
+        "/v1/kinds/image" => ([("content-type", "image/png")], vec![0x89, b'P', b'N', b'G']).into_response(),
+        "/v1/kinds/binary" => ([("content-type", "application/pdf")], vec![1u8, 2, 3]).into_response(),
+        "/v1/kinds/missing" => json_response(StatusCode::NOT_FOUND, json!({"message": "no such kind"})),
+        "/v1/kinds/broken" => (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(10_000)).into_response(),
+        "/v1/kinds/huge" => ([("content-type", "text/plain")], "y".repeat(5_000)).into_response(),
+        "/v1/kinds/slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "late".into_response()
+        }
+        "/v1/kinds/away" => {
+            (StatusCode::FOUND, [("location", "http://127.0.0.2:9/elsewhere")]).into_response()
+        }
+        _ => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+struct TestApp {
+    mcp_url: String,
+    recorder: Recorder,
+    client: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl TestApp {
+    async fn spawn() -> TestApp {
+        TestApp::spawn_with(None, "").await
+    }
+
+    /// Starts the recording backend and mcpgate, whose server calls `backend` (default: the
+    /// recording backend); `extra` adds keys to the `[[servers]]` entry.
+    async fn spawn_with(backend_override: Option<&str>, extra: &str) -> TestApp {
+        let recorder = Recorder::default();
+        let backend_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend_addr = backend_listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback({
+            let recorder = recorder.clone();
+            move |method, uri, headers, body| backend(recorder.clone(), method, uri, headers, body)
+        });
+        tokio::spawn(async move { axum::serve(backend_listener, app).await });
+
+        let data = tempfile::tempdir().unwrap();
+        let spec = data.path().join("recorder.yaml");
+        std::fs::write(&spec, DOCUMENT).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let backend_url = backend_override.map_or(format!("http://{backend_addr}/v1"), str::to_owned);
+        let config = format!(
+            r#"
+[http]
+listen = "{addr}"
+[store]
+data_dir = "{data}"
+[auth]
+mode = "none"
+[[servers]]
+slug = "recorder"
+spec = "{spec}"
+backend_url = "{backend_url}"
+timeout_secs = 1
+max_response_bytes = 1000
+{extra}
+"#,
+            data = data.path().join("store").display(),
+            spec = spec.display(),
+        );
+        let config = mcpgate::config::Config::parse(&config, &[]).expect("the test configuration is valid");
+        tokio::spawn(mcpgate::app::run(config, listener, std::future::pending()));
+        TestApp {
+            mcp_url: format!("http://{addr}/mcp/recorder"),
+            recorder,
+            client: reqwest::Client::new(),
+            _data: data,
+        }
+    }
+
+    async fn rpc(&self, method: &str, params: Value) -> Value {
+        let response = self
+            .client
+            .post(&self.mcp_url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .expect("mcpgate answers");
+        assert_eq!(response.status(), 200, "{method}");
+        response.json().await.expect("a JSON-RPC response")
+    }
+
+    /// Calls a tool and returns its result (`isError`, `content`, `structuredContent`).
+    async fn call(&self, tool: &str, arguments: Value) -> Value {
+        let response = self.rpc("tools/call", json!({"name": tool, "arguments": arguments})).await;
+        response.get("result").cloned().unwrap_or_else(|| panic!("no result: {response}"))
+    }
+}
+
+fn text_of(result: &Value) -> String {
+    result["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn query_header_and_cookie_parameters_are_serialized_per_style() {
+    let app = TestApp::spawn().await;
+    let result = app
+        .call(
+            "getItem",
+            json!({
+                "id": "a b/../c?d#e",
+                "tags": ["x", "y z"],
+                "ids": [1, 2, 3],
+                "filter": {"color": "red", "size": 2},
+                "words": ["one", "two"],
+                "pipes": ["p", "q"],
+                "X-Trace": "t-1",
+                "session": "s1",
+                "theme": "dark"
+            }),
+        )
+        .await;
+    assert_eq!(result["isError"], false, "{result}");
+    let seen = app.recorder.last();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(
+        seen.uri,
+        "/v1/items/a%20b%2F..%2Fc%3Fd%23e?tags=x&tags=y%20z&ids=1,2,3&filter%5Bcolor%5D=red&filter%5Bsize%5D=2&words=one%20two&pipes=p%7Cq"
+    );
+    assert_eq!(seen.headers["x-trace"], "t-1");
+    assert_eq!(seen.headers["cookie"], "session=s1; theme=dark");
+    assert_eq!(result["structuredContent"], json!({"id": "a%20b%2F..%2Fc%3Fd%23e"}));
+}
+
+#[tokio::test]
+async fn path_parameters_cannot_leave_their_segment() {
+    let app = TestApp::spawn().await;
+    for id in ["..", "../admin", "%2e%2e", "a/b", "?x=1", "#frag", "\\..\\", "."] {
+        let result = app.call("getItem", json!({"id": id})).await;
+        let seen = app.recorder.take();
+        if result["isError"] == true {
+            // Refusing the value outright is as safe as confining it.
+            assert!(seen.is_empty(), "{id}: refused, yet sent");
+            continue;
+        }
+        let path = seen[0].uri.split('?').next().unwrap().to_owned();
+        assert!(path.starts_with("/v1/items/"), "{id} escaped to {path}");
+        assert_eq!(path.matches('/').count(), 3, "{id} added a segment: {path}");
+        assert!(!["/v1/items/..", "/v1/items/."].contains(&path.as_str()), "{id} became a dot segment");
+    }
+}
+
+#[tokio::test]
+async fn label_and_matrix_styles() {
+    let app = TestApp::spawn().await;
+    app.call("getLabel", json!({"point": [3, 4, 5]})).await;
+    assert_eq!(app.recorder.last().uri, "/v1/label/.3,4,5");
+    app.call("getMatrix", json!({"point": {"x": 1, "y": 2}})).await;
+    assert_eq!(app.recorder.last().uri, "/v1/matrix/;x=1;y=2");
+}
+
+#[tokio::test]
+async fn json_bodies_are_assembled_from_flattened_arguments() {
+    let app = TestApp::spawn().await;
+    let result = app.call("createThing", json!({"name": "box", "size": 3})).await;
+    assert_eq!(result["structuredContent"], json!({"created": true}));
+    let seen = app.recorder.last();
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.headers["content-type"], "application/json");
+    assert_eq!(serde_json::from_slice::<Value>(&seen.body).unwrap(), json!({"name": "box", "size": 3}));
+}
+
+#[tokio::test]
+async fn form_multipart_text_and_binary_bodies() {
+    let app = TestApp::spawn().await;
+    app.call("postForm", json!({"name": "a b&c", "tags": ["x", "y"]})).await;
+    let seen = app.recorder.last();
+    assert_eq!(seen.headers["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(String::from_utf8(seen.body).unwrap(), "name=a%20b%26c&tags=x,y");
+
+    // "aGVsbG8=" is base64 for "hello".
+    app.call("upload", json!({"note": "hi", "file": "aGVsbG8="})).await;
+    let seen = app.recorder.last();
+    let content_type = seen.headers["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("multipart/form-data; boundary="), "{content_type}");
+    let body = String::from_utf8_lossy(&seen.body);
+    assert!(body.contains("name=\"note\"\r\n\r\nhi\r\n"), "{body}");
+    assert!(body.contains("name=\"file\"; filename=\"file\""), "{body}");
+    assert!(body.contains("\r\n\r\nhello\r\n"), "{body}");
+
+    app.call("putNote", json!({"body": "some text"})).await;
+    let seen = app.recorder.last();
+    assert_eq!(seen.headers["content-type"], "text/plain");
+    assert_eq!(seen.body, b"some text");
+
+    app.call("putBlob", json!({"body": "AAEC"})).await;
+    let seen = app.recorder.last();
+    assert_eq!(seen.headers["content-type"], "application/octet-stream");
+    assert_eq!(seen.body, [0u8, 1, 2]);
+}
+
+#[tokio::test]
+async fn invalid_arguments_are_a_result_listing_each_violation() {
+    let app = TestApp::spawn().await;
+    let result = app.call("createThing", json!({"size": 0, "colour": "red"})).await;
+    assert_eq!(result["isError"], true);
+    let text = text_of(&result);
+    assert!(text.starts_with("Invalid arguments for createThing:"), "{text}");
+    assert!(text.contains("\"name\" is a required property"), "{text}");
+    assert!(text.contains("`/size`"), "{text}");
+    assert!(text.contains("colour"), "{text}");
+    assert!(app.recorder.take().is_empty(), "nothing reached the backend");
+}
+
+#[tokio::test]
+async fn unknown_tools_are_a_protocol_error() {
+    let app = TestApp::spawn().await;
+    let response = app.rpc("tools/call", json!({"name": "nope", "arguments": {}})).await;
+    assert_eq!(response["error"]["code"], -32602, "{response}");
+}
+
+#[tokio::test]
+async fn responses_become_structured_content_text_images_and_resources() {
+    let app = TestApp::spawn().await;
+    let array = app.call("listThings", json!({})).await;
+    assert_eq!(array["structuredContent"], json!({"result": [{"n": 1}, {"n": 2}]}));
+    assert_eq!(text_of(&array), r#"[{"n":1},{"n":2}]"#);
+
+    let text = app.call("getKind", json!({"kind": "text"})).await;
+    assert_eq!((text["isError"].clone(), text_of(&text)), (json!(false), "plain words".to_owned()));
+
+    let image = app.call("getKind", json!({"kind": "image"})).await;
+    assert_eq!(image["content"][0]["type"], "image");
+    assert_eq!(image["content"][0]["mimeType"], "image/png");
+    assert_eq!(image["content"][0]["data"], "iVBORw==");
+
+    let binary = app.call("getKind", json!({"kind": "binary"})).await;
+    assert_eq!(binary["content"][0]["type"], "resource");
+    assert_eq!(binary["content"][0]["resource"]["mimeType"], "application/pdf");
+    assert_eq!(binary["content"][0]["resource"]["blob"], "AQID");
+
+    let empty = app.call("getKind", json!({"kind": "nothing"})).await;
+    assert_eq!(text_of(&empty), "Done: the backend answered 204 No Content with no content.");
+}
+
+#[tokio::test]
+async fn backend_errors_and_limits_are_tool_errors() {
+    let app = TestApp::spawn().await;
+    let missing = app.call("getKind", json!({"kind": "missing"})).await;
+    assert_eq!(missing["isError"], true);
+    assert_eq!(text_of(&missing), "The backend answered 404 Not Found:\n{\"message\":\"no such kind\"}");
+
+    let broken = app.call("getKind", json!({"kind": "broken"})).await;
+    let text = text_of(&broken);
+    assert!(text.starts_with("The backend answered 500 Internal Server Error:\n"), "{text}");
+    assert!(text.ends_with("[excerpt]") && text.len() < 1200, "the excerpt is bounded: {} bytes", text.len());
+
+    let huge = app.call("getKind", json!({"kind": "huge"})).await;
+    let text = text_of(&huge);
+    assert!(text.ends_with("[response cut at 1000 bytes]"), "{}", &text[text.len() - 40..]);
+
+    let slow = app.call("getKind", json!({"kind": "slow"})).await;
+    assert_eq!(slow["isError"], true);
+    assert!(text_of(&slow).contains("did not answer within 1s"), "{slow}");
+
+    let away = app.call("getKind", json!({"kind": "away"})).await;
+    assert_eq!(away["isError"], true);
+    assert!(text_of(&away).contains("redirected elsewhere (302)"), "{away}");
+}
+
+#[tokio::test]
+async fn an_unreachable_backend_is_named_in_the_error() {
+    // A port that was free a moment ago: nothing listens on it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app = TestApp::spawn_with(Some(&format!("http://{closed}/v1")), "").await;
+    let result = app.call("getKind", json!({"kind": "text"})).await;
+    assert_eq!(result["isError"], true);
+    let text = text_of(&result);
+    assert!(text.starts_with("Cannot connect to the backend 127.0.0.1:"), "{text}");
+}
+
+#[tokio::test]
+async fn calls_beyond_the_concurrency_limit_are_refused() {
+    let app = TestApp::spawn_with(None, "max_concurrency = 1").await;
+    let (slow, busy) = tokio::join!(app.call("getKind", json!({"kind": "slow"})), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.call("getKind", json!({"kind": "text"})).await
+    });
+    assert!(text_of(&slow).contains("did not answer"), "{slow}");
+    assert!(text_of(&busy).contains("is busy: 1 calls are in flight"), "{busy}");
+}
+
+#[tokio::test]
+async fn tools_list_pages_and_refuses_bad_cursors() {
+    let app = TestApp::spawn().await;
+    let listed = app.rpc("tools/list", json!({})).await;
+    let names: Vec<&str> =
+        listed["result"]["tools"].as_array().unwrap().iter().map(|it| it["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "getItem",
+            "getLabel",
+            "getMatrix",
+            "listThings",
+            "createThing",
+            "postForm",
+            "upload",
+            "putNote",
+            "putBlob",
+            "getKind"
+        ]
+    );
+    assert!(listed["result"].get("nextCursor").is_none());
+    let bad = app.rpc("tools/list", json!({"cursor": "garbage"})).await;
+    assert_eq!(bad["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn foreign_hosts_and_origins_are_refused() {
+    let app = TestApp::spawn().await;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    let evil_host = app
+        .client
+        .post(&app.mcp_url)
+        .header("host", "evil.example.com")
+        .header("accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil_host.status(), 403);
+    let evil_origin = app
+        .client
+        .post(&app.mcp_url)
+        .header("origin", "https://evil.example.com")
+        .header("accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil_origin.status(), 403);
+    let unknown =
+        app.client.post(app.mcp_url.replace("recorder", "nobody")).json(&body).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+}
