@@ -139,6 +139,12 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
         let mut builder =
             SchemaBuilder::new(spec, Direction::Input, &mut memo, options.max_schema_tokens * 4);
         let input = input::build(operation, &mut builder, &is_credential);
+        for header in &input.managed {
+            warn(
+                WarningKind::HeaderManaged,
+                format!("header {header} is set by mcpgate and is not shown to the model"),
+            );
+        }
         for hidden in &input.hidden {
             warn(
                 WarningKind::CredentialHidden,

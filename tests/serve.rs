@@ -241,11 +241,13 @@ max_response_bytes = 1000
     }
 
     async fn rpc(&self, method: &str, params: Value) -> Value {
-        let response = self
-            .client
-            .post(&self.mcp_url)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
+        let mut request =
+            self.client.post(&self.mcp_url).header("accept", "application/json, text/event-stream");
+        // Clients send the negotiated version on every request after `initialize`.
+        if method != "initialize" {
+            request = request.header("mcp-protocol-version", "2025-11-25");
+        }
+        let response = request
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
             .send()
             .await
@@ -507,4 +509,54 @@ async fn foreign_hosts_and_origins_are_refused() {
     let unknown =
         app.client.post(app.mcp_url.replace("recorder", "nobody")).json(&body).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn negotiates_each_supported_protocol_version() {
+    let app = TestApp::spawn().await;
+    for version in ["2025-11-25", "2025-06-18", "2025-03-26"] {
+        let params = json!({"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+        let response = app.rpc("initialize", params).await;
+        assert_eq!(response["result"]["protocolVersion"], version, "{response}");
+        assert_eq!(response["result"]["capabilities"]["tools"], json!({}));
+        assert_eq!(response["result"]["serverInfo"]["name"], "mcpgate/recorder");
+    }
+    let unsupported = app
+        .client
+        .post(&app.mcp_url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "1999-01-01")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsupported.status(), 400);
+}
+
+#[tokio::test]
+async fn notifications_are_accepted_and_oversized_requests_refused() {
+    let app = TestApp::spawn().await;
+    let notification = app
+        .client
+        .post(&app.mcp_url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notification.status(), 202);
+    let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "putNote", "arguments": {"body": "z".repeat(5 * 1024 * 1024)}}});
+    let oversized = app
+        .client
+        .post(&app.mcp_url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 413);
+    assert!(app.recorder.take().is_empty());
 }

@@ -49,6 +49,26 @@ pub(super) struct Input {
     pub body: Option<BodyPlan>,
     /// Parameters left out because they carry credentials.
     pub hidden: Vec<String>,
+    /// Header parameters left out because the HTTP client sets those headers itself.
+    pub managed: Vec<String>,
+}
+
+/// Headers the HTTP client derives from the request itself (OpenAPI says `Accept`,
+/// `Content-Type` and `Authorization` parameters are ignored; the framing headers would corrupt
+/// the request).
+fn is_managed_header(name: &str) -> bool {
+    const MANAGED: [&str; 9] = [
+        "accept",
+        "content-type",
+        "content-length",
+        "host",
+        "connection",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "cookie",
+    ];
+    MANAGED.contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// The most characters an argument name may have (the common client limit on property names).
@@ -63,6 +83,7 @@ pub(super) fn build(
     let mut required = Vec::new();
     let mut arguments = Vec::new();
     let mut hidden = Vec::new();
+    let mut managed = Vec::new();
     let mut names = HashSet::new();
 
     let mut order: Vec<usize> = (0..operation.parameters.len()).collect();
@@ -71,6 +92,10 @@ pub(super) fn build(
         let param = &operation.parameters[idx];
         if is_credential(param.location, &param.name) {
             hidden.push(format!("{} {}", param.location.as_str(), param.name));
+            continue;
+        }
+        if param.location == ParamLocation::Header && is_managed_header(&param.name) {
+            managed.push(param.name.clone());
             continue;
         }
         let mut schema = builder.lower(&param.schema);
@@ -102,7 +127,7 @@ pub(super) fn build(
         schema["required"] = Value::Array(required);
     }
     schema["additionalProperties"] = Value::Bool(false);
-    Input { schema, arguments, body, hidden }
+    Input { schema, arguments, body, hidden, managed }
 }
 
 #[allow(clippy::too_many_arguments)]

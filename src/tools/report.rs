@@ -50,6 +50,9 @@ pub enum WarningKind {
     Cycle,
     /// A parameter carrying a credential (per `securitySchemes`) is not shown to the model.
     CredentialHidden,
+    /// A header parameter the HTTP client sets itself (`Accept`, `Content-Type`, `Host`, ...)
+    /// is not shown to the model.
+    HeaderManaged,
     /// The response schema is not an object, so the output is wrapped in `{"result": ...}`.
     OutputWrapped,
 }

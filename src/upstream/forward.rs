@@ -72,7 +72,10 @@ pub async fn forward(
     );
     let mut response = match result {
         Ok(response) => response,
-        Err(err) => return Outcome::error(describe_failure(&backend, timeout, &err)),
+        Err(SendError::Build(reason)) => {
+            return Outcome::error(format!("Cannot build the request: {reason}."));
+        }
+        Err(SendError::Transport(err)) => return Outcome::error(describe_failure(&backend, timeout, &err)),
     };
     let max_bytes = settings.max_response_bytes;
     let mut body = Vec::new();
@@ -122,20 +125,42 @@ async fn send(
     settings: &crate::config::ServerConfig,
     request: Request,
     timeout: Duration,
-) -> Result<reqwest::Response, reqwest::Error> {
-    let method =
-        reqwest::Method::from_bytes(request.method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
-    let mut builder = forwarder.client.request(method, request.url).timeout(timeout);
+) -> Result<reqwest::Response, SendError> {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
+        .map_err(|err| SendError::Build(err.to_string()))?;
+    let parse = |name: &str, value: &str| -> Result<(HeaderName, HeaderValue), SendError> {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| SendError::Build(format!("`{name}` is not a valid header name")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| SendError::Build(format!("the value of header `{name}` is not valid")))?;
+        Ok((header, value))
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &request.headers {
+        let (name, value) = parse(name, value)?;
+        headers.append(name, value);
+    }
+    // Headers the operator configured replace any parameter of the same name.
     for (name, value) in &settings.headers {
-        builder = builder.header(name, value);
+        let (name, value) = parse(name, value)?;
+        headers.insert(name, value);
     }
-    for (name, value) in request.headers {
-        builder = builder.header(name, value);
+    if let Some(body) = &request.body {
+        let (name, value) = parse("content-type", &body.content_type)?;
+        headers.insert(name, value);
     }
+    let mut builder = forwarder.client.request(method, request.url).timeout(timeout).headers(headers);
     if let Some(body) = request.body {
-        builder = builder.header(reqwest::header::CONTENT_TYPE, body.content_type).body(body.bytes);
+        builder = builder.body(body.bytes);
     }
-    builder.send().await
+    builder.send().await.map_err(SendError::Transport)
+}
+
+enum SendError {
+    /// The request could not be put together (the document names an invalid header, say).
+    Build(String),
+    Transport(reqwest::Error),
 }
 
 /// What went wrong, in words a user can act on; never the request's headers.
