@@ -1,0 +1,6 @@
+-- wrk script: every request is an MCP tools/call of getPetById, as an MCP client sends it.
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["accept"] = "application/json, text/event-stream"
+wrk.headers["mcp-protocol-version"] = "2025-11-25"
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"getPetById","arguments":{"petId":7}}}'
