@@ -560,3 +560,20 @@ async fn notifications_are_accepted_and_oversized_requests_refused() {
     assert_eq!(oversized.status(), 413);
     assert!(app.recorder.take().is_empty());
 }
+
+#[tokio::test]
+async fn server_streams_and_sessions_are_not_offered() {
+    let app = TestApp::spawn().await;
+    let get = app.client.get(&app.mcp_url).header("accept", "text/event-stream").send().await.unwrap();
+    assert_eq!(get.status(), 405, "stateless: no GET stream");
+    let response = app
+        .client
+        .post(&app.mcp_url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("mcp-session-id").is_none(), "no session is created");
+}
