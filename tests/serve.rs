@@ -577,3 +577,47 @@ async fn server_streams_and_sessions_are_not_offered() {
         .unwrap();
     assert!(response.headers().get("mcp-session-id").is_none(), "no session is created");
 }
+
+#[tokio::test]
+async fn a_restart_serves_the_stored_document_when_the_original_is_gone() {
+    let data = tempfile::tempdir().unwrap();
+    let spec = data.path().join("gone.yaml");
+    std::fs::write(&spec, DOCUMENT).unwrap();
+    let config_text = |addr: std::net::SocketAddr| {
+        format!(
+            "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = \"{}\"\n[auth]\nmode = \"none\"\n\
+             [[servers]]\nslug = \"kept\"\nspec = \"{}\"\nbackend_url = \"http://127.0.0.1:9/v1\"\n",
+            data.path().join("store").display(),
+            spec.display()
+        )
+    };
+    let list = |addr: std::net::SocketAddr| async move {
+        let response: Value = reqwest::Client::new()
+            .post(format!("http://{addr}/mcp/kept"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        response["result"]["tools"].as_array().map_or(0, Vec::len)
+    };
+    for round in 0..2 {
+        if round == 1 {
+            std::fs::remove_file(&spec).unwrap();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = mcpgate::config::Config::parse(&config_text(addr), &[]).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(mcpgate::app::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        assert_eq!(list(addr).await, 10, "round {round}");
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+}
