@@ -9,12 +9,13 @@
 //! regressions cover what random mutation rarely reaches: very deep nesting, very long `$ref`
 //! chains and `$ref` cycles. `fuzz/` runs the byte-level property for as long as one likes.
 
-use std::collections::HashSet;
-
-use mcpgate::{mcp, openapi, tools};
+use mcpgate::{openapi, tools};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+#[path = "support/invariants.rs"]
+mod invariants;
 
 const SAMPLES: [(&str, &str); 6] = [
     ("oai-petstore-v2.yaml", include_str!("../openapi-samples/oai-petstore-v2.yaml")),
@@ -76,82 +77,16 @@ fn check_bytes(bytes: &[u8]) {
 
 #[track_caller]
 fn check_spec(spec: &openapi::Spec) {
-    let generated = tools::generate(spec, &tools::Options::default());
-    let report = &generated.report;
-    assert_eq!(report.tools + report.skipped.len(), report.operations, "tools + skipped != operations");
-    assert_eq!(report.tools, generated.tools.len());
-    let mut names = HashSet::new();
-    for tool in &generated.tools {
-        assert!(valid_name(&tool.name), "invalid tool name {:?}", tool.name);
-        assert!(names.insert(tool.name.as_str()), "duplicate tool name {:?}", tool.name);
-        assert_eq!(tool.input_schema.get("type"), Some(&json!("object")), "{}: input root", tool.name);
-        check_refs(&tool.name, &tool.input_schema);
-        if let Some(output) = &tool.output_schema {
-            // MCP requires an object root for `outputSchema` as well.
-            assert_eq!(output.get("type"), Some(&json!("object")), "{}: output root", tool.name);
-            check_refs(&tool.name, output);
-        }
-        let definition = serde_json::to_value(mcp::tool_definition(tool)).expect("a tool serializes");
-        assert_eq!(definition["name"], json!(tool.name));
-        assert_eq!(definition["inputSchema"], Value::Object((*tool.input_schema).clone()));
+    for (name, definition) in invariants::check_structure(spec) {
         // What the corpus test asks of real documents holds for broken ones too: the schemas
         // are valid JSON Schema 2020-12 and compile, so a client's validator accepts them.
         for schema in [Some(&definition["inputSchema"]), definition.get("outputSchema")].into_iter().flatten()
         {
             if let Err(err) = jsonschema::draft202012::meta::validate(schema) {
-                panic!("{}: not valid JSON Schema 2020-12: {err}\n{schema}", tool.name);
+                panic!("{name}: not valid JSON Schema 2020-12: {err}\n{schema}");
             }
             if let Err(err) = jsonschema::draft202012::new(schema) {
-                panic!("{}: does not compile: {err}\n{schema}", tool.name);
-            }
-        }
-    }
-    // The report is an output format (CLI `--json`) and must serialize too.
-    serde_json::to_string(report).expect("the report serializes");
-}
-
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Every `$ref` in a schema position names a key of the root's `$defs`. Keywords whose values
-/// are data (`enum`, `const`, `default`, `examples`) are not walked: a `$ref` there is not a
-/// reference.
-#[track_caller]
-fn check_refs(tool: &str, schema: &Map<String, Value>) {
-    let defs = schema.get("$defs").and_then(Value::as_object);
-    let mut stack: Vec<&Map<String, Value>> = vec![schema];
-    while let Some(map) = stack.pop() {
-        if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
-            let name = reference.strip_prefix("#/$defs/");
-            assert!(name.is_some(), "{tool}: `$ref` {reference:?} is not into the tool's own `$defs`");
-            let found = name.is_some_and(|name| defs.is_some_and(|defs| defs.contains_key(name)));
-            assert!(found, "{tool}: `$ref` {reference:?} names no key of `$defs`");
-        }
-        for (key, value) in map {
-            match (key.as_str(), value) {
-                ("properties" | "patternProperties" | "dependentSchemas" | "$defs", Value::Object(it)) => {
-                    stack.extend(it.values().filter_map(Value::as_object));
-                }
-                ("allOf" | "anyOf" | "oneOf" | "prefixItems" | "items", Value::Array(it)) => {
-                    stack.extend(it.iter().filter_map(Value::as_object));
-                }
-                (
-                    "items"
-                    | "additionalProperties"
-                    | "unevaluatedProperties"
-                    | "unevaluatedItems"
-                    | "propertyNames"
-                    | "contains"
-                    | "not"
-                    | "if"
-                    | "then"
-                    | "else"
-                    | "contentSchema",
-                    Value::Object(it),
-                ) => stack.push(it),
-                _ => {}
+                panic!("{name}: does not compile: {err}\n{schema}");
             }
         }
     }
