@@ -15,6 +15,9 @@ use url::Url;
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "MCPGATE_";
 
+/// The top-level sections of the configuration; `MCPGATE_{SECTION}__...` overrides their keys.
+const SECTIONS: [&str; 4] = ["http", "store", "auth", "servers"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -155,6 +158,11 @@ impl Config {
         for (name, raw) in env {
             let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
             let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+            // Only variables naming a section are configuration; others that share the prefix
+            // (`MCPGATE_PORT`, which Kubernetes sets for a Service called mcpgate) are not ours.
+            if !SECTIONS.contains(&keys[0].as_str()) {
+                continue;
+            }
             set_path(&mut value, &keys, parse_env_value(raw))
                 .map_err(|reason| Error::Invalid(format!("{name}: {reason}")))?;
         }
@@ -287,6 +295,8 @@ spec = "pets.yaml"
             ("MCPGATE_SERVERS__0__EXPOSE".to_owned(), r#"["listPets"]"#.to_owned()),
             ("MCPGATE_SERVERS__0__BACKEND_URL".to_owned(), "http://127.0.0.1:9/v1".to_owned()),
             ("OTHER".to_owned(), "ignored".to_owned()),
+            ("MCPGATE_PORT".to_owned(), "tcp://10.0.0.1:80".to_owned()),
+            ("MCPGATE_REQUIRE_CORPUS".to_owned(), "1".to_owned()),
         ];
         let config = Config::parse(MINIMAL, &env).unwrap();
         assert_eq!(config.http.listen.port(), 9000);

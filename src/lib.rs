@@ -10,6 +10,7 @@ pub mod config;
 pub mod telemetry;
 pub mod app;
 pub mod hosting;
+pub mod auth;
 pub mod source;
 pub mod openapi;
 pub mod tools;

@@ -35,19 +35,57 @@ pub struct SchemaIssue {
 /// Results shared by every tool of one generation run: regex checks are costly.
 #[derive(Default)]
 pub struct Memo {
-    patterns: HashMap<String, bool>,
+    patterns: HashMap<String, Option<String>>,
 }
 
 impl Memo {
-    /// Whether `pattern` compiles as an ECMA-262 regex the way JSON Schema validators read it.
-    fn pattern_compiles(&mut self, pattern: &str) -> bool {
-        if let Some(&ok) = self.patterns.get(pattern) {
-            return ok;
+    /// `pattern` as clients can use it, or `None` when it is not a usable regex. Needless escapes
+    /// of punctuation (`\:`) are removed first: JavaScript validators compile patterns in
+    /// unicode mode, which refuses them, and one bad pattern makes a client drop a whole page of
+    /// tools.
+    fn pattern(&mut self, pattern: &str) -> Option<String> {
+        if let Some(known) = self.patterns.get(pattern) {
+            return known.clone();
         }
-        let ok = jsonschema::draft202012::new(&json!({"pattern": pattern})).is_ok();
-        self.patterns.insert(pattern.to_owned(), ok);
-        ok
+        let portable = without_identity_escapes(pattern);
+        let usable = jsonschema::draft202012::new(&json!({"pattern": portable})).is_ok().then_some(portable);
+        self.patterns.insert(pattern.to_owned(), usable.clone());
+        usable
     }
+}
+
+/// Drops the backslash of escapes that only mean "this punctuation character": valid in
+/// ECMAScript's legacy mode and in Rust's regex syntax, refused in unicode mode. Escapes of
+/// syntax characters, letters and digits are kept as they are.
+fn without_identity_escapes(pattern: &str) -> String {
+    const SYNTAX: &str = "^$\\.*+?()[]{}|/";
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(next)
+                    if next.is_ascii_alphanumeric() || SYNTAX.contains(next) || (next == '-' && in_class) =>
+                {
+                    out.push('\\');
+                    out.push(next);
+                }
+                Some(next) => out.push(next),
+                None => out.push('\\'),
+            },
+            '[' => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' => {
+                in_class = false;
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 struct Def {
@@ -278,15 +316,20 @@ impl<'a> SchemaBuilder<'a> {
                     cursor.steps.push(Step::Key(key));
                     let mut lowered = Map::new();
                     for (name, sub) in props.iter() {
-                        if key == "patternProperties" && !self.memo.pattern_compiles(name) {
-                            self.issue(cursor, format!("pattern `{name}` is not a valid regex; ignored"));
-                            continue;
-                        }
+                        let written = if key == "patternProperties" {
+                            let Some(portable) = self.memo.pattern(name) else {
+                                self.issue(cursor, format!("pattern `{name}` is not a valid regex; ignored"));
+                                continue;
+                            };
+                            portable
+                        } else {
+                            name.to_owned()
+                        };
                         if key == "properties" && self.hidden(cursor.doc, sub) {
                             hidden.push(name);
                             continue;
                         }
-                        lowered.insert(name.to_owned(), self.lower_sub(name, sub, cursor, depth));
+                        lowered.insert(written, self.lower_sub(name, sub, cursor, depth));
                     }
                     cursor.steps.pop();
                     out.insert(key.into(), Value::Object(lowered));
@@ -345,11 +388,11 @@ impl<'a> SchemaBuilder<'a> {
                     }
                     _ => self.issue(cursor, format!("`{key}` is not a string; ignored")),
                 },
-                "pattern" => match value.as_str() {
-                    Some(pattern) if self.memo.pattern_compiles(pattern) => {
-                        out.insert(key.into(), value.to_value());
+                "pattern" => match value.as_str().and_then(|it| self.memo.pattern(it)) {
+                    Some(pattern) => {
+                        out.insert(key.into(), Value::String(pattern));
                     }
-                    _ => self.issue(cursor, format!("pattern {value} is not a valid regex; ignored")),
+                    None => self.issue(cursor, format!("pattern {value} is not a valid regex; ignored")),
                 },
                 "uniqueItems" | "deprecated" | "readOnly" | "writeOnly" => {
                     if let Node::Bool(it) = value {
@@ -590,4 +633,17 @@ fn non_negative_integer(value: &Node) -> Option<u64> {
     n.as_u64().or_else(|| {
         n.as_f64().filter(|it| *it >= 0.0 && it.fract() == 0.0 && *it < 9.0e15).map(|it| it as u64)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_identity_escapes;
+
+    #[test]
+    fn needless_escapes_are_dropped_and_meaningful_ones_kept() {
+        assert_eq!(without_identity_escapes(r"^[a-zA-Z0-9_\-\:]+$"), r"^[a-zA-Z0-9_\-:]+$");
+        assert_eq!(without_identity_escapes(r"\d+\.\d+\@x\/y"), r"\d+\.\d+@x\/y");
+        assert_eq!(without_identity_escapes(r"a\-b"), "a-b");
+        assert_eq!(without_identity_escapes(r"\\\:"), r"\\:");
+    }
 }

