@@ -14,6 +14,7 @@ use axum::routing::{any, get};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::auth::{self, Guard, IssuerConfig, Refusal, Verifier, VerifierConfig};
 use crate::config::{AuthMode, Config};
 use crate::hosting::{self, Hosting};
 use crate::store::Store;
@@ -21,11 +22,14 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub hosting: Hosting,
+    pub max_request_bytes: usize,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/mcp/{slug}", any(mcp))
+        .route("/.well-known/oauth-protected-resource/mcp/{slug}", get(resource_metadata))
+        .route("/.well-known/oauth-protected-resource", get(root_resource_metadata))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(state)
@@ -33,10 +37,57 @@ pub fn router(state: AppState) -> Router {
 
 async fn mcp(State(state): State<AppState>, Path(slug): Path<String>, request: Request) -> Response {
     let Some(hosted) = state.hosting.get(&slug) else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no hosted server with this name"})))
-            .into_response();
+        return not_found();
+    };
+    let request = match &hosted.guard {
+        None => request,
+        Some(guard) => {
+            let catalog = hosted.catalog.snapshot();
+            match guard.admit(request, &catalog, state.max_request_bytes).await {
+                Ok(request) => request,
+                Err(refusal) => return refused(guard, refusal),
+            }
+        }
     };
     hosted.service.handle(request).await.map(Body::new)
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no hosted server with this name"}))).into_response()
+}
+
+fn refused(guard: &Guard, refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Challenge(challenge) => {
+            let status = StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            let header = challenge.header(&guard.resource);
+            (status, [(axum::http::header::WWW_AUTHENTICATE, header)], axum::Json(challenge.body())).into_response()
+        }
+        Refusal::KeysUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "temporarily_unavailable", "error_description": "the authorization server's keys cannot be fetched"})),
+        )
+            .into_response(),
+        Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    }
+}
+
+/// RFC 9728 metadata of one hosted server, at the path-suffixed well-known URL.
+async fn resource_metadata(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    match state.hosting.get(&slug).and_then(|it| it.guard.as_ref()) {
+        Some(guard) => axum::Json(guard.resource.metadata()).into_response(),
+        None => not_found(),
+    }
+}
+
+/// The root form of the metadata URL names one resource; with one protected server, it is that
+/// server's; with several, clients must use the path-suffixed form (or the challenge's URL).
+async fn root_resource_metadata(State(state): State<AppState>) -> Response {
+    let mut guarded = state.hosting.slugs().filter_map(|slug| state.hosting.get(slug)?.guard.as_ref());
+    match (guarded.next(), guarded.next()) {
+        (Some(guard), None) => axum::Json(guard.resource.metadata()).into_response(),
+        _ => not_found(),
+    }
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -51,8 +102,32 @@ async fn ready(State(state): State<AppState>) -> Response {
 pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    #[error("authorization server: {0}")]
+    Auth(#[from] crate::auth::Error),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+}
+
+/// The token verifier for the configured issuers; an issuer without a `jwks_uri` is asked for its
+/// metadata now, so a misconfigured issuer stops start-up rather than every request.
+async fn verifier(config: &Config) -> Result<Verifier, Error> {
+    let mut issuers = Vec::new();
+    for it in &config.auth.issuers {
+        let jwks_uri = match &it.jwks_uri {
+            Some(uri) => uri.clone(),
+            None => auth::discover(&it.issuer).await?.jwks_uri,
+        };
+        issuers.push(IssuerConfig {
+            issuer: it.issuer.clone(),
+            jwks_uri: Some(jwks_uri),
+            shared_secret: None,
+        });
+    }
+    // Each hosted server narrows the audience to its own URL (`Verifier::with_audiences`).
+    let mut verifier_config = VerifierConfig::new(issuers, vec![config.public_url().to_owned()]);
+    verifier_config.clock_skew = std::time::Duration::from_secs(config.auth.clock_skew_secs);
+    verifier_config.required_type = config.auth.required_token_type.clone();
+    Ok(Verifier::new(&verifier_config)?)
 }
 
 /// Provisions the hosted servers and serves until `shutdown` completes.
@@ -62,17 +137,21 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let store = Store::open(&config.store.data_dir)?;
-    match config.auth.mode {
-        AuthMode::None => tracing::warn!(
-            "auth mode is `none`: anyone who can reach {} can list and call every tool",
-            config.public_url()
-        ),
-    }
-    let hosting = hosting::provision(&config, &store).await;
+    let verifier = match config.auth.mode {
+        AuthMode::None => {
+            tracing::warn!(
+                "auth mode is `none`: anyone who can reach {} can list and call every tool",
+                config.public_url()
+            );
+            None
+        }
+        AuthMode::Jwt => Some(verifier(&config).await?),
+    };
+    let hosting = hosting::provision(&config, &store, verifier.as_ref()).await;
     for slug in hosting.slugs() {
         tracing::info!("serving {}/mcp/{slug}", config.public_url());
     }
-    let app = router(AppState { hosting });
+    let app = router(AppState { hosting, max_request_bytes: config.http.max_request_bytes });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 mod challenge;
 mod discovery;
+mod guard;
 mod jwks;
 mod verify;
 
@@ -15,6 +16,7 @@ mod testing;
 
 pub use challenge::{Challenge, Resource};
 pub use discovery::{IssuerMetadata, discover};
+pub use guard::{Caller, Guard, Refusal};
 pub use jwks::{Error, Jwks, JwksConfig, MAX_DOCUMENT_BYTES, VerifyingKey};
 pub use verify::{
     Claims, DEFAULT_ALGORITHMS, IssuerConfig, MAX_TOKEN_BYTES, SharedSecret, Verifier, VerifierConfig,

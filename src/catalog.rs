@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use url::Url;
 
 use crate::config::ServerConfig;
-use crate::openapi::Spec;
+use crate::openapi::{SecurityKind, Spec};
 use crate::tools::{self, Report, ToolSpec};
 
 pub struct Catalog {
@@ -28,6 +28,8 @@ pub struct Tool {
     pub validator: jsonschema::Validator,
     /// Checks backend responses against the output schema, to log backends that stray.
     pub output_validator: Option<jsonschema::Validator>,
+    /// Scopes a caller needs for this tool, besides the server's own.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +73,9 @@ impl Catalog {
                 .output_schema
                 .as_ref()
                 .and_then(|it| jsonschema::draft202012::new(&serde_json::Value::Object((**it).clone())).ok());
+            let scopes = tool_scopes(&settings, &spec, &tool);
             match jsonschema::draft202012::new(&schema) {
-                Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator }),
+                Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator, scopes }),
                 // Generated schemas compile (the corpus test holds this); should one not, the
                 // tool is left out rather than served without validation.
                 Err(err) => {
@@ -95,6 +98,41 @@ impl Catalog {
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.by_name.get(name).map(|&idx| &self.tools[idx])
     }
+}
+
+/// The scopes a tool needs: configured ones, else those of the operation's OAuth `security`
+/// requirements. Requirements are alternatives; when one needs no scope, the tool needs none,
+/// else the first one's scopes are asked for.
+fn tool_scopes(settings: &ServerConfig, spec: &Spec, tool: &ToolSpec) -> Vec<String> {
+    let operation = &spec.operations[tool.operation];
+    let configured =
+        settings.tool_scopes.get(&tool.name).or_else(|| settings.tool_scopes.get(&operation.key()));
+    if let Some(scopes) = configured {
+        return scopes.clone();
+    }
+    let scoped = |name: &str| {
+        spec.security_schemes.iter().any(|it| {
+            it.name == name && matches!(it.kind, SecurityKind::OAuth2 | SecurityKind::OpenIdConnect)
+        })
+    };
+    let alternatives: Vec<Vec<String>> = operation
+        .security
+        .iter()
+        .map(|requirement| {
+            let mut scopes: Vec<String> = Vec::new();
+            for (name, listed) in &requirement.schemes {
+                if scoped(name) {
+                    scopes
+                        .extend(listed.iter().filter(|it| !scopes.contains(it)).cloned().collect::<Vec<_>>());
+                }
+            }
+            scopes
+        })
+        .collect();
+    if alternatives.iter().any(Vec::is_empty) {
+        return Vec::new();
+    }
+    alternatives.into_iter().next().unwrap_or_default()
 }
 
 /// The configured backend URL, else the document's first server with its variables filled in.

@@ -63,6 +63,20 @@ pub struct StoreConfig {
 pub struct AuthConfig {
     /// How callers authenticate. Must be set: nothing is open by accident.
     pub mode: AuthMode,
+    /// The authorization servers whose tokens are accepted (mode `jwt`).
+    #[serde(default)]
+    pub issuers: Vec<IssuerSettings>,
+    /// Audiences accepted besides each hosted server's own URL (Entra ID, for one, puts the
+    /// API's client id in `aud`).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default = "default_clock_skew_secs")]
+    pub clock_skew_secs: u64,
+    /// The JWT `typ` tokens must carry, such as `at+jwt` (RFC 9068). Default: not checked.
+    pub required_token_type: Option<String>,
+    /// Whether `tools/list` shows only the tools the caller's scopes allow.
+    #[serde(default = "default_true")]
+    pub filter_tools_by_scope: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -70,6 +84,19 @@ pub struct AuthConfig {
 pub enum AuthMode {
     /// No authentication at all: anyone who can reach mcpgate can call every tool.
     None,
+    /// Bearer JWTs from the configured issuers, checked against their keys (OAuth 2.1
+    /// resource server).
+    Jwt,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// The issuer identifier, exactly as it appears in `iss`.
+    pub issuer: String,
+    /// Where its signing keys are. Default: discovered from the issuer's metadata (RFC 8414 or
+    /// OpenID Connect discovery).
+    pub jwks_uri: Option<Url>,
 }
 
 /// One hosted server, provisioned declaratively.
@@ -102,6 +129,21 @@ pub struct ServerConfig {
     /// Whether the document URL may point at a loopback or private address.
     #[serde(default)]
     pub allow_private_spec_url: bool,
+    /// Scopes every request to this server needs (auth mode `jwt`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Scopes per tool (by tool name or operationId), replacing those the document's
+    /// `security` requirements give.
+    #[serde(default)]
+    pub tool_scopes: BTreeMap<String, Vec<String>>,
+}
+
+fn default_clock_skew_secs() -> u64 {
+    60
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_listen() -> SocketAddr {
@@ -179,6 +221,11 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        if self.auth.mode == AuthMode::Jwt && self.auth.issuers.is_empty() {
+            return Err(Error::Invalid(
+                "auth mode `jwt` needs at least one [[auth.issuers]] entry".to_owned(),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for server in &self.servers {
             if !valid_slug(&server.slug) {

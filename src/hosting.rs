@@ -12,6 +12,7 @@ use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use url::Url;
 
+use crate::auth::{Guard, Resource, Verifier};
 use crate::catalog::{Catalog, CatalogHost};
 use crate::config::{Config, ServerConfig};
 use crate::mcp::{self, Gateway};
@@ -23,6 +24,8 @@ use crate::upstream::Forwarder;
 pub struct Hosted {
     pub catalog: CatalogHost,
     pub service: StreamableHttpService<Gateway, NeverSessionManager>,
+    /// The server's resource-server checks; `None` in auth mode `none`.
+    pub guard: Option<Guard>,
 }
 
 /// Every hosted server, by slug. Cheap to clone.
@@ -43,13 +46,20 @@ impl Hosting {
     }
 }
 
+/// What every hosted server shares: the rmcp settings and, in auth mode `jwt`, the verifier.
+struct Shared<'a> {
+    config: &'a Config,
+    http: StreamableHttpServerConfig,
+    verifier: Option<&'a Verifier>,
+}
+
 /// Provisions the servers of `config`, then those only the store knows.
-pub async fn provision(config: &Config, store: &Store) -> Hosting {
-    let http = rmcp_config(config);
+pub async fn provision(config: &Config, store: &Store, verifier: Option<&Verifier>) -> Hosting {
+    let shared = Shared { config, http: rmcp_config(config), verifier };
     let mut servers = BTreeMap::new();
     let mut failed = Vec::new();
     for settings in &config.servers {
-        match provision_one(settings.clone(), store, &http).await {
+        match provision_one(settings.clone(), store, &shared).await {
             Ok(hosted) => {
                 servers.insert(settings.slug.clone(), hosted);
             }
@@ -66,7 +76,7 @@ pub async fn provision(config: &Config, store: &Store) -> Hosting {
     let only_stored: Vec<String> = stored.into_iter().filter(|it| !servers.contains_key(it)).collect();
     for slug in only_stored {
         match store.server(&slug) {
-            Ok(Some(stored)) => match from_document(stored.settings, &stored.document, None, &http) {
+            Ok(Some(stored)) => match from_document(stored.settings, &stored.document, None, &shared) {
                 Ok(hosted) => {
                     servers.insert(slug, hosted);
                 }
@@ -79,11 +89,7 @@ pub async fn provision(config: &Config, store: &Store) -> Hosting {
     Hosting { servers: Arc::new(servers), failed: Arc::new(failed) }
 }
 
-async fn provision_one(
-    settings: ServerConfig,
-    store: &Store,
-    http: &StreamableHttpServerConfig,
-) -> Result<Hosted, String> {
+async fn provision_one(settings: ServerConfig, store: &Store, http: &Shared<'_>) -> Result<Hosted, String> {
     let source = Source::parse(&settings.spec);
     let limits = Limits { allow_private_url: settings.allow_private_spec_url, ..Limits::default() };
     let document_url = match &source {
@@ -111,7 +117,7 @@ fn from_document(
     settings: ServerConfig,
     document: &[u8],
     document_url: Option<&Url>,
-    http: &StreamableHttpServerConfig,
+    http: &Shared<'_>,
 ) -> Result<Hosted, String> {
     let spec = source::ingest(&settings.spec, document).map_err(|err| err.to_string())?;
     build(settings, spec, document_url, http)
@@ -121,15 +127,48 @@ fn build(
     settings: ServerConfig,
     spec: crate::openapi::Spec,
     document_url: Option<&Url>,
-    http: &StreamableHttpServerConfig,
+    shared: &Shared<'_>,
 ) -> Result<Hosted, String> {
     let forwarder = Forwarder::new(settings.max_concurrency).map_err(|err| err.to_string())?;
     let slug = settings.slug.clone();
     let catalog = Catalog::build(settings, spec, document_url).map_err(|err| err.to_string())?;
     tracing::info!(server = %slug, tools = catalog.tools.len(), backend = %catalog.backend, "server provisioned");
+    let guard = match shared.verifier {
+        Some(verifier) => Some(guard(shared.config, verifier, &catalog)?),
+        None => None,
+    };
     let catalog = CatalogHost::new(catalog);
-    let service = mcp::service(Gateway::new(catalog.clone(), forwarder), http.clone());
-    Ok(Hosted { catalog, service })
+    let gateway = Gateway::new(catalog.clone(), forwarder, guard.as_ref().is_some_and(|it| it.filter_tools));
+    let service = mcp::service(gateway, shared.http.clone());
+    Ok(Hosted { catalog, service, guard })
+}
+
+/// The server as an OAuth protected resource: its canonical URL is the audience its tokens
+/// must carry.
+fn guard(config: &Config, verifier: &Verifier, catalog: &Catalog) -> Result<Guard, String> {
+    let public = config.public_url();
+    let slug = &catalog.settings.slug;
+    let url = format!("{public}/mcp/{slug}");
+    let mut audiences = vec![url.clone()];
+    audiences.extend(config.auth.audiences.iter().cloned());
+    let verifier = verifier.with_audiences(&audiences).map_err(|err| err.to_string())?;
+    let mut scopes: Vec<String> = catalog.settings.scopes.clone();
+    for tool in &catalog.tools {
+        for scope in &tool.scopes {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+    }
+    let resource = Resource {
+        metadata_url: format!("{public}/.well-known/oauth-protected-resource/mcp/{slug}"),
+        url,
+        name: catalog.title.clone(),
+        authorization_servers: config.auth.issuers.iter().map(|it| it.issuer.clone()).collect(),
+        scopes_supported: scopes,
+        required_scopes: catalog.settings.scopes.clone(),
+    };
+    Ok(Guard::new(verifier, resource, config.auth.filter_tools_by_scope))
 }
 
 /// Host and Origin checks (DNS-rebinding protection) and the request size limit.

@@ -18,6 +18,7 @@ use rmcp::{RoleServer, ServerHandler};
 use serde_json::Value;
 
 use super::definition::tool_definition;
+use crate::auth::Caller;
 use crate::catalog::CatalogHost;
 use crate::upstream::{self, Outcome, Part};
 
@@ -28,12 +29,19 @@ const PAGE_SIZE: usize = 100;
 pub struct Gateway {
     catalog: CatalogHost,
     forwarder: upstream::Forwarder,
+    /// Whether `tools/list` shows only the tools the caller's scopes allow.
+    filter_by_scope: bool,
 }
 
 impl Gateway {
-    pub fn new(catalog: CatalogHost, forwarder: upstream::Forwarder) -> Gateway {
-        Gateway { catalog, forwarder }
+    pub fn new(catalog: CatalogHost, forwarder: upstream::Forwarder, filter_by_scope: bool) -> Gateway {
+        Gateway { catalog, forwarder, filter_by_scope }
     }
+}
+
+/// The caller the auth guard admitted, from the HTTP request rmcp hands over.
+fn caller(context: &RequestContext<RoleServer>) -> Option<&Caller> {
+    context.extensions.get::<axum::http::request::Parts>()?.extensions.get::<Caller>()
 }
 
 /// The Streamable HTTP service of one hosted server.
@@ -62,19 +70,25 @@ impl ServerHandler for Gateway {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let catalog = self.catalog.snapshot();
+        let caller = caller(&context).filter(|_| self.filter_by_scope);
+        let visible: Vec<&crate::catalog::Tool> = catalog
+            .tools
+            .iter()
+            .filter(|it| caller.is_none_or(|caller| caller.has_scopes(&it.scopes)))
+            .collect();
         let start = match request.and_then(|it| it.cursor) {
             None => 0,
             Some(cursor) => decode_cursor(&cursor)
-                .filter(|it| *it <= catalog.tools.len())
+                .filter(|it| *it <= visible.len())
                 .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
         };
-        let end = (start + PAGE_SIZE).min(catalog.tools.len());
-        let page = catalog.tools[start..end].iter().map(|it| tool_definition(&it.spec)).collect();
+        let end = (start + PAGE_SIZE).min(visible.len());
+        let page = visible[start..end].iter().map(|it| tool_definition(&it.spec)).collect();
         let mut result = ListToolsResult::with_all_items(page);
-        result.next_cursor = (end < catalog.tools.len()).then(|| encode_cursor(end));
+        result.next_cursor = (end < visible.len()).then(|| encode_cursor(end));
         Ok(result)
     }
 

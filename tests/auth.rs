@@ -1,0 +1,248 @@
+//! `mcpgate serve` as an OAuth resource server (auth mode `jwt`), end to end: Protected
+//! Resource Metadata, the 401/403 challenges, a bad-token matrix, scope checks per tool and
+//! scope-filtered `tools/list`. Tokens are signed here with test keys whose JWKS a loopback issuer
+//! serves; nothing is mocked inside mcpgate.
+
+#![allow(dead_code)] // The shared fixtures offer more than these tests use.
+
+use serde_json::{Value, json};
+
+#[path = "../src/auth/testing.rs"]
+mod testing;
+
+use testing::{FakeIssuer, TestKey, unix_now};
+
+const DOCUMENT: &str = r#"
+openapi: 3.0.3
+info: {title: Pets, version: "1"}
+components:
+  securitySchemes:
+    oauth:
+      type: oauth2
+      flows:
+        clientCredentials:
+          tokenUrl: https://idp.example.com/token
+          scopes: {pets:read: read, pets:write: write}
+security: [{oauth: [pets:read]}]
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      responses: {"200": {description: ok, content: {application/json: {schema: {type: array}}}}}
+    post:
+      operationId: addPet
+      security: [{oauth: [pets:write]}]
+      requestBody: {content: {application/json: {schema: {type: object, properties: {name: {type: string}}}}}}
+      responses: {"201": {description: created}}
+"#;
+
+struct App {
+    base: String,
+    mcp_url: String,
+    issuer: FakeIssuer,
+    key: TestKey,
+    backend_hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _data: tempfile::TempDir,
+}
+
+impl App {
+    async fn spawn() -> App {
+        let issuer = FakeIssuer::start().await;
+        let key = TestKey::rsa();
+        issuer.json("/jwks", &testing::jwks(&[key.jwk("k1")]));
+
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend_addr = backend.local_addr().unwrap();
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { axum::Json(json!([{"name": "rex"}])) }
+        });
+        tokio::spawn(async move { axum::serve(backend, app).await });
+
+        let data = tempfile::tempdir().unwrap();
+        let spec = data.path().join("pets.yaml");
+        std::fs::write(&spec, DOCUMENT).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = format!(
+            r#"
+[http]
+listen = "{addr}"
+[store]
+data_dir = "{data}"
+[auth]
+mode = "jwt"
+[[auth.issuers]]
+issuer = "{issuer}"
+jwks_uri = "{issuer}/jwks"
+[[servers]]
+slug = "pets"
+spec = "{spec}"
+backend_url = "http://{backend_addr}"
+"#,
+            data = data.path().join("store").display(),
+            issuer = issuer.origin(),
+            spec = spec.display(),
+        );
+        let config = mcpgate::config::Config::parse(&config, &[]).unwrap();
+        tokio::spawn(mcpgate::app::run(config, listener, std::future::pending()));
+        let base = format!("http://{addr}");
+        App { mcp_url: format!("{base}/mcp/pets"), base, issuer, key, backend_hits: hits, _data: data }
+    }
+
+    fn claims(&self, scope: &str) -> Value {
+        json!({
+            "iss": self.issuer.origin(),
+            "sub": "alice",
+            "aud": self.mcp_url,
+            "scope": scope,
+            "exp": unix_now() + 300,
+            "iat": unix_now(),
+        })
+    }
+
+    fn token(&self, claims: &Value) -> String {
+        self.key.sign(json!({"kid": "k1", "typ": "at+jwt"}), claims)
+    }
+
+    async fn post(&self, token: Option<&str>, url: &str, body: Value) -> reqwest::Response {
+        let mut request = reqwest::Client::new()
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn list(&self, token: Option<&str>) -> reqwest::Response {
+        self.post(
+            token,
+            &self.mcp_url,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
+        )
+        .await
+    }
+
+    async fn call(&self, token: &str, tool: &str) -> reqwest::Response {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}});
+        self.post(Some(token), &self.mcp_url, body).await
+    }
+}
+
+fn challenge(response: &reqwest::Response) -> String {
+    response.headers()["www-authenticate"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_names_the_exact_resource() {
+    let app = App::spawn().await;
+    let expected = json!({
+        "resource": app.mcp_url,
+        "authorization_servers": [app.issuer.origin()],
+        "scopes_supported": ["pets:read", "pets:write"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Pets",
+    });
+    for path in ["/.well-known/oauth-protected-resource/mcp/pets", "/.well-known/oauth-protected-resource"] {
+        let metadata: Value =
+            reqwest::get(format!("{}{path}", app.base)).await.unwrap().json().await.unwrap();
+        assert_eq!(metadata, expected, "{path}");
+    }
+    let unknown =
+        reqwest::get(format!("{}/.well-known/oauth-protected-resource/mcp/other", app.base)).await.unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn no_token_gets_a_challenge_pointing_at_the_metadata() {
+    let app = App::spawn().await;
+    let response = app.list(None).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        challenge(&response),
+        format!("Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp/pets\"", app.base)
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_invalid_token() {
+    let app = App::spawn().await;
+    let now = unix_now();
+    let good = app.claims("pets:read");
+    let with = |key: &str, value: Value| {
+        let mut claims = good.clone();
+        claims[key] = value;
+        claims
+    };
+    let cases = [
+        ("expired", app.token(&with("exp", json!(now - 600)))),
+        ("not yet valid", app.token(&with("nbf", json!(now + 600)))),
+        ("wrong issuer", app.token(&with("iss", json!("https://evil.example.com")))),
+        ("another resource", app.token(&with("aud", json!(format!("{}/mcp/other", app.base))))),
+        ("the backend's audience", app.token(&with("aud", json!("https://api.example.com")))),
+        ("unknown key", app.key.sign(json!({"kid": "k9"}), &good)),
+        ("foreign key under a known kid", TestKey::foreign_rsa().sign(json!({"kid": "k1"}), &good)),
+        (
+            "alg none",
+            format!("{}.{}.", testing::encode_part(&json!({"alg": "none"})), testing::encode_part(&good)),
+        ),
+        (
+            "HS256 signed with the RSA public key",
+            TestKey::hmac(testing::RSA_A_PUBLIC_PEM.as_bytes()).sign(json!({"kid": "k1"}), &good),
+        ),
+        ("malformed", "not.a.jwt".to_owned()),
+    ];
+    for (case, token) in cases {
+        let response = app.list(Some(&token)).await;
+        assert_eq!(response.status(), 401, "{case}");
+        let header = challenge(&response);
+        assert!(header.starts_with("Bearer error=\"invalid_token\""), "{case}: {header}");
+        assert!(!header.contains(&token), "{case}: the token is echoed");
+    }
+    assert_eq!(app.backend_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn tokens_in_the_query_string_are_refused() {
+    let app = App::spawn().await;
+    let token = app.token(&app.claims("pets:read"));
+    let url = format!("{}?access_token={token}", app.mcp_url);
+    let response = app.post(None, &url, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
+    assert_eq!(response.status(), 400);
+    assert!(challenge(&response).starts_with("Bearer error=\"invalid_request\""));
+}
+
+#[tokio::test]
+async fn tools_are_listed_and_called_by_scope_with_step_up() {
+    let app = App::spawn().await;
+    let reader = app.token(&app.claims("pets:read"));
+    let listed: Value = app.list(Some(&reader)).await.json().await.unwrap();
+    let names: Vec<&str> =
+        listed["result"]["tools"].as_array().unwrap().iter().map(|it| it["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["listPets"], "tools the token's scopes do not allow are hidden");
+
+    let called: Value = app.call(&reader, "listPets").await.json().await.unwrap();
+    assert_eq!(called["result"]["structuredContent"], json!({"result": [{"name": "rex"}]}));
+
+    let denied = app.call(&reader, "addPet").await;
+    assert_eq!(denied.status(), 403);
+    assert_eq!(
+        challenge(&denied),
+        format!(
+            "Bearer error=\"insufficient_scope\", resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp/pets\", scope=\"pets:write\", error_description=\"addPet needs more scopes\"",
+            app.base
+        )
+    );
+    assert_eq!(app.backend_hits.load(std::sync::atomic::Ordering::SeqCst), 1, "the denied call sent nothing");
+
+    let writer = app.token(&app.claims("pets:read pets:write"));
+    let added: Value = app.call(&writer, "addPet").await.json().await.unwrap();
+    assert_eq!(added["result"]["isError"], false, "{added}");
+    let all: Value = app.list(Some(&writer)).await.json().await.unwrap();
+    assert_eq!(all["result"]["tools"].as_array().unwrap().len(), 2);
+}
