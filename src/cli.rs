@@ -34,8 +34,18 @@ enum Command {
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// The configuration file (TOML); every key can be overridden by `MCPGATE_...` variables.
+    #[arg(long, required_unless_present = "dev", conflicts_with = "dev")]
+    config: Option<PathBuf>,
+    /// Development mode, on loopback with nothing to install: a built-in identity provider
+    /// (dev only: it signs in a dev user without asking), the petstore sample and a sample backend.
     #[arg(long)]
-    config: PathBuf,
+    dev: bool,
+    /// The port of development mode.
+    #[arg(long, default_value_t = 8080, requires = "dev")]
+    port: u16,
+    /// Where development mode keeps its store and sample document.
+    #[arg(long, default_value = "data-dev", requires = "dev")]
+    data_dir: PathBuf,
     /// Log JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -80,13 +90,24 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     crate::telemetry::init(args.log_json);
-    let config = match Config::load(&args.config) {
+    let loaded = match &args.config {
+        Some(path) => Config::load(path),
+        None => Config::for_dev(args.port, &args.data_dir),
+    };
+    let config = match loaded {
         Ok(config) => config,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::FAILURE;
         }
     };
+    if config.dev.is_some() {
+        let url = config.public_url();
+        println!("mcpgate development mode: a dev-only identity provider signs you in as `dev-user` without asking.");
+        println!("Do not expose this port. MCP server: {url}/mcp/petstore");
+        println!("  MCP Inspector: npx @modelcontextprotocol/inspector, transport Streamable HTTP, URL {url}/mcp/petstore");
+        println!("  VS Code: add {{\"servers\": {{\"petstore\": {{\"type\": \"http\", \"url\": \"{url}/mcp/petstore\"}}}}}} to .vscode/mcp.json");
+    }
     let listener = match tokio::net::TcpListener::bind(config.http.listen).await {
         Ok(listener) => listener,
         Err(err) => {

@@ -26,6 +26,16 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
+    /// Set by `serve --dev` only: run the development identity provider and sample backend.
+    #[serde(skip)]
+    pub dev: Option<DevConfig>,
+}
+
+/// Development mode: everything on one loopback port, nothing to install.
+#[derive(Debug, Clone)]
+pub struct DevConfig {
+    /// The subject the development identity provider signs in without asking.
+    pub user: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +257,41 @@ impl Config {
         Ok(())
     }
 
+    /// The configuration of `serve --dev`: loopback only, the development identity provider as
+    /// the one issuer, and the petstore sample in front of the built-in sample backend. The
+    /// sample document is written into `data_dir`, so it works from any directory.
+    pub fn for_dev(port: u16, data_dir: &Path) -> Result<Config, Error> {
+        let samples = data_dir.join("samples");
+        std::fs::create_dir_all(&samples)
+            .map_err(|source| Error::Read { path: samples.display().to_string(), source })?;
+        let spec = samples.join("petstore.yaml");
+        std::fs::write(&spec, PETSTORE_SAMPLE).map_err(|source| Error::Read { path: spec.display().to_string(), source })?;
+        let public = format!("http://127.0.0.1:{port}");
+        let text = format!(
+            r#"
+[http]
+listen = "127.0.0.1:{port}"
+[store]
+data_dir = {store:?}
+[auth]
+mode = "jwt"
+[[auth.issuers]]
+issuer = "{public}/dev-idp"
+jwks_uri = "{public}/dev-idp/jwks"
+[[servers]]
+slug = "petstore"
+spec = {spec:?}
+backend_url = "{public}{backend}"
+"#,
+            store = data_dir.join("store").display().to_string(),
+            spec = spec.display().to_string(),
+            backend = crate::sample_backend::PREFIX,
+        );
+        let mut config = Config::parse(&text, &[])?;
+        config.dev = Some(DevConfig { user: "dev-user".to_owned() });
+        Ok(config)
+    }
+
     /// The URL clients reach mcpgate at (`http.public_url`, else `http://{listen}`).
     pub fn public_url(&self) -> &str {
         self.http.public_url.as_ref().map_or("", Url::as_str).trim_end_matches('/')
@@ -261,6 +306,9 @@ impl ServerConfig {
         }
     }
 }
+
+/// The sample document `serve --dev` hosts.
+const PETSTORE_SAMPLE: &str = include_str!("../openapi-samples/swagger-petstore-v3.yaml");
 
 pub fn valid_slug(slug: &str) -> bool {
     (1..=63).contains(&slug.len())

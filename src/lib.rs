@@ -18,4 +18,5 @@ pub mod catalog;
 pub mod mcp;
 pub mod upstream;
 pub mod store;
+pub mod sample_backend;
 pub mod cli;
