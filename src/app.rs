@@ -15,7 +15,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::auth::{self, Guard, IssuerConfig, Refusal, Verifier, VerifierConfig};
-use crate::config::{AuthMode, Config};
+use crate::config::{AuthMode, Config, DevConfig};
+use crate::devidp::DevIdp;
 use crate::hosting::{self, Hosting};
 use crate::store::Store;
 
@@ -104,6 +105,10 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("authorization server: {0}")]
     Auth(#[from] crate::auth::Error),
+    #[error("development mode: {0}")]
+    Dev(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -126,8 +131,41 @@ async fn verifier(config: &Config) -> Result<Verifier, Error> {
     // Each hosted server narrows the audience to its own URL (`Verifier::with_audiences`).
     let mut verifier_config = VerifierConfig::new(issuers, vec![config.public_url().to_owned()]);
     verifier_config.clock_skew = std::time::Duration::from_secs(config.auth.clock_skew_secs);
+    if !config.auth.algorithms.is_empty() {
+        verifier_config.algorithms = config
+            .auth
+            .algorithms
+            .iter()
+            .map(|name| {
+                name.parse::<jsonwebtoken::Algorithm>()
+                    .map_err(|_| Error::Config(format!("auth.algorithms: unknown algorithm `{name}`")))
+            })
+            .collect::<Result<_, _>>()?;
+    }
     verifier_config.required_type = config.auth.required_token_type.clone();
     Ok(Verifier::new(&verifier_config)?)
+}
+
+/// What `serve --dev` adds on the same port: the development identity provider, which the
+/// configuration names as the one issuer, and the sample backend. Development only.
+fn development(config: &Config, dev: &DevConfig, hosting: &Hosting) -> Result<Router, Error> {
+    let mut scopes: Vec<String> = Vec::new();
+    for slug in hosting.slugs() {
+        if let Some(guard) = hosting.get(slug).and_then(|it| it.guard.as_ref()) {
+            scopes.extend(
+                guard
+                    .resource
+                    .scopes_supported
+                    .iter()
+                    .filter(|it| !scopes.contains(it))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    let issuer = format!("{}/dev-idp", config.public_url());
+    let idp = DevIdp::new(issuer, dev.user.clone(), scopes).map_err(|err| Error::Dev(err.to_string()))?;
+    Ok(idp.router().merge(crate::sample_backend::router()))
 }
 
 /// Provisions the hosted servers and serves until `shutdown` completes.
@@ -151,7 +189,11 @@ pub async fn run(
     for slug in hosting.slugs() {
         tracing::info!("serving {}/mcp/{slug}", config.public_url());
     }
-    let app = router(AppState { hosting, max_request_bytes: config.http.max_request_bytes });
+    let dev = config.dev.as_ref().map(|dev| development(&config, dev, &hosting)).transpose()?;
+    let mut app = router(AppState { hosting, max_request_bytes: config.http.max_request_bytes });
+    if let Some(dev) = dev {
+        app = app.merge(dev);
+    }
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -46,6 +46,9 @@ struct ServeArgs {
     /// Where development mode keeps its store and sample document.
     #[arg(long, default_value = "data-dev", requires = "dev")]
     data_dir: PathBuf,
+    /// The user the development identity provider signs in.
+    #[arg(long, default_value = "dev-user", requires = "dev")]
+    dev_user: String,
     /// Log JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -92,7 +95,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     crate::telemetry::init(args.log_json);
     let loaded = match &args.config {
         Some(path) => Config::load(path),
-        None => Config::for_dev(args.port, &args.data_dir),
+        None => Config::for_dev(args.port, &args.data_dir, &args.dev_user),
     };
     let config = match loaded {
         Ok(config) => config,
@@ -103,10 +106,17 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     if config.dev.is_some() {
         let url = config.public_url();
-        println!("mcpgate development mode: a dev-only identity provider signs you in as `dev-user` without asking.");
+        println!(
+            "mcpgate development mode: a dev-only identity provider signs you in as `{}` without asking.",
+            args.dev_user
+        );
         println!("Do not expose this port. MCP server: {url}/mcp/petstore");
-        println!("  MCP Inspector: npx @modelcontextprotocol/inspector, transport Streamable HTTP, URL {url}/mcp/petstore");
-        println!("  VS Code: add {{\"servers\": {{\"petstore\": {{\"type\": \"http\", \"url\": \"{url}/mcp/petstore\"}}}}}} to .vscode/mcp.json");
+        println!(
+            "  MCP Inspector: npx @modelcontextprotocol/inspector, transport Streamable HTTP, URL {url}/mcp/petstore"
+        );
+        println!(
+            "  VS Code: add {{\"servers\": {{\"petstore\": {{\"type\": \"http\", \"url\": \"{url}/mcp/petstore\"}}}}}} to .vscode/mcp.json"
+        );
     }
     let listener = match tokio::net::TcpListener::bind(config.http.listen).await {
         Ok(listener) => listener,

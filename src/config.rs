@@ -80,6 +80,10 @@ pub struct AuthConfig {
     /// API's client id in `aud`).
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Accepted JWT algorithms. Default: RS256/384/512, PS256/384/512, ES256/384, EdDSA.
+    /// `none` is never accepted; HMAC algorithms are refused (no shared secret is configurable).
+    #[serde(default)]
+    pub algorithms: Vec<String>,
     #[serde(default = "default_clock_skew_secs")]
     pub clock_skew_secs: u64,
     /// The JWT `typ` tokens must carry, such as `at+jwt` (RFC 9068). Default: not checked.
@@ -260,12 +264,16 @@ impl Config {
     /// The configuration of `serve --dev`: loopback only, the development identity provider as
     /// the one issuer, and the petstore sample in front of the built-in sample backend. The
     /// sample document is written into `data_dir`, so it works from any directory.
-    pub fn for_dev(port: u16, data_dir: &Path) -> Result<Config, Error> {
+    pub fn for_dev(port: u16, data_dir: &Path, user: &str) -> Result<Config, Error> {
         let samples = data_dir.join("samples");
         std::fs::create_dir_all(&samples)
             .map_err(|source| Error::Read { path: samples.display().to_string(), source })?;
         let spec = samples.join("petstore.yaml");
-        std::fs::write(&spec, PETSTORE_SAMPLE).map_err(|source| Error::Read { path: spec.display().to_string(), source })?;
+        std::fs::write(&spec, PETSTORE_SAMPLE)
+            .map_err(|source| Error::Read { path: spec.display().to_string(), source })?;
+        let travel = samples.join("train-travel.yaml");
+        std::fs::write(&travel, TRAIN_TRAVEL_SAMPLE)
+            .map_err(|source| Error::Read { path: travel.display().to_string(), source })?;
         let public = format!("http://127.0.0.1:{port}");
         let text = format!(
             r#"
@@ -282,13 +290,19 @@ jwks_uri = "{public}/dev-idp/jwks"
 slug = "petstore"
 spec = {spec:?}
 backend_url = "{public}{backend}"
+# An OpenAPI 3.1 sample to browse; the sample backend answers its calls with 501.
+[[servers]]
+slug = "train-travel"
+spec = {travel:?}
+backend_url = "{public}/dev-backend/train-travel"
 "#,
+            travel = travel.display().to_string(),
             store = data_dir.join("store").display().to_string(),
             spec = spec.display().to_string(),
             backend = crate::sample_backend::PREFIX,
         );
         let mut config = Config::parse(&text, &[])?;
-        config.dev = Some(DevConfig { user: "dev-user".to_owned() });
+        config.dev = Some(DevConfig { user: user.to_owned() });
         Ok(config)
     }
 
@@ -309,6 +323,7 @@ impl ServerConfig {
 
 /// The sample document `serve --dev` hosts.
 const PETSTORE_SAMPLE: &str = include_str!("../openapi-samples/swagger-petstore-v3.yaml");
+const TRAIN_TRAVEL_SAMPLE: &str = include_str!("../openapi-samples/readme-train-travel.yaml");
 
 pub fn valid_slug(slug: &str) -> bool {
     (1..=63).contains(&slug.len())

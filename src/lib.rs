@@ -11,6 +11,7 @@ pub mod telemetry;
 pub mod app;
 pub mod hosting;
 pub mod auth;
+pub mod devidp;
 pub mod source;
 pub mod openapi;
 pub mod tools;

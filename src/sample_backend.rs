@@ -33,7 +33,10 @@ pub fn router() -> Router {
         .route(&format!("{PREFIX}/pet/{{id}}"), get(get_pet).delete(delete_pet))
         .route(&format!("{PREFIX}/store/inventory"), get(inventory))
         .fallback(|| async {
-            (StatusCode::NOT_IMPLEMENTED, axum::Json(json!({"message": "the sample backend does not implement this operation"})))
+            (
+                StatusCode::NOT_IMPLEMENTED,
+                axum::Json(json!({"message": "the sample backend does not implement this operation"})),
+            )
         })
         .with_state(state)
 }
@@ -44,7 +47,8 @@ fn not_found() -> Response {
 
 async fn get_pet(State(pets): State<Pets>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"message": "Invalid ID supplied"}))).into_response();
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"message": "Invalid ID supplied"})))
+            .into_response();
     };
     let pet = pets.0.lock().ok().and_then(|it| it.get(&id).cloned());
     pet.map_or_else(not_found, |it| axum::Json(it).into_response())
@@ -75,9 +79,15 @@ async fn add_pet(State(pets): State<Pets>, body: axum::body::Bytes) -> Response 
     let Ok(mut store) = pets.0.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let id = pet.get("id").and_then(Value::as_i64).unwrap_or_else(|| store.keys().last().copied().unwrap_or(0) + 1);
+    let id = pet
+        .get("id")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| store.keys().last().copied().unwrap_or(0) + 1);
     if store.len() >= MAX_PETS && !store.contains_key(&id) {
-        return (StatusCode::INSUFFICIENT_STORAGE, axum::Json(json!({"message": "the sample store is full"})))
+        return (
+            StatusCode::INSUFFICIENT_STORAGE,
+            axum::Json(json!({"message": "the sample store is full"})),
+        )
             .into_response();
     }
     pet.insert("id".to_owned(), json!(id));

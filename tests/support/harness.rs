@@ -165,30 +165,45 @@ impl Gate {
     /// Serves `servers` with `auth` as the body of the `[auth]` table (`[[auth.issuers]]` tables
     /// may follow it) and returns once every one is provisioned.
     pub fn start_with_auth(auth: &str, servers: &str) -> Gate {
+        Gate::spawn(|dir, addr| {
+            let config = format!(
+                "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\n{auth}\n\n{servers}",
+                toml_string(&dir.join("data"))
+            );
+            let config_path = dir.join("mcpgate.toml");
+            std::fs::write(&config_path, config).unwrap();
+            vec!["serve".into(), "--config".into(), config_path.into_os_string()]
+        })
+    }
+
+    /// `mcpgate serve --dev` on a free port, with its data in a temporary folder.
+    pub fn start_dev() -> Gate {
+        Gate::spawn(|dir, addr| {
+            let port = addr.port().to_string();
+            let data = dir.join("data-dev").into_os_string();
+            vec!["serve".into(), "--dev".into(), "--port".into(), port.into(), "--data-dir".into(), data]
+        })
+    }
+
+    /// Starts mcpgate with the arguments `args(dir, addr)` gives and returns once every server is
+    /// provisioned.
+    fn spawn(args: impl Fn(&Path, SocketAddr) -> Vec<std::ffi::OsString>) -> Gate {
         // mcpgate cannot report a port it picked, so one is picked here; another process may take
         // it in between, hence the retries.
         for _ in 0..5 {
             let dir = TempDir::new().unwrap();
             let addr = free_port();
-            let config = format!(
-                "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\n{auth}\n\n{servers}",
-                toml_string(&dir.path().join("data"))
-            );
-            let config_path = dir.path().join("mcpgate.toml");
-            std::fs::write(&config_path, config).unwrap();
+            let args = args(dir.path(), addr);
             let log = dir.path().join("mcpgate.log");
             let mut command = Command::new(env!("CARGO_BIN_EXE_mcpgate"));
-            // mcpgate reads every `MCPGATE_...` variable as a configuration key and refuses unknown
-            // ones, such as the test switches (`MCPGATE_NODE`, `MCPGATE_REQUIRE_CORPUS`) CI sets.
+            // The test switches CI sets (`MCPGATE_NODE`, ...) are not configuration.
             for (name, _) in std::env::vars_os() {
                 if name.to_string_lossy().starts_with("MCPGATE_") {
                     command.env_remove(name);
                 }
             }
             let child = command
-                .arg("serve")
-                .arg("--config")
-                .arg(&config_path)
+                .args(&args)
                 .env("NO_COLOR", "1")
                 .env("RUST_LOG", "info") // `wait_healthy` reads the log.
                 .stdin(Stdio::null())

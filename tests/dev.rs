@@ -1,0 +1,35 @@
+//! `mcpgate serve --dev` end to end, as a newcomer meets it: the official TypeScript SDK's OAuth
+//! client signs in with the built-in development identity provider (dynamic registration,
+//! PKCE, resource indicator, auto-login), then lists the petstore sample's tools and calls one,
+//! which the built-in sample backend answers.
+//!
+//! Node and the packages come from `tests/node`; without them the test skips, unless
+//! `MCPGATE_REQUIRE_NODE` is set, when it fails.
+
+// Tests read their own switches from the environment, as `tests/corpus.rs` does.
+#![allow(clippy::disallowed_methods)]
+#![allow(dead_code)] // The shared harness offers more than this test uses.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use harness::{Gate, Node};
+use serde_json::json;
+
+#[test]
+fn the_sdk_signs_in_with_the_dev_identity_provider_and_calls_a_tool() {
+    let Some(node) = Node::find(&["node_modules/@modelcontextprotocol/sdk/package.json"]) else { return };
+    let gate = Gate::start_dev();
+    let url = gate.mcp_url("petstore");
+    let run = node.run(&["sdk-oauth-client.mjs", &url, "getPetById", r#"{"petId": 1}"#]);
+    assert_eq!(run.code, Some(0), "{run}\n{}", gate.log_text());
+    let summary = run.stdout_json();
+    let tools: Vec<&str> =
+        summary["tools"].as_array().unwrap().iter().map(|it| it.as_str().unwrap()).collect();
+    assert!(tools.contains(&"getPetById") && tools.contains(&"findPetsByStatus"), "{tools:?}");
+    assert_eq!(summary["result"]["structuredContent"]["name"], json!("doggie"), "{summary}");
+    let claims = &summary["claims"];
+    assert_eq!(claims["aud"], json!(url));
+    assert_eq!(claims["iss"], json!(format!("http://{}/dev-idp", gate.addr)));
+    assert_eq!(claims["sub"], json!("dev-user"));
+}
