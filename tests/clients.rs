@@ -10,7 +10,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -24,6 +24,9 @@ use tempfile::TempDir;
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/corpus.rs"]
+mod corpus;
+use corpus::corpus_dir;
 
 use harness::{Gate, NODE_DIR, Node, toml_string};
 
@@ -352,23 +355,6 @@ fn conformance_results(dir: &Path) -> Vec<(String, Vec<Value>)> {
         .collect();
     results.sort_by(|a, b| a.0.cmp(&b.0));
     results
-}
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("MCPGATE_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/openapi-corpus"),
-    };
-    if dir.join("MANIFEST.md").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("MCPGATE_REQUIRE_CORPUS").is_none(),
-        "the OpenAPI corpus is not at {} (set MCPGATE_CORPUS)",
-        dir.display()
-    );
-    eprintln!("skipping: no OpenAPI corpus at {}", dir.display());
-    None
 }
 
 /// `(number, entry file)` of each document in the manifest's first table.

@@ -9,28 +9,15 @@
 // The corpus location is a test fixture path, not configuration.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "support/corpus.rs"]
+mod corpus;
+use corpus::corpus_dir;
 
 use mcpgate::source::{self, Limits};
 use mcpgate::tools::{self, Options};
 use serde_json::Value;
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("MCPGATE_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/openapi-corpus"),
-    };
-    if dir.join("MANIFEST.md").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("MCPGATE_REQUIRE_CORPUS").is_none(),
-        "the OpenAPI corpus is not at {} (set MCPGATE_CORPUS)",
-        dir.display()
-    );
-    eprintln!("skipping: no OpenAPI corpus at {}", dir.display());
-    None
-}
 
 /// `(entry file, declared operations)` from the manifest's first table.
 fn manifest(dir: &Path) -> Vec<(String, usize)> {
