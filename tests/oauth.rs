@@ -151,8 +151,8 @@ fn typescript_sdk_signs_in_with_a_real_authorization_server_and_calls_tools() {
 }
 
 /// A token the same authorization server issued with `pets:read` only: it reads, sees only the
-/// tools it may call, and adding a pet gets 403 `insufficient_scope` naming `pets:write` along with the scope it has. A token
-/// it issued for another hosted server is refused outright.
+/// tools it may call, and adding a pet gets 403 `insufficient_scope` asking for `pets:write` along
+/// with the scope it has. A token it issued for another hosted server is refused outright.
 #[test]
 fn narrower_and_foreign_tokens_from_the_real_authorization_server() {
     let Some(node) = Node::find(&PACKAGES) else { return };
