@@ -1,20 +1,23 @@
 // A real MCP client that signs in on its own: the official TypeScript SDK's OAuth client flow,
-// run by tests/oauth.rs against mcpgate and a real authorization server (authorization-server.mjs).
+// run by tests/oauth.rs and tests/credentials.rs against mcpgate and a real authorization server
+// (authorization-server.mjs).
 //
-//   node sdk-oauth-client.mjs URL TOOL [ARGUMENTS_JSON]
+//   node sdk-oauth-client.mjs [--login NAME] [--show-token] URL [TOOL [ARGUMENTS_JSON]]
 //
 // The SDK does the MCP authorization flow: the first request gets 401 with
 // `WWW-Authenticate: Bearer resource_metadata=...`; the SDK reads the Protected Resource Metadata,
 // then the authorization server's metadata, registers a client dynamically, and sends the user to
 // the authorization endpoint with PKCE (S256) and `resource`. The "user" here is
 // `redirectToAuthorization`, which drives the authorization server over HTTP with a cookie jar
-// (login as `alice`, consent) and captures the `code` sent to the redirect URL. Then
+// (login as NAME, `alice` by default; consent) and captures the `code` sent to the redirect URL. Then
 // `transport.finishAuth(code)` exchanges the code for tokens and the client reconnects, lists the
-// tools and calls TOOL.
+// tools and calls TOOL, if given.
 //
 // Prints one JSON object on stdout:
-//   {"tools": [names], "result": CallToolResult, "claims": {aud, scope, iss, sub, client_id},
+//   {"tools": [names], "result": CallToolResult or null, "claims": {aud, scope, iss, sub, client_id},
 //    "authorization": {params of the authorize URL}, "exchanges": ["METHOD URL -> STATUS", ...]}
+// With `--show-token`, the summary has the access token too (`"access_token"`), so that a test can
+// make its own requests with it and check that it never goes further than mcpgate.
 // Exit status: 0 on success, 1 on any error (message on stderr), 2 when the call's result has
 // `isError: true` (the summary is still printed).
 
@@ -23,7 +26,7 @@ import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
 const REDIRECT_URL = "http://127.0.0.1:1/callback";
-const LOGIN = "alice";
+const DEFAULT_LOGIN = "alice";
 
 /** Every HTTP exchange, in order: `METHOD URL -> STATUS`. */
 const exchanges = [];
@@ -37,7 +40,8 @@ async function loggedFetch(input, init) {
 
 /** An in-memory OAuth client whose "browser" is `signIn`. */
 class HeadlessProvider {
-  constructor() {
+  constructor(login) {
+    this._login = login;
     this._clientInformation = undefined;
     this._tokens = undefined;
     this._codeVerifier = undefined;
@@ -94,7 +98,7 @@ class HeadlessProvider {
 
   async redirectToAuthorization(url) {
     this.authorizationParams = Object.fromEntries(url.searchParams);
-    const callback = await signIn(url);
+    const callback = await signIn(url, this._login);
     if (callback.searchParams.get("error")) {
       throw new Error(`authorization failed: ${callback.search}`);
     }
@@ -113,7 +117,7 @@ class HeadlessProvider {
  * at the login form and submits the consent form. Returns the URL the server finally redirects to
  * at `REDIRECT_URL` (never requested).
  */
-async function signIn(authorizationUrl) {
+async function signIn(authorizationUrl, login) {
   const jar = new Map();
   let url = new URL(authorizationUrl);
   let init = { method: "GET" };
@@ -156,7 +160,7 @@ async function signIn(authorizationUrl) {
     }
     // The dev login form takes any login and password.
     if (fields.get("prompt") === "login") {
-      fields.set("login", LOGIN);
+      fields.set("login", login);
       fields.set("password", "any password");
     }
     url = new URL(form[1].replaceAll("&amp;", "&"), url);
@@ -187,13 +191,31 @@ async function connect(url, provider) {
   return client;
 }
 
+/** The options (`--login NAME`, `--show-token`) and the positional arguments. */
+function parseArguments(argv) {
+  const options = { login: DEFAULT_LOGIN, showToken: false };
+  const rest = [...argv];
+  while (rest[0]?.startsWith("--")) {
+    const option = rest.shift();
+    if (option === "--login" && rest.length > 0) {
+      options.login = rest.shift();
+    } else if (option === "--show-token") {
+      options.showToken = true;
+    } else {
+      throw new Error(`unknown option ${option}`);
+    }
+  }
+  return { options, positional: rest };
+}
+
 async function main(argv) {
-  const [url, tool, rawArguments = "{}"] = argv;
-  if (!url || !tool) {
-    throw new Error("usage: sdk-oauth-client.mjs URL TOOL [ARGUMENTS_JSON]");
+  const { options, positional } = parseArguments(argv);
+  const [url, tool, rawArguments = "{}"] = positional;
+  if (!url) {
+    throw new Error("usage: sdk-oauth-client.mjs [--login NAME] [--show-token] URL [TOOL [ARGUMENTS_JSON]]");
   }
   const args = JSON.parse(rawArguments);
-  const provider = new HeadlessProvider();
+  const provider = new HeadlessProvider(options.login);
   let client;
   try {
     client = await connect(url, provider);
@@ -213,7 +235,7 @@ async function main(argv) {
   await client.connect(transport);
   try {
     const { tools } = await client.listTools();
-    const result = await client.callTool({ name: tool, arguments: args });
+    const result = tool ? await client.callTool({ name: tool, arguments: args }) : null;
     const claims = decodeJwtPayload(provider.tokens().access_token);
     const summary = {
       tools: tools.map((it) => it.name),
@@ -229,8 +251,11 @@ async function main(argv) {
       authorization: provider.authorizationParams,
       exchanges,
     };
+    if (options.showToken) {
+      summary.access_token = provider.tokens().access_token;
+    }
     process.stdout.write(`${JSON.stringify(summary)}\n`);
-    return result.isError ? 2 : 0;
+    return result?.isError ? 2 : 0;
   } finally {
     await client.close();
   }
