@@ -105,6 +105,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("authorization server: {0}")]
     Auth(#[from] crate::auth::Error),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::Error),
     #[error("development mode: {0}")]
     Dev(String),
     #[error("invalid configuration: {0}")]
@@ -174,7 +176,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let store = Store::open(&config.store.data_dir)?;
+    let data_dir = &config.store.data_dir;
+    if config.store.secret_keys.is_empty() && config.dev.is_none() {
+        tracing::warn!(
+            "no store.secret_keys configured: stored secrets are sealed with {}, kept beside the data",
+            data_dir.join("secret.key").display()
+        );
+    }
+    let keyring = crate::secrets::Keyring::configured_or_local(&config.store.secret_keys, data_dir)?;
+    let store = Store::open(data_dir, std::sync::Arc::new(keyring))?;
     let verifier = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!(

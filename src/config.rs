@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+mod credentials;
+
+pub use credentials::{ClientAuth, CredentialsConfig, GrantConfig, StaticCredential, StaticScheme};
+
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "MCPGATE_";
 
@@ -66,6 +70,10 @@ pub struct StoreConfig {
     /// Where the embedded store keeps its file.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// The keys that seal stored secrets, `[{ id = "2026-11", key = "<base64 of 32 bytes>" }]`:
+    /// the first seals, all open. Default: a key kept in `{data_dir}/secret.key`.
+    #[serde(default)]
+    pub secret_keys: Vec<crate::secrets::KeyConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,10 +136,12 @@ pub struct ServerConfig {
     pub server_variables: BTreeMap<String, String>,
     /// Operations to expose, by operationId, `METHOD /path` or tool name. Default: all.
     pub expose: Option<Vec<String>>,
-    /// Headers sent with every backend request (not credentials: those come with the
-    /// credentials issue).
+    /// Headers sent with every backend request (credentials belong in `credentials`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// How mcpgate authenticates to the backend. Default: it does not.
+    #[serde(default)]
+    pub credentials: CredentialsConfig,
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     /// Tool calls in flight at once for this server; calls beyond it are refused as busy.
@@ -250,6 +260,12 @@ impl Config {
             }
             if !seen.insert(&server.slug) {
                 return Err(Error::Invalid(format!("server slug `{}` is used twice", server.slug)));
+            }
+            if server.credentials.per_user() && self.auth.mode != AuthMode::Jwt {
+                return Err(Error::Invalid(format!(
+                    "server `{}`: credentials acting for the caller need auth mode `jwt`",
+                    server.slug
+                )));
             }
             if server.max_concurrency == 0 || server.timeout_secs == 0 {
                 return Err(Error::Invalid(format!(
@@ -426,5 +442,30 @@ spec = "pets.yaml"
         assert!(Config::parse(&unknown, &[]).unwrap_err().to_string().contains("colour"));
         let twice = format!("{MINIMAL}\n[[servers]]\nslug = \"pets\"\nspec = \"b.yaml\"\n");
         assert!(Config::parse(&twice, &[]).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn reads_credentials_and_refuses_inconsistent_ones() {
+        let exchange = format!(
+            "{MINIMAL}[servers.credentials]\nmode = \"token_exchange\"\ntoken_endpoint = \"https://idp/token\"\n\
+             client_id = \"mcpgate\"\nclient_secret = \"s\"\naudience = \"https://api\"\n"
+        );
+        let err = Config::parse(&exchange, &[]).unwrap_err().to_string();
+        assert!(err.contains("auth mode `jwt`"), "{err}");
+        let jwt =
+            exchange.replace("mode = \"none\"", "mode = \"jwt\"\n[[auth.issuers]]\nissuer = \"https://idp\"");
+        let config = Config::parse(&jwt, &[]).unwrap();
+        let CredentialsConfig::TokenExchange(grant) = &config.servers[0].credentials else { panic!() };
+        assert_eq!(
+            (grant.client_auth, grant.audience.as_deref()),
+            (ClientAuth::ClientSecretBasic, Some("https://api"))
+        );
+        assert_eq!(format!("{:?}", grant.client_secret), "Some([redacted])");
+        let typo = jwt.replace("audience", "audiense");
+        assert!(Config::parse(&typo, &[]).unwrap_err().to_string().contains("audiense"));
+        let secret = [("MCPGATE_SERVERS__0__CREDENTIALS__CLIENT_SECRET".to_owned(), "from-env".to_owned())];
+        let config = Config::parse(&jwt, &secret).unwrap();
+        let CredentialsConfig::TokenExchange(grant) = &config.servers[0].credentials else { panic!() };
+        assert_eq!(grant.client_secret.as_ref().and_then(|it| it.expose()), Some("from-env"));
     }
 }

@@ -15,6 +15,7 @@ use url::Url;
 use crate::auth::{Guard, Resource, Verifier};
 use crate::catalog::{Catalog, CatalogHost};
 use crate::config::{Config, ServerConfig};
+use crate::credentials::Credentials;
 use crate::mcp::{self, Gateway};
 use crate::source::{self, Limits, Source};
 use crate::store::Store;
@@ -129,7 +130,9 @@ fn build(
     document_url: Option<&Url>,
     shared: &Shared<'_>,
 ) -> Result<Hosted, String> {
-    let forwarder = Forwarder::new(settings.max_concurrency).map_err(|err| err.to_string())?;
+    let credentials = Credentials::new(&settings.slug, &settings.credentials)
+        .map_err(|err| format!("credentials: {err}"))?;
+    let forwarder = Forwarder::new(settings.max_concurrency, credentials).map_err(|err| err.to_string())?;
     let slug = settings.slug.clone();
     let catalog = Catalog::build(settings, spec, document_url).map_err(|err| err.to_string())?;
     tracing::info!(server = %slug, tools = catalog.tools.len(), backend = %catalog.backend, "server provisioned");

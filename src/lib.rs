@@ -7,6 +7,7 @@
 //! servers across restarts; `cli` is the command line.
 
 pub mod config;
+pub mod secrets;
 pub mod telemetry;
 pub mod app;
 pub mod hosting;
@@ -16,6 +17,7 @@ pub mod source;
 pub mod openapi;
 pub mod tools;
 pub mod catalog;
+pub mod credentials;
 pub mod mcp;
 pub mod upstream;
 pub mod store;

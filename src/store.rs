@@ -1,7 +1,8 @@
 //! The embedded store (redb): hosted servers' settings and the documents they were made from,
 //! so that a restart keeps everything even when a document's URL is unreachable.
 //!
-//! Invariant: a server's settings and its document change together, in one transaction.
+//! Invariants: a server's settings and its document change together, in one transaction; secrets
+//! are written sealed by the [`Keyring`], never in clear.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::config::ServerConfig;
+use crate::secrets::Keyring;
 
 /// slug → the server's settings, as JSON.
 const SERVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("servers");
@@ -19,6 +21,7 @@ const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents"
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    keyring: Arc<Keyring>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,8 @@ pub enum Error {
     Database(String),
     #[error("stored settings of `{slug}` are unreadable: {reason}")]
     Corrupt { slug: String, reason: String },
+    #[error("secrets of `{slug}`: {source}")]
+    Secret { slug: String, source: crate::secrets::Error },
 }
 
 /// redb has one error type per operation; the store reports them all alike.
@@ -43,8 +48,8 @@ pub struct StoredServer {
 }
 
 impl Store {
-    /// Opens (or creates) `mcpgate.redb` in `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Store, Error> {
+    /// Opens (or creates) `mcpgate.redb` in `data_dir`; `keyring` seals and opens secrets.
+    pub fn open(data_dir: &Path, keyring: Arc<Keyring>) -> Result<Store, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| Error::Directory { path: data_dir.display().to_string(), source })?;
         let db = Database::create(data_dir.join("mcpgate.redb")).map_err(db_error)?;
@@ -53,11 +58,17 @@ impl Store {
         tx.open_table(SERVERS).map_err(db_error)?;
         tx.open_table(DOCUMENTS).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store { db: Arc::new(db), keyring })
     }
 
     pub fn put_server(&self, settings: &ServerConfig, document: &[u8]) -> Result<(), Error> {
-        let json = serde_json::to_vec(settings).map_err(db_error)?;
+        let slug = &settings.slug;
+        let mut sealed = settings.clone();
+        sealed
+            .credentials
+            .seal(&self.keyring, slug)
+            .map_err(|source| Error::Secret { slug: slug.clone(), source })?;
+        let json = serde_json::to_vec(&sealed).map_err(db_error)?;
         let tx = self.db.begin_write().map_err(db_error)?;
         {
             let mut servers = tx.open_table(SERVERS).map_err(db_error)?;
@@ -75,8 +86,12 @@ impl Store {
         let Some(settings) = servers.get(slug).map_err(db_error)? else {
             return Ok(None);
         };
-        let settings: ServerConfig = serde_json::from_slice(settings.value())
+        let mut settings: ServerConfig = serde_json::from_slice(settings.value())
             .map_err(|err| Error::Corrupt { slug: slug.to_owned(), reason: err.to_string() })?;
+        settings
+            .credentials
+            .open(&self.keyring, slug)
+            .map_err(|source| Error::Secret { slug: slug.to_owned(), source })?;
         let document =
             documents.get(slug).map_err(db_error)?.map(|it| it.value().to_vec()).unwrap_or_default();
         Ok(Some(StoredServer { settings, document }))
@@ -114,26 +129,49 @@ mod tests {
 
     fn settings(slug: &str) -> ServerConfig {
         let text = format!(
-            "[http]\n[store]\n[auth]\nmode = \"none\"\n[[servers]]\nslug = \"{slug}\"\nspec = \"x.yaml\"\n"
+            "[http]\n[store]\n[auth]\nmode = \"none\"\n[[servers]]\nslug = \"{slug}\"\nspec = \"x.yaml\"\n\
+             [servers.credentials]\nmode = \"static\"\nscheme = \"bearer\"\nvalue = \"backend-key-{slug}\"\n"
         );
         Config::parse(&text, &[]).unwrap().servers.remove(0)
+    }
+
+    fn open(dir: &Path) -> Store {
+        Store::open(dir, Arc::new(Keyring::configured_or_local(&[], dir).unwrap())).unwrap()
     }
 
     #[test]
     fn keeps_servers_across_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = open(dir.path());
             store.put_server(&settings("pets"), b"openapi: 3.0.0").unwrap();
             store.put_server(&settings("apps"), b"{}").unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = open(dir.path());
         assert_eq!(store.slugs().unwrap(), ["apps", "pets"]);
         let pets = store.server("pets").unwrap().unwrap();
         assert_eq!(pets.settings.slug, "pets");
         assert_eq!(pets.document, b"openapi: 3.0.0");
+        let crate::config::CredentialsConfig::Static(credential) = &pets.settings.credentials else {
+            panic!("credentials lost: {:?}", pets.settings.credentials)
+        };
+        assert_eq!(credential.value.as_ref().and_then(|it| it.expose()), Some("backend-key-pets"));
         assert!(store.delete_server("pets").unwrap());
         assert!(!store.delete_server("pets").unwrap());
         assert!(store.server("pets").unwrap().is_none());
+    }
+
+    #[test]
+    fn writes_secrets_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path()).put_server(&settings("pets"), b"{}").unwrap();
+        let file = std::fs::read(dir.path().join("mcpgate.redb")).unwrap();
+        let clear = b"backend-key-pets";
+        assert!(!file.windows(clear.len()).any(|it| it == clear), "a secret is stored in clear");
+        // Without the key, the server is unreadable rather than silently without credentials.
+        let other = tempfile::tempdir().unwrap();
+        let keyring = Keyring::configured_or_local(&[], other.path()).unwrap();
+        let stranger = Store::open(dir.path(), Arc::new(keyring)).unwrap();
+        assert!(matches!(stranger.server("pets"), Err(Error::Secret { .. })));
     }
 }

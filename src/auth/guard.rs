@@ -11,11 +11,15 @@ use axum::http::{Request, header};
 
 use super::{Challenge, Claims, Resource, Verifier, VerifyError};
 use crate::catalog::Catalog;
+use crate::secrets::Secret;
 
-/// Who is calling: the verified claims of the request's token.
+/// Who is calling: the verified claims of the request's token, and the token itself, which
+/// only token exchange uses (as the subject token it is sent to the authorization server, never
+/// to a backend).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub claims: Claims,
+    pub token: Secret,
 }
 
 impl Caller {
@@ -87,7 +91,7 @@ impl Guard {
             Err(VerifyError::KeysUnavailable) => return Err(Refusal::KeysUnavailable),
             Err(err) => return refuse(Challenge::InvalidToken { description: err.to_string() }),
         };
-        let caller = Caller { claims };
+        let caller = Caller { claims, token: Secret::new(token) };
         if !caller.has_scopes(&self.resource.required_scopes) {
             return refuse(Challenge::InsufficientScope {
                 scopes: self.resource.required_scopes.clone(),

@@ -95,7 +95,7 @@ impl ServerHandler for Gateway {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         // One snapshot for the whole call, even if the catalog is replaced meanwhile.
         let catalog = self.catalog.snapshot();
@@ -122,7 +122,7 @@ impl ServerHandler for Gateway {
         let Value::Object(arguments) = instance else {
             return Err(ErrorData::internal_error("arguments changed shape", None));
         };
-        let outcome = upstream::forward(&self.forwarder, &catalog, tool, &arguments).await;
+        let outcome = upstream::forward(&self.forwarder, &catalog, tool, &arguments, caller(&context)).await;
         Ok(into_result(outcome).into())
     }
 }

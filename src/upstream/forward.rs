@@ -9,12 +9,15 @@ use tokio::sync::Semaphore;
 
 use super::request::{self, Request};
 use super::response::{self, Outcome, Received};
+use crate::auth::Caller;
 use crate::catalog::{Catalog, Tool};
+use crate::credentials::{Applied, Authorization, Credentials};
 
-/// The backend client of one hosted server.
+/// The backend client of one hosted server, with its credentials.
 #[derive(Clone)]
 pub struct Forwarder {
     client: reqwest::Client,
+    credentials: Arc<Credentials>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
 }
@@ -23,7 +26,7 @@ pub struct Forwarder {
 const MAX_REDIRECTS: usize = 5;
 
 impl Forwarder {
-    pub fn new(max_in_flight: usize) -> Result<Forwarder, reqwest::Error> {
+    pub fn new(max_in_flight: usize, credentials: Credentials) -> Result<Forwarder, reqwest::Error> {
         let policy = reqwest::redirect::Policy::custom(|attempt| {
             let same_origin =
                 attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
@@ -34,7 +37,12 @@ impl Forwarder {
             }
         });
         let client = reqwest::Client::builder().redirect(policy).no_proxy().build()?;
-        Ok(Forwarder { client, in_flight: Arc::new(Semaphore::new(max_in_flight)), max_in_flight })
+        Ok(Forwarder {
+            client,
+            credentials: Arc::new(credentials),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+        })
     }
 }
 
@@ -43,6 +51,7 @@ pub async fn forward(
     catalog: &Catalog,
     tool: &Tool,
     arguments: &serde_json::Map<String, serde_json::Value>,
+    caller: Option<&Caller>,
 ) -> Outcome {
     let settings = &catalog.settings;
     let backend = catalog.backend.host_str().unwrap_or("the backend").to_owned();
@@ -60,8 +69,26 @@ pub async fn forward(
             forwarder.max_in_flight
         ));
     };
+    let credentials = &forwarder.credentials;
+    let authorization = match credentials.authorize(caller, &tool.scopes).await {
+        Ok(authorization) => authorization,
+        Err(failure) => return Outcome::error(failure.to_string()),
+    };
     let started = std::time::Instant::now();
-    let result = send(forwarder, settings, request, timeout).await;
+    let mut result = send(forwarder, settings, &request, &authorization, timeout).await;
+    // A refused token may have been revoked or rotated: one new token, one more try.
+    if let Ok(response) = &result
+        && response.status() == reqwest::StatusCode::UNAUTHORIZED
+        && authorization.renewable()
+    {
+        credentials.forget(&authorization).await;
+        let renewed = match credentials.authorize(caller, &tool.scopes).await {
+            Ok(renewed) => renewed,
+            Err(failure) => return Outcome::error(failure.to_string()),
+        };
+        tracing::info!(server = %settings.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
+        result = send(forwarder, settings, &request, &renewed, timeout).await;
+    }
     tracing::info!(
         server = %settings.slug,
         tool = %tool.spec.name,
@@ -123,7 +150,8 @@ pub async fn forward(
 async fn send(
     forwarder: &Forwarder,
     settings: &crate::config::ServerConfig,
-    request: Request,
+    request: &Request,
+    authorization: &Authorization,
     timeout: Duration,
 ) -> Result<reqwest::Response, SendError> {
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -150,9 +178,20 @@ async fn send(
         let (name, value) = parse("content-type", &body.content_type)?;
         headers.insert(name, value);
     }
-    let mut builder = forwarder.client.request(method, request.url).timeout(timeout).headers(headers);
-    if let Some(body) = request.body {
-        builder = builder.body(body.bytes);
+    let mut url = request.url.clone();
+    // The credential comes last: nothing the document or the operator names replaces it.
+    match &authorization.applied {
+        Some(Applied::Header(name, value)) => {
+            headers.insert(name.clone(), value.clone());
+        }
+        Some(Applied::Query(name, value)) => {
+            url.query_pairs_mut().append_pair(name, value.expose().unwrap_or_default());
+        }
+        None => {}
+    }
+    let mut builder = forwarder.client.request(method, url).timeout(timeout).headers(headers);
+    if let Some(body) = &request.body {
+        builder = builder.body(body.bytes.clone());
     }
     builder.send().await.map_err(SendError::Transport)
 }
@@ -163,7 +202,8 @@ enum SendError {
     Transport(reqwest::Error),
 }
 
-/// What went wrong, in words a user can act on; never the request's headers.
+/// What went wrong, in words a user can act on; never the request's headers or URL (which may
+/// carry a credential).
 fn describe_failure(backend: &str, timeout: Duration, err: &reqwest::Error) -> String {
     use std::error::Error as _;
     if err.is_timeout() {
@@ -179,10 +219,19 @@ fn describe_failure(backend: &str, timeout: Duration, err: &reqwest::Error) -> S
         return format!("Cannot connect to the backend {backend}: {cause}.");
     }
     if err.is_builder() {
-        return format!("Cannot build the request to {backend}: {err}.");
+        return format!("Cannot build the request to {backend}: {}.", without_url(err));
     }
     format!(
         "The request to the backend {backend} failed: {}.",
-        if cause.is_empty() { err.to_string() } else { cause }
+        if cause.is_empty() { without_url(err) } else { cause }
     )
+}
+
+/// The error's words without its URL.
+fn without_url(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    if let Some(url) = err.url() {
+        text = text.replace(url.as_str(), "the backend");
+    }
+    text
 }

@@ -1,0 +1,123 @@
+//! `[servers.credentials]`: how mcpgate authenticates to a hosted server's backend. The caller's
+//! own token is never one of the choices.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::secrets::{self, Keyring, Secret};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum CredentialsConfig {
+    /// The backend needs no credentials.
+    #[default]
+    None,
+    /// One fixed credential for every caller: an API key, a bearer token or a user and password.
+    Static(StaticCredential),
+    /// A token for mcpgate itself (OAuth client credentials grant), the same for every caller.
+    ClientCredentials(GrantConfig),
+    /// A token for the caller, obtained with the caller's token (RFC 8693 token exchange).
+    TokenExchange(GrantConfig),
+    /// A token for the caller from Microsoft Entra ID's on-behalf-of flow.
+    EntraObo(GrantConfig),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredential {
+    pub scheme: StaticScheme,
+    /// The header or query parameter that carries `value` (schemes `header` and `query`).
+    pub name: Option<String>,
+    /// The key or token (schemes `header`, `query` and `bearer`).
+    pub value: Option<Secret>,
+    /// Scheme `basic`.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaticScheme {
+    Header,
+    Query,
+    Bearer,
+    Basic,
+}
+
+/// mcpgate as an OAuth client of the backend's authorization server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// The authorization server's token endpoint. For `entra_obo`, derived from `tenant` when
+    /// absent.
+    pub token_endpoint: Option<Url>,
+    /// The Entra ID tenant (`entra_obo`).
+    pub tenant: Option<String>,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// For `client_secret_basic` and `client_secret_post`.
+    pub client_secret: Option<Secret>,
+    /// A PKCS#8 PEM private key, for `private_key_jwt`.
+    pub private_key: Option<Secret>,
+    /// The `kid` of client assertions.
+    pub private_key_id: Option<String>,
+    /// The algorithm of client assertions: RS256 (default), PS256, ES256 or EdDSA.
+    pub signing_algorithm: Option<String>,
+    /// RFC 8693 `audience`: the backend, as the authorization server names it.
+    pub audience: Option<String>,
+    /// RFC 8707 `resource`: the backend's URL.
+    pub resource: Option<String>,
+    /// Scopes to ask for. Default: the called tool's scopes (from the document's `security`).
+    pub scopes: Option<Vec<String>>,
+    /// RFC 8693 `requested_token_type`.
+    pub requested_token_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+}
+
+impl CredentialsConfig {
+    /// Whether the mode acts for the caller, and so needs an authenticated caller.
+    pub fn per_user(&self) -> bool {
+        matches!(self, CredentialsConfig::TokenExchange(_) | CredentialsConfig::EntraObo(_))
+    }
+
+    /// Every secret, with the name of its field.
+    fn secrets_mut(&mut self) -> Vec<(&'static str, &mut Secret)> {
+        let pairs: Vec<(&'static str, Option<&mut Secret>)> = match self {
+            CredentialsConfig::None => Vec::new(),
+            CredentialsConfig::Static(it) => {
+                vec![("value", it.value.as_mut()), ("password", it.password.as_mut())]
+            }
+            CredentialsConfig::ClientCredentials(it)
+            | CredentialsConfig::TokenExchange(it)
+            | CredentialsConfig::EntraObo(it) => {
+                vec![("client_secret", it.client_secret.as_mut()), ("private_key", it.private_key.as_mut())]
+            }
+        };
+        pairs.into_iter().filter_map(|(name, secret)| Some((name, secret?))).collect()
+    }
+
+    /// Seals every secret for the server `slug` (for the store).
+    pub fn seal(&mut self, keyring: &Keyring, slug: &str) -> Result<(), secrets::Error> {
+        for (field, secret) in self.secrets_mut() {
+            *secret = keyring.seal(secret, &format!("{slug}/{field}"))?;
+        }
+        Ok(())
+    }
+
+    /// Opens every sealed secret of the server `slug`.
+    pub fn open(&mut self, keyring: &Keyring, slug: &str) -> Result<(), secrets::Error> {
+        for (field, secret) in self.secrets_mut() {
+            *secret = keyring.open(secret, &format!("{slug}/{field}"))?;
+        }
+        Ok(())
+    }
+}

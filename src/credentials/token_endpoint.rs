@@ -1,0 +1,220 @@
+//! mcpgate as an OAuth client at a token endpoint: the form POST of a grant, client
+//! authentication (`client_secret_basic`, `client_secret_post`, `private_key_jwt`), and the
+//! answer read within a size and time limit.
+//!
+//! No token or secret is ever part of an error: errors carry the OAuth error code and the
+//! authorization server's host.
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+use url::Url;
+use url::form_urlencoded::{Serializer, byte_serialize};
+use zeroize::Zeroizing;
+
+use super::assertion::AssertionKey;
+use crate::config::{ClientAuth, GrantConfig};
+use crate::secrets::Secret;
+
+/// Token responses are small; anything larger is not one.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TokenEndpoint {
+    url: Url,
+    client_id: String,
+    authentication: Authentication,
+    http: reqwest::Client,
+}
+
+enum Authentication {
+    Basic(Secret),
+    Post(Secret),
+    PrivateKeyJwt(AssertionKey),
+}
+
+/// A successful token response.
+#[derive(Deserialize)]
+pub struct Issued {
+    pub access_token: Secret,
+    pub expires_in: Option<u64>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// An OAuth error response (RFC 6749 §5.2), with Entra's `suberror` when present.
+    #[error("the authorization server refused: {code}")]
+    Refused { code: String, suberror: Option<String> },
+    #[error("cannot reach the authorization server {host}: {cause}")]
+    Unreachable { host: String, cause: String },
+    #[error("the authorization server {host} gave an unusable answer ({status}): {reason}")]
+    Unusable { host: String, status: u16, reason: String },
+}
+
+impl TokenEndpoint {
+    pub fn new(url: Url, config: &GrantConfig) -> Result<TokenEndpoint, String> {
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(format!("token endpoint {url} is not an http(s) URL"));
+        }
+        let secret = |field: &Option<Secret>, name: &str| {
+            field
+                .clone()
+                .filter(|it| it.expose().is_some())
+                .ok_or_else(|| format!("client_auth `{name}` needs `client_secret`"))
+        };
+        let authentication = match config.client_auth {
+            ClientAuth::ClientSecretBasic => {
+                Authentication::Basic(secret(&config.client_secret, "client_secret_basic")?)
+            }
+            ClientAuth::ClientSecretPost => {
+                Authentication::Post(secret(&config.client_secret, "client_secret_post")?)
+            }
+            ClientAuth::PrivateKeyJwt => {
+                let pem = config
+                    .private_key
+                    .as_ref()
+                    .and_then(Secret::expose)
+                    .ok_or("client_auth `private_key_jwt` needs `private_key`")?;
+                let algorithm = config.signing_algorithm.as_deref().unwrap_or("RS256");
+                Authentication::PrivateKeyJwt(AssertionKey::new(
+                    pem,
+                    algorithm,
+                    config.private_key_id.clone(),
+                )?)
+            }
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(|err| err.to_string())?;
+        Ok(TokenEndpoint { url, client_id: config.client_id.clone(), authentication, http })
+    }
+
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or("(unknown)")
+    }
+
+    /// POSTs `grant` (the grant's own parameters) with the client's authentication.
+    pub async fn request(&self, grant: &[(&str, &str)]) -> Result<Issued, Error> {
+        let response = self.prepare(grant)?.send().await.map_err(|err| self.unreachable(err))?;
+        let status = response.status();
+        let bytes = read_limited(response).await.map_err(|err| self.unreachable(err))?;
+        let Some(bytes) = bytes else {
+            return Err(self.unusable(status.as_u16(), "the answer is too large"));
+        };
+        if status.is_success() {
+            return serde_json::from_slice::<Issued>(&bytes)
+                .map_err(|_| self.unusable(status.as_u16(), "not a token response"));
+        }
+        #[derive(Deserialize)]
+        struct Refusal {
+            error: String,
+            suberror: Option<String>,
+        }
+        match serde_json::from_slice::<Refusal>(&bytes) {
+            Ok(refusal) => Err(Error::Refused {
+                code: code(&refusal.error),
+                suberror: refusal.suberror.map(|it| code(&it)),
+            }),
+            Err(_) => Err(self.unusable(status.as_u16(), "not an OAuth error response")),
+        }
+    }
+
+    /// The POST of `grant`, authenticated.
+    fn prepare(&self, grant: &[(&str, &str)]) -> Result<reqwest::RequestBuilder, Error> {
+        let mut form = Serializer::new(String::new());
+        form.extend_pairs(grant);
+        let mut request = self.http.post(self.url.clone());
+        match &self.authentication {
+            Authentication::Basic(secret) => {
+                // RFC 6749 §2.3.1: both parts are form-encoded before base64.
+                let encode = |it: &str| byte_serialize(it.as_bytes()).collect::<String>();
+                let pair = Zeroizing::new(format!(
+                    "{}:{}",
+                    encode(&self.client_id),
+                    encode(secret.expose().unwrap_or_default())
+                ));
+                let value = Zeroizing::new(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
+                ));
+                let mut header = reqwest::header::HeaderValue::from_str(&value)
+                    .map_err(|_| self.unusable(0, "bad client id"))?;
+                header.set_sensitive(true);
+                request = request.header(reqwest::header::AUTHORIZATION, header);
+            }
+            Authentication::Post(secret) => {
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair("client_secret", secret.expose().unwrap_or_default());
+            }
+            Authentication::PrivateKeyJwt(key) => {
+                // The audience is the token endpoint, which every authorization server accepts.
+                let assertion =
+                    key.sign(&self.client_id, self.url.as_str()).map_err(|it| self.unusable(0, &it))?;
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                );
+                form.append_pair("client_assertion", &assertion);
+            }
+        }
+        Ok(request
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(form.finish()))
+    }
+
+    fn unreachable(&self, err: reqwest::Error) -> Error {
+        use std::error::Error as _;
+        let err = err.without_url();
+        let mut cause = err.to_string();
+        let mut source = err.source();
+        while let Some(it) = source {
+            cause = it.to_string();
+            source = it.source();
+        }
+        if err.is_timeout() {
+            cause = format!("no answer within {TIMEOUT:?}");
+        }
+        Error::Unreachable { host: self.host().to_owned(), cause }
+    }
+
+    fn unusable(&self, status: u16, reason: &str) -> Error {
+        Error::Unusable { host: self.host().to_owned(), status, reason: reason.to_owned() }
+    }
+}
+
+/// An error code as sent, if it looks like one (RFC 6749 allows only printable ASCII); it is
+/// shown to users, so nothing else of the answer is.
+fn code(raw: &str) -> String {
+    let clean: String = raw.chars().filter(|it| it.is_ascii_alphanumeric() || *it == '_').take(64).collect();
+    if clean.is_empty() { "unknown_error".to_owned() } else { clean }
+}
+
+/// The body, or `None` when it exceeds [`MAX_RESPONSE_BYTES`].
+async fn read_limited(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code;
+
+    #[test]
+    fn error_codes_are_cleaned() {
+        assert_eq!(code("invalid_grant"), "invalid_grant");
+        assert_eq!(code("<script>alert(1)</script>"), "scriptalert1script");
+        assert_eq!(code(""), "unknown_error");
+        assert_eq!(code(&"x".repeat(500)).len(), 64);
+    }
+}
