@@ -75,7 +75,7 @@ fn refused(guard: &Guard, refusal: Refusal) -> Response {
 
 /// RFC 9728 metadata of one hosted server, at the path-suffixed well-known URL.
 async fn resource_metadata(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
-    match state.hosting.get(&slug).and_then(|it| it.guard.as_ref()) {
+    match state.hosting.get(&slug).as_ref().and_then(|it| it.guard.as_ref()) {
         Some(guard) => axum::Json(guard.resource.metadata()).into_response(),
         None => not_found(),
     }
@@ -84,7 +84,8 @@ async fn resource_metadata(State(state): State<AppState>, Path(slug): Path<Strin
 /// The root form of the metadata URL names one resource; with one protected server, it is that
 /// server's; with several, clients must use the path-suffixed form (or the challenge's URL).
 async fn root_resource_metadata(State(state): State<AppState>) -> Response {
-    let mut guarded = state.hosting.slugs().filter_map(|slug| state.hosting.get(slug)?.guard.as_ref());
+    let servers: Vec<_> = state.hosting.slugs().iter().filter_map(|slug| state.hosting.get(slug)).collect();
+    let mut guarded = servers.iter().filter_map(|it| it.guard.as_ref());
     match (guarded.next(), guarded.next()) {
         (Some(guard), None) => axum::Json(guard.resource.metadata()).into_response(),
         _ => not_found(),
@@ -92,10 +93,14 @@ async fn root_resource_metadata(State(state): State<AppState>) -> Response {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    let failed: Vec<_> =
-        state.hosting.failed.iter().map(|(slug, reason)| json!({"server": slug, "reason": reason})).collect();
+    let failed: Vec<_> = state
+        .hosting
+        .failed()
+        .iter()
+        .map(|(slug, reason)| json!({"server": slug, "reason": reason}))
+        .collect();
     let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let servers: Vec<&str> = state.hosting.slugs().collect();
+    let servers = state.hosting.slugs();
     (status, axum::Json(json!({"servers": servers, "failed": failed}))).into_response()
 }
 
@@ -153,7 +158,7 @@ async fn verifier(config: &Config) -> Result<Verifier, Error> {
 fn development(config: &Config, dev: &DevConfig, hosting: &Hosting) -> Result<Router, Error> {
     let mut scopes: Vec<String> = Vec::new();
     for slug in hosting.slugs() {
-        if let Some(guard) = hosting.get(slug).and_then(|it| it.guard.as_ref()) {
+        if let Some(guard) = hosting.get(&slug).as_ref().and_then(|it| it.guard.as_ref()) {
             scopes.extend(
                 guard
                     .resource

@@ -45,7 +45,16 @@ pub enum Error {
 impl Catalog {
     /// Generates the tools of `spec`, keeps those `settings` expose, and compiles their
     /// validators. `document_url` resolves relative server URLs when the document came from one.
-    pub fn build(settings: ServerConfig, spec: Spec, document_url: Option<&Url>) -> Result<Catalog, Error> {
+    pub fn build(
+        settings: ServerConfig,
+        mut spec: Spec,
+        document_url: Option<&Url>,
+    ) -> Result<Catalog, Error> {
+        for operation in &mut spec.operations {
+            if let Some(curated) = settings.tools.get(&operation.key()) {
+                curated.apply(operation);
+            }
+        }
         let backend = backend_url(&settings, &spec, document_url)?;
         let generated = tools::generate(&spec, &tools::Options::default());
         let exposed = |tool: &ToolSpec| match &settings.expose {

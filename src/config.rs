@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 mod credentials;
+mod curation;
 
 pub use credentials::{ClientAuth, CredentialsConfig, GrantConfig, StaticCredential, StaticScheme};
+pub use curation::{ANNOTATIONS, ToolOverride};
 
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "MCPGATE_";
@@ -160,6 +162,10 @@ pub struct ServerConfig {
     /// `security` requirements give.
     #[serde(default)]
     pub tool_scopes: BTreeMap<String, Vec<String>>,
+    /// Names, descriptions and annotations changed by operation (operationId, else
+    /// `METHOD /path`).
+    #[serde(default)]
+    pub tools: BTreeMap<String, ToolOverride>,
 }
 
 fn default_clock_skew_secs() -> u64 {

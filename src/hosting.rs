@@ -5,7 +5,7 @@
 //! neither is left out and reported by `/readyz`, without stopping the others.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::StreamableHttpService;
@@ -21,52 +21,108 @@ use crate::source::{self, Limits, Source};
 use crate::store::Store;
 use crate::upstream::Forwarder;
 
-#[derive(Clone)]
 pub struct Hosted {
     pub catalog: CatalogHost,
     pub service: StreamableHttpService<Gateway, NeverSessionManager>,
     /// The server's resource-server checks; `None` in auth mode `none`.
     pub guard: Option<Guard>,
+    pub forwarder: Forwarder,
+    /// Whether the configuration file declares the server (which the admin UI cannot change).
+    pub provisioned: bool,
 }
 
-/// Every hosted server, by slug. Cheap to clone.
-#[derive(Clone, Default)]
+/// Every hosted server, by slug. Cheap to clone; servers are added, replaced and removed while
+/// requests are served.
+#[derive(Clone)]
 pub struct Hosting {
-    servers: Arc<BTreeMap<String, Hosted>>,
+    // std locks: held only to look up, clone or replace an `Arc`, never across an await.
+    servers: Arc<RwLock<BTreeMap<String, Arc<Hosted>>>>,
     /// Servers that could not be provisioned, with the reason.
-    pub failed: Arc<Vec<(String, String)>>,
+    failed: Arc<RwLock<BTreeMap<String, String>>>,
+    builder: Arc<Builder>,
+}
+
+/// What building a hosted server needs besides its own settings.
+struct Builder {
+    config: Config,
+    http: StreamableHttpServerConfig,
+    verifier: Option<Verifier>,
 }
 
 impl Hosting {
-    pub fn get(&self, slug: &str) -> Option<&Hosted> {
-        self.servers.get(slug)
+    pub fn get(&self, slug: &str) -> Option<Arc<Hosted>> {
+        read(&self.servers).get(slug).cloned()
     }
 
-    pub fn slugs(&self) -> impl Iterator<Item = &str> {
-        self.servers.keys().map(String::as_str)
+    pub fn slugs(&self) -> Vec<String> {
+        read(&self.servers).keys().cloned().collect()
+    }
+
+    pub fn failed(&self) -> Vec<(String, String)> {
+        read(&self.failed).iter().map(|(slug, reason)| (slug.clone(), reason.clone())).collect()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.builder.config
+    }
+
+    /// Serves `spec` under `settings` from now on. A server already hosted keeps its sessions,
+    /// which are told that the tool list changed.
+    pub fn publish(&self, settings: ServerConfig, spec: crate::openapi::Spec) -> Result<(), String> {
+        let slug = settings.slug.clone();
+        let existing = self.get(&slug);
+        let provisioned = existing.as_ref().is_some_and(|it| it.provisioned);
+        let parts = parts(settings, spec, &self.builder)?;
+        let hosted = match existing {
+            Some(existing) => {
+                existing
+                    .forwarder
+                    .reconfigure(parts.catalog.settings.max_concurrency, parts.credentials)
+                    .map_err(|err| err.to_string())?;
+                existing.catalog.replace(parts.catalog);
+                Hosted {
+                    catalog: existing.catalog.clone(),
+                    service: existing.service.clone(),
+                    guard: parts.guard,
+                    forwarder: existing.forwarder.clone(),
+                    provisioned,
+                }
+            }
+            None => assemble(parts, &self.builder, false)?,
+        };
+        write(&self.failed).remove(&slug);
+        write(&self.servers).insert(slug, Arc::new(hosted));
+        Ok(())
+    }
+
+    /// Stops serving `slug`; whether it was served.
+    pub fn remove(&self, slug: &str) -> bool {
+        write(&self.failed).remove(slug);
+        write(&self.servers).remove(slug).is_some()
     }
 }
 
-/// What every hosted server shares: the rmcp settings and, in auth mode `jwt`, the verifier.
-struct Shared<'a> {
-    config: &'a Config,
-    http: StreamableHttpServerConfig,
-    verifier: Option<&'a Verifier>,
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Provisions the servers of `config`, then those only the store knows.
 pub async fn provision(config: &Config, store: &Store, verifier: Option<&Verifier>) -> Hosting {
-    let shared = Shared { config, http: rmcp_config(config), verifier };
+    let builder = Builder { config: config.clone(), http: rmcp_config(config), verifier: verifier.cloned() };
     let mut servers = BTreeMap::new();
-    let mut failed = Vec::new();
+    let mut failed = BTreeMap::new();
     for settings in &config.servers {
-        match provision_one(settings.clone(), store, &shared).await {
+        match provision_one(settings.clone(), store, &builder).await {
             Ok(hosted) => {
-                servers.insert(settings.slug.clone(), hosted);
+                servers.insert(settings.slug.clone(), Arc::new(hosted));
             }
             Err(reason) => {
                 tracing::error!(server = %settings.slug, %reason, "server not provisioned");
-                failed.push((settings.slug.clone(), reason));
+                failed.insert(settings.slug.clone(), reason);
             }
         }
     }
@@ -77,37 +133,41 @@ pub async fn provision(config: &Config, store: &Store, verifier: Option<&Verifie
     let only_stored: Vec<String> = stored.into_iter().filter(|it| !servers.contains_key(it)).collect();
     for slug in only_stored {
         match store.server(&slug) {
-            Ok(Some(stored)) => match from_document(stored.settings, &stored.document, None, &shared) {
+            Ok(Some(stored)) => match from_document(stored.settings, &stored.document, &builder, false) {
                 Ok(hosted) => {
-                    servers.insert(slug, hosted);
+                    servers.insert(slug, Arc::new(hosted));
                 }
-                Err(reason) => failed.push((slug, reason)),
+                Err(reason) => {
+                    failed.insert(slug, reason);
+                }
             },
             Ok(None) => {}
-            Err(err) => failed.push((slug, err.to_string())),
+            Err(err) => {
+                failed.insert(slug, err.to_string());
+            }
         }
     }
-    Hosting { servers: Arc::new(servers), failed: Arc::new(failed) }
+    Hosting {
+        servers: Arc::new(RwLock::new(servers)),
+        failed: Arc::new(RwLock::new(failed)),
+        builder: Arc::new(builder),
+    }
 }
 
-async fn provision_one(settings: ServerConfig, store: &Store, http: &Shared<'_>) -> Result<Hosted, String> {
+async fn provision_one(settings: ServerConfig, store: &Store, builder: &Builder) -> Result<Hosted, String> {
     let source = Source::parse(&settings.spec);
     let limits = Limits { allow_private_url: settings.allow_private_spec_url, ..Limits::default() };
-    let document_url = match &source {
-        Source::Url(url) => Some(url.clone()),
-        _ => None,
-    };
     match source::load(&source, &limits).await {
         Ok(loaded) => {
             if let Err(err) = store.put_server(&settings, &loaded.document) {
                 tracing::warn!(server = %settings.slug, %err, "document not stored");
             }
-            build(settings, loaded.spec, document_url.as_ref(), http)
+            assemble(parts(settings, loaded.spec, builder)?, builder, true)
         }
         Err(err) => match store.server(&settings.slug) {
             Ok(Some(stored)) if !stored.document.is_empty() => {
                 tracing::warn!(server = %settings.slug, %err, "document unreadable; serving the stored copy");
-                from_document(settings, &stored.document, document_url.as_ref(), http)
+                from_document(settings, &stored.document, builder, true)
             }
             _ => Err(err.to_string()),
         },
@@ -117,33 +177,48 @@ async fn provision_one(settings: ServerConfig, store: &Store, http: &Shared<'_>)
 fn from_document(
     settings: ServerConfig,
     document: &[u8],
-    document_url: Option<&Url>,
-    http: &Shared<'_>,
+    builder: &Builder,
+    provisioned: bool,
 ) -> Result<Hosted, String> {
     let spec = source::ingest(&settings.spec, document).map_err(|err| err.to_string())?;
-    build(settings, spec, document_url, http)
+    assemble(parts(settings, spec, builder)?, builder, provisioned)
 }
 
-fn build(
-    settings: ServerConfig,
-    spec: crate::openapi::Spec,
-    document_url: Option<&Url>,
-    shared: &Shared<'_>,
-) -> Result<Hosted, String> {
+/// What changes when a server's settings or document change.
+struct Parts {
+    catalog: Catalog,
+    credentials: Credentials,
+    guard: Option<Guard>,
+}
+
+fn parts(settings: ServerConfig, spec: crate::openapi::Spec, builder: &Builder) -> Result<Parts, String> {
     let credentials = Credentials::new(&settings.slug, &settings.credentials)
         .map_err(|err| format!("credentials: {err}"))?;
-    let forwarder = Forwarder::new(settings.max_concurrency, credentials).map_err(|err| err.to_string())?;
-    let slug = settings.slug.clone();
-    let catalog = Catalog::build(settings, spec, document_url).map_err(|err| err.to_string())?;
-    tracing::info!(server = %slug, tools = catalog.tools.len(), backend = %catalog.backend, "server provisioned");
-    let guard = match shared.verifier {
-        Some(verifier) => Some(guard(shared.config, verifier, &catalog)?),
+    // Relative server URLs in a fetched document are relative to the document's URL.
+    let document_url = match Source::parse(&settings.spec) {
+        Source::Url(url) => Some(url),
+        _ => None,
+    };
+    let catalog = Catalog::build(settings, spec, document_url.as_ref()).map_err(|err| err.to_string())?;
+    let guard = match &builder.verifier {
+        Some(verifier) => Some(guard(&builder.config, verifier, &catalog)?),
         None => None,
     };
+    Ok(Parts { catalog, credentials, guard })
+}
+
+fn assemble(parts: Parts, builder: &Builder, provisioned: bool) -> Result<Hosted, String> {
+    let Parts { catalog, credentials, guard } = parts;
+    let forwarder =
+        Forwarder::new(catalog.settings.max_concurrency, credentials).map_err(|err| err.to_string())?;
+    tracing::info!(
+        server = %catalog.settings.slug, tools = catalog.tools.len(), backend = %catalog.backend, "server provisioned"
+    );
     let catalog = CatalogHost::new(catalog);
-    let gateway = Gateway::new(catalog.clone(), forwarder, guard.as_ref().is_some_and(|it| it.filter_tools));
-    let service = mcp::service(gateway, shared.http.clone());
-    Ok(Hosted { catalog, service, guard })
+    let filter_tools = guard.as_ref().is_some_and(|it| it.filter_tools);
+    let gateway = Gateway::new(catalog.clone(), forwarder.clone(), filter_tools);
+    let service = mcp::service(gateway, builder.http.clone());
+    Ok(Hosted { catalog, service, guard, forwarder, provisioned })
 }
 
 /// The server as an OAuth protected resource: its canonical URL is the audience its tokens

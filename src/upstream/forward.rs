@@ -2,7 +2,7 @@
 //! response size, redirects only within the backend's origin) and maps what happens, failures
 //! included, to an [`Outcome`].
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -13,12 +13,18 @@ use crate::auth::Caller;
 use crate::catalog::{Catalog, Tool};
 use crate::credentials::{Applied, Authorization, Credentials};
 
-/// The backend client of one hosted server, with its credentials.
+/// The backend client of one hosted server, with its credentials and limits. Clones share it,
+/// and [`Forwarder::reconfigure`] changes it for all of them (when settings are published).
 #[derive(Clone)]
 pub struct Forwarder {
+    // A std lock: held only to clone or replace the `Arc`, never across an await.
+    current: Arc<RwLock<Arc<Backend>>>,
+}
+
+struct Backend {
     client: reqwest::Client,
-    credentials: Arc<Credentials>,
-    in_flight: Arc<Semaphore>,
+    credentials: Credentials,
+    in_flight: Semaphore,
     max_in_flight: usize,
 }
 
@@ -27,6 +33,30 @@ const MAX_REDIRECTS: usize = 5;
 
 impl Forwarder {
     pub fn new(max_in_flight: usize, credentials: Credentials) -> Result<Forwarder, reqwest::Error> {
+        let backend = Backend::new(max_in_flight, credentials)?;
+        Ok(Forwarder { current: Arc::new(RwLock::new(Arc::new(backend))) })
+    }
+
+    /// New limits and credentials for calls from now on; calls in flight finish with the old.
+    pub fn reconfigure(&self, max_in_flight: usize, credentials: Credentials) -> Result<(), reqwest::Error> {
+        let backend = Arc::new(Backend::new(max_in_flight, credentials)?);
+        match self.current.write() {
+            Ok(mut current) => *current = backend,
+            Err(poisoned) => *poisoned.into_inner() = backend,
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Backend> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl Backend {
+    fn new(max_in_flight: usize, credentials: Credentials) -> Result<Backend, reqwest::Error> {
         let policy = reqwest::redirect::Policy::custom(|attempt| {
             let same_origin =
                 attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
@@ -37,12 +67,7 @@ impl Forwarder {
             }
         });
         let client = reqwest::Client::builder().redirect(policy).no_proxy().build()?;
-        Ok(Forwarder {
-            client,
-            credentials: Arc::new(credentials),
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            max_in_flight,
-        })
+        Ok(Backend { client, credentials, in_flight: Semaphore::new(max_in_flight), max_in_flight })
     }
 }
 
@@ -53,6 +78,7 @@ pub async fn forward(
     arguments: &serde_json::Map<String, serde_json::Value>,
     caller: Option<&Caller>,
 ) -> Outcome {
+    let forwarder = &forwarder.current();
     let settings = &catalog.settings;
     let backend = catalog.backend.host_str().unwrap_or("the backend").to_owned();
     let timeout = Duration::from_secs(settings.timeout_secs);
@@ -148,7 +174,7 @@ pub async fn forward(
 }
 
 async fn send(
-    forwarder: &Forwarder,
+    forwarder: &Backend,
     settings: &crate::config::ServerConfig,
     request: &Request,
     authorization: &Authorization,
