@@ -16,6 +16,43 @@ use crate::secrets::Keyring;
 const SERVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("servers");
 /// slug → the OpenAPI document's bytes, as imported.
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
+/// The same for changes an administrator has made but not yet published.
+const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
+const DRAFT_DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("draft_documents");
+/// sequence number → one administrative change, as JSON.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// Which copy of a server: the one served, or the administrator's working copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Live,
+    Draft,
+}
+
+impl Stage {
+    fn tables(
+        self,
+    ) -> (
+        TableDefinition<'static, &'static str, &'static [u8]>,
+        TableDefinition<'static, &'static str, &'static [u8]>,
+    ) {
+        match self {
+            Stage::Live => (SERVERS, DOCUMENTS),
+            Stage::Draft => (DRAFTS, DRAFT_DOCUMENTS),
+        }
+    }
+}
+
+/// One administrative change, as the audit log keeps it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    pub actor: String,
+    pub action: String,
+    pub server: Option<String>,
+    pub detail: String,
+}
 
 /// A cheap handle to the store.
 #[derive(Clone)]
@@ -55,13 +92,28 @@ impl Store {
         let db = Database::create(data_dir.join("mcpgate.redb")).map_err(db_error)?;
         // Creating the tables up front lets readers assume they exist.
         let tx = db.begin_write().map_err(db_error)?;
-        tx.open_table(SERVERS).map_err(db_error)?;
-        tx.open_table(DOCUMENTS).map_err(db_error)?;
+        for table in [SERVERS, DOCUMENTS, DRAFTS, DRAFT_DOCUMENTS] {
+            tx.open_table(table).map_err(db_error)?;
+        }
+        tx.open_table(AUDIT).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         Ok(Store { db: Arc::new(db), keyring })
     }
 
     pub fn put_server(&self, settings: &ServerConfig, document: &[u8]) -> Result<(), Error> {
+        self.put(Stage::Live, settings, document)
+    }
+
+    pub fn server(&self, slug: &str) -> Result<Option<StoredServer>, Error> {
+        self.get(Stage::Live, slug)
+    }
+
+    /// The slugs of every served server, in order.
+    pub fn slugs(&self) -> Result<Vec<String>, Error> {
+        self.list(Stage::Live)
+    }
+
+    pub fn put(&self, stage: Stage, settings: &ServerConfig, document: &[u8]) -> Result<(), Error> {
         let slug = &settings.slug;
         let mut sealed = settings.clone();
         sealed
@@ -69,20 +121,22 @@ impl Store {
             .seal(&self.keyring, slug)
             .map_err(|source| Error::Secret { slug: slug.clone(), source })?;
         let json = serde_json::to_vec(&sealed).map_err(db_error)?;
+        let (servers, documents) = stage.tables();
         let tx = self.db.begin_write().map_err(db_error)?;
         {
-            let mut servers = tx.open_table(SERVERS).map_err(db_error)?;
+            let mut servers = tx.open_table(servers).map_err(db_error)?;
             servers.insert(settings.slug.as_str(), json.as_slice()).map_err(db_error)?;
-            let mut documents = tx.open_table(DOCUMENTS).map_err(db_error)?;
+            let mut documents = tx.open_table(documents).map_err(db_error)?;
             documents.insert(settings.slug.as_str(), document).map_err(db_error)?;
         }
         tx.commit().map_err(db_error)
     }
 
-    pub fn server(&self, slug: &str) -> Result<Option<StoredServer>, Error> {
+    pub fn get(&self, stage: Stage, slug: &str) -> Result<Option<StoredServer>, Error> {
+        let (servers, documents) = stage.tables();
         let tx = self.db.begin_read().map_err(db_error)?;
-        let servers = tx.open_table(SERVERS).map_err(db_error)?;
-        let documents = tx.open_table(DOCUMENTS).map_err(db_error)?;
+        let servers = tx.open_table(servers).map_err(db_error)?;
+        let documents = tx.open_table(documents).map_err(db_error)?;
         let Some(settings) = servers.get(slug).map_err(db_error)? else {
             return Ok(None);
         };
@@ -97,10 +151,9 @@ impl Store {
         Ok(Some(StoredServer { settings, document }))
     }
 
-    /// The slugs of every stored server, in order.
-    pub fn slugs(&self) -> Result<Vec<String>, Error> {
+    pub fn list(&self, stage: Stage) -> Result<Vec<String>, Error> {
         let tx = self.db.begin_read().map_err(db_error)?;
-        let servers = tx.open_table(SERVERS).map_err(db_error)?;
+        let servers = tx.open_table(stage.tables().0).map_err(db_error)?;
         let mut slugs = Vec::new();
         for entry in servers.iter().map_err(db_error)? {
             let (slug, _) = entry.map_err(db_error)?;
@@ -109,16 +162,76 @@ impl Store {
         Ok(slugs)
     }
 
+    /// Removes both copies of the server; whether there was one.
     pub fn delete_server(&self, slug: &str) -> Result<bool, Error> {
         let tx = self.db.begin_write().map_err(db_error)?;
-        let existed = {
-            let mut servers = tx.open_table(SERVERS).map_err(db_error)?;
-            let mut documents = tx.open_table(DOCUMENTS).map_err(db_error)?;
+        let mut existed = false;
+        for (servers, documents) in [Stage::Live.tables(), Stage::Draft.tables()] {
+            let mut servers = tx.open_table(servers).map_err(db_error)?;
+            let mut documents = tx.open_table(documents).map_err(db_error)?;
             documents.remove(slug).map_err(db_error)?;
-            servers.remove(slug).map_err(db_error)?.is_some()
-        };
+            existed |= servers.remove(slug).map_err(db_error)?.is_some();
+        }
         tx.commit().map_err(db_error)?;
         Ok(existed)
+    }
+
+    /// Makes the draft the served copy, in one transaction; whether there was a draft.
+    pub fn publish(&self, slug: &str) -> Result<bool, Error> {
+        let tx = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut drafts = tx.open_table(DRAFTS).map_err(db_error)?;
+            let mut draft_documents = tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?;
+            let Some(settings) = drafts.remove(slug).map_err(db_error)?.map(|it| it.value().to_vec()) else {
+                return Ok(false);
+            };
+            let document = draft_documents
+                .remove(slug)
+                .map_err(db_error)?
+                .map(|it| it.value().to_vec())
+                .unwrap_or_default();
+            tx.open_table(SERVERS).map_err(db_error)?.insert(slug, settings.as_slice()).map_err(db_error)?;
+            tx.open_table(DOCUMENTS)
+                .map_err(db_error)?
+                .insert(slug, document.as_slice())
+                .map_err(db_error)?;
+        }
+        tx.commit().map_err(db_error)?;
+        Ok(true)
+    }
+
+    /// Drops the draft of `slug`, keeping the served copy.
+    pub fn discard_draft(&self, slug: &str) -> Result<(), Error> {
+        let tx = self.db.begin_write().map_err(db_error)?;
+        tx.open_table(DRAFTS).map_err(db_error)?.remove(slug).map_err(db_error)?;
+        tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?.remove(slug).map_err(db_error)?;
+        tx.commit().map_err(db_error)
+    }
+
+    /// Appends `entry` to the audit log.
+    pub fn record(&self, entry: &AuditEntry) -> Result<(), Error> {
+        let json = serde_json::to_vec(entry).map_err(db_error)?;
+        let tx = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut audit = tx.open_table(AUDIT).map_err(db_error)?;
+            let next = audit.last().map_err(db_error)?.map_or(0, |(key, _)| key.value() + 1);
+            audit.insert(next, json.as_slice()).map_err(db_error)?;
+        }
+        tx.commit().map_err(db_error)
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        let tx = self.db.begin_read().map_err(db_error)?;
+        let audit = tx.open_table(AUDIT).map_err(db_error)?;
+        let mut entries = Vec::new();
+        for entry in audit.iter().map_err(db_error)?.rev().take(limit) {
+            let (_, value) = entry.map_err(db_error)?;
+            if let Ok(entry) = serde_json::from_slice(value.value()) {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
     }
 }
 
@@ -173,5 +286,30 @@ mod tests {
         let keyring = Keyring::configured_or_local(&[], other.path()).unwrap();
         let stranger = Store::open(dir.path(), Arc::new(keyring)).unwrap();
         assert!(matches!(stranger.server("pets"), Err(Error::Secret { .. })));
+    }
+
+    #[test]
+    fn drafts_publish_in_one_step_and_audit_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.put(Stage::Draft, &settings("pets"), b"draft").unwrap();
+        assert!(store.server("pets").unwrap().is_none());
+        assert_eq!(store.list(Stage::Draft).unwrap(), ["pets"]);
+        assert!(store.publish("pets").unwrap());
+        assert_eq!(store.server("pets").unwrap().unwrap().document, b"draft");
+        assert!(store.get(Stage::Draft, "pets").unwrap().is_none());
+        assert!(!store.publish("pets").unwrap());
+        for action in ["create", "publish"] {
+            let entry = AuditEntry {
+                at: 1,
+                actor: "admin".into(),
+                action: action.into(),
+                server: Some("pets".into()),
+                detail: String::new(),
+            };
+            store.record(&entry).unwrap();
+        }
+        let log = store.audit_log(10).unwrap();
+        assert_eq!(log.iter().map(|it| it.action.as_str()).collect::<Vec<_>>(), ["publish", "create"]);
     }
 }
