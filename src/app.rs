@@ -112,6 +112,8 @@ pub enum Error {
     Auth(#[from] crate::auth::Error),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::Error),
+    #[error("admin: {0}")]
+    Admin(String),
     #[error("development mode: {0}")]
     Dev(String),
     #[error("invalid configuration: {0}")]
@@ -205,7 +207,8 @@ pub async fn run(
         tracing::info!("serving {}/mcp/{slug}", config.public_url());
     }
     let dev = config.dev.as_ref().map(|dev| development(&config, dev, &hosting)).transpose()?;
-    let mut app = router(AppState { hosting, max_request_bytes: config.http.max_request_bytes });
+    let admin = crate::admin::router(&config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
+    let mut app = router(AppState { hosting, max_request_bytes: config.http.max_request_bytes }).merge(admin);
     if let Some(dev) = dev {
         app = app.merge(dev);
     }

@@ -22,7 +22,7 @@ pub use curation::{ANNOTATIONS, ToolOverride};
 pub const ENV_PREFIX: &str = "MCPGATE_";
 
 /// The top-level sections of the configuration; `MCPGATE_{SECTION}__...` overrides their keys.
-const SECTIONS: [&str; 4] = ["http", "store", "auth", "servers"];
+const SECTIONS: [&str; 5] = ["http", "store", "auth", "admin", "servers"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub store: StoreConfig,
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
     /// Set by `serve --dev` only: run the development identity provider and sample backend.
@@ -111,6 +113,35 @@ pub enum AuthMode {
     /// Bearer JWTs from the configured issuers, checked against their keys (OAuth 2.1
     /// resource server).
     Jwt,
+}
+
+/// Who may use the admin UI and API at `/admin`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// A token for automation: `Authorization: Bearer <token>` on `/admin/api`. Not for the UI.
+    pub bootstrap_token: Option<crate::secrets::Secret>,
+    /// Sign-in to the UI with the identity provider.
+    pub oidc: Option<AdminOidc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminOidc {
+    pub issuer: String,
+    pub client_id: String,
+    /// For a confidential client; a public client relies on PKCE alone.
+    pub client_secret: Option<crate::secrets::Secret>,
+    /// The ID token claim that lists roles or groups (`roles` for Entra ID, `groups` for Okta
+    /// and Keycloak setups).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// The role or group that makes a user an administrator.
+    pub required_role: String,
+}
+
+fn default_role_claim() -> String {
+    "roles".to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize)]

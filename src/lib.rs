@@ -21,5 +21,6 @@ pub mod credentials;
 pub mod mcp;
 pub mod upstream;
 pub mod store;
+pub mod admin;
 pub mod sample_backend;
 pub mod cli;

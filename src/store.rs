@@ -22,6 +22,8 @@ const DRAFT_DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("draf
 /// sequence number → one administrative change, as JSON.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
 /// Which copy of a server: the one served, or the administrator's working copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -30,12 +32,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    fn tables(
-        self,
-    ) -> (
-        TableDefinition<'static, &'static str, &'static [u8]>,
-        TableDefinition<'static, &'static str, &'static [u8]>,
-    ) {
+    fn tables(self) -> (Table, Table) {
         match self {
             Stage::Live => (SERVERS, DOCUMENTS),
             Stage::Draft => (DRAFTS, DRAFT_DOCUMENTS),
@@ -98,6 +95,11 @@ impl Store {
         tx.open_table(AUDIT).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         Ok(Store { db: Arc::new(db), keyring })
+    }
+
+    /// The keys secrets are sealed with.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     pub fn put_server(&self, settings: &ServerConfig, document: &[u8]) -> Result<(), Error> {

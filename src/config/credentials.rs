@@ -1,6 +1,8 @@
 //! `[servers.credentials]`: how mcpgate authenticates to a hosted server's backend. The caller's
 //! own token is never one of the choices.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -89,20 +91,42 @@ impl CredentialsConfig {
         matches!(self, CredentialsConfig::TokenExchange(_) | CredentialsConfig::EntraObo(_))
     }
 
-    /// Every secret, with the name of its field.
-    fn secrets_mut(&mut self) -> Vec<(&'static str, &mut Secret)> {
-        let pairs: Vec<(&'static str, Option<&mut Secret>)> = match self {
+    /// Every secret field, set or not, with its name.
+    fn slots(&mut self) -> Vec<(&'static str, &mut Option<Secret>)> {
+        match self {
             CredentialsConfig::None => Vec::new(),
-            CredentialsConfig::Static(it) => {
-                vec![("value", it.value.as_mut()), ("password", it.password.as_mut())]
-            }
+            CredentialsConfig::Static(it) => vec![("value", &mut it.value), ("password", &mut it.password)],
             CredentialsConfig::ClientCredentials(it)
             | CredentialsConfig::TokenExchange(it)
             | CredentialsConfig::EntraObo(it) => {
-                vec![("client_secret", it.client_secret.as_mut()), ("private_key", it.private_key.as_mut())]
+                vec![("client_secret", &mut it.client_secret), ("private_key", &mut it.private_key)]
             }
-        };
-        pairs.into_iter().filter_map(|(name, secret)| Some((name, secret?))).collect()
+        }
+    }
+
+    /// Every secret that is set, with the name of its field.
+    fn secrets_mut(&mut self) -> Vec<(&'static str, &mut Secret)> {
+        self.slots().into_iter().filter_map(|(name, secret)| Some((name, secret.as_mut()?))).collect()
+    }
+
+    /// Replaces every secret that is set with `placeholder` (for showing the settings).
+    pub fn replace_secrets(&mut self, placeholder: &Secret) {
+        for (_, secret) in self.secrets_mut() {
+            *secret = placeholder.clone();
+        }
+    }
+
+    /// Takes the secrets of `current` for the fields `keep` names and this leaves unset: secrets
+    /// are write-only, so a change that does not mention one keeps it.
+    pub fn keep_secrets_from(&mut self, current: &CredentialsConfig, keep: impl Fn(&str) -> bool) {
+        let mut current = current.clone();
+        let current: BTreeMap<&str, Option<Secret>> =
+            current.slots().into_iter().map(|(name, secret)| (name, secret.take())).collect();
+        for (name, slot) in self.slots() {
+            if slot.is_none() && keep(name) {
+                *slot = current.get(name).cloned().flatten();
+            }
+        }
     }
 
     /// Seals every secret for the server `slug` (for the store).

@@ -1,0 +1,219 @@
+//! Who may administer: a signed-in administrator (session cookie) or automation holding the
+//! bootstrap token (API only). Sessions are a signed cookie (HMAC-SHA256 with a key made at
+//! start, so a restart signs everyone out), `HttpOnly`, `SameSite=Lax`, `Secure` behind https,
+//! and carry a CSRF token that every state-changing request from a browser must echo.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::{constant_time, hmac, rand};
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::secrets::Secret;
+
+pub const SESSION_COOKIE: &str = "mcpgate_admin";
+/// Holds the state of a sign-in in progress (state, PKCE verifier, nonce).
+pub const LOGIN_COOKIE: &str = "mcpgate_admin_login";
+const SESSION_SECS: u64 = 8 * 3600;
+const LOGIN_SECS: u64 = 600;
+
+pub struct Access {
+    key: hmac::Key,
+    bootstrap: Option<Secret>,
+    secure: bool,
+}
+
+/// An authenticated administrator.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub name: String,
+    /// The session's CSRF token; `None` for the bootstrap token, which no browser sends on its
+    /// own.
+    pub csrf: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Session {
+    sub: String,
+    exp: u64,
+    csrf: String,
+}
+
+/// A sign-in in progress.
+#[derive(Serialize, Deserialize)]
+pub struct Login {
+    pub state: String,
+    pub verifier: String,
+    pub nonce: String,
+    exp: u64,
+}
+
+impl Access {
+    pub fn new(bootstrap: Option<Secret>, secure: bool) -> Result<Access, String> {
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rand::SystemRandom::new())
+            .map_err(|_| "cannot make the session key".to_owned())?;
+        Ok(Access { key, bootstrap, secure })
+    }
+
+    /// The administrator a request comes from, if any.
+    pub fn admin(&self, headers: &HeaderMap) -> Option<Admin> {
+        if let Some(token) = bearer(headers) {
+            let expected = self.bootstrap.as_ref()?.expose()?;
+            return constant_time::verify_slices_are_equal(token.as_bytes(), expected.as_bytes())
+                .ok()
+                .map(|_| Admin { name: "bootstrap-token".to_owned(), csrf: None });
+        }
+        let session: Session = self.open(cookie(headers, SESSION_COOKIE)?)?;
+        Some(Admin { name: session.sub, csrf: Some(session.csrf) })
+    }
+
+    /// Whether a state-changing request from `admin` carries the right CSRF token.
+    pub fn csrf_ok(admin: &Admin, presented: Option<&str>) -> bool {
+        match (&admin.csrf, presented) {
+            (None, _) => true,
+            (Some(expected), Some(presented)) => {
+                constant_time::verify_slices_are_equal(expected.as_bytes(), presented.as_bytes()).is_ok()
+            }
+            (Some(_), None) => false,
+        }
+    }
+
+    /// The `Set-Cookie` value that signs `name` in.
+    pub fn sign_in(&self, name: &str) -> Result<String, String> {
+        let session = Session { sub: name.to_owned(), exp: now() + SESSION_SECS, csrf: random_token()? };
+        Ok(self.cookie(SESSION_COOKIE, &self.seal(&session)?, SESSION_SECS))
+    }
+
+    pub fn sign_out(&self) -> String {
+        self.cookie(SESSION_COOKIE, "", 0)
+    }
+
+    /// A new sign-in: its state and the cookie that remembers it.
+    pub fn begin_login(&self) -> Result<(Login, String), String> {
+        let login = Login {
+            state: random_token()?,
+            verifier: random_token()?,
+            nonce: random_token()?,
+            exp: now() + LOGIN_SECS,
+        };
+        let cookie = self.cookie(LOGIN_COOKIE, &self.seal(&login)?, LOGIN_SECS);
+        Ok((login, cookie))
+    }
+
+    /// The sign-in in progress this browser started, if still valid.
+    pub fn login(&self, headers: &HeaderMap) -> Option<Login> {
+        self.open(cookie(headers, LOGIN_COOKIE)?)
+    }
+
+    pub fn end_login(&self) -> String {
+        self.cookie(LOGIN_COOKIE, "", 0)
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: u64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    }
+
+    fn seal<T: Serialize>(&self, value: &T) -> Result<String, String> {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).map_err(|err| err.to_string())?);
+        let tag = hmac::sign(&self.key, payload.as_bytes());
+        Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())))
+    }
+
+    fn open<T: for<'de> Deserialize<'de> + Expiring>(&self, text: &str) -> Option<T> {
+        let (payload, tag) = text.split_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        hmac::verify(&self.key, payload.as_bytes(), &tag).ok()?;
+        let value: T = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        (value.expires() > now()).then_some(value)
+    }
+}
+
+trait Expiring {
+    fn expires(&self) -> u64;
+}
+
+impl Expiring for Session {
+    fn expires(&self) -> u64 {
+        self.exp
+    }
+}
+
+impl Expiring for Login {
+    fn expires(&self) -> u64 {
+        self.exp
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|it| it.to_str().ok())
+        .flat_map(|it| it.split(';'))
+        .filter_map(|it| it.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+pub fn random_token() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes).map_err(|_| "no randomness".to_owned())?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |it| it.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn with_cookie(set_cookie: &str) -> HeaderMap {
+        let pair = set_cookie.split(';').next().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(&format!("other=1; {pair}")).unwrap());
+        headers
+    }
+
+    #[test]
+    fn sessions_are_signed_and_carry_a_csrf_token() {
+        let access = Access::new(None, true).unwrap();
+        let cookie = access.sign_in("ada").unwrap();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"));
+        let admin = access.admin(&with_cookie(&cookie)).unwrap();
+        assert_eq!(admin.name, "ada");
+        let csrf = admin.csrf.clone().unwrap();
+        assert!(Access::csrf_ok(&admin, Some(&csrf)));
+        assert!(!Access::csrf_ok(&admin, Some("guess")) && !Access::csrf_ok(&admin, None));
+        // Another process's key, or a changed payload, is not accepted.
+        assert!(Access::new(None, true).unwrap().admin(&with_cookie(&cookie)).is_none());
+        let forged = cookie.replacen("mcpgate_admin=", "mcpgate_admin=e30", 1);
+        assert!(access.admin(&with_cookie(&forged)).is_none());
+    }
+
+    #[test]
+    fn the_bootstrap_token_is_for_automation() {
+        let access = Access::new(Some(Secret::new("boot")), false).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer boot"));
+        let admin = access.admin(&headers).unwrap();
+        assert!(admin.csrf.is_none() && Access::csrf_ok(&admin, None));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
+        assert!(access.admin(&headers).is_none());
+        let closed = Access::new(None, false).unwrap();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer boot"));
+        assert!(closed.admin(&headers).is_none());
+    }
+}

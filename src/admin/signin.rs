@@ -1,0 +1,224 @@
+//! Signing administrators in to the UI: OpenID Connect authorization code with PKCE against the
+//! configured identity provider, admitting users whose ID token lists the required role or
+//! group; under `serve --dev`, the development user, at once.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use super::AdminState;
+use crate::auth::{self, IssuerConfig, Verifier, VerifierConfig};
+use crate::config::{AdminOidc, Config};
+use crate::secrets::Secret;
+
+pub struct SignIn {
+    /// `serve --dev`: this user is an administrator without signing in anywhere.
+    dev_user: Option<String>,
+    oidc: Option<Oidc>,
+}
+
+struct Oidc {
+    settings: AdminOidc,
+    authorization_endpoint: Url,
+    token_endpoint: Url,
+    redirect_uri: String,
+    /// Checks ID tokens: the issuer's keys, and `aud` = our client id.
+    verifier: Verifier,
+    http: reqwest::Client,
+}
+
+impl SignIn {
+    /// Reads the identity provider's metadata now, so a wrong issuer stops start-up.
+    pub async fn new(config: &Config) -> Result<SignIn, String> {
+        let dev_user = config.dev.as_ref().map(|it| it.user.clone());
+        let Some(settings) = config.admin.oidc.clone() else { return Ok(SignIn { dev_user, oidc: None }) };
+        let metadata =
+            auth::discover(&settings.issuer).await.map_err(|err| format!("admin sign-in: {err}"))?;
+        let issuer = IssuerConfig {
+            issuer: settings.issuer.clone(),
+            jwks_uri: Some(metadata.jwks_uri),
+            shared_secret: None,
+        };
+        let verifier = Verifier::new(&VerifierConfig::new(vec![issuer], vec![settings.client_id.clone()]))
+            .map_err(|err| format!("admin sign-in: {err}"))?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|err| err.to_string())?;
+        let oidc = Oidc {
+            redirect_uri: format!("{}/admin/callback", config.public_url()),
+            authorization_endpoint: metadata.authorization_endpoint,
+            token_endpoint: metadata.token_endpoint,
+            settings,
+            verifier,
+            http,
+        };
+        Ok(SignIn { dev_user, oidc: Some(oidc) })
+    }
+}
+
+pub fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/admin/login", get(login))
+        .route("/admin/callback", get(callback))
+        .route("/admin/logout", post(logout))
+}
+
+async fn login(State(state): State<AdminState>) -> Response {
+    if let Some(user) = &state.signin.dev_user {
+        return match state.access.sign_in(user) {
+            Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/admin")).into_response(),
+            Err(err) => refused(StatusCode::INTERNAL_SERVER_ERROR, &err),
+        };
+    }
+    let Some(oidc) = &state.signin.oidc else {
+        return refused(StatusCode::NOT_FOUND, "sign-in is not configured: set [admin.oidc]");
+    };
+    let (login, cookie) = match state.access.begin_login() {
+        Ok(it) => it,
+        Err(err) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &err),
+    };
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, login.verifier.as_bytes()));
+    let mut url = oidc.authorization_endpoint.clone();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &oidc.settings.client_id)
+        .append_pair("redirect_uri", &oidc.redirect_uri)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", &login.state)
+        .append_pair("nonce", &login.nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    ([(header::SET_COOKIE, cookie)], Redirect::to(url.as_str())).into_response()
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn callback(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(callback): Query<Callback>,
+) -> Response {
+    let Some(oidc) = &state.signin.oidc else {
+        return refused(StatusCode::NOT_FOUND, "sign-in is not configured");
+    };
+    if let Some(error) = callback.error {
+        let error: String =
+            error.chars().filter(|it| it.is_ascii_alphanumeric() || *it == '_').take(64).collect();
+        return refused(
+            StatusCode::FORBIDDEN,
+            &format!("the identity provider refused the sign-in ({error})"),
+        );
+    }
+    let Some(login) = state.access.login(&headers) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "no sign-in in progress in this browser, or it expired: start again",
+        );
+    };
+    let (Some(code), Some(returned)) = (callback.code, callback.state) else {
+        return refused(StatusCode::BAD_REQUEST, "the callback lacks `code` or `state`");
+    };
+    if aws_lc_rs::constant_time::verify_slices_are_equal(returned.as_bytes(), login.state.as_bytes()).is_err()
+    {
+        return refused(StatusCode::BAD_REQUEST, "the sign-in state does not match: start again");
+    }
+    let name = match redeem(oidc, &code, &login.verifier, &login.nonce).await {
+        Ok(name) => name,
+        Err(reason) => return refused(StatusCode::FORBIDDEN, &reason),
+    };
+    match state.access.sign_in(&name) {
+        Ok(cookie) => {
+            tracing::info!(target: "mcpgate::audit", actor = %name, action = "sign-in", "admin signed in");
+            let mut response = Redirect::to("/admin").into_response();
+            for cookie in [cookie, state.access.end_login()] {
+                if let Ok(value) = cookie.parse() {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+            }
+            response
+        }
+        Err(err) => refused(StatusCode::INTERNAL_SERVER_ERROR, &err),
+    }
+}
+
+/// Trades the code for an ID token, checks it and the role; the user's name.
+async fn redeem(oidc: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<String, String> {
+    let form = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "authorization_code")
+            .append_pair("code", code)
+            .append_pair("redirect_uri", &oidc.redirect_uri)
+            .append_pair("code_verifier", verifier)
+            .append_pair("client_id", &oidc.settings.client_id);
+        if let Some(secret) = oidc.settings.client_secret.as_ref().and_then(Secret::expose) {
+            form.append_pair("client_secret", secret);
+        }
+        form.finish()
+    };
+    let response = oidc
+        .http
+        .post(oidc.token_endpoint.clone())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .map_err(|_| "cannot reach the identity provider's token endpoint".to_owned())?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|_| "the token endpoint's answer was cut short".to_owned())?;
+    let body: Value =
+        serde_json::from_slice(&bytes).map_err(|_| "the token endpoint's answer is not JSON".to_owned())?;
+    let Some(id_token) = body.get("id_token").and_then(Value::as_str) else {
+        let error = body.get("error").and_then(Value::as_str).unwrap_or("no id_token");
+        let error: String =
+            error.chars().filter(|it| it.is_ascii_alphanumeric() || *it == '_').take(64).collect();
+        return Err(format!("the identity provider did not sign you in ({error}, HTTP {})", status.as_u16()));
+    };
+    let claims =
+        oidc.verifier.verify(id_token).await.map_err(|err| format!("the ID token is not valid: {err}"))?;
+    if claims.raw.get("nonce").and_then(Value::as_str) != Some(nonce) {
+        return Err("the ID token's nonce does not match this sign-in".to_owned());
+    }
+    let role = &oidc.settings.required_role;
+    let has_role = match claims.raw.get(&oidc.settings.role_claim) {
+        Some(Value::Array(items)) => items.iter().any(|it| it.as_str() == Some(role)),
+        Some(Value::String(text)) => text.split(' ').any(|it| it == role),
+        _ => false,
+    };
+    if !has_role {
+        return Err(format!(
+            "you are signed in as {} but not an administrator: `{role}` is missing from `{}`",
+            claims.subject, oidc.settings.role_claim
+        ));
+    }
+    let name = claims.raw.get("preferred_username").or(claims.raw.get("email")).and_then(Value::as_str);
+    Ok(name.unwrap_or(&claims.subject).to_owned())
+}
+
+async fn logout(State(state): State<AdminState>) -> Response {
+    ([(header::SET_COOKIE, state.access.sign_out())], Redirect::to("/admin/login")).into_response()
+}
+
+/// A plain page saying why the sign-in did not happen.
+fn refused(status: StatusCode, reason: &str) -> Response {
+    let escaped =
+        reason.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in — mcpgate</title></head>\
+         <body><h1>Sign-in</h1><p>{escaped}</p><p><a href=\"/admin/login\">Sign in again</a></p></body></html>"
+    );
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}

@@ -1,0 +1,644 @@
+//! What administrators do to hosted servers, whichever way they come (web UI or JSON API):
+//! import a document, curate its operations, set the backend and its credentials, publish,
+//! export and restore. Changes go to a draft in the store; publishing makes the draft the served
+//! copy and swaps the live tool set at once. Every change is written to the audit log.
+//!
+//! Servers declared in the configuration file are shown but not changed here: the file would
+//! undo the change at the next start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use crate::config::{CredentialsConfig, ServerConfig, ToolOverride};
+use crate::hosting::Hosting;
+use crate::mcp::tool_definition;
+use crate::openapi::Spec;
+use crate::source::{self, Limits, Source};
+use crate::store::{AuditEntry, Stage, Store};
+use crate::tools::{self, Report, ToolSpec};
+
+/// Above this estimate a tool's definition is flagged as costly for a model's context.
+const LARGE_TOOL_TOKENS: usize = 2_000;
+
+#[derive(Clone)]
+pub struct Workspace {
+    hosting: Hosting,
+    store: Store,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no server `{0}`")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("server `{0}` exists already")]
+    Exists(String),
+    #[error("server `{0}` is declared in the configuration file; change it there")]
+    Provisioned(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+/// A server as the list shows it.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub slug: String,
+    pub title: String,
+    pub mcp_url: String,
+    /// `live`, `draft` (never published) or `failed`.
+    pub state: &'static str,
+    pub provisioned: bool,
+    /// Whether a draft differs from what is served.
+    pub unpublished: bool,
+    pub tools: usize,
+    pub failure: Option<String>,
+}
+
+/// Where a document comes from.
+pub enum Document {
+    Bytes { name: String, bytes: Vec<u8> },
+    Url(Url),
+}
+
+/// What an import did.
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    pub slug: String,
+    pub report: Report,
+    pub diff: Diff,
+}
+
+/// Operations by key, compared with the previous document.
+#[derive(Debug, Default, Serialize)]
+pub struct Diff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+/// A server's draft with every operation, as the curation page shows it.
+#[derive(Debug, Serialize)]
+pub struct Draft {
+    pub summary: Summary,
+    pub settings: Settings,
+    pub operations: Vec<OperationView>,
+    /// Estimated tokens of the exposed tools' definitions together.
+    pub exposed_tokens: usize,
+    pub report: Report,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OperationView {
+    pub key: String,
+    pub method: &'static str,
+    pub path: String,
+    pub tag: String,
+    pub summary: String,
+    pub exposed: bool,
+    pub tool_name: Option<String>,
+    /// The MCP `Tool` object clients would see.
+    pub definition: Option<Value>,
+    pub tokens: usize,
+    pub scopes: Vec<String>,
+    pub curated: ToolOverride,
+    /// Readiness warnings: missing description, very large schema, shortened name.
+    pub warnings: Vec<String>,
+}
+
+/// The settings an administrator may change; secrets are never part of it (only whether one
+/// is set).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub backend_url: Option<Url>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Write: the new credentials (secrets left out keep their current value). Read: the
+    /// credentials with every secret replaced by `"(set)"`.
+    #[serde(default)]
+    pub credentials: Option<Value>,
+}
+
+/// A change to one operation's curation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Curate {
+    pub key: String,
+    pub exposed: Option<bool>,
+    /// Replaces the operation's name, description and annotation overrides.
+    pub curated: Option<ToolOverride>,
+    /// Replaces the tool's scopes; an empty list goes back to the document's.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A server's whole configuration and document, for backup and restore. Secrets stay sealed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    pub settings: ServerConfig,
+    /// The OpenAPI document, as text.
+    pub document: String,
+}
+
+impl Workspace {
+    pub fn new(hosting: Hosting, store: Store) -> Workspace {
+        Workspace { hosting, store }
+    }
+
+    pub fn hosting(&self) -> &Hosting {
+        &self.hosting
+    }
+
+    pub fn list(&self) -> Result<Vec<Summary>, Error> {
+        let mut slugs: BTreeSet<String> = self.hosting.slugs().into_iter().collect();
+        slugs.extend(self.store.list(Stage::Draft)?);
+        slugs.extend(self.hosting.failed().into_iter().map(|(slug, _)| slug));
+        slugs.iter().map(|slug| self.summary(slug)).collect()
+    }
+
+    fn summary(&self, slug: &str) -> Result<Summary, Error> {
+        let hosted = self.hosting.get(slug);
+        let draft = self.store.get(Stage::Draft, slug)?;
+        let failure = self.hosting.failed().into_iter().find(|(it, _)| it == slug).map(|(_, reason)| reason);
+        let title = match (&hosted, &draft) {
+            (Some(hosted), _) => hosted.catalog.snapshot().title.clone(),
+            (None, Some(draft)) => source::ingest(&draft.settings.spec, &draft.document)
+                .map(|spec| spec.info.title)
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let state = match (&hosted, &failure) {
+            (Some(_), _) => "live",
+            (None, Some(_)) => "failed",
+            (None, None) => "draft",
+        };
+        Ok(Summary {
+            slug: slug.to_owned(),
+            title,
+            mcp_url: format!("{}/mcp/{slug}", self.hosting.config().public_url()),
+            state,
+            provisioned: hosted.as_ref().is_some_and(|it| it.provisioned)
+                || self.hosting.config().servers.iter().any(|it| it.slug == slug),
+            unpublished: draft.is_some(),
+            tools: hosted.map_or(0, |it| it.catalog.snapshot().tools.len()),
+            failure,
+        })
+    }
+
+    /// Creates a server from a document; nothing is exposed until chosen.
+    pub async fn create(&self, actor: &str, slug: &str, document: Document) -> Result<Imported, Error> {
+        if !crate::config::valid_slug(slug) {
+            return Err(Error::Invalid(format!(
+                "`{slug}` is not a valid slug: 1 to 63 lowercase letters, digits or `-`"
+            )));
+        }
+        if self.hosting.get(slug).is_some() || self.store.get(Stage::Draft, slug)?.is_some() {
+            return Err(Error::Exists(slug.to_owned()));
+        }
+        let (name, bytes, spec) = read(document, false).await?;
+        let settings = new_settings(slug, &name)?;
+        let imported = self.save_import(actor, "create", settings, &bytes, &spec, None)?;
+        Ok(imported)
+    }
+
+    /// Replaces the document of a server, keeping its curation (keyed by operation).
+    pub async fn import(&self, actor: &str, slug: &str, document: Document) -> Result<Imported, Error> {
+        let (settings, previous) = self.editable(slug)?;
+        let (name, bytes, spec) = read(document, settings.allow_private_spec_url).await?;
+        let mut settings = settings;
+        settings.spec = name;
+        let previous = source::ingest(&settings.spec, &previous).ok();
+        self.save_import(actor, "import", settings, &bytes, &spec, previous.as_ref())
+    }
+
+    fn save_import(
+        &self,
+        actor: &str,
+        action: &str,
+        mut settings: ServerConfig,
+        bytes: &[u8],
+        spec: &Spec,
+        previous: Option<&Spec>,
+    ) -> Result<Imported, Error> {
+        let generated = tools::generate(spec, &tools::Options::default());
+        let diff = previous.map(|old| diff(old, spec)).unwrap_or_default();
+        // Exposure names operations that may be gone now.
+        let keys: BTreeSet<String> = spec.operations.iter().map(|it| it.key()).collect();
+        if let Some(expose) = &mut settings.expose {
+            expose.retain(|it| keys.contains(it));
+        }
+        self.store.put(Stage::Draft, &settings, bytes)?;
+        let detail = format!(
+            "{} operations, {} tools; +{} -{} ~{}",
+            generated.report.operations,
+            generated.report.tools,
+            diff.added.len(),
+            diff.removed.len(),
+            diff.changed.len()
+        );
+        self.audit(actor, action, Some(&settings.slug), &detail);
+        Ok(Imported { slug: settings.slug, report: generated.report, diff })
+    }
+
+    /// The server's draft (or its served copy when it has none), with every operation.
+    pub fn draft(&self, slug: &str) -> Result<Draft, Error> {
+        let (settings, document) = self.current(slug)?;
+        let spec =
+            source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
+        let mut curated_spec =
+            source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
+        for operation in &mut curated_spec.operations {
+            if let Some(curated) = settings.tools.get(&operation.key()) {
+                curated.apply(operation);
+            }
+        }
+        let generated = tools::generate(&curated_spec, &tools::Options::default());
+        let by_operation: BTreeMap<usize, &ToolSpec> =
+            generated.tools.iter().map(|it| (it.operation, it)).collect();
+        let exposed_keys: Option<BTreeSet<&String>> = settings.expose.as_ref().map(|it| it.iter().collect());
+        let mut operations = Vec::new();
+        let mut exposed_tokens = 0;
+        for (index, operation) in spec.operations.iter().enumerate() {
+            let key = operation.key();
+            let tool = by_operation.get(&index);
+            let exposed = tool.is_some() && exposed_keys.as_ref().is_none_or(|it| it.contains(&key));
+            let tokens = tool.map_or(0, |it| it.tokens);
+            if exposed {
+                exposed_tokens += tokens;
+            }
+            let warnings = tool.map(|tool| readiness(tool, operation)).unwrap_or_else(|| {
+                let skipped = generated.report.skipped.iter().find(|it| it.operation == key);
+                vec![format!("not a tool: {}", skipped.map_or("skipped", |it| it.reason.as_str()))]
+            });
+            operations.push(OperationView {
+                method: operation.method.as_str(),
+                path: operation.path.clone(),
+                tag: operation.tags.first().cloned().unwrap_or_else(|| "default".to_owned()),
+                summary: operation.summary.clone().unwrap_or_default(),
+                exposed,
+                tool_name: tool.map(|it| it.name.clone()),
+                definition: tool.and_then(|it| serde_json::to_value(tool_definition(it)).ok()),
+                tokens,
+                scopes: settings.tool_scopes.get(&key).cloned().unwrap_or_default(),
+                curated: settings.tools.get(&key).cloned().unwrap_or_default(),
+                warnings,
+                key,
+            });
+        }
+        Ok(Draft {
+            summary: self.summary(slug)?,
+            settings: settings_view(&settings),
+            operations,
+            exposed_tokens,
+            report: generated.report,
+        })
+    }
+
+    /// Applies curation changes to the draft.
+    pub fn curate(&self, actor: &str, slug: &str, changes: &[Curate]) -> Result<(), Error> {
+        let (mut settings, document) = self.editable(slug)?;
+        let spec =
+            source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
+        let keys: Vec<String> = spec.operations.iter().map(|it| it.key()).collect();
+        let mut exposed: BTreeSet<String> = settings
+            .expose
+            .clone()
+            .map_or_else(|| keys.iter().cloned().collect(), |it| it.into_iter().collect());
+        for change in changes {
+            if !keys.contains(&change.key) {
+                return Err(Error::Invalid(format!("no operation `{}` in the document", change.key)));
+            }
+            match change.exposed {
+                Some(true) => {
+                    exposed.insert(change.key.clone());
+                }
+                Some(false) => {
+                    exposed.remove(&change.key);
+                }
+                None => {}
+            }
+            if let Some(curated) = &change.curated {
+                if let Some(problem) = curated.problem() {
+                    return Err(Error::Invalid(format!("{}: {problem}", change.key)));
+                }
+                if curated.is_empty() {
+                    settings.tools.remove(&change.key);
+                } else {
+                    settings.tools.insert(change.key.clone(), curated.clone());
+                }
+            }
+            if let Some(scopes) = &change.scopes {
+                if scopes.is_empty() {
+                    settings.tool_scopes.remove(&change.key);
+                } else {
+                    settings.tool_scopes.insert(change.key.clone(), scopes.clone());
+                }
+            }
+        }
+        settings.expose = Some(keys.into_iter().filter(|it| exposed.contains(it)).collect());
+        // Names must stay unique once overrides apply.
+        let draft = tools::generate(
+            &{
+                let mut spec = spec;
+                for operation in &mut spec.operations {
+                    if let Some(curated) = settings.tools.get(&operation.key()) {
+                        curated.apply(operation);
+                    }
+                }
+                spec
+            },
+            &tools::Options::default(),
+        );
+        let mut names = BTreeSet::new();
+        for tool in &draft.tools {
+            if !names.insert(&tool.name) {
+                return Err(Error::Invalid(format!("two tools would be called `{}`", tool.name)));
+            }
+        }
+        self.store.put(Stage::Draft, &settings, &document)?;
+        let keys: Vec<&str> = changes.iter().map(|it| it.key.as_str()).take(20).collect();
+        self.audit(
+            actor,
+            "curate",
+            Some(slug),
+            &format!("{} operations: {}", changes.len(), keys.join(", ")),
+        );
+        Ok(())
+    }
+
+    /// Changes the backend settings of the draft.
+    pub fn configure(&self, actor: &str, slug: &str, change: Settings) -> Result<(), Error> {
+        let (mut settings, document) = self.editable(slug)?;
+        if let Some(url) = change.backend_url {
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(Error::Invalid(format!(
+                    "backend URL `{url}` must be an http(s) URL with a host"
+                )));
+            }
+            settings.backend_url = Some(url);
+        }
+        if let Some(timeout) = change.timeout_secs {
+            if timeout == 0 || timeout > 600 {
+                return Err(Error::Invalid("timeout_secs must be between 1 and 600".to_owned()));
+            }
+            settings.timeout_secs = timeout;
+        }
+        if let Some(limit) = change.max_concurrency {
+            if limit == 0 {
+                return Err(Error::Invalid("max_concurrency must be positive".to_owned()));
+            }
+            settings.max_concurrency = limit;
+        }
+        if let Some(scopes) = change.scopes {
+            settings.scopes = scopes;
+        }
+        if let Some(headers) = change.headers {
+            for name in headers.keys() {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(Error::Invalid(format!("`{name}` is not a header name")));
+                }
+            }
+            settings.headers = headers;
+        }
+        let mut changed_credentials = false;
+        if let Some(value) = change.credentials {
+            settings.credentials = merge_credentials(&settings.credentials, value)?;
+            if settings.credentials.per_user()
+                && self.hosting.config().auth.mode != crate::config::AuthMode::Jwt
+            {
+                return Err(Error::Invalid(
+                    "credentials acting for the caller need auth mode `jwt`".to_owned(),
+                ));
+            }
+            crate::credentials::Credentials::new(slug, &settings.credentials)
+                .map_err(|err| Error::Invalid(format!("credentials: {err}")))?;
+            changed_credentials = true;
+        }
+        self.store.put(Stage::Draft, &settings, &document)?;
+        let detail = if changed_credentials { "settings and credentials" } else { "settings" };
+        self.audit(actor, "configure", Some(slug), detail);
+        Ok(())
+    }
+
+    /// Serves the draft: its tools replace the old at once, and connected sessions are told.
+    pub fn publish(&self, actor: &str, slug: &str) -> Result<usize, Error> {
+        let (settings, document) = self.editable(slug)?;
+        let spec =
+            source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
+        self.hosting.publish(settings, spec).map_err(Error::Invalid)?;
+        self.store.publish(slug)?;
+        let tools = self.hosting.get(slug).map_or(0, |it| it.catalog.snapshot().tools.len());
+        self.audit(actor, "publish", Some(slug), &format!("{tools} tools"));
+        Ok(tools)
+    }
+
+    /// Stops serving the server and forgets it.
+    pub fn delete(&self, actor: &str, slug: &str) -> Result<(), Error> {
+        self.editable(slug)?;
+        self.hosting.remove(slug);
+        self.store.delete_server(slug)?;
+        self.audit(actor, "delete", Some(slug), "");
+        Ok(())
+    }
+
+    pub fn export(&self, actor: &str, slug: &str) -> Result<Export, Error> {
+        let (settings, document) = self.current(slug)?;
+        let document = String::from_utf8(document)
+            .map_err(|_| Error::Invalid("the document is not UTF-8 text".to_owned()))?;
+        let mut settings = settings;
+        // Exported secrets stay sealed: useless without this instance's keys.
+        settings
+            .credentials
+            .seal(self.store.keyring(), slug)
+            .map_err(|err| Error::Invalid(err.to_string()))?;
+        self.audit(actor, "export", Some(slug), "");
+        Ok(Export { settings, document })
+    }
+
+    /// Restores an export as the server's draft (publish to serve it).
+    pub fn restore(&self, actor: &str, export: Export) -> Result<Imported, Error> {
+        let mut settings = export.settings;
+        let slug = settings.slug.clone();
+        if !crate::config::valid_slug(&slug) {
+            return Err(Error::Invalid(format!("`{slug}` is not a valid slug")));
+        }
+        if self.hosting.config().servers.iter().any(|it| it.slug == slug) {
+            return Err(Error::Provisioned(slug));
+        }
+        settings
+            .credentials
+            .open(self.store.keyring(), &slug)
+            .map_err(|err| Error::Invalid(format!("credentials: {err}")))?;
+        let bytes = export.document.into_bytes();
+        let spec = source::ingest(&settings.spec, &bytes).map_err(|err| Error::Invalid(err.to_string()))?;
+        self.save_import(actor, "restore", settings, &bytes, &spec, None)
+    }
+
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        Ok(self.store.audit_log(limit)?)
+    }
+
+    /// The draft, else the served copy.
+    fn current(&self, slug: &str) -> Result<(ServerConfig, Vec<u8>), Error> {
+        if let Some(draft) = self.store.get(Stage::Draft, slug)? {
+            return Ok((draft.settings, draft.document));
+        }
+        match self.store.get(Stage::Live, slug)? {
+            Some(live) => Ok((live.settings, live.document)),
+            None => Err(Error::NotFound(slug.to_owned())),
+        }
+    }
+
+    /// Like [`Workspace::current`], for a server this workspace may change.
+    fn editable(&self, slug: &str) -> Result<(ServerConfig, Vec<u8>), Error> {
+        if self.hosting.config().servers.iter().any(|it| it.slug == slug) {
+            return Err(Error::Provisioned(slug.to_owned()));
+        }
+        self.current(slug)
+    }
+
+    fn audit(&self, actor: &str, action: &str, server: Option<&str>, detail: &str) {
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |it| it.as_secs());
+        tracing::info!(target: "mcpgate::audit", actor, action, server, detail, "admin change");
+        let entry = AuditEntry {
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            server: server.map(str::to_owned),
+            detail: detail.to_owned(),
+        };
+        if let Err(err) = self.store.record(&entry) {
+            tracing::error!(%err, "audit entry not stored");
+        }
+    }
+}
+
+/// Reads and ingests a document (on a blocking thread: big documents take a while).
+async fn read(document: Document, allow_private_url: bool) -> Result<(String, Vec<u8>, Spec), Error> {
+    let invalid = |err: source::Error| Error::Invalid(err.to_string());
+    match document {
+        Document::Url(url) => {
+            let limits = Limits { allow_private_url, ..Limits::default() };
+            let name = url.to_string();
+            let loaded = source::load(&Source::Url(url), &limits).await.map_err(invalid)?;
+            Ok((name, loaded.document, loaded.spec))
+        }
+        Document::Bytes { name, bytes } => {
+            let (bytes, spec) = tokio::task::spawn_blocking(move || {
+                let spec = source::ingest(&name, &bytes);
+                (bytes, spec.map(|spec| (name, spec)))
+            })
+            .await
+            .map_err(|_| Error::Invalid("the document could not be read".to_owned()))?;
+            let (name, spec) = spec.map_err(invalid)?;
+            Ok((name, bytes, spec))
+        }
+    }
+}
+
+fn new_settings(slug: &str, name: &str) -> Result<ServerConfig, Error> {
+    let text = format!("slug = {slug:?}\nspec = {name:?}\nexpose = []\n");
+    toml::from_str(&text).map_err(|err| Error::Invalid(err.to_string()))
+}
+
+/// Added, removed and changed operations (by key; changed: a different tool definition).
+fn diff(old: &Spec, new: &Spec) -> Diff {
+    let definitions = |spec: &Spec| -> BTreeMap<String, String> {
+        let generated = tools::generate(spec, &tools::Options::default());
+        let mut map: BTreeMap<String, String> =
+            spec.operations.iter().map(|it| (it.key(), String::new())).collect();
+        for tool in &generated.tools {
+            let definition = serde_json::to_string(&tool_definition(tool)).unwrap_or_default();
+            map.insert(spec.operations[tool.operation].key(), definition);
+        }
+        map
+    };
+    let (old, new) = (definitions(old), definitions(new));
+    let mut diff = Diff::default();
+    for (key, definition) in &new {
+        match old.get(key) {
+            None => diff.added.push(key.clone()),
+            Some(previous) if previous != definition => diff.changed.push(key.clone()),
+            Some(_) => {}
+        }
+    }
+    diff.removed = old.keys().filter(|it| !new.contains_key(*it)).cloned().collect();
+    diff
+}
+
+/// What makes a tool harder for a model to use well.
+fn readiness(tool: &ToolSpec, operation: &crate::openapi::Operation) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if operation.summary.is_none() && operation.description.is_none() && operation.mcp.description.is_none() {
+        warnings.push("no description: the model sees only the name".to_owned());
+    }
+    if tool.tokens > LARGE_TOOL_TOKENS {
+        warnings.push(format!("large definition: about {} tokens", tool.tokens));
+    }
+    let wanted = operation.mcp.name.clone().or_else(|| operation.operation_id.clone());
+    if wanted.is_some_and(|it| it != tool.name) {
+        warnings.push(format!("name changed to `{}` (length or characters)", tool.name));
+    }
+    warnings
+}
+
+/// The settings as shown: no secret, only whether it is set.
+fn settings_view(settings: &ServerConfig) -> Settings {
+    Settings {
+        backend_url: settings.backend_url.clone(),
+        timeout_secs: Some(settings.timeout_secs),
+        max_concurrency: Some(settings.max_concurrency),
+        scopes: Some(settings.scopes.clone()),
+        headers: Some(settings.headers.clone()),
+        credentials: Some(redacted(&settings.credentials)),
+    }
+}
+
+/// Secret fields of the credentials settings.
+const SECRET_FIELDS: [&str; 4] = ["value", "password", "client_secret", "private_key"];
+
+fn redacted(credentials: &CredentialsConfig) -> Value {
+    let mut shown = credentials.clone();
+    let placeholder = crate::secrets::Secret::new("mcpgate-sealed:redacted");
+    shown.replace_secrets(&placeholder);
+    let mut value = serde_json::to_value(&shown).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        for field in SECRET_FIELDS {
+            if let Some(it) = map.get_mut(field)
+                && !it.is_null()
+            {
+                *it = Value::String("(set)".to_owned());
+            }
+        }
+    }
+    value
+}
+
+/// The new credentials, with the current secrets kept where the change leaves them out (secrets
+/// are write-only, so a form cannot send them back).
+fn merge_credentials(current: &CredentialsConfig, change: Value) -> Result<CredentialsConfig, Error> {
+    let Value::Object(mut change) = change else {
+        return Err(Error::Invalid("credentials must be an object".to_owned()));
+    };
+    for field in SECRET_FIELDS {
+        if change.get(field).is_some_and(|it| it.is_null() || it == "" || it == "(set)") {
+            change.remove(field);
+        }
+    }
+    let mut merged: CredentialsConfig = serde_json::from_value(Value::Object(change.clone()))
+        .map_err(|err| Error::Invalid(format!("credentials: {err}")))?;
+    merged.keep_secrets_from(current, |field| !change.contains_key(field));
+    Ok(merged)
+}
