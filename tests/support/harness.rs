@@ -1,5 +1,6 @@
 //! The harness for tests that run real clients with Node against a `mcpgate serve` child process:
-//! shared by `tests/clients.rs` and `tests/oauth.rs`, which include this file with `#[path]`.
+//! shared by `tests/clients.rs`, `tests/oauth.rs` and `tests/credentials.rs`, which include this
+//! file with `#[path]`.
 //!
 //! Node and the clients come from `tests/node` (`npm ci --prefix tests/node`); `MCPGATE_NODE` may
 //! name another Node 22 binary. Without them the tests skip, unless `MCPGATE_REQUIRE_NODE` is set
@@ -152,7 +153,7 @@ pub struct Gate {
     child: Child,
     pub addr: SocketAddr,
     log: PathBuf,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Gate {
@@ -165,7 +166,12 @@ impl Gate {
     /// Serves `servers` with `auth` as the body of the `[auth]` table (`[[auth.issuers]]` tables
     /// may follow it) and returns once every one is provisioned.
     pub fn start_with_auth(auth: &str, servers: &str) -> Gate {
-        Gate::spawn(|dir, addr| {
+        Gate::start_logging(auth, servers, "info")
+    }
+
+    /// As [`Gate::start_with_auth`], logging what `filter` (`RUST_LOG`) allows, such as `debug`.
+    pub fn start_logging(auth: &str, servers: &str, filter: &str) -> Gate {
+        Gate::spawn(filter, |dir, addr| {
             let config = format!(
                 "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\n{auth}\n\n{servers}",
                 toml_string(&dir.join("data"))
@@ -178,16 +184,16 @@ impl Gate {
 
     /// `mcpgate serve --dev` on a free port, with its data in a temporary folder.
     pub fn start_dev() -> Gate {
-        Gate::spawn(|dir, addr| {
+        Gate::spawn("info", |dir, addr| {
             let port = addr.port().to_string();
             let data = dir.join("data-dev").into_os_string();
             vec!["serve".into(), "--dev".into(), "--port".into(), port.into(), "--data-dir".into(), data]
         })
     }
 
-    /// Starts mcpgate with the arguments `args(dir, addr)` gives and returns once every server is
-    /// provisioned.
-    fn spawn(args: impl Fn(&Path, SocketAddr) -> Vec<std::ffi::OsString>) -> Gate {
+    /// Starts mcpgate with the arguments `args(dir, addr)` gives, logging what `filter` allows (at
+    /// least `info`), and returns once every server is provisioned.
+    fn spawn(filter: &str, args: impl Fn(&Path, SocketAddr) -> Vec<std::ffi::OsString>) -> Gate {
         // mcpgate cannot report a port it picked, so one is picked here; another process may take
         // it in between, hence the retries.
         for _ in 0..5 {
@@ -202,17 +208,19 @@ impl Gate {
                     command.env_remove(name);
                 }
             }
+            // One open file for both streams, so that neither overwrites what the other wrote.
+            let log_file = File::create(&log).unwrap();
             let child = command
                 .args(&args)
                 .env("NO_COLOR", "1")
-                .env("RUST_LOG", "info") // `wait_healthy` reads the log.
+                .env("RUST_LOG", filter) // `wait_healthy` reads the log.
                 .stdin(Stdio::null())
-                .stdout(File::create(&log).unwrap())
-                .stderr(File::create(&log).unwrap())
+                .stdout(log_file.try_clone().unwrap())
+                .stderr(log_file)
                 .spawn()
                 .expect("mcpgate runs");
             // A `Gate` at once, so that the child is killed (on drop) whatever happens next.
-            let mut gate = Gate { child, addr, log, _dir: dir };
+            let mut gate = Gate { child, addr, log, dir };
             match gate.wait_healthy() {
                 Ok(()) => {
                     let (status, body) = http_get(addr, "/readyz").expect("/readyz answers");
@@ -247,6 +255,11 @@ impl Gate {
 
     pub fn mcp_url(&self, slug: &str) -> String {
         format!("http://{}/mcp/{slug}", self.addr)
+    }
+
+    /// The folder holding the configuration file, the log and the data (`data/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn log_text(&self) -> String {
