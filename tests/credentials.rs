@@ -283,6 +283,7 @@ fn tokens_are_exchanged_again_before_they_expire() {
 
 /// A backend that refuses a token (revoked, rotated keys) gets one new token and one retry: the
 /// call succeeds if the new token is accepted, fails as a tool error if not, and never loops.
+/// Concurrent calls refused together share the one new token.
 #[test]
 fn a_refused_token_is_exchanged_once_more_and_the_call_retried_once() {
     let Some(node) = Node::find(&PACKAGES) else { return };
@@ -317,9 +318,9 @@ fn a_refused_token_is_exchanged_once_more_and_the_call_retried_once() {
     assert_eq!(seen[0].token, backend_tokens.last().cloned());
 
     // Refused always: one new token, one retry, then a tool error; nothing more happens after.
-    backend.refuse_all(true);
-    let refused = list();
-    assert_eq!(refused["isError"], true, "{refused}");
+    backend.refuse_every_token();
+    let refused_call = list();
+    assert_eq!(refused_call["isError"], true, "{refused_call}");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(issuer.exchanges().len(), 3, "{:#?}", issuer.exchanges());
     let seen = backend.take();
@@ -328,6 +329,32 @@ fn a_refused_token_is_exchanged_once_more_and_the_call_retried_once() {
     assert_ne!(seen[0].token, seen[1].token);
     backend_tokens.extend(seen.iter().filter_map(|it| it.token.clone()));
 
+    // Twenty calls of another tool (another scope, so no token yet) share the first exchange, all
+    // have that token refused, and all share the second exchange: two in all.
+    backend.refuse_first_token();
+    issuer.control("/test/delay?ms=300");
+    let adds = runtime.block_on(async {
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..20 {
+            let (url, token) = (url.clone(), token.clone());
+            calls.spawn(async move {
+                call(&url, Some(&token), "addPet", json!({"name": format!("pet {n}")})).await
+            });
+        }
+        calls.join_all().await
+    });
+    assert!(adds.iter().all(|it| it["isError"] == false), "{adds:#?}\n--- mcpgate\n{}", gate.log_text());
+    let exchanges = issuer.exchanges();
+    let scopes: Vec<&str> = exchanges.iter().skip(3).map(|it| str(&it["scope"])).collect();
+    assert_eq!(scopes, ["pets:write", "pets:write"], "{exchanges:#?}");
+    let seen = backend.take();
+    let refused: Vec<&Seen> = seen.iter().filter(|it| it.refused.is_some()).collect();
+    let accepted: Vec<&Seen> = seen.iter().filter(|it| it.refused.is_none()).collect();
+    assert_eq!(accepted.len(), 20, "{seen:#?}");
+    assert!(refused.iter().all(|it| it.token == refused[0].token), "{seen:#?}");
+    assert!(accepted.iter().all(|it| it.token == accepted[0].token && it.token != refused[0].token));
+    backend_tokens.extend([&refused[0], &accepted[0]].iter().filter_map(|it| it.token.clone()));
+
     let exchanges = issuer.exchanges();
     assert!(
         exchanges.iter().all(|it| it["subject"] == "erin" && it["outcome"] == "issued"),
@@ -335,7 +362,9 @@ fn a_refused_token_is_exchanged_once_more_and_the_call_retried_once() {
     );
     let secrets: Vec<&str> =
         backend_tokens.iter().map(String::as_str).chain([token.as_str(), BASIC_CLIENT.1]).collect();
-    assert_no_leaks(&gate, &[first, second, refused], &secrets);
+    let mut results = vec![first, second, refused_call];
+    results.extend(adds);
+    assert_no_leaks(&gate, &results, &secrets);
 }
 
 /// mcpgate authenticates to the authorization server with a client assertion signed by its own
@@ -538,7 +567,8 @@ fn refused_exchanges_are_tool_errors_naming_the_oauth_error() {
 /// Microsoft Entra ID's on-behalf-of flow, against a stand-in token endpoint: the exact request
 /// (the caller's token as `assertion`, `requested_token_use=on_behalf_of`, the configured scope,
 /// the client's credentials in the header or the form), and the backend gets the token it answers,
-/// never the caller's. The token is reused for the next call.
+/// never the caller's. The token is reused for the next call. Refusals and broken answers are tool
+/// errors that show nothing of the answer but the error code.
 #[test]
 fn entra_on_behalf_of_sends_the_documented_request() {
     let Some(node) = Node::find(&PACKAGES) else { return };
@@ -547,10 +577,10 @@ fn entra_on_behalf_of_sends_the_documented_request() {
     let entra = StandIn::start(&runtime);
     let backend = Backend::start(&runtime, None);
     let spec = Spec::new();
-    let obo = |client_auth: &str| {
+    let obo = |tenant: &str, client_auth: &str| {
         json!({
             "mode": "entra_obo",
-            "token_endpoint": format!("{}/contoso/oauth2/v2.0/token", entra.url),
+            "token_endpoint": format!("{}/{tenant}/oauth2/v2.0/token", entra.url),
             "client_id": "mcpgate-entra",
             "client_auth": client_auth,
             "client_secret": "entra-client-secret",
@@ -558,8 +588,10 @@ fn entra_on_behalf_of_sends_the_documented_request() {
         })
     };
     let servers = [
-        server("graph", &spec, &backend, obo("client_secret_basic")),
-        server("graph-post", &spec, &backend, obo("client_secret_post")),
+        server("graph", &spec, &backend, obo("contoso", "client_secret_basic")),
+        server("graph-post", &spec, &backend, obo("contoso", "client_secret_post")),
+        server("graph-consent", &spec, &backend, obo("consent", "client_secret_basic")),
+        server("graph-broken", &spec, &backend, obo("broken", "client_secret_basic")),
     ];
     let gate = jwt_gate(&issuer, &servers);
     let url = gate.mcp_url("graph");
@@ -619,6 +651,23 @@ fn entra_on_behalf_of_sends_the_documented_request() {
     let seen = backend.take();
     assert_eq!(seen.iter().map(|it| it.token.as_deref()).collect::<Vec<_>>(), [Some("obo-token-2")]);
 
+    // Entra's refusal when the user has not consented is `invalid_grant` with a `suberror`; its
+    // description (which echoes the assertion here) is not shown. An error page is no answer.
+    let mut caller_tokens = vec![token.clone(), post_token.clone()];
+    for (slug, words) in [("graph-consent", "consent_required"), ("graph-broken", "502")] {
+        let url = gate.mcp_url(slug);
+        let token = runtime.block_on(issuer.client_credentials_token(&url, "pets:read pets:write"));
+        let result = runtime.block_on(call(&url, Some(&token), "listPets", json!({})));
+        assert_eq!(result["isError"], true, "{slug}: {result}");
+        assert!(text(&result).contains(words), "{slug}: {result}");
+        assert!(text(&result).contains("authorization server"), "{slug}: {result}");
+        assert!(!text(&result).contains("AADSTS"), "{slug}: {result}");
+        caller_tokens.push(token);
+        results.push(result);
+    }
+    assert_eq!(entra.take().len(), 2);
+    assert_eq!(backend.take().len(), 0);
+
     let log = gate.log_text();
     let audit = audit_events(&log);
     assert!(
@@ -628,11 +677,12 @@ fn entra_on_behalf_of_sends_the_documented_request() {
         "{}",
         audit.join("\n")
     );
-    assert_no_leaks(
-        &gate,
-        &results,
-        &[&token, &post_token, "entra-client-secret", "obo-token-1", "obo-token-2"],
-    );
+    let secrets: Vec<&str> = caller_tokens
+        .iter()
+        .map(String::as_str)
+        .chain(["entra-client-secret", "obo-token-1", "obo-token-2"])
+        .collect();
+    assert_no_leaks(&gate, &results, &secrets);
 }
 
 /// Fixed credentials, in each place a backend may want them; no authentication of callers needed.

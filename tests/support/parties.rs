@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -248,19 +248,28 @@ pub struct Seen {
 /// the caller is the token's `sub`; it can be told to refuse valid tokens too.
 pub struct Backend {
     pub url: String,
-    pub state: Arc<BackendState>,
+    state: Arc<BackendState>,
 }
 
-pub struct BackendState {
-    pub check: Option<TokenCheck>,
-    pub seen: Mutex<Vec<Seen>>,
-    pub refuse_next: AtomicUsize,
-    pub refuse_all: AtomicBool,
+struct BackendState {
+    check: Option<TokenCheck>,
+    seen: Mutex<Vec<Seen>>,
+    refuse: Mutex<Refuse>,
 }
 
-pub struct TokenCheck {
-    pub issuer: String,
-    pub keys: JwkSet,
+/// Which valid tokens the backend refuses anyway, as if revoked.
+enum Refuse {
+    Nothing,
+    /// The next `n` requests.
+    Next(usize),
+    Every,
+    /// Every request with the first token seen from now on (`None` until then).
+    FirstToken(Option<String>),
+}
+
+struct TokenCheck {
+    issuer: String,
+    keys: JwkSet,
 }
 
 impl Backend {
@@ -269,8 +278,7 @@ impl Backend {
         let state = Arc::new(BackendState {
             check,
             seen: Mutex::new(Vec::new()),
-            refuse_next: AtomicUsize::new(0),
-            refuse_all: AtomicBool::new(false),
+            refuse: Mutex::new(Refuse::Nothing),
         });
         let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -284,20 +292,26 @@ impl Backend {
         std::mem::take(&mut self.state.seen.lock().unwrap())
     }
 
-    /// Refuse the next `n` valid tokens with 401.
+    /// Refuse the next `n` requests with 401, whatever their tokens.
     pub fn refuse_next(&self, n: usize) {
-        self.state.refuse_next.store(n, Ordering::SeqCst);
+        *self.state.refuse.lock().unwrap() = Refuse::Next(n);
     }
 
-    pub fn refuse_all(&self, refuse: bool) {
-        self.state.refuse_all.store(refuse, Ordering::SeqCst);
+    /// Refuse every request with 401.
+    pub fn refuse_every_token(&self) {
+        *self.state.refuse.lock().unwrap() = Refuse::Every;
+    }
+
+    /// Refuse, with 401, every request carrying the first token seen from now on.
+    pub fn refuse_first_token(&self) {
+        *self.state.refuse.lock().unwrap() = Refuse::FirstToken(None);
     }
 }
 
 impl TokenCheck {
     /// The claims of `token` if it is the authorization server's, for this backend, and current
     /// (no leeway: a token used after its expiry is refused).
-    pub fn verify(&self, token: &str) -> Result<Value, String> {
+    fn verify(&self, token: &str) -> Result<Value, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|err| format!("not a JWT: {err}"))?;
         let kid = header.kid.ok_or("no kid")?;
         let jwk = self.keys.find(&kid).ok_or_else(|| format!("unknown key {kid}"))?;
@@ -331,16 +345,18 @@ async fn answer(
     };
     let refused = match &verdict {
         Err(err) => Some(err.clone()),
-        Ok(_) if state.refuse_all.load(Ordering::SeqCst) => Some("told to refuse every token".to_owned()),
-        Ok(_)
-            if state
-                .refuse_next
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok() =>
-        {
-            Some("told to refuse this token".to_owned())
-        }
-        Ok(_) => None,
+        Ok(_) => match &mut *state.refuse.lock().unwrap() {
+            Refuse::Nothing | Refuse::Next(0) => None,
+            Refuse::Next(n) => {
+                *n -= 1;
+                Some("told to refuse this request".to_owned())
+            }
+            Refuse::Every => Some("told to refuse every token".to_owned()),
+            Refuse::FirstToken(first) => {
+                let first = first.get_or_insert_with(|| token.clone().unwrap_or_default());
+                (token.as_ref() == Some(first)).then(|| "told to refuse this token".to_owned())
+            }
+        },
     };
     let claims = verdict.ok().flatten();
     let headers = headers
@@ -414,15 +430,17 @@ pub struct TokenRequest {
 }
 
 /// A token endpoint that records each request and answers `obo-token-N`, as Entra ID answers an
-/// on-behalf-of request.
+/// on-behalf-of request. Below `/consent/` it refuses as Entra ID does when the user has not
+/// consented (echoing the assertion in its description), below `/broken/` it answers an HTML
+/// error page.
 pub struct StandIn {
     pub url: String,
-    pub state: Arc<StandInState>,
+    state: Arc<StandInState>,
 }
 
-pub struct StandInState {
-    pub requests: Mutex<Vec<TokenRequest>>,
-    pub issued: AtomicUsize,
+struct StandInState {
+    requests: Mutex<Vec<TokenRequest>>,
+    issued: AtomicUsize,
 }
 
 impl StandIn {
@@ -446,9 +464,27 @@ async fn token_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = url::form_urlencoded::parse(&body).into_owned().collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let authorization = headers.get("authorization").map(|it| it.to_str().unwrap().to_owned());
+    let assertion = form.iter().find(|(name, _)| name == "assertion").map(|(_, value)| value.clone());
     state.requests.lock().unwrap().push(TokenRequest { path: uri.path().to_owned(), authorization, form });
+    if uri.path().starts_with("/consent/") {
+        let description = format!(
+            "AADSTS65001: The user or administrator has not consented to use the application. Assertion: {}",
+            assertion.unwrap_or_default()
+        );
+        let refusal = json!({
+            "error": "invalid_grant",
+            "error_description": description,
+            "error_codes": [65001],
+            "suberror": "consent_required",
+        });
+        return (StatusCode::BAD_REQUEST, Json(refusal)).into_response();
+    }
+    if uri.path().starts_with("/broken/") {
+        let page = "<html><body>502 Bad Gateway</body></html>";
+        return (StatusCode::BAD_GATEWAY, [("content-type", "text/html")], page).into_response();
+    }
     let n = state.issued.fetch_add(1, Ordering::SeqCst) + 1;
     Json(json!({
         "token_type": "Bearer",
