@@ -686,6 +686,7 @@ fn entra_on_behalf_of_sends_the_documented_request() {
 }
 
 /// Fixed credentials, in each place a backend may want them; no authentication of callers needed.
+/// A 401 is not retried: there is no other credential to try.
 #[test]
 fn static_credentials_in_every_scheme() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -752,6 +753,13 @@ fn static_credentials_in_every_scheme() {
             expected.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
         assert_eq!(credential_headers(request), expected, "{request:#?}");
     }
+
+    // A fixed credential cannot be renewed: a 401 is the call's answer, without a second try.
+    backend.refuse_next(1);
+    let refused = runtime.block_on(call(&gate.mcp_url("bearer"), None, "listPets", json!({})));
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert_eq!(backend.take().len(), 1);
+    results.push(refused);
     assert_no_leaks(
         &gate,
         &results,
@@ -763,6 +771,74 @@ fn static_credentials_in_every_scheme() {
             basic.trim_start_matches("Basic "),
         ],
     );
+}
+
+/// A document may name the credential's header or query parameter as an ordinary parameter; the
+/// caller's value for it never reaches the backend beside or instead of the configured one.
+#[test]
+fn static_credentials_replace_parameters_of_the_same_name() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let backend = Backend::start(&runtime, None);
+    let dir = TempDir::new().unwrap();
+    let document = r#"
+openapi: 3.0.3
+info: {title: Pets, version: "1"}
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      parameters:
+        - {name: api_key, in: query, schema: {type: string}}
+        - {name: X-Api-Key, in: header, schema: {type: string}}
+      responses: {"200": {description: ok}}
+"#;
+    let spec = dir.path().join("pets.yaml");
+    std::fs::write(&spec, document).unwrap();
+    let server = |slug: &str, credentials: Value| {
+        json!({
+            "slug": slug,
+            "spec": spec.display().to_string(),
+            "backend_url": format!("{}/{slug}", backend.url),
+            "credentials": credentials,
+        })
+    };
+    let servers = [
+        server(
+            "query",
+            json!({"mode": "static", "scheme": "query", "name": "api_key", "value": "query-key-8d1e"}),
+        ),
+        server(
+            "header",
+            json!({"mode": "static", "scheme": "header", "name": "X-Api-Key", "value": "header-key-5f2c"}),
+        ),
+    ];
+    let gate = Gate::start_logging("mode = \"none\"", &servers_toml(&servers), "debug");
+    let arguments = json!({"api_key": "callers-key", "X-Api-Key": "callers-key"});
+    let mut results = Vec::new();
+    for slug in ["query", "header"] {
+        let result = runtime.block_on(call(&gate.mcp_url(slug), None, "listPets", arguments.clone()));
+        results.push(result);
+    }
+    let seen = backend.take();
+    let query = seen.iter().find(|it| it.line.starts_with("GET /query/")).expect("the query server called");
+    let keys: Vec<String> =
+        url::Url::parse(&format!("http://backend{}", query.line.trim_start_matches("GET ")))
+            .unwrap()
+            .query_pairs()
+            .filter(|(name, _)| name == "api_key")
+            .map(|(_, value)| value.into_owned())
+            .collect();
+    assert_eq!(keys, ["query-key-8d1e"], "{query:#?}");
+    let header =
+        seen.iter().find(|it| it.line.starts_with("GET /header/")).expect("the header server called");
+    let keys: Vec<&str> = header
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "x-api-key")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(keys, ["header-key-5f2c"], "{header:#?}");
+    assert_no_leaks(&gate, &results, &["query-key-8d1e", "header-key-5f2c"]);
 }
 
 /// `client_credentials`: mcpgate's own token for the backend, the same whoever calls, from the
