@@ -6,7 +6,6 @@
 use std::future::Future;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -50,7 +49,7 @@ async fn mcp(State(state): State<AppState>, Path(slug): Path<String>, request: R
             }
         }
     };
-    hosted.service.handle(request).await.map(Body::new)
+    hosted.service.handle(request).await
 }
 
 fn not_found() -> Response {

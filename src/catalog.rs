@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::watch;
 use url::Url;
 
 use crate::config::ServerConfig;
@@ -178,16 +179,21 @@ fn checked(url: Url, slug: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
-/// Holds the current catalog of one hosted server.
+/// Holds the current catalog of one hosted server, and tells whoever listens when it changes.
 #[derive(Clone)]
 pub struct CatalogHost {
     // A std lock: it is held only to clone or replace the `Arc`, never across an await.
     current: Arc<RwLock<Arc<Catalog>>>,
+    /// Bumped after each replacement; the MCP edge tells its clients that the tool list changed.
+    generation: Arc<watch::Sender<u64>>,
 }
 
 impl CatalogHost {
     pub fn new(catalog: Catalog) -> CatalogHost {
-        CatalogHost { current: Arc::new(RwLock::new(Arc::new(catalog))) }
+        CatalogHost {
+            current: Arc::new(RwLock::new(Arc::new(catalog))),
+            generation: Arc::new(watch::Sender::new(0)),
+        }
     }
 
     /// The catalog as it is now; later changes do not affect the snapshot.
@@ -199,11 +205,20 @@ impl CatalogHost {
         }
     }
 
+    /// Serves `catalog` from now on: requests that start after this call see it, those under way
+    /// keep their snapshot. Then every receiver of [`CatalogHost::changes`] is woken.
     pub fn replace(&self, catalog: Catalog) {
         let catalog = Arc::new(catalog);
         match self.current.write() {
             Ok(mut guard) => *guard = catalog,
             Err(poisoned) => *poisoned.into_inner() = catalog,
         }
+        self.generation.send_modify(|it| *it += 1);
+    }
+
+    /// Wakes (`changed()`) after each [`CatalogHost::replace`] from now on; a receiver that falls
+    /// behind sees several replacements as one change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 }

@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
-use rmcp::transport::streamable_http_server::StreamableHttpService;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use url::Url;
 
 use crate::auth::{Guard, Resource, Verifier};
@@ -23,7 +21,7 @@ use crate::upstream::Forwarder;
 
 pub struct Hosted {
     pub catalog: CatalogHost,
-    pub service: StreamableHttpService<Gateway, NeverSessionManager>,
+    pub service: mcp::Endpoint,
     /// The server's resource-server checks; `None` in auth mode `none`.
     pub guard: Option<Guard>,
     pub forwarder: Forwarder,
@@ -217,7 +215,7 @@ fn assemble(parts: Parts, builder: &Builder, provisioned: bool) -> Result<Hosted
     let catalog = CatalogHost::new(catalog);
     let filter_tools = guard.as_ref().is_some_and(|it| it.filter_tools);
     let gateway = Gateway::new(catalog.clone(), forwarder.clone(), filter_tools);
-    let service = mcp::service(gateway, builder.http.clone());
+    let service = mcp::Endpoint::new(gateway, builder.http.clone());
     Ok(Hosted { catalog, service, guard, forwarder, provisioned })
 }
 

@@ -1,9 +1,13 @@
 //! The MCP edge: the only module that knows MCP wire types (`rmcp::model`). Each hosted server
-//! is an rmcp Streamable HTTP service whose handler, [`Gateway`], reads the server's current
-//! catalog and forwards tool calls through `upstream`.
+//! is an [`Endpoint`]: two rmcp Streamable HTTP services, stateless and with sessions, whose
+//! handler, [`Gateway`], reads the server's current catalog and forwards tool calls through
+//! `upstream`; sessions hear when the catalog changes.
 
 mod definition;
+mod endpoint;
 mod gateway;
+mod listeners;
 
 pub use definition::tool_definition;
-pub use gateway::{Gateway, service};
+pub use endpoint::{Endpoint, IDLE_TIMEOUT, MAX_SESSIONS};
+pub use gateway::Gateway;

@@ -1,8 +1,11 @@
 //! [`Gateway`]: the rmcp server handler of one hosted server. `tools/list` pages through the
 //! catalog; `tools/call` validates the arguments, then forwards the call to the backend.
 //!
-//! Sessions: none. Each request is handled on its own (rmcp's stateless mode, JSON responses),
-//! so any replica can answer any request and nothing is kept between requests.
+//! Sessions are optional (see [`super::Endpoint`]). Without one, each request is handled on its
+//! own (rmcp's stateless mode, JSON responses) and nothing is kept between requests. A client that
+//! initializes gets a session, whose peer `on_initialized` registers so that it hears
+//! `notifications/tools/list_changed`; a 2026-07-28 client hears it on `subscriptions/listen`.
+//! Every request reads the catalog as it is when the request starts, session or not.
 
 use std::sync::Arc;
 
@@ -10,32 +13,58 @@ use base64::Engine;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation,
     ListToolsResult, PaginatedRequestParams, ResourceContents, ServerCapabilities, ServerConfig,
+    SubscriptionFilter,
 };
-use rmcp::service::RequestContext;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use super::definition::tool_definition;
+use super::endpoint::SESSION_HEADER;
+use super::listeners::Listeners;
 use crate::auth::Caller;
 use crate::catalog::CatalogHost;
 use crate::upstream::{self, Outcome, Part};
 
 /// Tools per `tools/list` page.
 const PAGE_SIZE: usize = 100;
+/// Open `subscriptions/listen` streams per hosted server. Each holds a task and a connection.
+const MAX_SUBSCRIPTIONS: usize = 1000;
 
+/// Cheap to clone: rmcp makes one per session and per stateless request.
 #[derive(Clone)]
 pub struct Gateway {
     catalog: CatalogHost,
     forwarder: upstream::Forwarder,
     /// Whether `tools/list` shows only the tools the caller's scopes allow.
     filter_by_scope: bool,
+    /// Where a new session registers to hear of catalog changes; `None` in the stateless
+    /// service, which has no session to register.
+    listeners: Option<Arc<Listeners>>,
+    /// Permits for `subscriptions/listen` streams, shared by every clone.
+    subscriptions: Arc<Semaphore>,
 }
 
 impl Gateway {
     pub fn new(catalog: CatalogHost, forwarder: upstream::Forwarder, filter_by_scope: bool) -> Gateway {
-        Gateway { catalog, forwarder, filter_by_scope }
+        Gateway {
+            catalog,
+            forwarder,
+            filter_by_scope,
+            listeners: None,
+            subscriptions: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
+        }
+    }
+
+    /// This gateway for the session service: each session it initializes registers with
+    /// `listeners`.
+    pub(super) fn with_listeners(&self, listeners: Arc<Listeners>) -> Gateway {
+        Gateway { listeners: Some(listeners), ..self.clone() }
+    }
+
+    pub(super) fn catalog(&self) -> &CatalogHost {
+        &self.catalog
     }
 }
 
@@ -44,22 +73,14 @@ fn caller(context: &RequestContext<RoleServer>) -> Option<&Caller> {
     context.extensions.get::<axum::http::request::Parts>()?.extensions.get::<Caller>()
 }
 
-/// The Streamable HTTP service of one hosted server.
-pub fn service(
-    gateway: Gateway,
-    config: StreamableHttpServerConfig,
-) -> StreamableHttpService<Gateway, NeverSessionManager> {
-    let config = config.with_legacy_session_mode(false).with_json_response(true);
-    StreamableHttpService::new(move || Ok(gateway.clone()), Arc::new(NeverSessionManager::default()), config)
-}
-
 impl ServerHandler for Gateway {
     fn get_info(&self) -> ServerConfig {
         let catalog = self.catalog.snapshot();
         let mut info =
             Implementation::new(format!("mcpgate/{}", catalog.settings.slug), env!("CARGO_PKG_VERSION"));
         info.title = Some(catalog.title.clone());
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // `listChanged`: sessions and `subscriptions/listen` streams hear of catalog changes.
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
             .with_server_info(info)
             .with_instructions(format!(
                 "Tools of the {} API, served by mcpgate. Each tool calls one operation of the API.",
@@ -124,6 +145,50 @@ impl ServerHandler for Gateway {
         };
         let outcome = upstream::forward(&self.forwarder, &catalog, tool, &arguments, caller(&context)).await;
         Ok(into_result(outcome).into())
+    }
+
+    /// Called when a session's client says it is initialized (rmcp also makes gateways it never
+    /// initializes, so a session registers here rather than when its gateway is made).
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let Some(listeners) = &self.listeners else { return };
+        let session = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|it| it.headers.get(SESSION_HEADER))
+            .and_then(|it| it.to_str().ok());
+        if let Some(session) = session {
+            listeners.add(session, context.peer.clone());
+        }
+    }
+
+    fn accepted_subscription_filter(&self, _requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    /// A 2026-07-28 client's `subscriptions/listen` stream: `notifications/tools/list_changed`
+    /// after each catalog change, until the client cancels or goes away.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let Ok(_permit) = self.subscriptions.clone().try_acquire_owned() else {
+            return Err(ErrorData::internal_error("this server has too many open subscriptions", None));
+        };
+        let mut changes = self.catalog.changes();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if context.accepted().tools_list_changed == Some(true)
+                && let Err(err) = context.sink().notify_tool_list_changed().await
+            {
+                // The client is gone; its request is being cancelled.
+                tracing::debug!(%err, "a subscription was not told that the tool list changed");
+                return Ok(());
+            }
+        }
     }
 }
 

@@ -1,0 +1,70 @@
+//! Who hears that a hosted server's tool list changed: the clients of its open sessions. Each
+//! session's peer is registered when its client says it is initialized, and one task per hosted
+//! server sends them `notifications/tools/list_changed` after each [`CatalogHost::replace`].
+//!
+//! Invariant: the registry holds at most one peer per open session; peers whose session has
+//! ended are dropped whenever a peer is added or the catalog changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rmcp::RoleServer;
+use rmcp::service::Peer;
+
+use crate::catalog::CatalogHost;
+
+#[derive(Default)]
+pub(super) struct Listeners {
+    // A std lock: held only to add, prune or copy peers, never across an await.
+    peers: Mutex<HashMap<String, Peer<RoleServer>>>,
+}
+
+impl Listeners {
+    /// Registers the peer of `session`. A client may say it is initialized more than once; the
+    /// session keeps one entry.
+    pub(super) fn add(&self, session: &str, peer: Peer<RoleServer>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        peers.retain(|_, it| !it.is_transport_closed());
+        peers.insert(session.to_owned(), peer);
+    }
+
+    /// The peers of the sessions still open.
+    fn live(&self) -> Vec<Peer<RoleServer>> {
+        let mut peers = self.peers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        peers.retain(|_, it| !it.is_transport_closed());
+        peers.values().cloned().collect()
+    }
+}
+
+/// Spawns the task that tells every registered session when `catalog` changes, until `stop`
+/// completes (the hosted server is gone or the process stops).
+pub(super) fn spawn_notifier(
+    catalog: &CatalogHost,
+    listeners: Arc<Listeners>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut changes = catalog.changes();
+    tokio::spawn(async move {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+            let peers = listeners.live();
+            tracing::debug!(sessions = peers.len(), "telling sessions that the tool list changed");
+            // One task per peer: a slow session must not hold up the others or the next change.
+            for peer in peers {
+                tokio::spawn(async move {
+                    if let Err(err) = peer.notify_tool_list_changed().await {
+                        tracing::debug!(%err, "a session was not told that the tool list changed");
+                    }
+                });
+            }
+        }
+    });
+}
