@@ -211,6 +211,19 @@ async fn send(
             headers.insert(name.clone(), value.clone());
         }
         Some(Applied::Query(name, value)) => {
+            // A parameter of the same name is dropped; the others keep their encoding as built.
+            let kept: Vec<&str> = url
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter(|pair| {
+                    let key = pair.split('=').next().unwrap_or_default();
+                    !pair.is_empty()
+                        && url::form_urlencoded::parse(key.as_bytes()).all(|(key, _)| key != *name)
+                })
+                .collect();
+            let kept = kept.join("&");
+            url.set_query((!kept.is_empty()).then_some(kept.as_str()));
             url.query_pairs_mut().append_pair(name, value.expose().unwrap_or_default());
         }
         None => {}
