@@ -9,6 +9,7 @@
 mod access;
 mod api;
 mod signin;
+mod ui;
 mod workspace;
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub async fn router(config: &Config, hosting: Hosting, store: Store) -> Result<R
     Ok(Router::new()
         .nest("/admin/api", protected)
         .merge(signin::router())
+        .merge(ui::router()?)
         .layer(middleware::from_fn(security_headers))
         .with_state(state))
 }

@@ -1,0 +1,335 @@
+//! `/admin`: the web UI, rendered on the server from the handlebars templates in `templates/`
+//! (compiled into the binary and registered once, in strict mode, with HTML escaping) plus one
+//! small script and style sheet from `assets/`. The pages only show; every change goes from the
+//! script to the JSON API (`/admin/api`), which checks the CSRF token the page carries.
+//!
+//! Invariant: no template writes data unescaped (`{{{ }}}` is never used), and the pages need no
+//! inline script or style, so the strict Content-Security-Policy holds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use handlebars::Handlebars;
+use serde_json::{Value, json};
+
+use super::workspace::{Draft, OperationView};
+use super::{Admin, AdminState};
+use crate::config::ANNOTATIONS;
+
+/// The templates, by name: the pages and the partials they share.
+const TEMPLATES: [(&str, &str); 5] = [
+    ("header", include_str!("../../templates/header.hbs")),
+    ("footer", include_str!("../../templates/footer.hbs")),
+    ("servers", include_str!("../../templates/servers.hbs")),
+    ("server", include_str!("../../templates/server.hbs")),
+    ("audit", include_str!("../../templates/audit.hbs")),
+];
+
+/// The files under `/admin/assets/`: name, content type, content.
+const ASSETS: [(&str, &str, &str); 2] = [
+    ("admin.js", "text/javascript; charset=utf-8", include_str!("../../assets/admin.js")),
+    ("admin.css", "text/css; charset=utf-8", include_str!("../../assets/admin.css")),
+];
+
+/// How many audit entries the audit page shows.
+const AUDIT_PAGE: usize = 500;
+
+type Templates = Arc<Handlebars<'static>>;
+
+/// The UI's routes, with the templates compiled.
+pub fn router() -> Result<Router<AdminState>, String> {
+    let templates = templates()?;
+    Ok(Router::new()
+        .route("/admin", get(servers))
+        .route("/admin/servers/{slug}", get(server))
+        .route("/admin/audit", get(audit))
+        .route("/admin/assets/{name}", get(asset))
+        .layer(Extension(Arc::new(templates))))
+}
+
+fn templates() -> Result<Handlebars<'static>, String> {
+    let mut handlebars = Handlebars::new();
+    // A misspelt field is an error, not an empty string.
+    handlebars.set_strict_mode(true);
+    for (name, text) in TEMPLATES {
+        handlebars.register_template_string(name, text).map_err(|err| format!("template {name}: {err}"))?;
+    }
+    Ok(handlebars)
+}
+
+async fn servers(
+    State(state): State<AdminState>,
+    Extension(templates): Extension<Templates>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    let servers = match state.workspace.list() {
+        Ok(it) => it,
+        Err(err) => return failure(&templates, &admin, &err.to_string()),
+    };
+    let context = json!({
+        "page": page(&admin, "Servers", "servers"),
+        "servers": servers,
+    });
+    render(&templates, "servers", &context)
+}
+
+async fn server(
+    State(state): State<AdminState>,
+    Extension(templates): Extension<Templates>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    match state.workspace.draft(&slug) {
+        Ok(draft) => render(&templates, "server", &server_context(&admin, &draft)),
+        Err(err) => {
+            let status = err.into_response().status();
+            let mut response = failure(&templates, &admin, &format!("no server `{slug}` to show"));
+            *response.status_mut() = status;
+            response
+        }
+    }
+}
+
+async fn audit(
+    State(state): State<AdminState>,
+    Extension(templates): Extension<Templates>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    let entries = match state.workspace.audit_log(AUDIT_PAGE) {
+        Ok(it) => it,
+        Err(err) => return failure(&templates, &admin, &err.to_string()),
+    };
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|it| {
+            json!({
+                "at": timestamp(it.at),
+                "actor": it.actor,
+                "action": it.action,
+                "server": it.server,
+                "detail": it.detail,
+            })
+        })
+        .collect();
+    let context = json!({"page": page(&admin, "Audit log", "audit"), "entries": entries});
+    render(&templates, "audit", &context)
+}
+
+/// The script and style sheet; public, like any login page's assets.
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(it, _, _)| *it == name) {
+        Some((_, content_type, text)) => ([(header::CONTENT_TYPE, *content_type)], *text).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// What every page's header needs.
+fn page(admin: &Admin, title: &str, section: &str) -> Value {
+    json!({
+        "title": title,
+        "admin": admin.name,
+        // The bootstrap token never reaches a browser, but a page rendered for it still works.
+        "csrf": admin.csrf.clone().unwrap_or_default(),
+        "servers": section == "servers",
+        "audit": section == "audit",
+    })
+}
+
+fn server_context(admin: &Admin, draft: &Draft) -> Value {
+    let mut groups: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for operation in &draft.operations {
+        groups.entry(operation.tag.as_str()).or_default().push(operation_context(operation));
+    }
+    let groups: Vec<Value> =
+        groups.into_iter().map(|(tag, operations)| json!({"tag": tag, "operations": operations})).collect();
+    let mut methods: Vec<&str> = draft.operations.iter().map(|it| it.method).collect();
+    methods.sort_unstable();
+    methods.dedup();
+    let tags: Vec<&str> = groups.iter().filter_map(|it| it["tag"].as_str()).collect();
+    let credentials = draft.settings.credentials.clone().unwrap_or(Value::Null);
+    let field = |name: &str| credentials.get(name).cloned().unwrap_or(Value::Null);
+    let text = |name: &str| match field(name) {
+        Value::String(it) => it,
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
+        _ => String::new(),
+    };
+    let mode = credentials.get("mode").and_then(Value::as_str).unwrap_or("none").to_owned();
+    let secret = |name: &str| field(name).as_str() == Some("(set)");
+    let choose = |current: &str, options: &[&str]| -> Vec<Value> {
+        options.iter().map(|it| json!({"value": it, "selected": *it == current})).collect()
+    };
+    json!({
+        "page": page(admin, &format!("{} — server", draft.summary.slug), "servers"),
+        "summary": draft.summary,
+        "read_only": draft.summary.provisioned,
+        "exposed_tokens": draft.exposed_tokens,
+        "n_operations": draft.operations.len(),
+        "n_exposed": draft.operations.iter().filter(|it| it.exposed).count(),
+        "groups": groups,
+        "methods": methods,
+        "tags": tags,
+        "report": {
+            "operations": draft.report.operations,
+            "tools": draft.report.tools,
+            "skipped": draft.report.skipped.len(),
+            "warnings": draft.report.warnings.len(),
+        },
+        "settings": {
+            "backend_url": draft.settings.backend_url.as_ref().map(ToString::to_string).unwrap_or_default(),
+            "timeout_secs": draft.settings.timeout_secs,
+            "modes": choose(&mode, &["none", "static", "client_credentials", "token_exchange", "entra_obo"]),
+            "schemes": choose(&text("scheme"), &["header", "query", "bearer", "basic"]),
+            "client_auths": choose(
+                &text("client_auth"),
+                &["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            ),
+            "name": text("name"),
+            "username": text("username"),
+            "token_endpoint": text("token_endpoint"),
+            "tenant": text("tenant"),
+            "client_id": text("client_id"),
+            "private_key_id": text("private_key_id"),
+            "signing_algorithm": text("signing_algorithm"),
+            "audience": text("audience"),
+            "resource": text("resource"),
+            "scopes": text("scopes"),
+            "value_set": secret("value"),
+            "password_set": secret("password"),
+            "client_secret_set": secret("client_secret"),
+            "private_key_set": secret("private_key"),
+        },
+    })
+}
+
+fn operation_context(operation: &OperationView) -> Value {
+    let derived = operation.definition.as_ref().and_then(|it| it.get("annotations"));
+    let annotations: Vec<Value> = ANNOTATIONS
+        .iter()
+        .map(|name| {
+            let curated = operation.curated.annotations.get(*name).and_then(Value::as_bool);
+            let default = derived.and_then(|it| it.get(*name)).and_then(Value::as_bool);
+            let default = match default {
+                Some(true) => "default (yes)",
+                Some(false) => "default (no)",
+                None => "default",
+            };
+            json!({
+                "name": name,
+                "options": [
+                    {"value": "", "label": default, "selected": curated.is_none()},
+                    {"value": "true", "label": "yes", "selected": curated == Some(true)},
+                    {"value": "false", "label": "no", "selected": curated == Some(false)},
+                ],
+            })
+        })
+        .collect();
+    let definition = operation
+        .definition
+        .as_ref()
+        .and_then(|it| serde_json::to_string_pretty(it).ok())
+        .unwrap_or_default();
+    json!({
+        "key": operation.key,
+        "method": operation.method,
+        "path": operation.path,
+        "tag": operation.tag,
+        "summary": operation.summary,
+        "exposed": operation.exposed,
+        "is_tool": operation.tool_name.is_some(),
+        "tool_name": operation.tool_name.clone().unwrap_or_default(),
+        "definition": definition,
+        "tokens": operation.tokens,
+        "warnings": operation.warnings,
+        "curated_name": operation.curated.name.clone().unwrap_or_default(),
+        "curated_description": operation.curated.description.clone().unwrap_or_default(),
+        "annotations": annotations,
+        "search": format!(
+            "{} {} {} {} {}",
+            operation.key,
+            operation.path,
+            operation.summary,
+            operation.tool_name.as_deref().unwrap_or_default(),
+            operation.tag
+        )
+        .to_lowercase(),
+    })
+}
+
+fn render(templates: &Handlebars<'static>, name: &str, context: &Value) -> Response {
+    match templates.render(name, context) {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => {
+            tracing::error!(%err, template = name, "admin: template");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered; see the log").into_response()
+        }
+    }
+}
+
+/// A page saying what went wrong, in the UI's frame.
+fn failure(templates: &Handlebars<'static>, admin: &Admin, message: &str) -> Response {
+    let context = json!({"page": page(admin, "Error", ""), "servers": [], "error": message});
+    let mut response = render(templates, "servers", &context);
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+fn sign_in() -> Response {
+    Redirect::to("/admin/login").into_response()
+}
+
+/// `2026-11-01 12:00:00 UTC`.
+fn timestamp(secs: u64) -> String {
+    let days = secs / 86_400;
+    let (hours, minutes, seconds) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hours:02}:{minutes:02}:{seconds:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_compile_and_escape() {
+        let templates = templates().unwrap();
+        let admin = Admin { name: "<ada>".to_owned(), csrf: Some("t\"k".to_owned()) };
+        let context = json!({
+            "page": page(&admin, "Servers", "servers"),
+            "servers": [{
+                "slug": "s", "title": "<script>alert(1)</script>", "mcp_url": "http://x/mcp/s",
+                "state": "live", "provisioned": false, "unpublished": true, "tools": 2, "failure": null,
+            }],
+        });
+        let html = templates.render("servers", &context).unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(html.contains("&lt;ada&gt;") && html.contains("t&quot;k"), "{html}");
+        for (_, text) in TEMPLATES {
+            assert!(!text.contains("{{{"), "a template writes data unescaped");
+            assert!(!text.contains("<script>") && !text.contains("style="), "inline script or style");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_utc() {
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(timestamp(1_709_210_096), "2024-02-29 12:34:56 UTC");
+    }
+}

@@ -1,0 +1,139 @@
+//! The admin web UI in a real browser: `tests/node/admin-browser.mjs` drives Debian's Chromium
+//! with Playwright against `mcpgate serve --dev` while an MCP client session (the TypeScript SDK)
+//! watches the curated server change.
+//!
+//! Needs Node and `tests/node` (as `tests/clients.rs`; `MCPGATE_REQUIRE_NODE` makes their absence
+//! a failure) and Chromium (`/usr/bin/chromium`, or `MCPGATE_CHROMIUM`; `MCPGATE_REQUIRE_BROWSER`
+//! makes its absence a failure). The screenshots go to a temporary folder, or to
+//! `docs/screenshots/` with `MCPGATE_UPDATE_SCREENSHOTS=1`.
+
+// Tests read their own switches from the environment, as `tests/corpus.rs` does.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::path::PathBuf;
+
+use harness::{Gate, Node};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const PETSTORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi-samples/swagger-petstore-v3.yaml");
+const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+
+fn switch(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|it| !it.is_empty() && it != "0")
+}
+
+/// The Chromium binary, or `None` (after a notice) when it is missing and not required.
+fn chromium() -> Option<PathBuf> {
+    let bin = std::env::var_os("MCPGATE_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    if bin.exists() {
+        return Some(bin);
+    }
+    let help =
+        format!("{} does not exist: `apt-get install chromium`, or set MCPGATE_CHROMIUM", bin.display());
+    assert!(!switch("MCPGATE_REQUIRE_BROWSER"), "MCPGATE_REQUIRE_BROWSER is set but {help}");
+    eprintln!("skipping: {help}");
+    None
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().filter_map(|it| it.as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn an_administrator_imports_curates_and_publishes_in_the_browser() {
+    let Some(node) = Node::find(&[
+        "node_modules/playwright-core/package.json",
+        "node_modules/@modelcontextprotocol/sdk/package.json",
+    ]) else {
+        return;
+    };
+    let Some(chromium) = chromium() else { return };
+    let gate = Gate::start_dev();
+    let shots = TempDir::new().unwrap();
+    let shots_dir = if switch("MCPGATE_UPDATE_SCREENSHOTS") {
+        PathBuf::from(SCREENSHOTS)
+    } else {
+        shots.path().to_owned()
+    };
+    std::fs::create_dir_all(&shots_dir).unwrap();
+    let base = format!("http://{}", gate.addr);
+    let run = node.run(&[
+        "admin-browser.mjs",
+        &base,
+        PETSTORE,
+        &shots_dir.display().to_string(),
+        &chromium.display().to_string(),
+    ]);
+    assert_eq!(run.code, Some(0), "{run}\n{}", gate.log_text());
+    let seen = run.stdout_json();
+    let context = format!("{run}\n{}", gate.log_text());
+
+    // No Content-Security-Policy violation nor script error on any page; the only refused
+    // requests are the two the script makes on purpose.
+    assert_eq!(seen["problems"], json!([]), "{context}");
+    assert_eq!(
+        seen["failedRequests"],
+        json!([
+            "PATCH /admin/api/servers/shop/operations 403",
+            "PATCH /admin/api/servers/petstore/operations 403"
+        ]),
+        "{context}"
+    );
+
+    // Signing in, and the list.
+    assert_eq!(seen["unsignedStatus"], 303, "{context}");
+    assert_eq!(seen["unsignedLocation"], "/admin/login", "{context}");
+    assert_eq!(strings(&seen["listed"]), ["petstore", "train-travel"], "{context}");
+
+    // The upload and its report.
+    assert_eq!(seen["progress"], 100, "{context}");
+    assert!(seen["createStatus"].as_str().unwrap().starts_with("Created shop."), "{context}");
+    let report = seen["report"].as_str().unwrap();
+    assert!(report.contains("19 operations, 19 tools, 0 skipped"), "{report}");
+
+    // Search and filters work on the rendered rows.
+    assert_eq!(seen["operations"], 19, "{context}");
+    assert_eq!(strings(&seen["shownForSearch"]), ["findPetsByStatus", "findPetsByTags"], "{context}");
+    assert_eq!(seen["shownForGetPet"], 4, "GET operations matching `pet`: {context}");
+    assert_eq!(strings(&seen["shownExposed"]), ["findPetsByStatus", "getPetById"], "{context}");
+    assert!(seen["exposedTokens"].as_u64().unwrap() > 0, "{context}");
+
+    // The client sees what was published, and hears of the change.
+    assert_eq!(seen["listChangedCapability"], true, "{context}");
+    assert_eq!(strings(&seen["toolsBefore"]), ["findPetsByStatus", "getPetById"], "{context}");
+    assert_eq!(seen["renamedShown"], "fetchPet", "{context}");
+    assert_eq!(seen["heardListChanged"], true, "no notifications/tools/list_changed: {context}");
+    assert_eq!(strings(&seen["toolsAfter"]), ["fetchPet", "findPetsByStatus"], "{context}");
+    assert_eq!(seen["definitionShown"], "fetchPet", "{context}");
+
+    // CSRF: the browser's own session is refused without the token.
+    assert_eq!(seen["patchWithoutCsrf"], 403, "{context}");
+    assert_eq!(seen["patchWithCsrf"], 204, "{context}");
+
+    // A server from the configuration file is read-only.
+    assert_eq!(seen["readOnlyNotice"], true, "{context}");
+    assert_eq!(seen["readOnlyPublishDisabled"], true, "{context}");
+    assert_eq!(seen["readOnlyPatch"], 403, "{context}");
+
+    let shop = seen["listedAfter"].as_array().unwrap().iter().find(|it| it["slug"] == "shop").cloned();
+    let shop =
+        shop.unwrap_or_else(|| panic!("shop is not listed: {context}"))["text"].as_str().unwrap().to_owned();
+    assert!(shop.contains("live") && !shop.contains("unpublished"), "{shop}");
+    assert!(shop.contains(&format!("{base}/mcp/shop")), "{shop}");
+
+    // The audit log, newest first.
+    let audit = strings(&seen["audit"]);
+    assert_eq!(audit.last().map(String::as_str), Some("create shop"), "{audit:?}");
+    assert_eq!(audit.first().map(String::as_str), Some("publish shop"), "{audit:?}");
+    assert_eq!(audit.iter().filter(|it| *it == "publish shop").count(), 2, "{audit:?}");
+
+    for name in ["admin-servers.png", "admin-server.png", "admin-audit.png"] {
+        let bytes = std::fs::read(shots_dir.join(name)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    }
+}
