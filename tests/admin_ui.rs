@@ -115,6 +115,13 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
     assert_eq!(seen["patchWithoutCsrf"], 403, "{context}");
     assert_eq!(seen["patchWithCsrf"], 204, "{context}");
 
+    // Settings: secrets are write-only.
+    assert_eq!(seen["secretPlaceholder"], "(set) — type to replace", "{context}");
+    assert_eq!(seen["secretShown"], false, "the secret is on the page: {context}");
+    assert_eq!(seen["timeoutShown"], "20", "{context}");
+    // Re-import shows the diff.
+    assert_eq!(seen["reimportDiff"], "Changes: +0 −0 ~0", "{context}");
+
     // A server from the configuration file is read-only.
     assert_eq!(seen["readOnlyNotice"], true, "{context}");
     assert_eq!(seen["readOnlyPublishDisabled"], true, "{context}");
@@ -131,6 +138,9 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
     assert_eq!(audit.last().map(String::as_str), Some("create shop"), "{audit:?}");
     assert_eq!(audit.first().map(String::as_str), Some("publish shop"), "{audit:?}");
     assert_eq!(audit.iter().filter(|it| *it == "publish shop").count(), 2, "{audit:?}");
+    for action in ["configure shop", "import shop", "curate shop"] {
+        assert!(audit.iter().any(|it| it == action), "no {action} in {audit:?}");
+    }
 
     for name in ["admin-servers.png", "admin-server.png", "admin-audit.png"] {
         let bytes = std::fs::read(shots_dir.join(name)).unwrap();

@@ -229,6 +229,25 @@ async function main([base, document, shots, executablePath]) {
       return response.status;
     });
 
+    // Settings: the secret is sent once and never shown again.
+    await page.fill('#settings input[name="backend_url"]', `${base}/dev-backend/api/v3`);
+    await page.fill('#settings input[name="timeout_secs"]', "20");
+    await page.selectOption('#settings select[name="mode"]', "static");
+    await page.selectOption('#settings select[name="scheme"]', "bearer");
+    await page.fill('#settings input[name="value"]', "s3cret-for-the-backend");
+    await page.click('#settings button[type="submit"]');
+    await page.locator("#status", { hasText: "Settings saved." }).waitFor();
+    await page.reload();
+    summary.secretPlaceholder = await page.getAttribute('#settings input[name="value"]', "placeholder");
+    summary.secretShown = (await page.content()).includes("s3cret-for-the-backend");
+    summary.timeoutShown = await page.inputValue('#settings input[name="timeout_secs"]');
+
+    // Re-import the same document: nothing added, removed or changed.
+    await page.setInputFiles('#reimport input[name="file"]', document);
+    await page.click('#reimport button[type="submit"]');
+    await page.locator("#diff").waitFor({ state: "visible" });
+    summary.reimportDiff = await page.locator("#diff h3").textContent();
+
     // Rename one tool in the browser and publish again.
     const row = page.locator('li.operation[data-key="getPetById"]');
     await row.locator("details.edit > summary").click();
@@ -248,7 +267,10 @@ async function main([base, document, shots, executablePath]) {
     summary.definitionShown = JSON.parse(
       await page.locator('li.operation[data-key="getPetById"] details.definition pre').textContent(),
     ).name;
-    await page.screenshot({ path: join(shots, "admin-server.png"), fullPage: true });
+    await page.fill("#search", "pet");
+    await page.setViewportSize({ width: 1280, height: 1500 });
+    await page.screenshot({ path: join(shots, "admin-server.png") });
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     // A server from the configuration file is read-only.
     await page.goto(`${base}/admin/servers/petstore`);
