@@ -278,7 +278,7 @@ impl Workspace {
             if exposed {
                 exposed_tokens += tokens;
             }
-            let warnings = tool.map(|tool| readiness(tool, operation)).unwrap_or_else(|| {
+            let warnings = tool.map(|tool| readiness(tool, &curated_spec.operations[index])).unwrap_or_else(|| {
                 let skipped = generated.report.skipped.iter().find(|it| it.operation == key);
                 vec![format!("not a tool: {}", skipped.map_or("skipped", |it| it.reason.as_str()))]
             });
@@ -309,6 +309,9 @@ impl Workspace {
     /// Applies curation changes to the draft.
     pub fn curate(&self, actor: &str, slug: &str, changes: &[Curate]) -> Result<(), Error> {
         let (mut settings, document) = self.editable(slug)?;
+        if changes.is_empty() {
+            return Err(Error::Invalid("no changes given".to_owned()));
+        }
         let spec =
             source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
         let keys: Vec<String> = spec.operations.iter().map(|it| it.key()).collect();
@@ -348,23 +351,34 @@ impl Workspace {
             }
         }
         settings.expose = Some(keys.into_iter().filter(|it| exposed.contains(it)).collect());
-        // Names must stay unique once overrides apply.
-        let draft = tools::generate(
-            &{
-                let mut spec = spec;
-                for operation in &mut spec.operations {
-                    if let Some(curated) = settings.tools.get(&operation.key()) {
-                        curated.apply(operation);
-                    }
-                }
-                spec
-            },
-            &tools::Options::default(),
-        );
-        let mut names = BTreeSet::new();
+        // Names must stay unique once overrides apply. The namer gives a name an earlier tool
+        // took a suffix rather than failing, so each tool's wanted name (curated, else the one it
+        // has without curation) must be unique, and a curated name must come out as given.
+        let mut uncurated: BTreeMap<usize, String> = tools::generate(&spec, &tools::Options::default())
+            .tools
+            .into_iter()
+            .map(|it| (it.operation, it.name))
+            .collect();
+        let mut spec = spec;
+        for operation in &mut spec.operations {
+            if let Some(curated) = settings.tools.get(&operation.key()) {
+                curated.apply(operation);
+            }
+        }
+        let draft = tools::generate(&spec, &tools::Options::default());
+        let mut wanted_names = BTreeSet::new();
         for tool in &draft.tools {
-            if !names.insert(&tool.name) {
-                return Err(Error::Invalid(format!("two tools would be called `{}`", tool.name)));
+            let key = spec.operations[tool.operation].key();
+            let curated = settings.tools.get(&key).and_then(|it| it.name.clone());
+            let wanted = curated.clone().or_else(|| uncurated.remove(&tool.operation)).unwrap_or_default();
+            if !wanted_names.insert(wanted.clone()) {
+                return Err(Error::Invalid(format!("two tools would be called `{wanted}`")));
+            }
+            if curated.is_some_and(|it| it != tool.name) {
+                return Err(Error::Invalid(format!(
+                    "{key}: the tool would be called `{}`, not `{wanted}`",
+                    tool.name
+                )));
             }
         }
         self.store.put(Stage::Draft, &settings, &document)?;
