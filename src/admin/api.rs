@@ -75,10 +75,10 @@ async fn document(
         let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
             .await
             .map_err(|err| bad(&err.body_text()))?;
-        while let Some(field) = multipart.next_field().await.map_err(|err| too_large_or(err.body_text()))? {
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
             let name = field.name().unwrap_or_default().to_owned();
             let file_name = field.file_name().map(str::to_owned);
-            let bytes = field.bytes().await.map_err(|err| too_large_or(err.body_text()))?;
+            let bytes = field.bytes().await.map_err(multipart_error)?;
             let text = || {
                 let text = String::from_utf8(bytes.to_vec()).ok();
                 text.ok_or_else(|| Box::new(bad(&format!("`{name}` is not text"))))
@@ -112,11 +112,21 @@ async fn document(
     Ok((source.slug, document))
 }
 
-fn too_large_or(text: String) -> Response {
-    if text.contains("length limit") {
+// axum words a body over the limit "Request payload is too large"; its status is what tells.
+fn multipart_error(err: axum::extract::multipart::MultipartError) -> Response {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         error(StatusCode::PAYLOAD_TOO_LARGE, "the document is too large")
     } else {
-        error(StatusCode::BAD_REQUEST, &text)
+        error(StatusCode::BAD_REQUEST, &err.body_text())
+    }
+}
+
+/// A JSON body that could not be read: too large (413), else malformed (400).
+fn json_error(err: &axum::extract::rejection::JsonRejection) -> Response {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        error(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large")
+    } else {
+        error(StatusCode::BAD_REQUEST, &err.body_text())
     }
 }
 
@@ -180,7 +190,7 @@ async fn curate(
 ) -> Response {
     let Json(changes) = match body {
         Ok(it) => it,
-        Err(err) => return error(StatusCode::BAD_REQUEST, &err.body_text()),
+        Err(err) => return json_error(&err),
     };
     match state.workspace.curate(&admin.name, &slug, &changes) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -196,7 +206,7 @@ async fn configure(
 ) -> Response {
     let Json(settings) = match body {
         Ok(it) => it,
-        Err(err) => return error(StatusCode::BAD_REQUEST, &err.body_text()),
+        Err(err) => return json_error(&err),
     };
     match state.workspace.configure(&admin.name, &slug, settings) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -233,7 +243,7 @@ async fn restore(
 ) -> Response {
     let Json(export) = match body {
         Ok(it) => it,
-        Err(err) => return error(StatusCode::BAD_REQUEST, &err.body_text()),
+        Err(err) => return json_error(&err),
     };
     match state.workspace.restore(&admin.name, export) {
         Ok(imported) => (StatusCode::CREATED, Json(imported)).into_response(),
@@ -246,7 +256,14 @@ struct Limit {
     limit: Option<usize>,
 }
 
-async fn audit(State(state): State<AdminState>, Query(limit): Query<Limit>) -> Response {
+async fn audit(
+    State(state): State<AdminState>,
+    query: Result<Query<Limit>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(limit) = match query {
+        Ok(it) => it,
+        Err(err) => return error(StatusCode::BAD_REQUEST, &err.body_text()),
+    };
     match state.workspace.audit_log(limit.limit.unwrap_or(100).min(1000)) {
         Ok(entries) => Json(json!({"entries": entries})).into_response(),
         Err(err) => err.into_response(),
