@@ -685,6 +685,44 @@ fn entra_on_behalf_of_sends_the_documented_request() {
     assert_no_leaks(&gate, &results, &secrets);
 }
 
+/// A token endpoint may say a token lives (practically) forever: the call still gets an answer,
+/// and the token is used and kept.
+#[test]
+fn a_token_said_to_live_forever_is_used() {
+    let Some(node) = Node::find(&PACKAGES) else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let issuer = AuthorizationServer::start(&node, None);
+    let entra = StandIn::start(&runtime);
+    let backend = Backend::start(&runtime, None);
+    let spec = Spec::new();
+    let credentials = json!({
+        "mode": "entra_obo",
+        "token_endpoint": format!("{}/forever/oauth2/v2.0/token", entra.url),
+        "client_id": "mcpgate-entra",
+        "client_secret": "entra-client-secret",
+        "scopes": ["api://backend/.default"],
+    });
+    let gate = jwt_gate(&issuer, &[server("graph", &spec, &backend, credentials)]);
+    let url = gate.mcp_url("graph");
+    let token = runtime.block_on(issuer.client_credentials_token(&url, "pets:read pets:write"));
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let answer = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), call(&url, Some(&token), "listPets", json!({})))
+                .await
+        });
+        let result =
+            answer.unwrap_or_else(|_| panic!("no answer within 20 s\n--- mcpgate\n{}", gate.log_text()));
+        assert_eq!(result["isError"], false, "{result}");
+        results.push(result);
+    }
+    assert_eq!(entra.take().len(), 1);
+    let tokens: Vec<Option<String>> = backend.take().into_iter().map(|it| it.token).collect();
+    assert_eq!(tokens, [Some("obo-token-1".to_owned()), Some("obo-token-1".to_owned())]);
+    assert!(!gate.log_text().contains("panicked"), "{}", gate.log_text());
+    assert_no_leaks(&gate, &results, &[&token, "entra-client-secret", "obo-token-1"]);
+}
+
 /// Fixed credentials, in each place a backend may want them; no authentication of callers needed.
 /// A 401 is not retried: there is no other credential to try.
 #[test]

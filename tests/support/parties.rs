@@ -432,7 +432,7 @@ pub struct TokenRequest {
 /// A token endpoint that records each request and answers `obo-token-N`, as Entra ID answers an
 /// on-behalf-of request. Below `/consent/` it refuses as Entra ID does when the user has not
 /// consented (echoing the assertion in its description), below `/broken/` it answers an HTML
-/// error page.
+/// error page, below `/forever/` a token that never expires (`expires_in` 2^64 - 1).
 pub struct StandIn {
     pub url: String,
     state: Arc<StandInState>,
@@ -486,6 +486,13 @@ async fn token_endpoint(
         return (StatusCode::BAD_GATEWAY, [("content-type", "text/html")], page).into_response();
     }
     let n = state.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    if uri.path().starts_with("/forever/") {
+        let answer = format!(
+            r#"{{"token_type": "Bearer", "access_token": "obo-token-{n}", "expires_in": {}}}"#,
+            u64::MAX
+        );
+        return ([("content-type", "application/json")], answer).into_response();
+    }
     Json(json!({
         "token_type": "Bearer",
         "scope": "api://backend/.default",
