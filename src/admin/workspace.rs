@@ -278,10 +278,11 @@ impl Workspace {
             if exposed {
                 exposed_tokens += tokens;
             }
-            let warnings = tool.map(|tool| readiness(tool, &curated_spec.operations[index])).unwrap_or_else(|| {
-                let skipped = generated.report.skipped.iter().find(|it| it.operation == key);
-                vec![format!("not a tool: {}", skipped.map_or("skipped", |it| it.reason.as_str()))]
-            });
+            let warnings =
+                tool.map(|tool| readiness(tool, &curated_spec.operations[index])).unwrap_or_else(|| {
+                    let skipped = generated.report.skipped.iter().find(|it| it.operation == key);
+                    vec![format!("not a tool: {}", skipped.map_or("skipped", |it| it.reason.as_str()))]
+                });
             operations.push(OperationView {
                 method: operation.method.as_str(),
                 path: operation.path.clone(),
