@@ -344,6 +344,10 @@ fn a_refused_token_is_exchanged_once_more_and_the_call_retried_once() {
         calls.join_all().await
     });
     assert!(adds.iter().all(|it| it["isError"] == false), "{adds:#?}\n--- mcpgate\n{}", gate.log_text());
+    // The retried request carried its body again.
+    let mut names: Vec<&str> = adds.iter().map(|it| str(&it["structuredContent"]["name"])).collect();
+    names.sort_by_key(|it| it.trim_start_matches("pet ").parse::<u32>().unwrap_or(u32::MAX));
+    assert_eq!(names, (0..20).map(|n| format!("pet {n}")).collect::<Vec<_>>(), "{adds:#?}");
     let exchanges = issuer.exchanges();
     let scopes: Vec<&str> = exchanges.iter().skip(3).map(|it| str(&it["scope"])).collect();
     assert_eq!(scopes, ["pets:write", "pets:write"], "{exchanges:#?}");
