@@ -318,12 +318,14 @@ async fn a_session_hears_on_its_get_stream_that_the_tool_list_changed() {
     assert_eq!(status, 200);
     assert_eq!(names(&listed), ["listPets", "adoptPet"]);
 
-    // A change while no stream is open is kept for the session and delivered when one opens.
-    drop(events);
+    // A session without a stream open keeps the notification until it opens one.
+    let quiet = client.open_session().await;
+    assert_eq!(client.list_in_session(&quiet).await, ["listPets", "adoptPet"]);
     gate.publish(BEFORE);
-    let mut events = Events::new(client.get(Some(&session)).await);
     events.until(LIST_CHANGED).await;
-    assert_eq!(client.list_in_session(&session).await, ["listPets", "getPet"]);
+    let mut later = Events::new(client.get(Some(&quiet)).await);
+    later.until(LIST_CHANGED).await;
+    assert_eq!(client.list_in_session(&quiet).await, ["listPets", "getPet"]);
 }
 
 #[tokio::test]
