@@ -207,6 +207,16 @@ pub async fn run(
     }
     let dev = config.dev.as_ref().map(|dev| development(&config, dev, &hosting)).transpose()?;
     let admin = crate::admin::router(&config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
+    let open = hosting.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Sessions' GET streams never end by themselves, and graceful shutdown waits for them.
+        for slug in open.slugs() {
+            if let Some(hosted) = open.get(&slug) {
+                hosted.service.close();
+            }
+        }
+    };
     let mut app = router(AppState { hosting, max_request_bytes: config.http.max_request_bytes }).merge(admin);
     if let Some(dev) = dev {
         app = app.merge(dev);

@@ -210,11 +210,9 @@ fn conformance_suite_passes_but_for_fixture_scenarios() {
         if baseline.server.contains(scenario) {
             for check in checks.iter().filter(|it| ["FAILURE", "WARNING"].contains(&status(it).as_str())) {
                 let message = check["errorMessage"].as_str().unwrap_or_default();
-                // Stateless by design: no session, so the scenario stops after this warning.
-                let no_session = check["id"] == "server-sse-multiple-streams-session";
                 let fixture = message.contains("MCP error -32601:") // method not found
                     || message.contains("MCP error -32602: unknown tool test_");
-                if !(no_session || fixture) {
+                if !fixture {
                     problems.push(format!("{scenario}: unexpected {}: {check}", status(check)));
                 }
             }

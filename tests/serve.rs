@@ -256,6 +256,25 @@ max_response_bytes = 1000
         response.json().await.expect("a JSON-RPC response")
     }
 
+    /// `initialize`, which opens a session: the answer comes as SSE (tests/sessions.rs covers
+    /// sessions).
+    async fn initialize(&self, params: Value) -> Value {
+        let response = self
+            .client
+            .post(&self.mcp_url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}))
+            .send()
+            .await
+            .expect("mcpgate answers");
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("mcp-session-id"));
+        let text = response.text().await.unwrap();
+        let data =
+            text.lines().filter_map(|it| it.strip_prefix("data:")).map(str::trim).find(|it| !it.is_empty());
+        serde_json::from_str(data.expect("an SSE message")).expect("a JSON-RPC response")
+    }
+
     /// Calls a tool and returns its result (`isError`, `content`, `structuredContent`).
     async fn call(&self, tool: &str, arguments: Value) -> Value {
         let response = self.rpc("tools/call", json!({"name": tool, "arguments": arguments})).await;
@@ -516,9 +535,9 @@ async fn negotiates_each_supported_protocol_version() {
     let app = TestApp::spawn().await;
     for version in ["2025-11-25", "2025-06-18", "2025-03-26"] {
         let params = json!({"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
-        let response = app.rpc("initialize", params).await;
+        let response = app.initialize(params).await;
         assert_eq!(response["result"]["protocolVersion"], version, "{response}");
-        assert_eq!(response["result"]["capabilities"]["tools"], json!({}));
+        assert_eq!(response["result"]["capabilities"]["tools"], json!({"listChanged": true}));
         assert_eq!(response["result"]["serverInfo"]["name"], "mcpgate/recorder");
     }
     let unsupported = app
@@ -562,20 +581,11 @@ async fn notifications_are_accepted_and_oversized_requests_refused() {
 }
 
 #[tokio::test]
-async fn server_streams_and_sessions_are_not_offered() {
+async fn without_a_session_there_is_no_stream_to_open_or_end() {
     let app = TestApp::spawn().await;
     let get = app.client.get(&app.mcp_url).header("accept", "text/event-stream").send().await.unwrap();
-    assert_eq!(get.status(), 405, "stateless: no GET stream");
-    let response = app
-        .client
-        .post(&app.mcp_url)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.headers().get("mcp-session-id").is_none(), "no session is created");
+    assert_eq!(get.status(), 405, "no session: no GET stream (tests/sessions.rs covers sessions)");
+    assert_eq!(app.client.delete(&app.mcp_url).send().await.unwrap().status(), 405);
 }
 
 #[tokio::test]

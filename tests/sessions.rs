@@ -550,3 +550,36 @@ async fn sessions_belong_to_the_subject_that_opened_them() {
     let ended = alice.post(Some(&session), json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
     assert_eq!(ended.await.status(), 404);
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_session_streams() {
+    let data = tempfile::tempdir().unwrap();
+    let spec = data.path().join("pets.yaml");
+    std::fs::write(&spec, BEFORE).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = format!(
+        "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\nmode = \"none\"\n\
+         [[servers]]\nslug = \"pets\"\nspec = {}\nbackend_url = \"http://127.0.0.1:9\"\n",
+        toml_string(&data.path().join("store")),
+        toml_string(&spec),
+    );
+    let config = Config::parse(&config, &[]).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let client = Client { http: reqwest::Client::new(), url: format!("http://{addr}/mcp/pets"), token: None };
+    for _ in 0..200 {
+        if client.list_stateless().await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let session = client.open_session().await;
+    let mut events = Events::new(client.get(Some(&session)).await);
+    let _ = stop.send(());
+    let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
+    assert!(stopped.is_ok(), "graceful shutdown waited for the open GET stream");
+    assert_eq!(events.next().await, None);
+}
