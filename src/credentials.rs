@@ -31,6 +31,8 @@ const CACHE_CAPACITY: usize = 10_000;
 const RENEW_MARGIN: Duration = Duration::from_secs(30);
 /// For token responses without `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// Tokens are kept at most this long, whatever the authorization server says.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -219,7 +221,7 @@ impl Credentials {
             "backend token requested"
         );
         let issued = result.map_err(|err| explain(grant, &err))?;
-        let lifetime = issued.expires_in.map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let lifetime = issued.expires_in.map_or(DEFAULT_LIFETIME, Duration::from_secs).min(MAX_LIFETIME);
         let mut refresh_at = Instant::now() + lifetime - RENEW_MARGIN.min(lifetime / 5);
         // A token obtained for the caller is not used past the caller's own token.
         if let Some(caller) = caller.filter(|_| grant.flow != Flow::ClientCredentials) {

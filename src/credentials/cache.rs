@@ -2,7 +2,8 @@
 //!
 //! Each key has a slot whose lock is held while its token is fetched, so concurrent first calls
 //! for one key make one request and share its result, failures included. The number of keys is
-//! bounded: at capacity, expired tokens go first, then those expiring soonest.
+//! bounded: at capacity, expired tokens go first, then those expiring soonest; slots being
+//! fetched are kept (so concurrent fetches may exceed it briefly).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -105,23 +106,22 @@ impl TokenCache {
     }
 }
 
-/// Makes room for one more slot.
+/// Makes room for one more slot. Slots being fetched stay: their callers are waiting on them.
 fn evict(slots: &mut HashMap<Key, Arc<Slot>>, capacity: usize) {
     let now = Instant::now();
-    // A slot being fetched is locked: its refresh time is unknown, so it counts as expiring now.
+    // `None`: being fetched (locked); else when its token stops being handed out (`now` if none).
     let refresh_at = |slot: &Slot| {
-        slot.state
-            .try_lock()
-            .ok()
-            .and_then(|it| it.token.as_ref().map(|token| token.refresh_at))
-            .unwrap_or(now)
+        slot.state.try_lock().ok().map(|it| it.token.as_ref().map_or(now, |token| token.refresh_at))
     };
-    slots.retain(|_, slot| refresh_at(slot) > now);
+    slots.retain(|_, slot| refresh_at(slot).is_none_or(|at| at > now));
     while slots.len() >= capacity {
-        let Some(soonest) = slots.iter().min_by_key(|(_, slot)| refresh_at(slot)).map(|(key, _)| key.clone())
-        else {
-            return;
-        };
+        let soonest = slots
+            .iter()
+            .filter_map(|(key, slot)| Some((refresh_at(slot)?, key)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, key)| key.clone());
+        // Every slot is being fetched: the map grows past capacity until they finish.
+        let Some(soonest) = soonest else { return };
         slots.remove(&soonest);
     }
 }
@@ -218,5 +218,28 @@ mod tests {
         // The longest-lived tokens stay.
         let kept = cache.get_or_fetch(&key("e"), || async { Err(Failure::new("not cached")) }).await;
         assert!(kept.is_ok());
+    }
+
+    #[tokio::test]
+    async fn keeps_slots_being_fetched_at_capacity() {
+        let cache = Arc::new(TokenCache::new(1));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let slow = |cache: Arc<TokenCache>, fetches: Arc<AtomicUsize>| async move {
+            cache
+                .get_or_fetch(&key("a"), || async {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(token("ta", Duration::from_secs(60)))
+                })
+                .await
+        };
+        let first = tokio::spawn(slow(cache.clone(), fetches.clone()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Another key arrives while "a" is fetched; a second caller for "a" must still wait on it.
+        cache.get_or_fetch(&key("b"), || async { Ok(token("tb", Duration::from_secs(60))) }).await.unwrap();
+        let second = slow(cache.clone(), fetches.clone()).await.unwrap();
+        assert_eq!(second.value.expose(), Some("ta"));
+        first.await.unwrap().unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 }

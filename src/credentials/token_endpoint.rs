@@ -38,6 +38,8 @@ enum Authentication {
 #[derive(Deserialize)]
 pub struct Issued {
     pub access_token: Secret,
+    /// Seconds; some older endpoints (ADFS, Entra v1) send it as a string.
+    #[serde(default, deserialize_with = "seconds")]
     pub expires_in: Option<u64>,
 }
 
@@ -187,6 +189,21 @@ impl TokenEndpoint {
     }
 }
 
+fn seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(u64),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Option::<Seconds>::deserialize(deserializer)? {
+        Some(Seconds::Number(it)) => Some(it),
+        Some(Seconds::Text(it)) => it.trim().parse().ok(),
+        Some(Seconds::Other(_)) | None => None,
+    })
+}
+
 /// An error code as sent, if it looks like one (RFC 6749 allows only printable ASCII); it is
 /// shown to users, so nothing else of the answer is.
 fn code(raw: &str) -> String {
@@ -209,6 +226,15 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Option<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::code;
+
+    #[test]
+    fn reads_expires_in_as_number_or_text() {
+        let read = |json: &str| serde_json::from_str::<super::Issued>(json).unwrap().expires_in;
+        assert_eq!(read(r#"{"access_token":"t","expires_in":3599}"#), Some(3599));
+        assert_eq!(read(r#"{"access_token":"t","expires_in":"3599"}"#), Some(3599));
+        assert_eq!(read(r#"{"access_token":"t","expires_in":-1}"#), None);
+        assert_eq!(read(r#"{"access_token":"t"}"#), None);
+    }
 
     #[test]
     fn error_codes_are_cleaned() {
