@@ -207,6 +207,7 @@ pub async fn run(
     }
     let dev = config.dev.as_ref().map(|dev| development(&config, dev, &hosting)).transpose()?;
     let admin = crate::admin::router(&config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
+    tracing::info!("listening on {}; administration at {}/admin", config.public_url(), config.public_url());
     let open = hosting.clone();
     let shutdown = async move {
         shutdown.await;

@@ -12,6 +12,10 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+// Only the authorization server is used here.
+#[allow(dead_code)]
+#[path = "support/parties.rs"]
+mod parties;
 
 use std::path::PathBuf;
 
@@ -146,4 +150,44 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
         let bytes = std::fs::read(shots_dir.join(name)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{name} is not a PNG");
     }
+}
+
+/// OpenID Connect sign-in against a real identity provider (`oidc-provider`, whose dev login form
+/// takes any login): a user whose ID token lists the required role is signed in, with a session
+/// cookie that scripts cannot read; anyone else is refused and gets no session.
+#[test]
+fn administrators_sign_in_with_the_identity_provider_and_need_the_role() {
+    let Some(node) =
+        Node::find(&["node_modules/playwright-core/package.json", "node_modules/oidc-provider/package.json"])
+    else {
+        return;
+    };
+    let Some(chromium) = chromium() else { return };
+    let issuer = parties::AuthorizationServer::start(&node, None);
+    let admin = format!(
+        "mode = \"none\"\n[admin.oidc]\nissuer = \"{}\"\nclient_id = \"mcpgate-admin\"\nrole_claim = \"roles\"\n\
+         required_role = \"mcpgate-admin\"",
+        issuer.url
+    );
+    let gate = Gate::start_with_auth(&admin, "");
+    let base = format!("http://{}", gate.addr);
+    let sign_in = |login: &str| {
+        let run = node.run(&["admin-signin.mjs", &base, &chromium.display().to_string(), login]);
+        assert_eq!(run.code, Some(0), "{run}\n{}", gate.log_text());
+        run.stdout_json()
+    };
+
+    let ada = sign_in("ada-admin");
+    assert_eq!(ada["url"], format!("{base}/admin"), "{ada}");
+    assert_eq!(ada["status"], 200, "{ada}");
+    assert!(ada["text"].as_str().unwrap().contains("ada-admin"), "the page names who is signed in: {ada}");
+    let session = ada["cookies"].as_array().unwrap().iter().find(|it| it["name"] == "mcpgate_admin");
+    let session = session.unwrap_or_else(|| panic!("no session cookie: {ada}"));
+    assert_eq!((session["httpOnly"].as_bool(), session["sameSite"].as_str()), (Some(true), Some("Lax")));
+
+    let bob = sign_in("bob");
+    assert_eq!(bob["status"], 403, "{bob}");
+    assert!(bob["text"].as_str().unwrap().contains("not an administrator"), "{bob}");
+    assert!(!bob["cookies"].as_array().unwrap().iter().any(|it| it["name"] == "mcpgate_admin"), "{bob}");
+    assert!(gate.log_text().contains("admin signed in"), "the sign-in is audited");
 }

@@ -20,6 +20,11 @@
 // when the environment variable `CLIENT_JWKS` holds a JWKS of public keys, `mcpgate-jwt`
 // (`private_key_jwt` with those keys).
 //
+// Administrators: the public client `mcpgate-admin` (authorization code with PKCE, `openid
+// profile`, any loopback port of `http://127.0.0.1/admin/callback`, as RFC 8252 allows native
+// clients) signs users in to mcpgate's admin UI; ID tokens carry `preferred_username` and `roles`,
+// which is `["mcpgate-admin"]` for logins ending in `-admin` and empty otherwise.
+//
 // Test controls, on the same port:
 //   GET  /test/exchanges               every token-exchange request that reached the grant
 //                                      (`{"exchanges": [{client_id, client_auth, subject, audience,
@@ -100,6 +105,15 @@ function main(argv) {
       token_endpoint_auth_method: "client_secret_post",
     }),
   ];
+  clients.push({
+    client_id: "mcpgate-admin",
+    application_type: "native",
+    token_endpoint_auth_method: "none",
+    grant_types: ["authorization_code"],
+    response_types: ["code"],
+    redirect_uris: ["http://127.0.0.1/admin/callback"],
+    scope: "openid profile",
+  });
   if (process.env.CLIENT_JWKS) {
     clients.push(
       mcpgateClient({
@@ -113,10 +127,16 @@ function main(argv) {
   const provider = new Provider(issuer, {
     jwks: { keys: [jwk] },
     clients,
-    scopes: ["openid", "offline_access", "pets:read", "pets:write"],
+    scopes: ["openid", "profile", "offline_access", "pets:read", "pets:write"],
+    claims: { openid: ["sub"], profile: ["preferred_username", "roles"] },
+    // The ID token carries the profile claims itself (mcpgate reads roles from it).
+    conformIdTokenClaims: false,
     pkce: { required: () => true },
     // Any account exists; `sub` is the login typed in.
-    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+    findAccount: (_ctx, sub) => ({
+      accountId: sub,
+      claims: () => ({ sub, preferred_username: sub, roles: sub.endsWith("-admin") ? ["mcpgate-admin"] : [] }),
+    }),
     features: {
       devInteractions: { enabled: true },
       registration: { enabled: true },

@@ -238,7 +238,7 @@ impl Gate {
     /// answered by another process that took the port) and `/healthz` answers. The log when the
     /// process exits first.
     fn wait_healthy(&mut self) -> Result<(), String> {
-        let serving = format!("serving http://{}/mcp/", self.addr);
+        let serving = format!("listening on http://{};", self.addr);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(120) {
             if self.child.try_wait().unwrap().is_some() {
