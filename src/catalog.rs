@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::config::ServerConfig;
-use crate::openapi::{SecurityKind, Spec};
+use crate::openapi::{ParamLocation, SecurityKind, Spec};
 use crate::tools::{self, Report, ToolSpec};
 
 pub struct Catalog {
@@ -51,11 +51,7 @@ impl Catalog {
         mut spec: Spec,
         document_url: Option<&Url>,
     ) -> Result<Catalog, Error> {
-        for operation in &mut spec.operations {
-            if let Some(curated) = settings.tools.get(&operation.key()) {
-                curated.apply(operation);
-            }
-        }
+        shape(&settings, &mut spec);
         let backend = backend_url(&settings, &spec, document_url)?;
         let generated = tools::generate(&spec, &tools::Options::default());
         let exposed = |tool: &ToolSpec| match &settings.expose {
@@ -113,6 +109,30 @@ impl Catalog {
 /// The scopes a tool needs: configured ones, else those of the operation's OAuth `security`
 /// requirements. Requirements are alternatives; when one needs no scope, the tool needs none,
 /// else the first one's scopes are asked for.
+/// What the settings change in the document before tools are made from it: the curation
+/// overrides, and no argument for a header or query parameter that mcpgate itself sets (the
+/// backend credential, the operator's headers), which would be ignored.
+pub fn shape(settings: &ServerConfig, spec: &mut Spec) {
+    let mut set_by_mcpgate: Vec<(ParamLocation, &str)> =
+        settings.headers.keys().map(|name| (ParamLocation::Header, name.as_str())).collect();
+    set_by_mcpgate.extend(settings.credentials.parameter());
+    for operation in &mut spec.operations {
+        if let Some(curated) = settings.tools.get(&operation.key()) {
+            curated.apply(operation);
+        }
+        operation.parameters.retain(|parameter| {
+            !set_by_mcpgate.iter().any(|(location, name)| {
+                *location == parameter.location
+                    && match location {
+                        // Header names are case-insensitive; query names are not.
+                        ParamLocation::Header => parameter.name.eq_ignore_ascii_case(name),
+                        _ => parameter.name == *name,
+                    }
+            })
+        });
+    }
+}
+
 fn tool_scopes(settings: &ServerConfig, spec: &Spec, tool: &ToolSpec) -> Vec<String> {
     let operation = &spec.operations[tool.operation];
     let configured =
@@ -220,5 +240,50 @@ impl CatalogHost {
     /// behind sees several replacements as one change.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCUMENT: &str = r#"
+openapi: 3.0.3
+info: {title: Keys, version: "1"}
+servers: [{url: "https://api.example.com"}]
+paths:
+  /things:
+    get:
+      operationId: listThings
+      parameters:
+        - {name: X-Api-Key, in: header, required: true, schema: {type: string}}
+        - {name: X-Trace, in: header, schema: {type: string}}
+        - {name: api_key, in: query, schema: {type: string}}
+        - {name: limit, in: query, schema: {type: integer}}
+      responses: {"200": {description: ok}}
+"#;
+
+    fn arguments(settings: &str) -> Vec<String> {
+        let text = format!("slug = 'keys'\nspec = 'keys.yaml'\n{settings}");
+        let settings: ServerConfig = toml::from_str(&text).unwrap();
+        let spec = crate::openapi::ingest(DOCUMENT.as_bytes()).unwrap();
+        let catalog = Catalog::build(settings, spec, None).unwrap();
+        let schema = &catalog.tools[0].spec.input_schema;
+        let mut names: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn parameters_mcpgate_sets_are_not_arguments() {
+        assert_eq!(arguments(""), ["X-Api-Key", "X-Trace", "api_key", "limit"]);
+        let header = "headers = { x-trace = 'on' }\n[credentials]\nmode = 'static'\nscheme = 'header'\n\
+                      name = 'x-api-key'\nvalue = 'k'";
+        assert_eq!(arguments(header), ["api_key", "limit"]);
+        let query = "[credentials]\nmode = 'static'\nscheme = 'query'\nname = 'api_key'\nvalue = 'k'";
+        assert_eq!(arguments(query), ["X-Api-Key", "X-Trace", "limit"]);
+        // Query names are case-sensitive.
+        let other = "[credentials]\nmode = 'static'\nscheme = 'query'\nname = 'API_KEY'\nvalue = 'k'";
+        assert_eq!(arguments(other), ["X-Api-Key", "X-Trace", "api_key", "limit"]);
     }
 }

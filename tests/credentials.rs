@@ -815,8 +815,9 @@ fn static_credentials_in_every_scheme() {
     );
 }
 
-/// A document may name the credential's header or query parameter as an ordinary parameter; the
-/// caller's value for it never reaches the backend beside or instead of the configured one.
+/// A document may name the credential's header or query parameter as an ordinary parameter: the
+/// tool does not offer it (a value for it is refused as an unknown argument), and the backend gets
+/// the configured credential only.
 #[test]
 fn static_credentials_replace_parameters_of_the_same_name() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -857,11 +858,17 @@ paths:
     let gate = Gate::start_logging("mode = \"none\"", &servers_toml(&servers), "debug");
     let arguments = json!({"api_key": "callers-key", "X-Api-Key": "callers-key"});
     let mut results = Vec::new();
+    let mut seen = Vec::new();
     for slug in ["query", "header"] {
-        let result = runtime.block_on(call(&gate.mcp_url(slug), None, "listPets", arguments.clone()));
+        let refused = runtime.block_on(call(&gate.mcp_url(slug), None, "listPets", arguments.clone()));
+        assert_eq!(refused["isError"], true, "{refused}");
+        let reached = backend.take();
+        assert!(reached.is_empty(), "a refused call reaches no backend: {refused} {reached:#?}");
+        let result = runtime.block_on(call(&gate.mcp_url(slug), None, "listPets", json!({})));
+        assert_ne!(result["isError"], true, "{result}");
         results.push(result);
+        seen.extend(backend.take());
     }
-    let seen = backend.take();
     let query = seen.iter().find(|it| it.line.starts_with("GET /query/")).expect("the query server called");
     let keys: Vec<String> =
         url::Url::parse(&format!("http://backend{}", query.line.trim_start_matches("GET ")))

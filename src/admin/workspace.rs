@@ -259,11 +259,7 @@ impl Workspace {
             source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
         let mut curated_spec =
             source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
-        for operation in &mut curated_spec.operations {
-            if let Some(curated) = settings.tools.get(&operation.key()) {
-                curated.apply(operation);
-            }
-        }
+        crate::catalog::shape(&settings, &mut curated_spec);
         let generated = tools::generate(&curated_spec, &tools::Options::default());
         let by_operation: BTreeMap<usize, &ToolSpec> =
             generated.tools.iter().map(|it| (it.operation, it)).collect();
@@ -361,11 +357,7 @@ impl Workspace {
             .map(|it| (it.operation, it.name))
             .collect();
         let mut spec = spec;
-        for operation in &mut spec.operations {
-            if let Some(curated) = settings.tools.get(&operation.key()) {
-                curated.apply(operation);
-            }
-        }
+        crate::catalog::shape(&settings, &mut spec);
         let draft = tools::generate(&spec, &tools::Options::default());
         let mut wanted_names = BTreeSet::new();
         for tool in &draft.tools {

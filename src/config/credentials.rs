@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::openapi::ParamLocation;
 use crate::secrets::{self, Keyring, Secret};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -89,6 +90,19 @@ impl CredentialsConfig {
     /// Whether the mode acts for the caller, and so needs an authenticated caller.
     pub fn per_user(&self) -> bool {
         matches!(self, CredentialsConfig::TokenExchange(_) | CredentialsConfig::EntraObo(_))
+    }
+
+    /// The header or query parameter the credential occupies in backend requests.
+    pub fn parameter(&self) -> Option<(ParamLocation, &str)> {
+        match self {
+            CredentialsConfig::None => None,
+            CredentialsConfig::Static(it) => match it.scheme {
+                StaticScheme::Header => Some((ParamLocation::Header, it.name.as_deref()?)),
+                StaticScheme::Query => Some((ParamLocation::Query, it.name.as_deref()?)),
+                StaticScheme::Bearer | StaticScheme::Basic => Some((ParamLocation::Header, "authorization")),
+            },
+            _ => Some((ParamLocation::Header, "authorization")),
+        }
     }
 
     /// Every secret field, set or not, with its name.
