@@ -43,7 +43,8 @@ pub struct AdminState {
 pub async fn router(config: &Config, hosting: Hosting, store: Store) -> Result<Router, String> {
     let public = config.http.public_url.clone().ok_or("no public URL")?;
     let secure = public.scheme() == "https";
-    let access = Access::new(config.admin.bootstrap_token.clone(), secure)?;
+    let access =
+        Access::new(config.admin.bootstrap_token.clone(), config.admin.session_key.as_ref(), secure)?;
     let signin = signin::SignIn::new(config).await?;
     let state = AdminState {
         workspace: Workspace::new(hosting, store),

@@ -123,6 +123,9 @@ pub struct AdminConfig {
     pub bootstrap_token: Option<crate::secrets::Secret>,
     /// Sign-in to the UI with the identity provider.
     pub oidc: Option<AdminOidc>,
+    /// The key that signs admin session cookies (at least 32 bytes). Default: one made at start,
+    /// so a restart signs administrators out; replicas behind one address need the same key.
+    pub session_key: Option<crate::secrets::Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -51,9 +51,24 @@ pub struct Login {
 }
 
 impl Access {
-    pub fn new(bootstrap: Option<Secret>, secure: bool) -> Result<Access, String> {
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rand::SystemRandom::new())
-            .map_err(|_| "cannot make the session key".to_owned())?;
+    /// With `session_key`, sessions survive restarts and are shared by replicas; without, a key
+    /// is made now.
+    pub fn new(
+        bootstrap: Option<Secret>,
+        session_key: Option<&Secret>,
+        secure: bool,
+    ) -> Result<Access, String> {
+        let key = match session_key {
+            Some(secret) => {
+                let bytes = secret.expose().ok_or("admin.session_key is sealed")?.as_bytes();
+                if bytes.len() < 32 {
+                    return Err("admin.session_key must be at least 32 bytes".to_owned());
+                }
+                hmac::Key::new(hmac::HMAC_SHA256, bytes)
+            }
+            None => hmac::Key::generate(hmac::HMAC_SHA256, &rand::SystemRandom::new())
+                .map_err(|_| "cannot make the session key".to_owned())?,
+        };
         Ok(Access { key, bootstrap, secure })
     }
 
@@ -189,7 +204,7 @@ mod tests {
 
     #[test]
     fn sessions_are_signed_and_carry_a_csrf_token() {
-        let access = Access::new(None, true).unwrap();
+        let access = Access::new(None, None, true).unwrap();
         let cookie = access.sign_in("ada").unwrap();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"));
         let admin = access.admin(&with_cookie(&cookie)).unwrap();
@@ -198,21 +213,27 @@ mod tests {
         assert!(Access::csrf_ok(&admin, Some(&csrf)));
         assert!(!Access::csrf_ok(&admin, Some("guess")) && !Access::csrf_ok(&admin, None));
         // Another process's key, or a changed payload, is not accepted.
-        assert!(Access::new(None, true).unwrap().admin(&with_cookie(&cookie)).is_none());
+        assert!(Access::new(None, None, true).unwrap().admin(&with_cookie(&cookie)).is_none());
+        // A configured key signs alike in every process (restarts, replicas).
+        let key = Secret::new("k".repeat(32));
+        let shared = Access::new(None, Some(&key), true).unwrap().sign_in("ada").unwrap();
+        let replica = Access::new(None, Some(&key), true).unwrap();
+        assert_eq!(replica.admin(&with_cookie(&shared)).map(|it| it.name).as_deref(), Some("ada"));
+        assert!(Access::new(None, Some(&Secret::new("short")), true).is_err());
         let forged = cookie.replacen("mcpgate_admin=", "mcpgate_admin=e30", 1);
         assert!(access.admin(&with_cookie(&forged)).is_none());
     }
 
     #[test]
     fn the_bootstrap_token_is_for_automation() {
-        let access = Access::new(Some(Secret::new("boot")), false).unwrap();
+        let access = Access::new(Some(Secret::new("boot")), None, false).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer boot"));
         let admin = access.admin(&headers).unwrap();
         assert!(admin.csrf.is_none() && Access::csrf_ok(&admin, None));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
         assert!(access.admin(&headers).is_none());
-        let closed = Access::new(None, false).unwrap();
+        let closed = Access::new(None, None, false).unwrap();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer boot"));
         assert!(closed.admin(&headers).is_none());
     }
