@@ -1,7 +1,8 @@
 //! Who may administer: a signed-in administrator (session cookie) or automation holding the
-//! bootstrap token (API only). Sessions are a signed cookie (HMAC-SHA256 with a key made at
-//! start, so a restart signs everyone out), `HttpOnly`, `SameSite=Lax`, `Secure` behind https,
-//! and carry a CSRF token that every state-changing request from a browser must echo.
+//! bootstrap token (API only). Sessions are a signed cookie (HMAC-SHA256 with `admin.session_key`,
+//! else a key made at start, so that a restart signs everyone out), `HttpOnly`, `SameSite=Lax`,
+//! `Secure` behind https, and carry a CSRF token that every state-changing request from a browser
+//! must echo.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
