@@ -13,11 +13,8 @@
 // Tests read their own switches from the environment, as `tests/corpus.rs` does.
 #![allow(clippy::disallowed_methods)]
 
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -30,8 +27,13 @@ use tempfile::TempDir;
 
 #[path = "support/harness.rs"]
 mod harness;
+// Only the authorization server is used here.
+#[allow(dead_code)]
+#[path = "support/parties.rs"]
+mod parties;
 
-use harness::{Gate, NODE_DIR, Node, free_port, toml_string};
+use harness::{Gate, Node, toml_string};
+use parties::AuthorizationServer;
 
 /// What these tests run besides Node itself.
 const PACKAGES: [&str; 2] =
@@ -76,7 +78,7 @@ paths:
 fn typescript_sdk_signs_in_with_a_real_authorization_server_and_calls_tools() {
     let Some(node) = Node::find(&PACKAGES) else { return };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let issuer = AuthorizationServer::start(&node);
+    let issuer = AuthorizationServer::start(&node, None);
     let backend = Backend::start(&runtime);
     let (gate, _spec) = gate(&issuer, &backend);
     let url = gate.mcp_url("pets");
@@ -157,13 +159,13 @@ fn typescript_sdk_signs_in_with_a_real_authorization_server_and_calls_tools() {
 fn narrower_and_foreign_tokens_from_the_real_authorization_server() {
     let Some(node) = Node::find(&PACKAGES) else { return };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let issuer = AuthorizationServer::start(&node);
+    let issuer = AuthorizationServer::start(&node, None);
     let backend = Backend::start(&runtime);
     let (gate, _spec) = gate(&issuer, &backend);
     let url = gate.mcp_url("pets");
     let metadata_url = format!("http://{}/.well-known/oauth-protected-resource/mcp/pets", gate.addr);
 
-    let reader = runtime.block_on(issuer.client_credentials_token(&url, "pets:read"));
+    let reader = runtime.block_on(client_credentials_token(&issuer, &url, "pets:read"));
     let call = |name: &str, arguments: Value| json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
 
     let response = runtime.block_on(mcp_post(&url, Some(&reader), &call("addPet", json!({"name": "rex"}))));
@@ -198,7 +200,7 @@ fn narrower_and_foreign_tokens_from_the_real_authorization_server() {
 
     // Issued by the trusted issuer, with every scope, but for another resource.
     let foreign =
-        runtime.block_on(issuer.client_credentials_token(&gate.mcp_url("other"), "pets:read pets:write"));
+        runtime.block_on(client_credentials_token(&issuer, &gate.mcp_url("other"), "pets:read pets:write"));
     let response = runtime.block_on(mcp_post(&url, Some(&foreign), &list));
     assert_eq!(response.status, 401, "{response:?}");
     assert!(response.challenge.starts_with("Bearer error=\"invalid_token\""), "{response:?}");
@@ -220,84 +222,26 @@ fn gate(issuer: &AuthorizationServer, backend: &Backend) -> (Gate, TempDir) {
     (Gate::start_with_auth(&auth, &servers), dir)
 }
 
-/// `oidc-provider` in a Node child process, killed on drop.
-struct AuthorizationServer {
-    url: String,
-    child: Child,
-    log: std::path::PathBuf,
-    _dir: TempDir,
-}
-
-impl AuthorizationServer {
-    fn start(node: &Node) -> AuthorizationServer {
-        // The port is picked here; another process may take it in between, hence the retries.
-        for _ in 0..5 {
-            let dir = TempDir::new().unwrap();
-            let port = free_port().port();
-            let out = dir.path().join("out");
-            let log = dir.path().join("log");
-            let child = Command::new(&node.bin)
-                .arg("authorization-server.mjs")
-                .arg(port.to_string())
-                .current_dir(NODE_DIR)
-                .env("HOME", node.home.path())
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(File::create(&out).unwrap())
-                .stderr(File::create(&log).unwrap())
-                .spawn()
-                .expect("node runs");
-            let url = format!("http://127.0.0.1:{port}");
-            let mut server = AuthorizationServer { url, child, log, _dir: dir };
-            let ready = format!("listening {}", server.url);
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(60) {
-                if std::fs::read_to_string(&out).unwrap_or_default().contains(&ready) {
-                    return server;
-                }
-                if server.child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let log = server.log();
-            assert!(log.contains("EADDRINUSE"), "the authorization server did not start:\n{log}");
-        }
-        panic!("no free port for the authorization server after 5 tries");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// An access token for `resource` with `scope`, from the `client_credentials` grant of the
-    /// pre-registered test client (the token endpoint found through the metadata).
-    async fn client_credentials_token(&self, resource: &str, scope: &str) -> String {
-        let metadata = get_json(&format!("{}/.well-known/oauth-authorization-server", self.url)).await;
-        let token_endpoint = metadata["token_endpoint"].as_str().expect("a token endpoint");
-        let form = [("grant_type", "client_credentials"), ("scope", scope), ("resource", resource)];
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-        let response = reqwest::Client::new()
-            .post(token_endpoint)
-            .basic_auth("step-up-client", Some("step-up-secret"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let answer: Value = response.json().await.unwrap();
-        assert_eq!(status, 200, "token endpoint: {answer}\n{}", self.log());
-        assert_eq!(answer["scope"], scope, "{answer}");
-        answer["access_token"].as_str().expect("an access token").to_owned()
-    }
-}
-
-impl Drop for AuthorizationServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// An access token for `resource` with `scope`, from the `client_credentials` grant of the
+/// pre-registered test client (the token endpoint found through the metadata).
+async fn client_credentials_token(issuer: &AuthorizationServer, resource: &str, scope: &str) -> String {
+    let metadata = get_json(&format!("{}/.well-known/oauth-authorization-server", issuer.url)).await;
+    let token_endpoint = metadata["token_endpoint"].as_str().expect("a token endpoint");
+    let form = [("grant_type", "client_credentials"), ("scope", scope), ("resource", resource)];
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let response = reqwest::Client::new()
+        .post(token_endpoint)
+        .basic_auth("step-up-client", Some("step-up-secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "token endpoint: {answer}\n{}", issuer.log());
+    assert_eq!(answer["scope"], scope, "{answer}");
+    answer["access_token"].as_str().expect("an access token").to_owned()
 }
 
 #[derive(Debug)]
