@@ -117,6 +117,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         println!(
             "  VS Code: add {{\"servers\": {{\"petstore\": {{\"type\": \"http\", \"url\": \"{url}/mcp/petstore\"}}}}}} to .vscode/mcp.json"
         );
+        println!("  Admin UI (import, curate, publish): {url}/admin");
     }
     let listener = match tokio::net::TcpListener::bind(config.http.listen).await {
         Ok(listener) => listener,
