@@ -255,12 +255,11 @@ impl Workspace {
     /// The server's draft (or its served copy when it has none), with every operation.
     pub fn draft(&self, slug: &str) -> Result<Draft, Error> {
         let (settings, document) = self.current(slug)?;
-        let spec =
-            source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
-        let mut curated_spec =
-            source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
-        crate::catalog::shape(&settings, &mut curated_spec);
-        let generated = tools::generate(&curated_spec, &tools::Options::default());
+        // Shaping changes what tools are made of an operation, not the operation's key, method,
+        // path, tags or summary, so the shaped document serves for both.
+        let mut spec = parse(&settings, &document)?;
+        crate::catalog::shape(&settings, &mut spec);
+        let generated = tools::generate(&spec, &tools::Options::default());
         let by_operation: BTreeMap<usize, &ToolSpec> =
             generated.tools.iter().map(|it| (it.operation, it)).collect();
         let exposed_keys: Option<BTreeSet<&String>> = settings.expose.as_ref().map(|it| it.iter().collect());
@@ -274,11 +273,10 @@ impl Workspace {
             if exposed {
                 exposed_tokens += tokens;
             }
-            let warnings =
-                tool.map(|tool| readiness(tool, &curated_spec.operations[index])).unwrap_or_else(|| {
-                    let skipped = generated.report.skipped.iter().find(|it| it.operation == key);
-                    vec![format!("not a tool: {}", skipped.map_or("skipped", |it| it.reason.as_str()))]
-                });
+            let warnings = tool.map(|tool| readiness(tool, operation)).unwrap_or_else(|| {
+                let skipped = generated.report.skipped.iter().find(|it| it.operation == key);
+                vec![format!("not a tool: {}", skipped.map_or("skipped", |it| it.reason.as_str()))]
+            });
             operations.push(OperationView {
                 method: operation.method.as_str(),
                 path: operation.path.clone(),
@@ -309,8 +307,7 @@ impl Workspace {
         if changes.is_empty() {
             return Err(Error::Invalid("no changes given".to_owned()));
         }
-        let spec =
-            source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
+        let spec = parse(&settings, &document)?;
         let keys: Vec<String> = spec.operations.iter().map(|it| it.key()).collect();
         let mut exposed: BTreeSet<String> = settings
             .expose
@@ -442,8 +439,7 @@ impl Workspace {
     /// Serves the draft: its tools replace the old at once, and connected sessions are told.
     pub fn publish(&self, actor: &str, slug: &str) -> Result<usize, Error> {
         let (settings, document) = self.editable(slug)?;
-        let spec =
-            source::ingest(&settings.spec, &document).map_err(|err| Error::Invalid(err.to_string()))?;
+        let spec = parse(&settings, &document)?;
         self.hosting.publish(settings, spec).map_err(Error::Invalid)?;
         self.store.publish(slug)?;
         let tools = self.hosting.get(slug).map_or(0, |it| it.catalog.snapshot().tools.len());
@@ -489,7 +485,7 @@ impl Workspace {
             .open(self.store.keyring(), &slug)
             .map_err(|err| Error::Invalid(format!("credentials: {err}")))?;
         let bytes = export.document.into_bytes();
-        let spec = source::ingest(&settings.spec, &bytes).map_err(|err| Error::Invalid(err.to_string()))?;
+        let spec = parse(&settings, &bytes)?;
         self.save_import(actor, "restore", settings, &bytes, &spec, None)
     }
 
@@ -530,6 +526,11 @@ impl Workspace {
             tracing::error!(%err, "audit entry not stored");
         }
     }
+}
+
+/// The stored document of a server as a model.
+fn parse(settings: &ServerConfig, document: &[u8]) -> Result<Spec, Error> {
+    source::ingest(&settings.spec, document).map_err(|err| Error::Invalid(err.to_string()))
 }
 
 /// Reads and ingests a document (on a blocking thread: big documents take a while).
