@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Cached: one subject, after its first exchange; 64 tasks at once, as under load.
     let one = caller(0);
-    credentials.authorize(Some(&one), &scopes).await?;
+    credentials.for_call(Some(&one)).authorize(&scopes).await?;
     let started = Instant::now();
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -51,7 +51,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::spawn(async move {
                 for _ in 0..calls / 64 {
                     credentials
-                        .authorize(Some(&caller), &scopes)
+                        .for_call(Some(&caller))
+                        .authorize(&scopes)
                         .await
                         .map(|_| ())
                         .map_err(|it| it.to_string())?;
@@ -74,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let exchanges = 2_000.min(calls);
     let started = Instant::now();
     for subject in 1..=exchanges {
-        credentials.authorize(Some(&caller(subject)), &scopes).await?;
+        credentials.for_call(Some(&caller(subject))).authorize(&scopes).await?;
     }
     let fresh = started.elapsed();
     println!(

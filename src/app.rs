@@ -13,7 +13,7 @@ use axum::routing::{any, get};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::auth::{self, Guard, IssuerConfig, Refusal, Verifier, VerifierConfig};
+use crate::auth::{self, IssuerConfig, Verifier, VerifierConfig};
 use crate::config::{AuthMode, Config, DevConfig};
 use crate::devidp::DevIdp;
 use crate::hosting::{self, Hosting};
@@ -39,42 +39,19 @@ async fn mcp(State(state): State<AppState>, Path(slug): Path<String>, request: R
     let Some(hosted) = state.hosting.get(&slug) else {
         return not_found();
     };
-    let request = match &hosted.guard {
-        None => request,
-        Some(guard) => {
-            let catalog = hosted.catalog.snapshot();
-            match guard.admit(request, &catalog, state.max_request_bytes).await {
-                Ok(request) => request,
-                Err(refusal) => return refused(guard, refusal),
-            }
-        }
-    };
-    hosted.service.handle(request).await
+    // The one place a request takes its server's snapshot; every layer below reads this one.
+    let snapshot = hosted.host.current();
+    hosted.service.handle(snapshot, request).await
 }
 
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no hosted server with this name"}))).into_response()
 }
 
-fn refused(guard: &Guard, refusal: Refusal) -> Response {
-    match refusal {
-        Refusal::Challenge(challenge) => {
-            let status = StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-            let header = challenge.header(&guard.resource);
-            (status, [(axum::http::header::WWW_AUTHENTICATE, header)], axum::Json(challenge.body())).into_response()
-        }
-        Refusal::KeysUnavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"error": "temporarily_unavailable", "error_description": "the authorization server's keys cannot be fetched"})),
-        )
-            .into_response(),
-        Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-    }
-}
-
 /// RFC 9728 metadata of one hosted server, at the path-suffixed well-known URL.
 async fn resource_metadata(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
-    match state.hosting.get(&slug).as_ref().and_then(|it| it.guard.as_ref()) {
+    let snapshot = state.hosting.get(&slug).map(|it| it.host.current());
+    match snapshot.as_ref().and_then(|it| it.access.as_ref()) {
         Some(guard) => axum::Json(guard.resource.metadata()).into_response(),
         None => not_found(),
     }
@@ -83,8 +60,14 @@ async fn resource_metadata(State(state): State<AppState>, Path(slug): Path<Strin
 /// The root form of the metadata URL names one resource; with one protected server, it is that
 /// server's; with several, clients must use the path-suffixed form (or the challenge's URL).
 async fn root_resource_metadata(State(state): State<AppState>) -> Response {
-    let servers: Vec<_> = state.hosting.slugs().iter().filter_map(|slug| state.hosting.get(slug)).collect();
-    let mut guarded = servers.iter().filter_map(|it| it.guard.as_ref());
+    let servers: Vec<_> = state
+        .hosting
+        .slugs()
+        .iter()
+        .filter_map(|slug| state.hosting.get(slug))
+        .map(|it| it.host.current())
+        .collect();
+    let mut guarded = servers.iter().filter_map(|it| it.access.as_ref());
     match (guarded.next(), guarded.next()) {
         (Some(guard), None) => axum::Json(guard.resource.metadata()).into_response(),
         _ => not_found(),
@@ -159,7 +142,8 @@ async fn verifier(config: &Config) -> Result<Verifier, Error> {
 fn development(config: &Config, dev: &DevConfig, hosting: &Hosting) -> Result<Router, Error> {
     let mut scopes: Vec<String> = Vec::new();
     for slug in hosting.slugs() {
-        if let Some(guard) = hosting.get(&slug).as_ref().and_then(|it| it.guard.as_ref()) {
+        let snapshot = hosting.get(&slug).map(|it| it.host.current());
+        if let Some(guard) = snapshot.as_ref().and_then(|it| it.access.as_ref()) {
             scopes.extend(
                 guard
                     .resource

@@ -1,11 +1,9 @@
-//! The live tool set of one hosted server: the tools it exposes, each with its compiled argument
-//! validator, and the backend they call. A [`CatalogHost`] holds the current snapshot; a change
-//! builds a new [`Catalog`] and swaps it in, so each request sees one snapshot throughout.
+//! The tool set of one hosted server: the tools it exposes, each with its compiled argument
+//! validator and the scopes it needs. Built from a document and the server's settings; the
+//! OpenAPI model is not kept once the tools are made.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 
-use tokio::sync::watch;
 use url::Url;
 
 use crate::config::ServerConfig;
@@ -13,13 +11,9 @@ use crate::openapi::{ParamLocation, SecurityKind, Spec};
 use crate::tools::{self, Report, ToolSpec};
 
 pub struct Catalog {
-    pub settings: ServerConfig,
     pub title: String,
-    pub spec: Spec,
     pub tools: Vec<Tool>,
     by_name: HashMap<String, usize>,
-    /// The backend's base URL: every request's scheme, host and port come from it.
-    pub backend: Url,
     pub report: Report,
 }
 
@@ -45,14 +39,9 @@ pub enum Error {
 
 impl Catalog {
     /// Generates the tools of `spec`, keeps those `settings` expose, and compiles their
-    /// validators. `document_url` resolves relative server URLs when the document came from one.
-    pub fn build(
-        settings: ServerConfig,
-        mut spec: Spec,
-        document_url: Option<&Url>,
-    ) -> Result<Catalog, Error> {
-        shape(&settings, &mut spec);
-        let backend = backend_url(&settings, &spec, document_url)?;
+    /// validators.
+    pub fn build(settings: &ServerConfig, mut spec: Spec) -> Result<Catalog, Error> {
+        shape(settings, &mut spec);
         let generated = tools::generate(&spec, &tools::Options::default());
         let exposed = |tool: &ToolSpec| match &settings.expose {
             None => true,
@@ -79,7 +68,7 @@ impl Catalog {
                 .output_schema
                 .as_ref()
                 .and_then(|it| jsonschema::draft202012::new(&serde_json::Value::Object((**it).clone())).ok());
-            let scopes = tool_scopes(&settings, &spec, &tool);
+            let scopes = tool_scopes(settings, &spec, &tool);
             match jsonschema::draft202012::new(&schema) {
                 Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator, scopes }),
                 // Generated schemas compile (the corpus test holds this); should one not, the
@@ -90,15 +79,7 @@ impl Catalog {
             }
         }
         let by_name = tools.iter().enumerate().map(|(idx, it)| (it.spec.name.clone(), idx)).collect();
-        Ok(Catalog {
-            title: spec.info.title.clone(),
-            settings,
-            spec,
-            tools,
-            by_name,
-            backend,
-            report: generated.report,
-        })
+        Ok(Catalog { title: spec.info.title, tools, by_name, report: generated.report })
     }
 
     pub fn tool(&self, name: &str) -> Option<&Tool> {
@@ -166,7 +147,8 @@ fn tool_scopes(settings: &ServerConfig, spec: &Spec, tool: &ToolSpec) -> Vec<Str
 }
 
 /// The configured backend URL, else the document's first server with its variables filled in.
-fn backend_url(settings: &ServerConfig, spec: &Spec, document_url: Option<&Url>) -> Result<Url, Error> {
+/// `document_url` resolves relative server URLs when the document came from one.
+pub fn backend_url(settings: &ServerConfig, spec: &Spec, document_url: Option<&Url>) -> Result<Url, Error> {
     let slug = settings.slug.clone();
     if let Some(url) = &settings.backend_url {
         return checked(url.clone(), &slug);
@@ -199,50 +181,6 @@ fn checked(url: Url, slug: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
-/// Holds the current catalog of one hosted server, and tells whoever listens when it changes.
-#[derive(Clone)]
-pub struct CatalogHost {
-    // A std lock: it is held only to clone or replace the `Arc`, never across an await.
-    current: Arc<RwLock<Arc<Catalog>>>,
-    /// Bumped after each replacement; the MCP edge tells its clients that the tool list changed.
-    generation: Arc<watch::Sender<u64>>,
-}
-
-impl CatalogHost {
-    pub fn new(catalog: Catalog) -> CatalogHost {
-        CatalogHost {
-            current: Arc::new(RwLock::new(Arc::new(catalog))),
-            generation: Arc::new(watch::Sender::new(0)),
-        }
-    }
-
-    /// The catalog as it is now; later changes do not affect the snapshot.
-    pub fn snapshot(&self) -> Arc<Catalog> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            // A writer panicked mid-swap; the `Arc` inside is still whole.
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Serves `catalog` from now on: requests that start after this call see it, those under way
-    /// keep their snapshot. Then every receiver of [`CatalogHost::changes`] is woken.
-    pub fn replace(&self, catalog: Catalog) {
-        let catalog = Arc::new(catalog);
-        match self.current.write() {
-            Ok(mut guard) => *guard = catalog,
-            Err(poisoned) => *poisoned.into_inner() = catalog,
-        }
-        self.generation.send_modify(|it| *it += 1);
-    }
-
-    /// Wakes (`changed()`) after each [`CatalogHost::replace`] from now on; a receiver that falls
-    /// behind sees several replacements as one change.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,7 +205,7 @@ paths:
         let text = format!("slug = 'keys'\nspec = 'keys.yaml'\n{settings}");
         let settings: ServerConfig = toml::from_str(&text).unwrap();
         let spec = crate::openapi::ingest(DOCUMENT.as_bytes()).unwrap();
-        let catalog = Catalog::build(settings, spec, None).unwrap();
+        let catalog = Catalog::build(&settings, spec).unwrap();
         let schema = &catalog.tools[0].spec.input_schema;
         let mut names: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
         names.sort();

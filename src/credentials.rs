@@ -76,7 +76,27 @@ pub enum Applied {
     Query(String, Secret),
 }
 
-/// The credential for one call; see [`Credentials::authorize`].
+/// The credentials of one call: its server's [`Credentials`] and whom the call acts for. The
+/// forwarder gets this rather than the caller: its fields are private, so only this module can
+/// read the caller's token (to send it to the token endpoint, never to a backend).
+pub struct CallCredentials<'a> {
+    credentials: &'a Credentials,
+    caller: Option<&'a Caller>,
+}
+
+impl CallCredentials<'_> {
+    /// The credential for a call to a tool needing `tool_scopes`.
+    pub async fn authorize(&self, tool_scopes: &[String]) -> Result<Authorization, Failure> {
+        self.credentials.authorize(self.caller, tool_scopes).await
+    }
+
+    /// Drops the token of `authorization`, which the backend refused.
+    pub async fn forget(&self, authorization: &Authorization) {
+        self.credentials.forget(authorization).await;
+    }
+}
+
+/// The credential for one call; see [`CallCredentials::authorize`].
 pub struct Authorization {
     pub applied: Option<Applied>,
     /// The cached token it came from, to be forgotten if the backend refuses it.
@@ -124,8 +144,13 @@ impl Credentials {
         Ok(Credentials { server: server.to_owned(), kind })
     }
 
+    /// The credentials of one call by `caller`.
+    pub fn for_call<'a>(&'a self, caller: Option<&'a Caller>) -> CallCredentials<'a> {
+        CallCredentials { credentials: self, caller }
+    }
+
     /// The credential for a call by `caller` to a tool needing `tool_scopes`.
-    pub async fn authorize(
+    async fn authorize(
         &self,
         caller: Option<&Caller>,
         tool_scopes: &[String],
@@ -171,7 +196,7 @@ impl Credentials {
     }
 
     /// Drops the token of `authorization`, which the backend refused.
-    pub async fn forget(&self, authorization: &Authorization) {
+    async fn forget(&self, authorization: &Authorization) {
         if let (Kind::Grant(grant), Some((key, token))) = (&self.kind, &authorization.cached) {
             grant.cache.forget(key, token).await;
         }
@@ -412,7 +437,7 @@ mod tests {
         )
         .unwrap();
         let credentials = Credentials::new("pets", &config).unwrap();
-        let failure = credentials.authorize(None, &[]).await.err().unwrap();
+        let failure = credentials.for_call(None).authorize(&[]).await.err().unwrap();
         assert!(failure.to_string().contains("auth mode `jwt`"), "{failure}");
     }
 

@@ -11,20 +11,19 @@ use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use url::Url;
 
 use crate::auth::{Guard, Resource, Verifier};
-use crate::catalog::{Catalog, CatalogHost};
+use crate::catalog::{self, Catalog};
 use crate::config::{Config, ServerConfig};
 use crate::credentials::Credentials;
 use crate::mcp::{self, Gateway};
+use crate::snapshot::{self, Snapshot};
 use crate::source::{self, Limits, Source};
 use crate::store::Store;
-use crate::upstream::Forwarder;
+use crate::upstream::Backend;
 
 pub struct Hosted {
-    pub catalog: CatalogHost,
+    /// What requests read: replaced whole by each publication.
+    pub host: snapshot::Host,
     pub service: mcp::Endpoint,
-    /// The server's resource-server checks; `None` in auth mode `none`.
-    pub guard: Option<Guard>,
-    pub forwarder: Forwarder,
     /// Whether the configuration file declares the server (which the admin UI cannot change).
     pub provisioned: bool,
 }
@@ -67,29 +66,17 @@ impl Hosting {
     /// Serves `spec` under `settings` from now on. A server already hosted keeps its sessions,
     /// which are told that the tool list changed.
     pub fn publish(&self, settings: ServerConfig, spec: crate::openapi::Spec) -> Result<(), String> {
-        let slug = settings.slug.clone();
-        let existing = self.get(&slug);
-        let provisioned = existing.as_ref().is_some_and(|it| it.provisioned);
-        let parts = parts(settings, spec, &self.builder)?;
-        let hosted = match existing {
-            Some(existing) => {
-                existing
-                    .forwarder
-                    .reconfigure(parts.catalog.settings.max_concurrency, parts.credentials)
-                    .map_err(|err| err.to_string())?;
-                existing.catalog.replace(parts.catalog);
-                Hosted {
-                    catalog: existing.catalog.clone(),
-                    service: existing.service.clone(),
-                    guard: parts.guard,
-                    forwarder: existing.forwarder.clone(),
-                    provisioned,
-                }
+        let snapshot = snapshot(settings, spec, &self.builder)?;
+        let slug = snapshot.slug.clone();
+        match self.get(&slug) {
+            // One step: requests under way keep the snapshot they took.
+            Some(existing) => existing.host.replace(snapshot),
+            None => {
+                let hosted = assemble(snapshot, &self.builder, false);
+                write(&self.servers).insert(slug.clone(), Arc::new(hosted));
             }
-            None => assemble(parts, &self.builder, false)?,
-        };
+        }
         write(&self.failed).remove(&slug);
-        write(&self.servers).insert(slug, Arc::new(hosted));
         Ok(())
     }
 
@@ -160,7 +147,7 @@ async fn provision_one(settings: ServerConfig, store: &Store, builder: &Builder)
             if let Err(err) = store.put_server(&settings, &loaded.document) {
                 tracing::warn!(server = %settings.slug, %err, "document not stored");
             }
-            assemble(parts(settings, loaded.spec, builder)?, builder, true)
+            Ok(assemble(snapshot(settings, loaded.spec, builder)?, builder, true))
         }
         Err(err) => match store.server(&settings.slug) {
             Ok(Some(stored)) if !stored.document.is_empty() => {
@@ -179,17 +166,15 @@ fn from_document(
     provisioned: bool,
 ) -> Result<Hosted, String> {
     let spec = source::ingest(&settings.spec, document).map_err(|err| err.to_string())?;
-    assemble(parts(settings, spec, builder)?, builder, provisioned)
+    Ok(assemble(snapshot(settings, spec, builder)?, builder, provisioned))
 }
 
-/// What changes when a server's settings or document change.
-struct Parts {
-    catalog: Catalog,
-    credentials: Credentials,
-    guard: Option<Guard>,
-}
-
-fn parts(settings: ServerConfig, spec: crate::openapi::Spec, builder: &Builder) -> Result<Parts, String> {
+/// Everything requests to the server read, built from its settings and document.
+fn snapshot(
+    settings: ServerConfig,
+    spec: crate::openapi::Spec,
+    builder: &Builder,
+) -> Result<Snapshot, String> {
     let credentials = Credentials::new(&settings.slug, &settings.credentials)
         .map_err(|err| format!("credentials: {err}"))?;
     // Relative server URLs in a fetched document are relative to the document's URL.
@@ -197,38 +182,41 @@ fn parts(settings: ServerConfig, spec: crate::openapi::Spec, builder: &Builder) 
         Source::Url(url) => Some(url),
         _ => None,
     };
-    let catalog = Catalog::build(settings, spec, document_url.as_ref()).map_err(|err| err.to_string())?;
-    let guard = match &builder.verifier {
-        Some(verifier) => Some(guard(&builder.config, verifier, &catalog)?),
+    let backend_url =
+        catalog::backend_url(&settings, &spec, document_url.as_ref()).map_err(|err| err.to_string())?;
+    let backend = Backend::new(backend_url, &settings)?;
+    let catalog = Catalog::build(&settings, spec).map_err(|err| err.to_string())?;
+    let access = match &builder.verifier {
+        Some(verifier) => Some(guard(&builder.config, verifier, &settings, &catalog)?),
         None => None,
     };
-    Ok(Parts { catalog, credentials, guard })
+    Ok(Snapshot { slug: settings.slug, catalog, access, backend, credentials })
 }
 
-fn assemble(parts: Parts, builder: &Builder, provisioned: bool) -> Result<Hosted, String> {
-    let Parts { catalog, credentials, guard } = parts;
-    let forwarder =
-        Forwarder::new(catalog.settings.max_concurrency, credentials).map_err(|err| err.to_string())?;
+fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted {
     tracing::info!(
-        server = %catalog.settings.slug, tools = catalog.tools.len(), backend = %catalog.backend, "server provisioned"
+        server = %snapshot.slug, tools = snapshot.catalog.tools.len(), backend = %snapshot.backend.url(), "server provisioned"
     );
-    let catalog = CatalogHost::new(catalog);
-    let filter_tools = guard.as_ref().is_some_and(|it| it.filter_tools);
-    let gateway = Gateway::new(catalog.clone(), forwarder.clone(), filter_tools);
-    let service = mcp::Endpoint::new(gateway, builder.http.clone());
-    Ok(Hosted { catalog, service, guard, forwarder, provisioned })
+    let host = snapshot::Host::new(snapshot);
+    let service = mcp::Endpoint::new(Gateway::new(host.clone()), builder.http.clone());
+    Hosted { host, service, provisioned }
 }
 
 /// The server as an OAuth protected resource: its canonical URL is the audience its tokens
 /// must carry.
-fn guard(config: &Config, verifier: &Verifier, catalog: &Catalog) -> Result<Guard, String> {
+fn guard(
+    config: &Config,
+    verifier: &Verifier,
+    settings: &ServerConfig,
+    catalog: &Catalog,
+) -> Result<Guard, String> {
     let public = config.public_url();
-    let slug = &catalog.settings.slug;
+    let slug = &settings.slug;
     let url = format!("{public}/mcp/{slug}");
     let mut audiences = vec![url.clone()];
     audiences.extend(config.auth.audiences.iter().cloned());
     let verifier = verifier.with_audiences(&audiences).map_err(|err| err.to_string())?;
-    let mut scopes: Vec<String> = catalog.settings.scopes.clone();
+    let mut scopes: Vec<String> = settings.scopes.clone();
     for tool in &catalog.tools {
         for scope in &tool.scopes {
             if !scopes.contains(scope) {
@@ -242,7 +230,7 @@ fn guard(config: &Config, verifier: &Verifier, catalog: &Catalog) -> Result<Guar
         name: catalog.title.clone(),
         authorization_servers: config.auth.issuers.iter().map(|it| it.issuer.clone()).collect(),
         scopes_supported: scopes,
-        required_scopes: catalog.settings.scopes.clone(),
+        required_scopes: settings.scopes.clone(),
     };
     Ok(Guard::new(verifier, resource, config.auth.filter_tools_by_scope))
 }

@@ -17,6 +17,7 @@ pub mod source;
 pub mod openapi;
 pub mod tools;
 pub mod catalog;
+pub mod snapshot;
 pub mod credentials;
 pub mod mcp;
 pub mod upstream;

@@ -5,6 +5,7 @@
 
 mod definition;
 mod endpoint;
+mod envelope;
 mod gateway;
 mod listeners;
 

@@ -5,10 +5,10 @@ mod compact;
 mod input;
 mod naming;
 mod output;
+pub mod plan;
 mod report;
 mod schema;
 
-pub use input::{Argument, ArgumentTarget, BodyKind, BodyPlan};
 pub use naming::{fnv1a, sanitize};
 pub use output::{OutputShape, WRAPPED_FIELD};
 pub use report::*;
@@ -55,8 +55,8 @@ pub struct ToolSpec {
     pub annotations: Annotations,
     /// Index of the operation in `Spec::operations`.
     pub operation: usize,
-    pub arguments: Vec<Argument>,
-    pub body: Option<BodyPlan>,
+    /// How a call becomes the operation's HTTP request.
+    pub plan: plan::CallPlan,
     /// Estimated size of the definition in a model's context.
     pub tokens: usize,
 }
@@ -219,8 +219,13 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
             output: output_shape,
             annotations: annotations(operation),
             operation: idx,
-            arguments: input.arguments,
-            body: input.body,
+            plan: plan::CallPlan {
+                method: operation.method.into(),
+                path: operation.path.clone(),
+                parameters: input.parameters,
+                body: input.body,
+                required: input.required,
+            },
             tokens: 0,
         };
         tool.tokens = estimate_tokens(&tool);

@@ -3,7 +3,8 @@
 
 use expect_test::{Expect, expect};
 use mcpgate::openapi;
-use mcpgate::tools::{self, ArgumentTarget, Options};
+use mcpgate::tools::plan::BodySource;
+use mcpgate::tools::{self, Options};
 use std::fmt::Write;
 
 #[track_caller]
@@ -34,25 +35,29 @@ fn check_with(document: &str, options: &Options, expect: Expect) {
         .filter_map(|(on, name)| on.then_some(name))
         .collect();
         writeln!(out, "  hints: {}", hints.join(" ")).unwrap();
-        for argument in &tool.arguments {
-            let target = match &argument.target {
-                ArgumentTarget::Parameter(idx) => {
-                    let param = &operation.parameters[*idx];
-                    format!(
-                        "{} {} ({:?}, explode {})",
-                        param.location.as_str(),
-                        param.name,
-                        param.style,
-                        param.explode
-                    )
-                }
-                ArgumentTarget::BodyProperty(name) => format!("body.{name}"),
-                ArgumentTarget::Body => "body".to_owned(),
-            };
-            writeln!(out, "  arg {} <- {target}", argument.name).unwrap();
+        let plan = &tool.plan;
+        let mut parameters: Vec<_> = plan.parameters.iter().collect();
+        parameters.sort_by_key(|it| it.location);
+        for param in parameters {
+            let location = format!("{:?}", param.location).to_lowercase();
+            let (name, style, explode) = (&param.name, param.style, param.explode);
+            writeln!(out, "  arg {} <- {location} {name} ({style:?}, explode {explode})", param.argument)
+                .unwrap();
         }
-        if let Some(body) = &tool.body {
-            writeln!(out, "  body: {} ({:?})", body.media_type, body.kind).unwrap();
+        if let Some(body) = &plan.body {
+            match &body.source {
+                BodySource::Flattened(pairs) => {
+                    for (argument, property) in pairs {
+                        writeln!(out, "  arg {argument} <- body.{property}").unwrap();
+                    }
+                }
+                BodySource::Whole(argument) => writeln!(out, "  arg {argument} <- body").unwrap(),
+            }
+            let files: Vec<&str> =
+                body.fields.iter().filter(|it| it.file || it.file_items).map(|it| it.name.as_str()).collect();
+            let files =
+                if files.is_empty() { String::new() } else { format!(", files: {}", files.join(" ")) };
+            writeln!(out, "  body: {} ({:?}){files}", body.media_type, body.kind).unwrap();
         }
         writeln!(out, "  input: {}", serde_json::to_string(&tool.input_schema).unwrap()).unwrap();
         if let Some(schema) = &tool.output_schema {
@@ -252,7 +257,7 @@ paths:
               hints: open_world
               arg file <- body.file
               arg tags <- body.tags
-              body: multipart/form-data (Multipart)
+              body: multipart/form-data (Multipart), files: file
               input: {"type":"object","properties":{"file":{"contentEncoding":"base64","type":"string","description":"the file"},"tags":{"type":"array","items":{"type":"string"}}},"required":["file"],"additionalProperties":false}
               output (Wrapped): {"type":"object","properties":{"result":{"type":["string","null"]}},"required":["result"]}
             tool search (GET /search)

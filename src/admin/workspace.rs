@@ -173,7 +173,7 @@ impl Workspace {
         let draft = self.store.get(Stage::Draft, slug)?;
         let failure = self.hosting.failed().into_iter().find(|(it, _)| it == slug).map(|(_, reason)| reason);
         let title = match (&hosted, &draft) {
-            (Some(hosted), _) => hosted.catalog.snapshot().title.clone(),
+            (Some(hosted), _) => hosted.host.current().catalog.title.clone(),
             (None, Some(draft)) => source::ingest(&draft.settings.spec, &draft.document)
                 .map(|spec| spec.info.title)
                 .unwrap_or_default(),
@@ -192,7 +192,7 @@ impl Workspace {
             provisioned: hosted.as_ref().is_some_and(|it| it.provisioned)
                 || self.hosting.config().servers.iter().any(|it| it.slug == slug),
             unpublished: draft.is_some(),
-            tools: hosted.map_or(0, |it| it.catalog.snapshot().tools.len()),
+            tools: hosted.map_or(0, |it| it.host.current().catalog.tools.len()),
             failure,
         })
     }
@@ -442,7 +442,7 @@ impl Workspace {
         let spec = parse(&settings, &document)?;
         self.hosting.publish(settings, spec).map_err(Error::Invalid)?;
         self.store.publish(slug)?;
-        let tools = self.hosting.get(slug).map_or(0, |it| it.catalog.snapshot().tools.len());
+        let tools = self.hosting.get(slug).map_or(0, |it| it.host.current().catalog.tools.len());
         self.audit(actor, "publish", Some(slug), &format!("{tools} tools"));
         Ok(tools)
     }

@@ -1,16 +1,17 @@
 //! The door of one hosted server: every MCP request must carry a bearer token in the
 //! `Authorization` header that the server's [`Verifier`] accepts and whose scopes cover the
-//! server's and, for `tools/call`, the tool's. The admitted request carries a [`Caller`].
+//! server's. [`Guard::authenticate`] reads only the request's head; the MCP edge, which reads
+//! the JSON-RPC envelope, asks [`Guard::step_up`] whether a tool needs more scopes.
 //!
 //! Invariant: no request reaches rmcp, and so no tool, without passing here (auth mode `jwt`).
 
 use std::collections::BTreeSet;
 
-use axum::body::Body;
-use axum::http::{Request, header};
+use axum::http::{StatusCode, header, request};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
 
 use super::{Challenge, Claims, Resource, Verifier, VerifyError};
-use crate::catalog::Catalog;
 use crate::secrets::Secret;
 
 /// Who is calling: the verified claims of the request's token, and the token itself, which
@@ -42,7 +43,6 @@ pub enum Refusal {
     Challenge(Challenge),
     /// The issuer's keys could not be fetched yet: not the client's fault.
     KeysUnavailable,
-    TooLarge,
 }
 
 impl Guard {
@@ -50,26 +50,22 @@ impl Guard {
         Guard { verifier, resource, filter_tools }
     }
 
-    /// Checks the request and returns it with its [`Caller`] attached.
-    pub async fn admit(
-        &self,
-        request: Request<Body>,
-        catalog: &Catalog,
-        max_body_bytes: usize,
-    ) -> Result<Request<Body>, Refusal> {
+    /// The caller whose bearer token `request` carries, if it is accepted and has the server's
+    /// scopes.
+    pub async fn authenticate(&self, request: &request::Parts) -> Result<Caller, Refusal> {
         let refuse = |challenge| Err(Refusal::Challenge(challenge));
         // RFC 6750 §2.3 allows `access_token` in the query; MCP forbids it, and a token in a URL
         // ends up in logs.
-        let query = request.uri().query().unwrap_or_default();
+        let query = request.uri.query().unwrap_or_default();
         if query.split('&').any(|pair| pair.split('=').next() == Some("access_token")) {
             return refuse(Challenge::InvalidRequest {
                 description: "tokens in the query string are refused; send an Authorization header"
                     .to_owned(),
             });
         }
-        let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+        let mut values = request.headers.get_all(header::AUTHORIZATION).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
-            return if request.headers().contains_key(header::AUTHORIZATION) {
+            return if request.headers.contains_key(header::AUTHORIZATION) {
                 refuse(Challenge::InvalidRequest {
                     description: "more than one Authorization header".to_owned(),
                 })
@@ -98,60 +94,47 @@ impl Guard {
                 description: "this server needs more scopes".to_owned(),
             });
         }
-        let (mut parts, body) = request.into_parts();
-        // A tool call's scopes depend on the tool, so the body is read here; it is handed on
-        // unchanged.
-        let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(|_| Refusal::TooLarge)?;
-        if let Some(tool) = called_tool(&bytes).and_then(|name| catalog.tool(&name))
-            && !caller.has_scopes(&tool.scopes)
-        {
-            // The scopes the token has are asked for again with the missing ones: clients such as
-            // the TypeScript SDK request exactly the challenge's scopes on step-up, and would
-            // otherwise trade the scopes they had for the new ones.
-            let needed: BTreeSet<String> = self
-                .resource
-                .required_scopes
-                .iter()
-                .chain(&tool.scopes)
-                .chain(&caller.claims.scopes)
-                .cloned()
-                .collect();
-            return refuse(Challenge::InsufficientScope {
-                scopes: needed.into_iter().collect(),
-                description: format!("{} needs more scopes", tool.spec.name),
-            });
+        Ok(caller)
+    }
+
+    /// The challenge for a call of `tool`, which needs `scopes`, when `caller` lacks some.
+    pub fn step_up(&self, caller: &Caller, tool: &str, scopes: &[String]) -> Option<Refusal> {
+        if caller.has_scopes(scopes) {
+            return None;
         }
-        parts.extensions.insert(caller);
-        Ok(Request::from_parts(parts, Body::from(bytes)))
+        // The scopes the token has are asked for again with the missing ones: clients such as
+        // the TypeScript SDK request exactly the challenge's scopes on step-up, and would
+        // otherwise trade the scopes they had for the new ones.
+        let needed: BTreeSet<String> = self
+            .resource
+            .required_scopes
+            .iter()
+            .chain(scopes)
+            .chain(&caller.claims.scopes)
+            .cloned()
+            .collect();
+        Some(Refusal::Challenge(Challenge::InsufficientScope {
+            scopes: needed.into_iter().collect(),
+            description: format!("{tool} needs more scopes"),
+        }))
     }
-}
 
-/// The tool a JSON-RPC `tools/call` request names; `None` for anything else (rmcp judges it).
-fn called_tool(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Message {
-        method: String,
-        params: Option<Params>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Params {
-        name: String,
-    }
-    let message: Message = serde_json::from_slice(body).ok()?;
-    (message.method == "tools/call").then_some(message.params?.name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::called_tool;
-
-    #[test]
-    fn finds_the_called_tool_only_in_tool_calls() {
-        let call =
-            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"addPet","arguments":{}}}"#;
-        assert_eq!(called_tool(call).as_deref(), Some("addPet"));
-        assert_eq!(called_tool(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#), None);
-        assert_eq!(called_tool(b"not json"), None);
-        assert_eq!(called_tool(br#"{"method":"tools/call","params":{"name":7}}"#), None);
+    /// The answer to a refused request: a challenge naming this server's metadata, or 503.
+    pub fn refuse(&self, refusal: Refusal) -> Response {
+        match refusal {
+            Refusal::Challenge(challenge) => {
+                let status = StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+                let header = challenge.header(&self.resource);
+                (status, [(header::WWW_AUTHENTICATE, header)], axum::Json(challenge.body())).into_response()
+            }
+            Refusal::KeysUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({
+                    "error": "temporarily_unavailable",
+                    "error_description": "the authorization server's keys cannot be fetched",
+                })),
+            )
+                .into_response(),
+        }
     }
 }

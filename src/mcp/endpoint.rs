@@ -25,9 +25,11 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
+use super::envelope;
 use super::gateway::Gateway;
 use super::listeners::{self, Listeners};
 use crate::auth::Caller;
+use crate::snapshot::Snapshot;
 
 /// Open sessions per hosted server. Each holds a task and its buffers until it ends.
 pub const MAX_SESSIONS: usize = 1000;
@@ -92,7 +94,7 @@ impl Endpoint {
         );
 
         let listeners = Arc::new(Listeners::default());
-        listeners::spawn_notifier(gateway.catalog(), listeners.clone(), token.cancelled_owned());
+        listeners::spawn_notifier(gateway.host(), listeners.clone(), token.cancelled_owned());
         let session_gateway = gateway.with_listeners(listeners);
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(IDLE_TIMEOUT);
@@ -121,29 +123,52 @@ impl Endpoint {
         self.inner.sessions.config.cancellation_token.cancel();
     }
 
-    /// Answers one request to `/mcp/{slug}`, admitted by the auth guard if there is one (its
-    /// [`Caller`] is in the request's extensions).
-    pub async fn handle(&self, request: Request) -> Response {
-        let owner = request.extensions().get::<Caller>().map(Owner::of);
-        if let Some(session) = request.headers().get(SESSION_HEADER) {
-            // rmcp reads a non-text id as no id; here it matches no session.
-            let session = session.to_str().unwrap_or_default().to_owned();
-            return self.inner.in_session(&session, owner, request).await;
-        }
-        if request.method() != Method::POST {
-            // GET and DELETE without a session: the stateless service answers 405.
-            return self.inner.stateless.handle(request).await.map(Body::new);
-        }
-        let (parts, body) = request.into_parts();
-        // In auth mode `jwt` the guard has buffered the body already; this takes it as it is.
-        let Ok(bytes) = axum::body::to_bytes(body, self.inner.max_body_bytes).await else {
-            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    /// Answers one request to `/mcp/{slug}` with `snapshot`, the server as the request found it:
+    /// authenticates the caller (auth mode `jwt`), reads the JSON-RPC envelope once, asks for
+    /// more scopes when a called tool needs them, and hands the request to rmcp with the
+    /// snapshot and the [`Caller`] in its extensions.
+    pub async fn handle(&self, snapshot: Arc<Snapshot>, request: Request) -> Response {
+        let (mut parts, body) = request.into_parts();
+        let caller = match &snapshot.access {
+            None => None,
+            Some(guard) => match guard.authenticate(&parts).await {
+                Ok(caller) => Some(caller),
+                Err(refusal) => return guard.refuse(refusal),
+            },
         };
-        let initialize = initialize_id(&bytes);
-        let request = Request::from_parts(parts, Body::from(bytes));
-        match initialize {
-            Some(id) => self.inner.open(owner, id, request).await,
-            None => self.inner.stateless.handle(request).await.map(Body::new),
+        let owner = caller.as_ref().map(Owner::of);
+        // rmcp reads a non-text id as no id; here it matches no session.
+        let session = parts.headers.get(SESSION_HEADER).map(|it| it.to_str().unwrap_or_default().to_owned());
+        let mut initialize = None;
+        let body = if parts.method == Method::POST {
+            let Ok(bytes) = axum::body::to_bytes(body, self.inner.max_body_bytes).await else {
+                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            };
+            let envelope = envelope::read(&bytes);
+            if let (Some(guard), Some(caller)) = (&snapshot.access, &caller) {
+                let needs_more = envelope.called.iter().find_map(|name| {
+                    let tool = snapshot.catalog.tool(name)?;
+                    guard.step_up(caller, &tool.spec.name, &tool.scopes)
+                });
+                if let Some(refusal) = needs_more {
+                    return guard.refuse(refusal);
+                }
+            }
+            initialize = envelope.initialize;
+            Body::from(bytes)
+        } else {
+            body
+        };
+        if let Some(caller) = caller {
+            parts.extensions.insert(caller);
+        }
+        parts.extensions.insert(snapshot);
+        let request = Request::from_parts(parts, body);
+        match (session, initialize) {
+            (Some(session), _) => self.inner.in_session(&session, owner, request).await,
+            (None, Some(id)) => self.inner.open(owner, id, request).await,
+            // GET and DELETE without a session: the stateless service answers 405.
+            (None, None) => self.inner.stateless.handle(request).await.map(Body::new),
         }
     }
 }
@@ -205,17 +230,6 @@ impl Drop for Inner {
     }
 }
 
-/// The JSON-RPC id of an `initialize` request; `None` for anything else (rmcp judges it).
-fn initialize_id(body: &[u8]) -> Option<Value> {
-    #[derive(serde::Deserialize)]
-    struct Message {
-        method: String,
-        id: Option<Value>,
-    }
-    let message: Message = serde_json::from_slice(body).ok()?;
-    (message.method == "initialize").then_some(message.id?)
-}
-
 /// What rmcp answers for an unknown session, so that a session of someone else looks the same.
 fn session_not_found() -> Response {
     let mut response = Response::new(Body::from("Not Found: Session not found"));
@@ -230,20 +244,4 @@ fn too_many_sessions(id: Value) -> Response {
         "error": {"code": -32000, "message": "this server has too many open sessions; try again later"},
     });
     (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "60")], axum::Json(body)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::initialize_id;
-    use serde_json::json;
-
-    #[test]
-    fn finds_initialize_requests_only() {
-        let initialize = br#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{}}"#;
-        assert_eq!(initialize_id(initialize), Some(json!(7)));
-        assert_eq!(initialize_id(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#), None);
-        assert_eq!(initialize_id(br#"{"jsonrpc":"2.0","method":"initialize"}"#), None, "a notification");
-        assert_eq!(initialize_id(br#"[{"jsonrpc":"2.0","id":1,"method":"initialize"}]"#), None);
-        assert_eq!(initialize_id(b"not json"), None);
-    }
 }

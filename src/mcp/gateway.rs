@@ -5,7 +5,7 @@
 //! own (rmcp's stateless mode, JSON responses) and nothing is kept between requests. A client that
 //! initializes gets a session, whose peer `on_initialized` registers so that it hears
 //! `notifications/tools/list_changed`; a 2026-07-28 client hears it on `subscriptions/listen`.
-//! Every request reads the catalog as it is when the request starts, session or not.
+//! Every request reads the snapshot the edge took when the request arrived, session or not.
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use super::definition::tool_definition;
 use super::endpoint::SESSION_HEADER;
 use super::listeners::Listeners;
 use crate::auth::Caller;
-use crate::catalog::CatalogHost;
+use crate::snapshot::{self, Snapshot};
 use crate::upstream::{self, Outcome, Part};
 
 /// Tools per `tools/list` page.
@@ -35,10 +35,9 @@ const MAX_SUBSCRIPTIONS: usize = 1000;
 /// Cheap to clone: rmcp makes one per session and per stateless request.
 #[derive(Clone)]
 pub struct Gateway {
-    catalog: CatalogHost,
-    forwarder: upstream::Forwarder,
-    /// Whether `tools/list` shows only the tools the caller's scopes allow.
-    filter_by_scope: bool,
+    /// The server's current snapshot, for what no request carries: the server's description at
+    /// `initialize`, and its changes.
+    host: snapshot::Host,
     /// Where a new session registers to hear of catalog changes; `None` in the stateless
     /// service, which has no session to register.
     listeners: Option<Arc<Listeners>>,
@@ -47,14 +46,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(catalog: CatalogHost, forwarder: upstream::Forwarder, filter_by_scope: bool) -> Gateway {
-        Gateway {
-            catalog,
-            forwarder,
-            filter_by_scope,
-            listeners: None,
-            subscriptions: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
-        }
+    pub fn new(host: snapshot::Host) -> Gateway {
+        Gateway { host, listeners: None, subscriptions: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)) }
     }
 
     /// This gateway for the session service: each session it initializes registers with
@@ -63,21 +56,33 @@ impl Gateway {
         Gateway { listeners: Some(listeners), ..self.clone() }
     }
 
-    pub(super) fn catalog(&self) -> &CatalogHost {
-        &self.catalog
+    pub(super) fn host(&self) -> &snapshot::Host {
+        &self.host
     }
+
+    /// The snapshot the edge took for this request (the current one if none was taken).
+    fn snapshot(&self, context: &RequestContext<RoleServer>) -> Arc<Snapshot> {
+        parts(context)
+            .and_then(|it| it.extensions.get::<Arc<Snapshot>>())
+            .cloned()
+            .unwrap_or_else(|| self.host.current())
+    }
+}
+
+fn parts(context: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {
+    context.extensions.get::<axum::http::request::Parts>()
 }
 
 /// The caller the auth guard admitted, from the HTTP request rmcp hands over.
 fn caller(context: &RequestContext<RoleServer>) -> Option<&Caller> {
-    context.extensions.get::<axum::http::request::Parts>()?.extensions.get::<Caller>()
+    parts(context)?.extensions.get::<Caller>()
 }
 
 impl ServerHandler for Gateway {
     fn get_info(&self) -> ServerConfig {
-        let catalog = self.catalog.snapshot();
-        let mut info =
-            Implementation::new(format!("mcpgate/{}", catalog.settings.slug), env!("CARGO_PKG_VERSION"));
+        let snapshot = self.host.current();
+        let catalog = &snapshot.catalog;
+        let mut info = Implementation::new(format!("mcpgate/{}", snapshot.slug), env!("CARGO_PKG_VERSION"));
         info.title = Some(catalog.title.clone());
         // `listChanged`: sessions and `subscriptions/listen` streams hear of catalog changes.
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
@@ -93,9 +98,11 @@ impl ServerHandler for Gateway {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let catalog = self.catalog.snapshot();
-        let caller = caller(&context).filter(|_| self.filter_by_scope);
-        let visible: Vec<&crate::catalog::Tool> = catalog
+        let snapshot = self.snapshot(&context);
+        let filter = snapshot.access.as_ref().is_some_and(|it| it.filter_tools);
+        let caller = caller(&context).filter(|_| filter);
+        let visible: Vec<&crate::catalog::Tool> = snapshot
+            .catalog
             .tools
             .iter()
             .filter(|it| caller.is_none_or(|caller| caller.has_scopes(&it.scopes)))
@@ -118,11 +125,17 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        // One snapshot for the whole call, even if the catalog is replaced meanwhile.
-        let catalog = self.catalog.snapshot();
-        let Some(tool) = catalog.tool(&request.name) else {
+        // One snapshot for the whole call, even if the server is published again meanwhile.
+        let snapshot = self.snapshot(&context);
+        let caller = caller(&context);
+        let Some(tool) = snapshot.catalog.tool(&request.name) else {
             return Err(ErrorData::invalid_params(format!("unknown tool {}", request.name), None));
         };
+        // The edge has asked for these scopes already (a 403 challenge); this holds whatever
+        // message reached rmcp without the edge seeing its tool.
+        if snapshot.access.is_some() && !caller.is_some_and(|it| it.has_scopes(&tool.scopes)) {
+            return Err(ErrorData::invalid_request(format!("{} needs more scopes", tool.spec.name), None));
+        }
         let arguments = request.arguments.unwrap_or_default();
         let instance = Value::Object(arguments);
         // Invalid arguments are a result the model reads and can correct, not a protocol error.
@@ -143,7 +156,8 @@ impl ServerHandler for Gateway {
         let Value::Object(arguments) = instance else {
             return Err(ErrorData::internal_error("arguments changed shape", None));
         };
-        let outcome = upstream::forward(&self.forwarder, &catalog, tool, &arguments, caller(&context)).await;
+        let credentials = snapshot.credentials.for_call(caller);
+        let outcome = upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await;
         Ok(into_result(outcome).into())
     }
 
@@ -171,7 +185,7 @@ impl ServerHandler for Gateway {
         let Ok(_permit) = self.subscriptions.clone().try_acquire_owned() else {
             return Err(ErrorData::internal_error("this server has too many open subscriptions", None));
         };
-        let mut changes = self.catalog.changes();
+        let mut changes = self.host.changes();
         loop {
             tokio::select! {
                 () = context.cancelled() => return Ok(()),

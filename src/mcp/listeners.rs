@@ -1,6 +1,6 @@
 //! Who hears that a hosted server's tool list changed: the clients of its open sessions. Each
 //! session's peer is registered when its client says it is initialized, and one task per hosted
-//! server sends them `notifications/tools/list_changed` after each [`CatalogHost::replace`].
+//! server sends them `notifications/tools/list_changed` after each [`snapshot::Host::replace`].
 //!
 //! Invariant: the registry holds at most one peer per open session; peers whose session has
 //! ended are dropped whenever a peer is added or the catalog changes.
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use rmcp::RoleServer;
 use rmcp::service::Peer;
 
-use crate::catalog::CatalogHost;
+use crate::snapshot;
 
 #[derive(Default)]
 pub(super) struct Listeners {
@@ -36,14 +36,14 @@ impl Listeners {
     }
 }
 
-/// Spawns the task that tells every registered session when `catalog` changes, until `stop`
-/// completes (the hosted server is gone or the process stops).
+/// Spawns the task that tells every registered session when the server `host` holds changes,
+/// until `stop` completes (the hosted server is gone or the process stops).
 pub(super) fn spawn_notifier(
-    catalog: &CatalogHost,
+    host: &snapshot::Host,
     listeners: Arc<Listeners>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
-    let mut changes = catalog.changes();
+    let mut changes = host.changes();
     tokio::spawn(async move {
         tokio::pin!(stop);
         loop {

@@ -1,74 +1,27 @@
-//! A tool's `inputSchema` and the map from each argument back to where it goes in the HTTP
+//! A tool's `inputSchema` and its [`CallPlan`] parts: where each argument goes in the HTTP
 //! request. Parameters and body properties share one flat object; clashing names get the
-//! location as a suffix, so the map is always reversible.
+//! location as a suffix, so the plan is always reversible.
 
 use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
 use super::compact::def_name;
+use super::plan::{BodyKind, BodyPlan, BodySource, Encoding, FieldPlan, ParameterPlan, is_reserved_header};
 use super::schema::SchemaBuilder;
 use crate::openapi::{MediaType, Operation, ParamLocation, RequestBody};
 
-/// Where an argument goes in the HTTP request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArgumentTarget {
-    /// The operation's parameter at this index of `Operation::parameters`.
-    Parameter(usize),
-    /// A top-level property of an object body.
-    BodyProperty(String),
-    /// The whole body.
-    Body,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Argument {
-    pub name: String,
-    pub target: ArgumentTarget,
-}
-
-/// How the request body is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyKind {
-    Json,
-    Form,
-    Multipart,
-    Text,
-    Binary,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BodyPlan {
-    pub media_type: String,
-    pub kind: BodyKind,
-}
-
 pub(super) struct Input {
     pub schema: Value,
-    pub arguments: Vec<Argument>,
+    /// Parameters with an argument, in document order.
+    pub parameters: Vec<ParameterPlan>,
     pub body: Option<BodyPlan>,
+    /// Arguments a call must carry.
+    pub required: Vec<String>,
     /// Parameters left out because they carry credentials.
     pub hidden: Vec<String>,
     /// Header parameters left out because the HTTP client sets those headers itself.
     pub managed: Vec<String>,
-}
-
-/// Headers the HTTP client derives from the request itself (OpenAPI says `Accept`,
-/// `Content-Type` and `Authorization` parameters are ignored; the framing headers would corrupt
-/// the request).
-fn is_managed_header(name: &str) -> bool {
-    const MANAGED: [&str; 9] = [
-        "accept",
-        "content-type",
-        "content-length",
-        "host",
-        "connection",
-        "transfer-encoding",
-        "te",
-        "upgrade",
-        "cookie",
-    ];
-    MANAGED.contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// The most characters an argument name may have (the common client limit on property names).
@@ -81,11 +34,13 @@ pub(super) fn build(
 ) -> Input {
     let mut properties = Map::new();
     let mut required = Vec::new();
-    let mut arguments = Vec::new();
+    let mut parameters = Vec::new();
     let mut hidden = Vec::new();
     let mut managed = Vec::new();
     let mut names = HashSet::new();
 
+    // Arguments are listed path first, then query, header and cookie; the request sends
+    // parameters in document order.
     let mut order: Vec<usize> = (0..operation.parameters.len()).collect();
     order.sort_by_key(|&idx| operation.parameters[idx].location);
     for idx in order {
@@ -94,7 +49,7 @@ pub(super) fn build(
             hidden.push(format!("{} {}", param.location.as_str(), param.name));
             continue;
         }
-        if param.location == ParamLocation::Header && is_managed_header(&param.name) {
+        if param.location == ParamLocation::Header && is_reserved_header(&param.name) {
             managed.push(param.name.clone());
             continue;
         }
@@ -109,48 +64,71 @@ pub(super) fn build(
         }
         let name = unique(&mut names, &param.name, param.location.as_str());
         if param.required {
-            required.push(Value::String(name.clone()));
+            required.push(name.clone());
         }
         properties.insert(name.clone(), schema);
-        arguments.push(Argument { name, target: ArgumentTarget::Parameter(idx) });
+        let plan = ParameterPlan {
+            argument: name,
+            name: param.name.clone(),
+            location: param.location.into(),
+            style: param.style.into(),
+            explode: param.explode,
+            allow_reserved: param.allow_reserved,
+            required: param.required,
+            media_type: param.media_type.clone(),
+        };
+        parameters.push((idx, plan));
     }
+    parameters.sort_by_key(|(idx, _)| *idx);
+    let parameters = parameters.into_iter().map(|(_, it)| it).collect();
 
     let body = operation.request_body.as_ref().and_then(|body| {
         let media = preferred(&body.content)?;
-        let kind = kind_of(&media.name);
-        add_body(body, media, kind, builder, &mut names, &mut properties, &mut required, &mut arguments);
-        Some(BodyPlan { media_type: media.name.clone(), kind })
+        Some(add_body(body, media, builder, &mut names, &mut properties, &mut required))
     });
 
     let mut schema = json!({"type": "object", "properties": properties});
     if !required.is_empty() {
-        schema["required"] = Value::Array(required);
+        schema["required"] = required.iter().cloned().map(Value::String).collect();
     }
     schema["additionalProperties"] = Value::Bool(false);
-    Input { schema, arguments, body, hidden, managed }
+    Input { schema, parameters, body, required, hidden, managed }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn add_body(
     body: &RequestBody,
     media: &MediaType,
-    kind: BodyKind,
     builder: &mut SchemaBuilder<'_>,
     names: &mut HashSet<String>,
     properties: &mut Map<String, Value>,
-    required: &mut Vec<Value>,
-    arguments: &mut Vec<Argument>,
-) {
+    required: &mut Vec<String>,
+) -> BodyPlan {
+    let kind = kind_of(&media.name);
     let lowered = match (&media.schema, kind) {
         (_, BodyKind::Binary) => json!({"type": "string", "contentEncoding": "base64"}),
         (Some(schema), _) => builder.lower(schema),
         (None, BodyKind::Text) => json!({"type": "string"}),
         (None, _) => json!({}),
     };
-    if kind != BodyKind::Binary
-        && kind != BodyKind::Text
-        && let Some(object) = flattenable(&lowered, builder)
-    {
+    let mut plan = BodyPlan {
+        media_type: media.name.clone(),
+        kind,
+        required: body.required,
+        source: BodySource::Flattened(Vec::new()),
+        fields: Vec::new(),
+    };
+    let flattened = match kind {
+        BodyKind::Binary | BodyKind::Text => None,
+        _ => flattenable(&lowered, builder),
+    };
+    let object = match flattened {
+        Some(object) => Some(object),
+        None => resolve(builder, &lowered).as_object(),
+    };
+    if matches!(kind, BodyKind::Form | BodyKind::Multipart) {
+        plan.fields = fields(object, media, builder);
+    }
+    if let Some(object) = flattened {
         let body_required: Vec<&str> = object
             .get("required")
             .and_then(Value::as_array)
@@ -158,16 +136,19 @@ fn add_body(
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        let Some(Value::Object(props)) = object.get("properties") else { return };
-        for (prop, schema) in props {
-            let name = unique(names, prop, "body");
-            if body.required && body_required.contains(&prop.as_str()) {
-                required.push(Value::String(name.clone()));
+        let mut pairs = Vec::new();
+        if let Some(Value::Object(props)) = object.get("properties") {
+            for (prop, schema) in props {
+                let name = unique(names, prop, "body");
+                if body.required && body_required.contains(&prop.as_str()) {
+                    required.push(name.clone());
+                }
+                properties.insert(name.clone(), schema.clone());
+                pairs.push((name, prop.clone()));
             }
-            properties.insert(name.clone(), schema.clone());
-            arguments.push(Argument { name, target: ArgumentTarget::BodyProperty(prop.clone()) });
         }
-        return;
+        plan.source = BodySource::Flattened(pairs);
+        return plan;
     }
     let mut schema = lowered;
     if let (Some(description), Value::Object(map)) = (&body.description, &mut schema)
@@ -177,10 +158,73 @@ fn add_body(
     }
     let name = unique(names, "body", "body");
     if body.required {
-        required.push(Value::String(name.clone()));
+        required.push(name.clone());
     }
     properties.insert(name.clone(), schema);
-    arguments.push(Argument { name, target: ArgumentTarget::Body });
+    plan.source = BodySource::Whole(name);
+    plan
+}
+
+/// The fields of a form or multipart body: its declared properties (which are files when their
+/// schema says base64) and those its Encoding Objects name.
+fn fields(
+    object: Option<&Map<String, Value>>,
+    media: &MediaType,
+    builder: &SchemaBuilder<'_>,
+) -> Vec<FieldPlan> {
+    let mut fields: Vec<FieldPlan> = Vec::new();
+    if let Some(Value::Object(props)) = object.and_then(|it| it.get("properties")) {
+        for (name, schema) in props {
+            let schema = resolve(builder, schema);
+            let items = schema.get("items").map(|it| resolve(builder, it));
+            fields.push(FieldPlan {
+                name: name.clone(),
+                file: is_base64(builder, schema, 0),
+                file_items: items.is_some_and(|it| is_base64(builder, it, 0)),
+                encoding: None,
+            });
+        }
+    }
+    for (name, encoding) in &media.encoding {
+        match fields.iter_mut().find(|it| it.name == *name) {
+            Some(field) => field.encoding = Some(Encoding::from(encoding)),
+            None => fields.push(FieldPlan {
+                name: name.clone(),
+                encoding: Some(Encoding::from(encoding)),
+                ..FieldPlan::default()
+            }),
+        }
+    }
+    fields
+}
+
+/// Follows `#/$defs/...` references among the lowered definitions, a few hops at most.
+fn resolve<'a>(builder: &'a SchemaBuilder<'_>, mut schema: &'a Value) -> &'a Value {
+    for _ in 0..8 {
+        match schema.get("$ref").and_then(Value::as_str).and_then(|it| builder.def(it)) {
+            Some(target) => schema = target,
+            None => break,
+        }
+    }
+    schema
+}
+
+/// Whether a schema says its string holds base64 bytes, directly or in one `anyOf`/`oneOf`
+/// branch (how nullable schemas are often written).
+fn is_base64(builder: &SchemaBuilder<'_>, schema: &Value, depth: usize) -> bool {
+    if schema
+        .get("contentEncoding")
+        .and_then(Value::as_str)
+        .is_some_and(|it| it.eq_ignore_ascii_case("base64"))
+    {
+        return true;
+    }
+    depth < 4
+        && ["anyOf", "oneOf"].iter().any(|key| {
+            schema.get(*key).and_then(Value::as_array).is_some_and(|branches| {
+                branches.iter().any(|it| is_base64(builder, resolve(builder, it), depth + 1))
+            })
+        })
 }
 
 /// The object schema whose properties can become top-level arguments: a plain object (directly

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::compact::def_name;
-use super::input::{BodyKind, kind_of};
+use super::input::kind_of;
+use super::plan::BodyKind;
 use super::schema::SchemaBuilder;
 use crate::openapi::{Operation, Response, Spec, Target};
 

@@ -2,61 +2,40 @@
 //! response size, redirects only within the backend's origin) and maps what happens, failures
 //! included, to an [`Outcome`].
 
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::Semaphore;
+use url::Url;
 
 use super::request::{self, Request};
 use super::response::{self, Outcome, Received};
-use crate::auth::Caller;
-use crate::catalog::{Catalog, Tool};
-use crate::credentials::{Applied, Authorization, Credentials};
+use crate::catalog::Tool;
+use crate::config::ServerConfig;
+use crate::credentials::{Applied, Authorization, CallCredentials};
 
-/// The backend client of one hosted server, with its credentials and limits. Clones share it,
-/// and [`Forwarder::reconfigure`] changes it for all of them (when settings are published).
-#[derive(Clone)]
-pub struct Forwarder {
-    // A std lock: held only to clone or replace the `Arc`, never across an await.
-    current: Arc<RwLock<Arc<Backend>>>,
-}
-
-struct Backend {
+/// The backend of one hosted server: its base URL, client and limits. Part of the server's
+/// snapshot, so a publication replaces it whole.
+pub struct Backend {
+    /// Every request's scheme, host and port come from it.
+    url: Url,
+    /// For messages: the backend's host, never its URL (which may carry a credential).
+    host: String,
     client: reqwest::Client,
-    credentials: Credentials,
+    /// Headers the operator configured, sent with every request.
+    headers: HeaderMap,
     in_flight: Semaphore,
     max_in_flight: usize,
+    timeout: Duration,
+    max_response_bytes: usize,
+    slug: String,
 }
 
 /// Redirects are followed only to the backend's own origin, at most this many.
 const MAX_REDIRECTS: usize = 5;
 
-impl Forwarder {
-    pub fn new(max_in_flight: usize, credentials: Credentials) -> Result<Forwarder, reqwest::Error> {
-        let backend = Backend::new(max_in_flight, credentials)?;
-        Ok(Forwarder { current: Arc::new(RwLock::new(Arc::new(backend))) })
-    }
-
-    /// New limits and credentials for calls from now on; calls in flight finish with the old.
-    pub fn reconfigure(&self, max_in_flight: usize, credentials: Credentials) -> Result<(), reqwest::Error> {
-        let backend = Arc::new(Backend::new(max_in_flight, credentials)?);
-        match self.current.write() {
-            Ok(mut current) => *current = backend,
-            Err(poisoned) => *poisoned.into_inner() = backend,
-        }
-        Ok(())
-    }
-
-    fn current(&self) -> Arc<Backend> {
-        match self.current.read() {
-            Ok(current) => current.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-}
-
 impl Backend {
-    fn new(max_in_flight: usize, credentials: Credentials) -> Result<Backend, reqwest::Error> {
+    pub fn new(url: Url, settings: &ServerConfig) -> Result<Backend, String> {
         let policy = reqwest::redirect::Policy::custom(|attempt| {
             let same_origin =
                 attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
@@ -66,59 +45,74 @@ impl Backend {
                 attempt.follow()
             }
         });
-        let client = reqwest::Client::builder().redirect(policy).no_proxy().build()?;
-        Ok(Backend { client, credentials, in_flight: Semaphore::new(max_in_flight), max_in_flight })
+        let client =
+            reqwest::Client::builder().redirect(policy).no_proxy().build().map_err(|err| err.to_string())?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &settings.headers {
+            let (name, value) = header(name, value).map_err(|err| format!("headers: {err}"))?;
+            headers.insert(name, value);
+        }
+        Ok(Backend {
+            host: url.host_str().unwrap_or("the backend").to_owned(),
+            url,
+            client,
+            headers,
+            in_flight: Semaphore::new(settings.max_concurrency),
+            max_in_flight: settings.max_concurrency,
+            timeout: Duration::from_secs(settings.timeout_secs),
+            max_response_bytes: settings.max_response_bytes,
+            slug: settings.slug.clone(),
+        })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
     }
 }
 
 pub async fn forward(
-    forwarder: &Forwarder,
-    catalog: &Catalog,
+    backend: &Backend,
     tool: &Tool,
     arguments: &serde_json::Map<String, serde_json::Value>,
-    caller: Option<&Caller>,
+    credentials: &CallCredentials<'_>,
 ) -> Outcome {
-    let forwarder = &forwarder.current();
-    let settings = &catalog.settings;
-    let backend = catalog.backend.host_str().unwrap_or("the backend").to_owned();
-    let timeout = Duration::from_secs(settings.timeout_secs);
-    let operation = &catalog.spec.operations[tool.spec.operation];
-    let request = match request::build(&catalog.backend, operation, &tool.spec, arguments) {
+    let host = &backend.host;
+    let timeout = backend.timeout;
+    let request = match request::build(&backend.url, &tool.spec.plan, arguments) {
         Ok(request) => request,
         Err(err) => return Outcome::error(format!("Cannot build the request: {err}")),
     };
     // Beyond the limit a call is refused at once rather than queued: a model can retry, and a
     // queue would only move the wait into everyone's timeout.
-    let Ok(_permit) = forwarder.in_flight.try_acquire() else {
+    let Ok(_permit) = backend.in_flight.try_acquire() else {
         return Outcome::error(format!(
-            "The backend {backend} is busy: {} calls are in flight. Try again shortly.",
-            forwarder.max_in_flight
+            "The backend {host} is busy: {} calls are in flight. Try again shortly.",
+            backend.max_in_flight
         ));
     };
-    let credentials = &forwarder.credentials;
-    let authorization = match credentials.authorize(caller, &tool.scopes).await {
+    let authorization = match credentials.authorize(&tool.scopes).await {
         Ok(authorization) => authorization,
         Err(failure) => return Outcome::error(failure.to_string()),
     };
     let started = std::time::Instant::now();
-    let mut result = send(forwarder, settings, &request, &authorization, timeout).await;
+    let mut result = send(backend, &request, &authorization).await;
     // A refused token may have been revoked or rotated: one new token, one more try.
     if let Ok(response) = &result
         && response.status() == reqwest::StatusCode::UNAUTHORIZED
         && authorization.renewable()
     {
         credentials.forget(&authorization).await;
-        let renewed = match credentials.authorize(caller, &tool.scopes).await {
+        let renewed = match credentials.authorize(&tool.scopes).await {
             Ok(renewed) => renewed,
             Err(failure) => return Outcome::error(failure.to_string()),
         };
-        tracing::info!(server = %settings.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
-        result = send(forwarder, settings, &request, &renewed, timeout).await;
+        tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
+        result = send(backend, &request, &renewed).await;
     }
     tracing::info!(
-        server = %settings.slug,
+        server = %backend.slug,
         tool = %tool.spec.name,
-        upstream = %backend,
+        upstream = %host,
         elapsed_ms = started.elapsed().as_millis() as u64,
         status = result.as_ref().map_or(0, |it| it.status().as_u16()),
         "tool call forwarded"
@@ -128,19 +122,19 @@ pub async fn forward(
         Err(SendError::Build(reason)) => {
             return Outcome::error(format!("Cannot build the request: {reason}."));
         }
-        Err(SendError::Transport(err)) => return Outcome::error(describe_failure(&backend, timeout, &err)),
+        Err(SendError::Transport(err)) => return Outcome::error(describe_failure(host, timeout, &err)),
     };
-    let max_bytes = settings.max_response_bytes;
+    let max_bytes = backend.max_response_bytes;
     let mut body = Vec::new();
     let mut truncated = false;
     loop {
         let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
             Ok(Ok(Some(chunk))) => chunk,
             Ok(Ok(None)) => break,
-            Ok(Err(err)) => return Outcome::error(describe_failure(&backend, timeout, &err)),
+            Ok(Err(err)) => return Outcome::error(describe_failure(host, timeout, &err)),
             Err(_) => {
                 return Outcome::error(format!(
-                    "The backend {backend} stopped sending its answer for {timeout:?}."
+                    "The backend {host} stopped sending its answer for {timeout:?}."
                 ));
             }
         };
@@ -164,7 +158,7 @@ pub async fn forward(
     };
     if status.is_redirection() {
         return Outcome::error(format!(
-            "The backend {backend} redirected elsewhere ({}), which mcpgate does not follow.",
+            "The backend {host} redirected elsewhere ({}), which mcpgate does not follow.",
             status.as_u16()
         ));
     }
@@ -173,35 +167,30 @@ pub async fn forward(
     response::outcome(&tool.spec, &received, matches)
 }
 
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not a valid header name"))?;
+    let value =
+        HeaderValue::from_str(value).map_err(|_| format!("the value of header `{name}` is not valid"))?;
+    Ok((header, value))
+}
+
 async fn send(
-    forwarder: &Backend,
-    settings: &crate::config::ServerConfig,
+    backend: &Backend,
     request: &Request,
     authorization: &Authorization,
-    timeout: Duration,
 ) -> Result<reqwest::Response, SendError> {
-    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-    let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
-        .map_err(|err| SendError::Build(err.to_string()))?;
-    let parse = |name: &str, value: &str| -> Result<(HeaderName, HeaderValue), SendError> {
-        let header = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| SendError::Build(format!("`{name}` is not a valid header name")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| SendError::Build(format!("the value of header `{name}` is not valid")))?;
-        Ok((header, value))
-    };
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(request.headers.len() + backend.headers.len() + 2);
     for (name, value) in &request.headers {
-        let (name, value) = parse(name, value)?;
+        let (name, value) = header(name, value).map_err(SendError::Build)?;
         headers.append(name, value);
     }
     // Headers the operator configured replace any parameter of the same name.
-    for (name, value) in &settings.headers {
-        let (name, value) = parse(name, value)?;
-        headers.insert(name, value);
+    for (name, value) in &backend.headers {
+        headers.insert(name.clone(), value.clone());
     }
     if let Some(body) = &request.body {
-        let (name, value) = parse("content-type", &body.content_type)?;
+        let (name, value) = header("content-type", &body.content_type).map_err(SendError::Build)?;
         headers.insert(name, value);
     }
     let mut url = request.url.clone();
@@ -228,7 +217,8 @@ async fn send(
         }
         None => {}
     }
-    let mut builder = forwarder.client.request(method, url).timeout(timeout).headers(headers);
+    let mut builder =
+        backend.client.request(request.method.clone(), url).timeout(backend.timeout).headers(headers);
     if let Some(body) = &request.body {
         builder = builder.body(body.bytes.clone());
     }

@@ -1,8 +1,10 @@
 //! The request builder against the OpenAPI style tables, traversal attempts and every body kind.
 
+use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
+use super::body::{Part, choose_boundary, part_head, random_boundaries};
 use super::*;
 use crate::openapi;
 use crate::tools::{self, Options};
@@ -16,7 +18,7 @@ fn call_at(base: &str, document: &str, tool: &str, arguments: Value) -> Result<R
         panic!("no tool {tool} in {:?}", generated.tools.iter().map(|it| &it.name).collect::<Vec<_>>())
     };
     let Value::Object(arguments) = arguments else { panic!("arguments must be an object") };
-    build(&Url::parse(base).unwrap(), &spec.operations[tool.operation], tool, &arguments)
+    build(&Url::parse(base).unwrap(), &tool.plan, &arguments)
 }
 
 fn call(document: &str, tool: &str, arguments: Value) -> Result<Request, Error> {
@@ -234,7 +236,7 @@ paths:
     let arguments = json!({"flag": true, "ratio": 1.5, "count": 12345678901234_u64, "off": false, "skipped": null, "unknown": 1});
     let request = ok(document, "list", arguments);
     assert_eq!(request.url.query(), Some("flag=true&ratio=1.5&count=12345678901234&off=false"));
-    assert_eq!(request.method, Method::Get);
+    assert_eq!(request.method, http::Method::GET);
 }
 
 #[test]
@@ -478,6 +480,49 @@ paths:
 }
 
 #[test]
+fn reserved_headers_never_become_arguments() {
+    let reserved = [
+        "Accept",
+        "Authorization",
+        "Connection",
+        "Content-Length",
+        "Content-Type",
+        "Cookie",
+        "Expect",
+        "Host",
+        "Keep-Alive",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    ];
+    let parameters: Vec<Value> = reserved
+        .iter()
+        .chain(&["X-Kept"])
+        .map(|name| json!({"name": name, "in": "header", "schema": {"type": "string"}}))
+        .collect();
+    let document = json!({
+        "openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+        "paths": {"/things": {"get": {
+            "operationId": "list", "parameters": parameters, "responses": {"200": {"description": "ok"}}
+        }}}
+    });
+    let spec = openapi::ingest(document.to_string().as_bytes()).unwrap();
+    let tool = tools::generate(&spec, &Options::default()).tools.remove(0);
+    let arguments: Vec<&String> = tool.input_schema["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(arguments, ["X-Kept"]);
+    let planned: Vec<&str> = tool.plan.parameters.iter().map(|it| it.name.as_str()).collect();
+    assert_eq!(planned, ["X-Kept"]);
+    for name in reserved {
+        assert!(
+            tools::plan::is_reserved_header(name) && tools::plan::is_reserved_header(&name.to_lowercase())
+        );
+    }
+}
+
+#[test]
 fn cookie_styles() {
     let table = [
         (false, ["color=blue", "color=blue,black,brown", "color=R,100,G,200,B,150"]),
@@ -611,7 +656,7 @@ fn json_of(body: &Body) -> Value {
 fn json_bodies_from_flattened_properties_use_original_names() {
     let arguments = json!({"id": 7, "id_body": 8, "type": "cat", "name": "Rex", "owner": null, "tags": ["a"], "extra": 1});
     let request = ok(PETS, "updatePet", arguments);
-    assert_eq!(request.method, Method::Put);
+    assert_eq!(request.method, http::Method::PUT);
     assert_eq!(request.url.path(), "/v1/pets/7");
     let Some(body) = &request.body else { panic!("no body") };
     assert_eq!(body.content_type, "application/vnd.api+json");
