@@ -6,5 +6,5 @@ mod forward;
 pub mod request;
 mod response;
 
-pub use forward::{Backend, forward};
+pub use forward::{Backend, Error, forward};
 pub use response::{Outcome, Part};

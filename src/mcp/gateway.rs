@@ -157,8 +157,13 @@ impl ServerHandler for Gateway {
             return Err(ErrorData::internal_error("arguments changed shape", None));
         };
         let credentials = snapshot.credentials.for_call(caller);
-        let outcome = upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await;
-        Ok(into_result(outcome).into())
+        // A backend that cannot be reached, refuses or fails is a result the model can act on
+        // (retry, tell the user), not a protocol error.
+        let result = match upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await {
+            Ok(outcome) => into_result(outcome),
+            Err(err) => CallToolResult::error(vec![ContentBlock::text(err.to_string())]),
+        };
+        Ok(result.into())
     }
 
     /// Called when a session's client says it is initialized (rmcp also makes gateways it never

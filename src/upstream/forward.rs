@@ -12,7 +12,7 @@ use super::request::{self, Request};
 use super::response::{self, Outcome, Received};
 use crate::catalog::Tool;
 use crate::config::ServerConfig;
-use crate::credentials::{Applied, Authorization, CallCredentials};
+use crate::credentials::{Applied, Authorization, CallCredentials, Failure};
 
 /// The backend of one hosted server: its base URL, client and limits. Part of the server's
 /// snapshot, so a publication replaces it whole.
@@ -70,30 +70,44 @@ impl Backend {
     }
 }
 
+/// Why a call got no answer from its backend, in words for the user (the MCP edge shows them as
+/// a tool error); never a token, a secret or a URL.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Cannot build the request: {0}")]
+    Request(#[from] request::Error),
+    #[error("Cannot build the request: {0}.")]
+    Header(String),
+    #[error("The backend {host} is busy: {max} calls are in flight. Try again shortly.")]
+    Busy { host: String, max: usize },
+    #[error(transparent)]
+    Credentials(#[from] Failure),
+    /// A transport failure, described by [`describe_failure`].
+    #[error("{0}")]
+    Transport(String),
+    #[error("The backend {host} stopped sending its answer for {timeout:?}.")]
+    Stalled { host: String, timeout: Duration },
+    #[error("The backend {host} redirected elsewhere ({status}), which mcpgate does not follow.")]
+    Redirected { host: String, status: u16 },
+}
+
+/// Sends a call of `tool` with `arguments` to `backend`: the backend's answer, whatever its
+/// status, or why there is none.
 pub async fn forward(
     backend: &Backend,
     tool: &Tool,
     arguments: &serde_json::Map<String, serde_json::Value>,
     credentials: &CallCredentials<'_>,
-) -> Outcome {
+) -> Result<Outcome, Error> {
     let host = &backend.host;
     let timeout = backend.timeout;
-    let request = match request::build(&backend.url, &tool.spec.plan, arguments) {
-        Ok(request) => request,
-        Err(err) => return Outcome::error(format!("Cannot build the request: {err}")),
-    };
+    let request = request::build(&backend.url, &tool.spec.plan, arguments)?;
     // Beyond the limit a call is refused at once rather than queued: a model can retry, and a
     // queue would only move the wait into everyone's timeout.
     let Ok(_permit) = backend.in_flight.try_acquire() else {
-        return Outcome::error(format!(
-            "The backend {host} is busy: {} calls are in flight. Try again shortly.",
-            backend.max_in_flight
-        ));
+        return Err(Error::Busy { host: host.clone(), max: backend.max_in_flight });
     };
-    let authorization = match credentials.authorize(&tool.scopes).await {
-        Ok(authorization) => authorization,
-        Err(failure) => return Outcome::error(failure.to_string()),
-    };
+    let authorization = credentials.authorize(&tool.scopes).await?;
     let started = std::time::Instant::now();
     let mut result = send(backend, &request, &authorization).await;
     // A refused token may have been revoked or rotated: one new token, one more try.
@@ -102,10 +116,7 @@ pub async fn forward(
         && authorization.renewable()
     {
         credentials.forget(&authorization).await;
-        let renewed = match credentials.authorize(&tool.scopes).await {
-            Ok(renewed) => renewed,
-            Err(failure) => return Outcome::error(failure.to_string()),
-        };
+        let renewed = credentials.authorize(&tool.scopes).await?;
         tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
         result = send(backend, &request, &renewed).await;
     }
@@ -117,13 +128,7 @@ pub async fn forward(
         status = result.as_ref().map_or(0, |it| it.status().as_u16()),
         "tool call forwarded"
     );
-    let mut response = match result {
-        Ok(response) => response,
-        Err(SendError::Build(reason)) => {
-            return Outcome::error(format!("Cannot build the request: {reason}."));
-        }
-        Err(SendError::Transport(err)) => return Outcome::error(describe_failure(host, timeout, &err)),
-    };
+    let mut response = result?;
     let max_bytes = backend.max_response_bytes;
     let mut body = Vec::new();
     let mut truncated = false;
@@ -131,12 +136,8 @@ pub async fn forward(
         let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
             Ok(Ok(Some(chunk))) => chunk,
             Ok(Ok(None)) => break,
-            Ok(Err(err)) => return Outcome::error(describe_failure(host, timeout, &err)),
-            Err(_) => {
-                return Outcome::error(format!(
-                    "The backend {host} stopped sending its answer for {timeout:?}."
-                ));
-            }
+            Ok(Err(err)) => return Err(Error::Transport(describe_failure(host, timeout, &err))),
+            Err(_) => return Err(Error::Stalled { host: host.clone(), timeout }),
         };
         let room = max_bytes.saturating_sub(body.len());
         if chunk.len() > room {
@@ -157,14 +158,11 @@ pub async fn forward(
         max_bytes,
     };
     if status.is_redirection() {
-        return Outcome::error(format!(
-            "The backend {host} redirected elsewhere ({}), which mcpgate does not follow.",
-            status.as_u16()
-        ));
+        return Err(Error::Redirected { host: host.clone(), status: status.as_u16() });
     }
     let matches =
         |value: &serde_json::Value| tool.output_validator.as_ref().is_none_or(|it| it.is_valid(value));
-    response::outcome(&tool.spec, &received, matches)
+    Ok(response::outcome(&tool.spec, &received, matches))
 }
 
 fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
@@ -179,10 +177,10 @@ async fn send(
     backend: &Backend,
     request: &Request,
     authorization: &Authorization,
-) -> Result<reqwest::Response, SendError> {
+) -> Result<reqwest::Response, Error> {
     let mut headers = HeaderMap::with_capacity(request.headers.len() + backend.headers.len() + 2);
     for (name, value) in &request.headers {
-        let (name, value) = header(name, value).map_err(SendError::Build)?;
+        let (name, value) = header(name, value).map_err(Error::Header)?;
         headers.append(name, value);
     }
     // Headers the operator configured replace any parameter of the same name.
@@ -190,7 +188,7 @@ async fn send(
         headers.insert(name.clone(), value.clone());
     }
     if let Some(body) = &request.body {
-        let (name, value) = header("content-type", &body.content_type).map_err(SendError::Build)?;
+        let (name, value) = header("content-type", &body.content_type).map_err(Error::Header)?;
         headers.insert(name, value);
     }
     let mut url = request.url.clone();
@@ -222,13 +220,10 @@ async fn send(
     if let Some(body) = &request.body {
         builder = builder.body(body.bytes.clone());
     }
-    builder.send().await.map_err(SendError::Transport)
-}
-
-enum SendError {
-    /// The request could not be put together (the document names an invalid header, say).
-    Build(String),
-    Transport(reqwest::Error),
+    builder
+        .send()
+        .await
+        .map_err(|err| Error::Transport(describe_failure(&backend.host, backend.timeout, &err)))
 }
 
 /// What went wrong, in words a user can act on; never the request's headers or URL (which may

@@ -23,7 +23,7 @@ pub enum Part {
 }
 
 impl Outcome {
-    pub fn error(message: impl Into<String>) -> Outcome {
+    fn error(message: impl Into<String>) -> Outcome {
         Outcome { is_error: true, content: vec![Part::Text(message.into())], structured: None }
     }
 
