@@ -174,7 +174,7 @@ pub async fn run(
         );
     }
     let keyring = crate::secrets::Keyring::configured_or_local(&config.store.secret_keys, data_dir)?;
-    let store = Store::open(data_dir, std::sync::Arc::new(keyring))?;
+    let store = Store::open(data_dir)?;
     let verifier = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!(
@@ -185,7 +185,7 @@ pub async fn run(
         }
         AuthMode::Jwt => Some(verifier(&config).await?),
     };
-    let hosting = hosting::provision(&config, &store, verifier.as_ref()).await;
+    let hosting = hosting::provision(&config, &store, std::sync::Arc::new(keyring), verifier.as_ref()).await;
     for slug in hosting.slugs() {
         tracing::info!("serving {}/mcp/{slug}", config.public_url());
     }

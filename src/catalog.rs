@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use url::Url;
 
-use crate::config::ServerConfig;
+use crate::config::{BackendUrl, ServerSettings};
 use crate::openapi::{ParamLocation, SecurityKind, Spec};
 use crate::tools::{self, Report, ToolSpec};
 
@@ -40,7 +40,7 @@ pub enum Error {
 impl Catalog {
     /// Generates the tools of `spec`, keeps those `settings` expose, and compiles their
     /// validators.
-    pub fn build(settings: &ServerConfig, mut spec: Spec) -> Result<Catalog, Error> {
+    pub fn build(settings: &ServerSettings, mut spec: Spec) -> Result<Catalog, Error> {
         shape(settings, &mut spec);
         let generated = tools::generate(&spec, &tools::Options::default());
         let exposed = |tool: &ToolSpec| match &settings.expose {
@@ -57,7 +57,10 @@ impl Catalog {
                     *name == tool.name || *name == operation.key() || *name == operation.label()
                 });
                 if !known {
-                    return Err(Error::UnknownExposed { slug: settings.slug.clone(), name: name.clone() });
+                    return Err(Error::UnknownExposed {
+                        slug: settings.slug.to_string(),
+                        name: name.clone(),
+                    });
                 }
             }
         }
@@ -93,7 +96,7 @@ impl Catalog {
 /// What the settings change in the document before tools are made from it: the curation
 /// overrides, and no argument for a header or query parameter that mcpgate itself sets (the
 /// backend credential, the operator's headers), which would be ignored.
-pub fn shape(settings: &ServerConfig, spec: &mut Spec) {
+pub fn shape(settings: &ServerSettings, spec: &mut Spec) {
     let mut set_by_mcpgate: Vec<(ParamLocation, &str)> =
         settings.headers.keys().map(|name| (ParamLocation::Header, name.as_str())).collect();
     set_by_mcpgate.extend(settings.credentials.parameter());
@@ -114,7 +117,7 @@ pub fn shape(settings: &ServerConfig, spec: &mut Spec) {
     }
 }
 
-fn tool_scopes(settings: &ServerConfig, spec: &Spec, tool: &ToolSpec) -> Vec<String> {
+fn tool_scopes(settings: &ServerSettings, spec: &Spec, tool: &ToolSpec) -> Vec<String> {
     let operation = &spec.operations[tool.operation];
     let configured =
         settings.tool_scopes.get(&tool.name).or_else(|| settings.tool_scopes.get(&operation.key()));
@@ -148,10 +151,14 @@ fn tool_scopes(settings: &ServerConfig, spec: &Spec, tool: &ToolSpec) -> Vec<Str
 
 /// The configured backend URL, else the document's first server with its variables filled in.
 /// `document_url` resolves relative server URLs when the document came from one.
-pub fn backend_url(settings: &ServerConfig, spec: &Spec, document_url: Option<&Url>) -> Result<Url, Error> {
-    let slug = settings.slug.clone();
+pub fn backend_url(
+    settings: &ServerSettings,
+    spec: &Spec,
+    document_url: Option<&Url>,
+) -> Result<BackendUrl, Error> {
+    let slug = settings.slug.to_string();
     if let Some(url) = &settings.backend_url {
-        return checked(url.clone(), &slug);
+        return Ok(url.clone());
     }
     let server = spec.servers.first().ok_or(Error::NoBackend { slug: slug.clone() })?;
     let mut text = server.url.clone();
@@ -167,18 +174,11 @@ pub fn backend_url(settings: &ServerConfig, spec: &Spec, document_url: Option<&U
         (Err(url::ParseError::RelativeUrlWithoutBase), None) => return Err(Error::NoBackend { slug }),
         (Err(err), _) => return Err(Error::BadBackend { slug, url: text, reason: err.to_string() }),
     };
-    checked(url, &slug)
-}
-
-fn checked(url: Url, slug: &str) -> Result<Url, Error> {
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(Error::BadBackend {
-            slug: slug.to_owned(),
-            url: url.to_string(),
-            reason: "it must be an absolute http(s) URL".to_owned(),
-        });
-    }
-    Ok(url)
+    BackendUrl::parse(url.clone()).map_err(|_| Error::BadBackend {
+        slug,
+        url: url.to_string(),
+        reason: "it must be an absolute http(s) URL".to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -203,7 +203,7 @@ paths:
 
     fn arguments(settings: &str) -> Vec<String> {
         let text = format!("slug = 'keys'\nspec = 'keys.yaml'\n{settings}");
-        let settings: ServerConfig = toml::from_str(&text).unwrap();
+        let settings: ServerSettings = toml::from_str(&text).unwrap();
         let spec = crate::openapi::ingest(DOCUMENT.as_bytes()).unwrap();
         let catalog = Catalog::build(&settings, spec).unwrap();
         let schema = &catalog.tools[0].spec.input_schema;

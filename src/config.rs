@@ -5,18 +5,22 @@
 //! sets `backend_url` of the first `[[servers]]` entry. Values are read as TOML when they parse
 //! (`true`, `30`, `["a", "b"]`), else as strings.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use url::Url;
 
 mod credentials;
 mod curation;
+mod server;
 
 pub use credentials::{ClientAuth, CredentialsConfig, GrantConfig, StaticCredential, StaticScheme};
 pub use curation::{ANNOTATIONS, ToolOverride};
+pub use server::{
+    BackendUrl, Bounded, MaxConcurrency, MaxResponseBytes, ServerSettings, Slug, TimeoutSecs, from_record,
+    to_record,
+};
 
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "MCPGATE_";
@@ -33,7 +37,7 @@ pub struct Config {
     #[serde(default)]
     pub admin: AdminConfig,
     #[serde(default)]
-    pub servers: Vec<ServerConfig>,
+    pub servers: Vec<ServerSettings>,
     /// Set by `serve --dev` only: run the development identity provider and sample backend.
     #[serde(skip)]
     pub dev: Option<DevConfig>,
@@ -157,51 +161,6 @@ pub struct IssuerSettings {
     pub jwks_uri: Option<Url>,
 }
 
-/// One hosted server, provisioned declaratively.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// The path segment of `/mcp/{slug}`: lowercase letters, digits and `-`.
-    pub slug: String,
-    /// The OpenAPI document: a file path (relative to the configuration file) or an http(s) URL.
-    pub spec: String,
-    /// The backend's base URL. Default: the document's first server, with its variables.
-    pub backend_url: Option<Url>,
-    /// Values for the document's server variables.
-    #[serde(default)]
-    pub server_variables: BTreeMap<String, String>,
-    /// Operations to expose, by operationId, `METHOD /path` or tool name. Default: all.
-    pub expose: Option<Vec<String>>,
-    /// Headers sent with every backend request (credentials belong in `credentials`).
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// How mcpgate authenticates to the backend. Default: it does not.
-    #[serde(default)]
-    pub credentials: CredentialsConfig,
-    #[serde(default = "default_timeout_secs")]
-    pub timeout_secs: u64,
-    /// Tool calls in flight at once for this server; calls beyond it are refused as busy.
-    #[serde(default = "default_max_concurrency")]
-    pub max_concurrency: usize,
-    /// Backend responses larger than this are cut, with a marker.
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: usize,
-    /// Whether the document URL may point at a loopback or private address.
-    #[serde(default)]
-    pub allow_private_spec_url: bool,
-    /// Scopes every request to this server needs (auth mode `jwt`).
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Scopes per tool (by tool name or operationId), replacing those the document's
-    /// `security` requirements give.
-    #[serde(default)]
-    pub tool_scopes: BTreeMap<String, Vec<String>>,
-    /// Names, descriptions and annotations changed by operation (operationId, else
-    /// `METHOD /path`).
-    #[serde(default)]
-    pub tools: BTreeMap<String, ToolOverride>,
-}
-
 fn default_clock_skew_secs() -> u64 {
     60
 }
@@ -222,24 +181,17 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
 
-fn default_timeout_secs() -> u64 {
-    30
-}
-
-fn default_max_concurrency() -> usize {
-    64
-}
-
-fn default_max_response_bytes() -> usize {
-    1024 * 1024
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A value that breaks its own rule, in words that name the rule.
+    #[error("{0}")]
+    Value(String),
+    #[error("stored settings of `{slug}` are unreadable: {reason}")]
+    Stored { slug: String, reason: String },
 }
 
 impl Config {
@@ -284,35 +236,18 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    fn validate(&mut self) -> Result<(), Error> {
         if self.auth.mode == AuthMode::Jwt && self.auth.issuers.is_empty() {
             return Err(Error::Invalid(
                 "auth mode `jwt` needs at least one [[auth.issuers]] entry".to_owned(),
             ));
         }
         let mut seen = std::collections::HashSet::new();
-        for server in &self.servers {
-            if !valid_slug(&server.slug) {
-                return Err(Error::Invalid(format!(
-                    "server slug `{}` must be 1 to 63 lowercase letters, digits or `-`",
-                    server.slug
-                )));
-            }
-            if !seen.insert(&server.slug) {
+        for server in &mut self.servers {
+            if !seen.insert(server.slug.clone()) {
                 return Err(Error::Invalid(format!("server slug `{}` is used twice", server.slug)));
             }
-            if server.credentials.per_user() && self.auth.mode != AuthMode::Jwt {
-                return Err(Error::Invalid(format!(
-                    "server `{}`: credentials acting for the caller need auth mode `jwt`",
-                    server.slug
-                )));
-            }
-            if server.max_concurrency == 0 || server.timeout_secs == 0 {
-                return Err(Error::Invalid(format!(
-                    "server `{}`: max_concurrency and timeout_secs must be positive",
-                    server.slug
-                )));
-            }
+            *server = server.clone().validated(self.auth.mode)?;
         }
         Ok(())
     }
@@ -368,7 +303,7 @@ backend_url = "{public}/dev-backend/train-travel"
     }
 }
 
-impl ServerConfig {
+impl ServerSettings {
     fn resolve_spec_path(&mut self, base: &Path) {
         let is_url = self.spec.starts_with("http://") || self.spec.starts_with("https://");
         if !is_url && Path::new(&self.spec).is_relative() {
@@ -380,12 +315,6 @@ impl ServerConfig {
 /// The sample document `serve --dev` hosts.
 const PETSTORE_SAMPLE: &str = include_str!("../openapi-samples/swagger-petstore-v3.yaml");
 const TRAIN_TRAVEL_SAMPLE: &str = include_str!("../openapi-samples/readme-train-travel.yaml");
-
-pub fn valid_slug(slug: &str) -> bool {
-    (1..=63).contains(&slug.len())
-        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !slug.starts_with('-')
-}
 
 fn parse_env_value(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
@@ -443,7 +372,7 @@ spec = "pets.yaml"
         assert_eq!(config.http.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(config.public_url(), "http://127.0.0.1:8080");
         let server = &config.servers[0];
-        assert_eq!((server.timeout_secs, server.max_concurrency), (30, 64));
+        assert_eq!((server.timeout_secs.get(), server.max_concurrency.get()), (30, 64));
         assert!(server.expose.is_none() && !server.allow_private_spec_url);
     }
 
@@ -466,9 +395,12 @@ spec = "pets.yaml"
         ];
         let config = Config::parse(MINIMAL, &env).unwrap();
         assert_eq!(config.http.listen.port(), 9000);
-        assert_eq!(config.servers[0].timeout_secs, 5);
+        assert_eq!(config.servers[0].timeout_secs.get(), 5);
         assert_eq!(config.servers[0].expose.as_deref(), Some(&["listPets".to_owned()][..]));
-        assert_eq!(config.servers[0].backend_url.as_ref().map(Url::as_str), Some("http://127.0.0.1:9/v1"));
+        assert_eq!(
+            config.servers[0].backend_url.as_ref().map(|it| it.url().as_str()),
+            Some("http://127.0.0.1:9/v1")
+        );
         let err =
             Config::parse(MINIMAL, &[("MCPGATE_SERVERS__3__SLUG".to_owned(), "x".to_owned())]).unwrap_err();
         assert!(err.to_string().contains("no entry 3"), "{err}");

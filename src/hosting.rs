@@ -12,9 +12,10 @@ use url::Url;
 
 use crate::auth::{Guard, Resource, Verifier};
 use crate::catalog::{self, Catalog};
-use crate::config::{Config, ServerConfig};
+use crate::config::{self, Config, ServerSettings};
 use crate::credentials::Credentials;
 use crate::mcp::{self, Gateway};
+use crate::secrets::Keyring;
 use crate::snapshot::{self, Snapshot};
 use crate::source::{self, Limits, Source};
 use crate::store::Store;
@@ -44,6 +45,8 @@ struct Builder {
     config: Config,
     http: StreamableHttpServerConfig,
     verifier: Option<Verifier>,
+    /// Seals and opens the secrets of stored settings.
+    keyring: Arc<Keyring>,
 }
 
 impl Hosting {
@@ -63,9 +66,14 @@ impl Hosting {
         &self.builder.config
     }
 
+    /// The keys that seal the secrets of stored settings.
+    pub fn keyring(&self) -> &Keyring {
+        &self.builder.keyring
+    }
+
     /// Serves `spec` under `settings` from now on. A server already hosted keeps its sessions,
     /// which are told that the tool list changed.
-    pub fn publish(&self, settings: ServerConfig, spec: crate::openapi::Spec) -> Result<(), String> {
+    pub fn publish(&self, settings: ServerSettings, spec: crate::openapi::Spec) -> Result<(), String> {
         let snapshot = snapshot(settings, spec, &self.builder)?;
         let slug = snapshot.slug.clone();
         match self.get(&slug) {
@@ -96,18 +104,24 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 /// Provisions the servers of `config`, then those only the store knows.
-pub async fn provision(config: &Config, store: &Store, verifier: Option<&Verifier>) -> Hosting {
-    let builder = Builder { config: config.clone(), http: rmcp_config(config), verifier: verifier.cloned() };
+pub async fn provision(
+    config: &Config,
+    store: &Store,
+    keyring: Arc<Keyring>,
+    verifier: Option<&Verifier>,
+) -> Hosting {
+    let builder =
+        Builder { config: config.clone(), http: rmcp_config(config), verifier: verifier.cloned(), keyring };
     let mut servers = BTreeMap::new();
     let mut failed = BTreeMap::new();
     for settings in &config.servers {
         match provision_one(settings.clone(), store, &builder).await {
             Ok(hosted) => {
-                servers.insert(settings.slug.clone(), Arc::new(hosted));
+                servers.insert(settings.slug.to_string(), Arc::new(hosted));
             }
             Err(reason) => {
                 tracing::error!(server = %settings.slug, %reason, "server not provisioned");
-                failed.insert(settings.slug.clone(), reason);
+                failed.insert(settings.slug.to_string(), reason);
             }
         }
     }
@@ -117,8 +131,15 @@ pub async fn provision(config: &Config, store: &Store, verifier: Option<&Verifie
     });
     let only_stored: Vec<String> = stored.into_iter().filter(|it| !servers.contains_key(it)).collect();
     for slug in only_stored {
-        match store.server(&slug) {
-            Ok(Some(stored)) => match from_document(stored.settings, &stored.document, &builder, false) {
+        let stored = store.server(&slug).map_err(|err| err.to_string()).and_then(|it| {
+            let Some(record) = it else { return Ok(None) };
+            let (settings, document) =
+                config::from_record(&slug, record, &builder.keyring).map_err(|err| err.to_string())?;
+            let settings = settings.validated(config.auth.mode).map_err(|err| err.to_string())?;
+            Ok(Some((settings, document)))
+        });
+        match stored {
+            Ok(Some((settings, document))) => match from_document(settings, &document, &builder, false) {
                 Ok(hosted) => {
                     servers.insert(slug, Arc::new(hosted));
                 }
@@ -127,8 +148,8 @@ pub async fn provision(config: &Config, store: &Store, verifier: Option<&Verifie
                 }
             },
             Ok(None) => {}
-            Err(err) => {
-                failed.insert(slug, err.to_string());
+            Err(reason) => {
+                failed.insert(slug, reason);
             }
         }
     }
@@ -139,17 +160,22 @@ pub async fn provision(config: &Config, store: &Store, verifier: Option<&Verifie
     }
 }
 
-async fn provision_one(settings: ServerConfig, store: &Store, builder: &Builder) -> Result<Hosted, String> {
+async fn provision_one(settings: ServerSettings, store: &Store, builder: &Builder) -> Result<Hosted, String> {
     let source = Source::parse(&settings.spec);
     let limits = Limits { allow_private_url: settings.allow_private_spec_url, ..Limits::default() };
     match source::load(&source, &limits).await {
         Ok(loaded) => {
-            if let Err(err) = store.put_server(&settings, &loaded.document) {
+            let stored = config::to_record(&settings, loaded.document, &builder.keyring)
+                .map_err(|err| err.to_string())
+                .and_then(|record| {
+                    store.put_server(settings.slug.as_str(), &record).map_err(|err| err.to_string())
+                });
+            if let Err(err) = stored {
                 tracing::warn!(server = %settings.slug, %err, "document not stored");
             }
             Ok(assemble(snapshot(settings, loaded.spec, builder)?, builder, true))
         }
-        Err(err) => match store.server(&settings.slug) {
+        Err(err) => match store.server(settings.slug.as_str()) {
             Ok(Some(stored)) if !stored.document.is_empty() => {
                 tracing::warn!(server = %settings.slug, %err, "document unreadable; serving the stored copy");
                 from_document(settings, &stored.document, builder, true)
@@ -160,7 +186,7 @@ async fn provision_one(settings: ServerConfig, store: &Store, builder: &Builder)
 }
 
 fn from_document(
-    settings: ServerConfig,
+    settings: ServerSettings,
     document: &[u8],
     builder: &Builder,
     provisioned: bool,
@@ -171,11 +197,11 @@ fn from_document(
 
 /// Everything requests to the server read, built from its settings and document.
 fn snapshot(
-    settings: ServerConfig,
+    settings: ServerSettings,
     spec: crate::openapi::Spec,
     builder: &Builder,
 ) -> Result<Snapshot, String> {
-    let credentials = Credentials::new(&settings.slug, &settings.credentials)
+    let credentials = Credentials::new(settings.slug.as_str(), &settings.credentials)
         .map_err(|err| format!("credentials: {err}"))?;
     // Relative server URLs in a fetched document are relative to the document's URL.
     let document_url = match Source::parse(&settings.spec) {
@@ -190,7 +216,7 @@ fn snapshot(
         Some(verifier) => Some(guard(&builder.config, verifier, &settings, &catalog)?),
         None => None,
     };
-    Ok(Snapshot { slug: settings.slug, catalog, access, backend, credentials })
+    Ok(Snapshot { slug: settings.slug.to_string(), catalog, access, backend, credentials })
 }
 
 fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted {
@@ -207,7 +233,7 @@ fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted 
 fn guard(
     config: &Config,
     verifier: &Verifier,
-    settings: &ServerConfig,
+    settings: &ServerSettings,
     catalog: &Catalog,
 ) -> Result<Guard, String> {
     let public = config.public_url();

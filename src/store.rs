@@ -1,16 +1,16 @@
 //! The embedded store (redb): hosted servers' settings and the documents they were made from,
 //! so that a restart keeps everything even when a document's URL is unreachable.
 //!
-//! Invariants: a server's settings and its document change together, in one transaction; secrets
-//! are written sealed by the [`Keyring`], never in clear.
+//! A leaf: it keeps [`Record`]s, whose settings its callers serialize (with their secrets
+//! sealed), and knows nothing of what they mean.
+//!
+//! Invariants: a server's settings and its document change together, in one transaction; every
+//! settings value carries the version of its format.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
-
-use crate::config::ServerConfig;
-use crate::secrets::Keyring;
 
 /// slug → the server's settings, as JSON.
 const SERVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("servers");
@@ -55,8 +55,11 @@ pub struct AuditEntry {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
-    keyring: Arc<Keyring>,
 }
+
+/// The format of the settings values written now. Values written before versions existed are
+/// JSON objects, read as version 1.
+const RECORD_VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -66,8 +69,6 @@ pub enum Error {
     Database(String),
     #[error("stored settings of `{slug}` are unreadable: {reason}")]
     Corrupt { slug: String, reason: String },
-    #[error("secrets of `{slug}`: {source}")]
-    Secret { slug: String, source: crate::secrets::Error },
 }
 
 /// redb has one error type per operation; the store reports them all alike.
@@ -75,15 +76,18 @@ fn db_error(err: impl std::fmt::Display) -> Error {
     Error::Database(err.to_string())
 }
 
-/// A stored hosted server.
-pub struct StoredServer {
-    pub settings: ServerConfig,
+/// What the store keeps of one hosted server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The settings as their owner serialized them (version 1 of the format).
+    pub settings: Vec<u8>,
+    /// The OpenAPI document, as imported.
     pub document: Vec<u8>,
 }
 
 impl Store {
-    /// Opens (or creates) `mcpgate.redb` in `data_dir`; `keyring` seals and opens secrets.
-    pub fn open(data_dir: &Path, keyring: Arc<Keyring>) -> Result<Store, Error> {
+    /// Opens (or creates) `mcpgate.redb` in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| Error::Directory { path: data_dir.display().to_string(), source })?;
         let db = Database::create(data_dir.join("mcpgate.redb")).map_err(db_error)?;
@@ -94,19 +98,14 @@ impl Store {
         }
         tx.open_table(AUDIT).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
-        Ok(Store { db: Arc::new(db), keyring })
+        Ok(Store { db: Arc::new(db) })
     }
 
-    /// The keys secrets are sealed with.
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+    pub fn put_server(&self, slug: &str, record: &Record) -> Result<(), Error> {
+        self.put(Stage::Live, slug, record)
     }
 
-    pub fn put_server(&self, settings: &ServerConfig, document: &[u8]) -> Result<(), Error> {
-        self.put(Stage::Live, settings, document)
-    }
-
-    pub fn server(&self, slug: &str) -> Result<Option<StoredServer>, Error> {
+    pub fn server(&self, slug: &str) -> Result<Option<Record>, Error> {
         self.get(Stage::Live, slug)
     }
 
@@ -115,42 +114,40 @@ impl Store {
         self.list(Stage::Live)
     }
 
-    pub fn put(&self, stage: Stage, settings: &ServerConfig, document: &[u8]) -> Result<(), Error> {
-        let slug = &settings.slug;
-        let mut sealed = settings.clone();
-        sealed
-            .credentials
-            .seal(&self.keyring, slug)
-            .map_err(|source| Error::Secret { slug: slug.clone(), source })?;
-        let json = serde_json::to_vec(&sealed).map_err(db_error)?;
+    pub fn put(&self, stage: Stage, slug: &str, record: &Record) -> Result<(), Error> {
+        let mut settings = Vec::with_capacity(record.settings.len() + 1);
+        settings.push(RECORD_VERSION);
+        settings.extend_from_slice(&record.settings);
         let (servers, documents) = stage.tables();
         let tx = self.db.begin_write().map_err(db_error)?;
         {
             let mut servers = tx.open_table(servers).map_err(db_error)?;
-            servers.insert(settings.slug.as_str(), json.as_slice()).map_err(db_error)?;
+            servers.insert(slug, settings.as_slice()).map_err(db_error)?;
             let mut documents = tx.open_table(documents).map_err(db_error)?;
-            documents.insert(settings.slug.as_str(), document).map_err(db_error)?;
+            documents.insert(slug, record.document.as_slice()).map_err(db_error)?;
         }
         tx.commit().map_err(db_error)
     }
 
-    pub fn get(&self, stage: Stage, slug: &str) -> Result<Option<StoredServer>, Error> {
+    pub fn get(&self, stage: Stage, slug: &str) -> Result<Option<Record>, Error> {
         let (servers, documents) = stage.tables();
         let tx = self.db.begin_read().map_err(db_error)?;
         let servers = tx.open_table(servers).map_err(db_error)?;
         let documents = tx.open_table(documents).map_err(db_error)?;
-        let Some(settings) = servers.get(slug).map_err(db_error)? else {
+        let Some(stored) = servers.get(slug).map_err(db_error)? else {
             return Ok(None);
         };
-        let mut settings: ServerConfig = serde_json::from_slice(settings.value())
-            .map_err(|err| Error::Corrupt { slug: slug.to_owned(), reason: err.to_string() })?;
-        settings
-            .credentials
-            .open(&self.keyring, slug)
-            .map_err(|source| Error::Secret { slug: slug.to_owned(), source })?;
+        let settings = match stored.value() {
+            [RECORD_VERSION, rest @ ..] => rest.to_vec(),
+            legacy @ [b'{', ..] => legacy.to_vec(),
+            _ => {
+                let reason = "written by a newer mcpgate, or damaged".to_owned();
+                return Err(Error::Corrupt { slug: slug.to_owned(), reason });
+            }
+        };
         let document =
             documents.get(slug).map_err(db_error)?.map(|it| it.value().to_vec()).unwrap_or_default();
-        Ok(Some(StoredServer { settings, document }))
+        Ok(Some(Record { settings, document }))
     }
 
     pub fn list(&self, stage: Stage) -> Result<Vec<String>, Error> {
@@ -240,61 +237,47 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
-    fn settings(slug: &str) -> ServerConfig {
-        let text = format!(
-            "[http]\n[store]\n[auth]\nmode = \"none\"\n[[servers]]\nslug = \"{slug}\"\nspec = \"x.yaml\"\n\
-             [servers.credentials]\nmode = \"static\"\nscheme = \"bearer\"\nvalue = \"backend-key-{slug}\"\n"
-        );
-        Config::parse(&text, &[]).unwrap().servers.remove(0)
-    }
-
-    fn open(dir: &Path) -> Store {
-        Store::open(dir, Arc::new(Keyring::configured_or_local(&[], dir).unwrap())).unwrap()
+    fn record(settings: &str, document: &[u8]) -> Record {
+        Record { settings: settings.as_bytes().to_vec(), document: document.to_vec() }
     }
 
     #[test]
     fn keeps_servers_across_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = open(dir.path());
-            store.put_server(&settings("pets"), b"openapi: 3.0.0").unwrap();
-            store.put_server(&settings("apps"), b"{}").unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            store.put_server("pets", &record(r#"{"slug":"pets"}"#, b"openapi: 3.0.0")).unwrap();
+            store.put_server("apps", &record(r#"{"slug":"apps"}"#, b"{}")).unwrap();
         }
-        let store = open(dir.path());
+        let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.slugs().unwrap(), ["apps", "pets"]);
-        let pets = store.server("pets").unwrap().unwrap();
-        assert_eq!(pets.settings.slug, "pets");
-        assert_eq!(pets.document, b"openapi: 3.0.0");
-        let crate::config::CredentialsConfig::Static(credential) = &pets.settings.credentials else {
-            panic!("credentials lost: {:?}", pets.settings.credentials)
-        };
-        assert_eq!(credential.value.as_ref().and_then(|it| it.expose()), Some("backend-key-pets"));
+        assert_eq!(store.server("pets").unwrap(), Some(record(r#"{"slug":"pets"}"#, b"openapi: 3.0.0")));
         assert!(store.delete_server("pets").unwrap());
         assert!(!store.delete_server("pets").unwrap());
         assert!(store.server("pets").unwrap().is_none());
     }
 
     #[test]
-    fn writes_secrets_sealed() {
+    fn reads_unversioned_values_and_refuses_unknown_versions() {
         let dir = tempfile::tempdir().unwrap();
-        open(dir.path()).put_server(&settings("pets"), b"{}").unwrap();
-        let file = std::fs::read(dir.path().join("mcpgate.redb")).unwrap();
-        let clear = b"backend-key-pets";
-        assert!(!file.windows(clear.len()).any(|it| it == clear), "a secret is stored in clear");
-        // Without the key, the server is unreadable rather than silently without credentials.
-        let other = tempfile::tempdir().unwrap();
-        let keyring = Keyring::configured_or_local(&[], other.path()).unwrap();
-        let stranger = Store::open(dir.path(), Arc::new(keyring)).unwrap();
-        assert!(matches!(stranger.server("pets"), Err(Error::Secret { .. })));
+        let store = Store::open(dir.path()).unwrap();
+        let write = |value: &[u8]| {
+            let tx = store.db.begin_write().unwrap();
+            tx.open_table(SERVERS).unwrap().insert("pets", value).unwrap();
+            tx.commit().unwrap();
+        };
+        write(br#"{"slug":"pets"}"#);
+        assert_eq!(store.server("pets").unwrap().unwrap().settings, br#"{"slug":"pets"}"#);
+        write(b"\x09{}");
+        assert!(matches!(store.server("pets"), Err(Error::Corrupt { .. })));
     }
 
     #[test]
     fn drafts_publish_in_one_step_and_audit_appends() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        store.put(Stage::Draft, &settings("pets"), b"draft").unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put(Stage::Draft, "pets", &record("{}", b"draft")).unwrap();
         assert!(store.server("pets").unwrap().is_none());
         assert_eq!(store.list(Stage::Draft).unwrap(), ["pets"]);
         assert!(store.publish("pets").unwrap());

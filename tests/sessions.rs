@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcpgate::app::{self, AppState};
-use mcpgate::config::{Config, ServerConfig};
+use mcpgate::config::{Config, ServerSettings};
 use mcpgate::hosting::{self, Hosting};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -61,7 +61,7 @@ const LIST_CHANGED: &str = "notifications/tools/list_changed";
 struct Gate {
     addr: SocketAddr,
     hosting: Hosting,
-    settings: ServerConfig,
+    settings: ServerSettings,
     _data: tempfile::TempDir,
 }
 
@@ -83,8 +83,8 @@ impl Gate {
         let keyring =
             mcpgate::secrets::Keyring::configured_or_local(&config.store.secret_keys, &config.store.data_dir)
                 .unwrap();
-        let store = mcpgate::store::Store::open(&config.store.data_dir, Arc::new(keyring)).unwrap();
-        let hosting = hosting::provision(&config, &store, None).await;
+        let store = mcpgate::store::Store::open(&config.store.data_dir).unwrap();
+        let hosting = hosting::provision(&config, &store, Arc::new(keyring), None).await;
         let state = AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes };
         let router = app::router(state);
         tokio::spawn(async move { axum::serve(listener, router).await });

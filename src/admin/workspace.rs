@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use crate::config::{CredentialsConfig, ServerConfig, ToolOverride};
+use crate::config::{
+    self, BackendUrl, CredentialsConfig, MaxConcurrency, ServerSettings, Slug, TimeoutSecs, ToolOverride,
+};
 use crate::hosting::Hosting;
 use crate::mcp::tool_definition;
 use crate::openapi::Spec;
@@ -42,6 +44,12 @@ pub enum Error {
     Provisioned(String),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+}
+
+impl From<config::Error> for Error {
+    fn from(err: config::Error) -> Error {
+        Error::Invalid(err.to_string())
+    }
 }
 
 /// A server as the list shows it.
@@ -116,11 +124,11 @@ pub struct OperationView {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
-    pub backend_url: Option<Url>,
+    pub backend_url: Option<BackendUrl>,
     #[serde(default)]
-    pub timeout_secs: Option<u64>,
+    pub timeout_secs: Option<TimeoutSecs>,
     #[serde(default)]
-    pub max_concurrency: Option<usize>,
+    pub max_concurrency: Option<MaxConcurrency>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
@@ -147,7 +155,7 @@ pub struct Curate {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
-    pub settings: ServerConfig,
+    pub settings: ServerSettings,
     /// The OpenAPI document, as text.
     pub document: String,
 }
@@ -170,13 +178,13 @@ impl Workspace {
 
     fn summary(&self, slug: &str) -> Result<Summary, Error> {
         let hosted = self.hosting.get(slug);
-        let draft = self.store.get(Stage::Draft, slug)?;
+        let draft = self.load(Stage::Draft, slug)?;
         let failure = self.hosting.failed().into_iter().find(|(it, _)| it == slug).map(|(_, reason)| reason);
         let title = match (&hosted, &draft) {
             (Some(hosted), _) => hosted.host.current().catalog.title.clone(),
-            (None, Some(draft)) => source::ingest(&draft.settings.spec, &draft.document)
-                .map(|spec| spec.info.title)
-                .unwrap_or_default(),
+            (None, Some((settings, document))) => {
+                source::ingest(&settings.spec, document).map(|spec| spec.info.title).unwrap_or_default()
+            }
             _ => String::new(),
         };
         let state = match (&hosted, &failure) {
@@ -199,16 +207,13 @@ impl Workspace {
 
     /// Creates a server from a document; nothing is exposed until chosen.
     pub async fn create(&self, actor: &str, slug: &str, document: Document) -> Result<Imported, Error> {
-        if !crate::config::valid_slug(slug) {
-            return Err(Error::Invalid(format!(
-                "`{slug}` is not a valid slug: 1 to 63 lowercase letters, digits or `-`"
-            )));
-        }
-        if self.hosting.get(slug).is_some() || self.store.get(Stage::Draft, slug)?.is_some() {
-            return Err(Error::Exists(slug.to_owned()));
+        let slug = Slug::parse(slug)?;
+        if self.hosting.get(slug.as_str()).is_some() || self.store.get(Stage::Draft, slug.as_str())?.is_some()
+        {
+            return Err(Error::Exists(slug.to_string()));
         }
         let (name, bytes, spec) = read(document, false).await?;
-        let settings = new_settings(slug, &name)?;
+        let settings = ServerSettings::new(slug, name);
         let imported = self.save_import(actor, "create", settings, &bytes, &spec, None)?;
         Ok(imported)
     }
@@ -227,7 +232,7 @@ impl Workspace {
         &self,
         actor: &str,
         action: &str,
-        mut settings: ServerConfig,
+        mut settings: ServerSettings,
         bytes: &[u8],
         spec: &Spec,
         previous: Option<&Spec>,
@@ -239,7 +244,8 @@ impl Workspace {
         if let Some(expose) = &mut settings.expose {
             expose.retain(|it| keys.contains(it));
         }
-        self.store.put(Stage::Draft, &settings, bytes)?;
+        let settings = settings.validated(self.hosting.config().auth.mode)?;
+        self.save(Stage::Draft, &settings, bytes.to_vec())?;
         let detail = format!(
             "{} operations, {} tools; +{} -{} ~{}",
             generated.report.operations,
@@ -248,8 +254,8 @@ impl Workspace {
             diff.removed.len(),
             diff.changed.len()
         );
-        self.audit(actor, action, Some(&settings.slug), &detail);
-        Ok(Imported { slug: settings.slug, report: generated.report, diff })
+        self.audit(actor, action, Some(settings.slug.as_str()), &detail);
+        Ok(Imported { slug: settings.slug.to_string(), report: generated.report, diff })
     }
 
     /// The server's draft (or its served copy when it has none), with every operation.
@@ -371,7 +377,7 @@ impl Workspace {
                 )));
             }
         }
-        self.store.put(Stage::Draft, &settings, &document)?;
+        self.save(Stage::Draft, &settings, document)?;
         let keys: Vec<&str> = changes.iter().map(|it| it.key.as_str()).take(20).collect();
         self.audit(
             actor,
@@ -386,51 +392,26 @@ impl Workspace {
     pub fn configure(&self, actor: &str, slug: &str, change: Settings) -> Result<(), Error> {
         let (mut settings, document) = self.editable(slug)?;
         if let Some(url) = change.backend_url {
-            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                return Err(Error::Invalid(format!(
-                    "backend URL `{url}` must be an http(s) URL with a host"
-                )));
-            }
             settings.backend_url = Some(url);
         }
         if let Some(timeout) = change.timeout_secs {
-            if timeout == 0 || timeout > 600 {
-                return Err(Error::Invalid("timeout_secs must be between 1 and 600".to_owned()));
-            }
             settings.timeout_secs = timeout;
         }
         if let Some(limit) = change.max_concurrency {
-            if limit == 0 {
-                return Err(Error::Invalid("max_concurrency must be positive".to_owned()));
-            }
             settings.max_concurrency = limit;
         }
         if let Some(scopes) = change.scopes {
             settings.scopes = scopes;
         }
         if let Some(headers) = change.headers {
-            for name in headers.keys() {
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    return Err(Error::Invalid(format!("`{name}` is not a header name")));
-                }
-            }
             settings.headers = headers;
         }
-        let mut changed_credentials = false;
+        let changed_credentials = change.credentials.is_some();
         if let Some(value) = change.credentials {
             settings.credentials = merge_credentials(&settings.credentials, value)?;
-            if settings.credentials.per_user()
-                && self.hosting.config().auth.mode != crate::config::AuthMode::Jwt
-            {
-                return Err(Error::Invalid(
-                    "credentials acting for the caller need auth mode `jwt`".to_owned(),
-                ));
-            }
-            crate::credentials::Credentials::new(slug, &settings.credentials)
-                .map_err(|err| Error::Invalid(format!("credentials: {err}")))?;
-            changed_credentials = true;
         }
-        self.store.put(Stage::Draft, &settings, &document)?;
+        let settings = settings.validated(self.hosting.config().auth.mode)?;
+        self.save(Stage::Draft, &settings, document)?;
         let detail = if changed_credentials { "settings and credentials" } else { "settings" };
         self.audit(actor, "configure", Some(slug), detail);
         Ok(())
@@ -464,7 +445,7 @@ impl Workspace {
         // Exported secrets stay sealed: useless without this instance's keys.
         settings
             .credentials
-            .seal(self.store.keyring(), slug)
+            .seal(self.hosting.keyring(), slug)
             .map_err(|err| Error::Invalid(err.to_string()))?;
         self.audit(actor, "export", Some(slug), "");
         Ok(Export { settings, document })
@@ -473,16 +454,13 @@ impl Workspace {
     /// Restores an export as the server's draft (publish to serve it).
     pub fn restore(&self, actor: &str, export: Export) -> Result<Imported, Error> {
         let mut settings = export.settings;
-        let slug = settings.slug.clone();
-        if !crate::config::valid_slug(&slug) {
-            return Err(Error::Invalid(format!("`{slug}` is not a valid slug")));
-        }
-        if self.hosting.config().servers.iter().any(|it| it.slug == slug) {
+        let slug = settings.slug.to_string();
+        if self.hosting.config().servers.iter().any(|it| it.slug == slug.as_str()) {
             return Err(Error::Provisioned(slug));
         }
         settings
             .credentials
-            .open(self.store.keyring(), &slug)
+            .open(self.hosting.keyring(), &slug)
             .map_err(|err| Error::Invalid(format!("credentials: {err}")))?;
         let bytes = export.document.into_bytes();
         let spec = parse(&settings, &bytes)?;
@@ -494,18 +472,25 @@ impl Workspace {
     }
 
     /// The draft, else the served copy.
-    fn current(&self, slug: &str) -> Result<(ServerConfig, Vec<u8>), Error> {
-        if let Some(draft) = self.store.get(Stage::Draft, slug)? {
-            return Ok((draft.settings, draft.document));
+    fn current(&self, slug: &str) -> Result<(ServerSettings, Vec<u8>), Error> {
+        if let Some(draft) = self.load(Stage::Draft, slug)? {
+            return Ok(draft);
         }
-        match self.store.get(Stage::Live, slug)? {
-            Some(live) => Ok((live.settings, live.document)),
-            None => Err(Error::NotFound(slug.to_owned())),
-        }
+        self.load(Stage::Live, slug)?.ok_or_else(|| Error::NotFound(slug.to_owned()))
+    }
+
+    fn load(&self, stage: Stage, slug: &str) -> Result<Option<(ServerSettings, Vec<u8>)>, Error> {
+        let Some(record) = self.store.get(stage, slug)? else { return Ok(None) };
+        Ok(Some(config::from_record(slug, record, self.hosting.keyring())?))
+    }
+
+    fn save(&self, stage: Stage, settings: &ServerSettings, document: Vec<u8>) -> Result<(), Error> {
+        let record = config::to_record(settings, document, self.hosting.keyring())?;
+        Ok(self.store.put(stage, settings.slug.as_str(), &record)?)
     }
 
     /// Like [`Workspace::current`], for a server this workspace may change.
-    fn editable(&self, slug: &str) -> Result<(ServerConfig, Vec<u8>), Error> {
+    fn editable(&self, slug: &str) -> Result<(ServerSettings, Vec<u8>), Error> {
         if self.hosting.config().servers.iter().any(|it| it.slug == slug) {
             return Err(Error::Provisioned(slug.to_owned()));
         }
@@ -529,7 +514,7 @@ impl Workspace {
 }
 
 /// The stored document of a server as a model.
-fn parse(settings: &ServerConfig, document: &[u8]) -> Result<Spec, Error> {
+fn parse(settings: &ServerSettings, document: &[u8]) -> Result<Spec, Error> {
     source::ingest(&settings.spec, document).map_err(|err| Error::Invalid(err.to_string()))
 }
 
@@ -554,11 +539,6 @@ async fn read(document: Document, allow_private_url: bool) -> Result<(String, Ve
             Ok((name, bytes, spec))
         }
     }
-}
-
-fn new_settings(slug: &str, name: &str) -> Result<ServerConfig, Error> {
-    let text = format!("slug = {slug:?}\nspec = {name:?}\nexpose = []\n");
-    toml::from_str(&text).map_err(|err| Error::Invalid(err.to_string()))
 }
 
 /// Added, removed and changed operations (by key; changed: a different tool definition).
@@ -603,7 +583,7 @@ fn readiness(tool: &ToolSpec, operation: &crate::openapi::Operation) -> Vec<Stri
 }
 
 /// The settings as shown: no secret, only whether it is set.
-fn settings_view(settings: &ServerConfig) -> Settings {
+fn settings_view(settings: &ServerSettings) -> Settings {
     Settings {
         backend_url: settings.backend_url.clone(),
         timeout_secs: Some(settings.timeout_secs),

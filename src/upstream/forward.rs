@@ -11,7 +11,7 @@ use url::Url;
 use super::request::{self, Request};
 use super::response::{self, Outcome, Received};
 use crate::catalog::Tool;
-use crate::config::ServerConfig;
+use crate::config::{BackendUrl, ServerSettings};
 use crate::credentials::{Applied, Authorization, CallCredentials, Failure};
 
 /// The backend of one hosted server: its base URL, client and limits. Part of the server's
@@ -35,7 +35,8 @@ pub struct Backend {
 const MAX_REDIRECTS: usize = 5;
 
 impl Backend {
-    pub fn new(url: Url, settings: &ServerConfig) -> Result<Backend, String> {
+    pub fn new(url: BackendUrl, settings: &ServerSettings) -> Result<Backend, String> {
+        let url = Url::from(url);
         let policy = reqwest::redirect::Policy::custom(|attempt| {
             let same_origin =
                 attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
@@ -57,11 +58,11 @@ impl Backend {
             url,
             client,
             headers,
-            in_flight: Semaphore::new(settings.max_concurrency),
-            max_in_flight: settings.max_concurrency,
-            timeout: Duration::from_secs(settings.timeout_secs),
-            max_response_bytes: settings.max_response_bytes,
-            slug: settings.slug.clone(),
+            in_flight: Semaphore::new(settings.max_concurrency.as_usize()),
+            max_in_flight: settings.max_concurrency.as_usize(),
+            timeout: Duration::from_secs(settings.timeout_secs.get()),
+            max_response_bytes: settings.max_response_bytes.as_usize(),
+            slug: settings.slug.to_string(),
         })
     }
 
