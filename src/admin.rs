@@ -67,17 +67,22 @@ pub async fn router(config: &Config, hosting: Hosting, store: Store) -> Result<R
 /// the CSRF token or from another origin.
 async fn require_admin(State(state): State<AdminState>, mut request: Request, next: Next) -> Response {
     let Some(admin) = state.access.admin(request.headers()) else {
-        return api::error(StatusCode::UNAUTHORIZED, "sign in at /admin/login, or send the bootstrap token");
+        return api::ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "sign in at /admin/login, or send the bootstrap token",
+        )
+        .into_response();
     };
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes && admin.csrf.is_some() {
         let origin = request.headers().get(header::ORIGIN).and_then(|it| it.to_str().ok());
         if origin.is_some_and(|it| it != state.origin) {
-            return api::error(StatusCode::FORBIDDEN, "cross-origin request refused");
+            return api::ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
         }
         let token = request.headers().get("x-csrf-token").and_then(|it| it.to_str().ok());
         if !Access::csrf_ok(&admin, token) {
-            return api::error(StatusCode::FORBIDDEN, "missing or wrong CSRF token (X-CSRF-Token)");
+            return api::ApiError::new(StatusCode::FORBIDDEN, "missing or wrong CSRF token (X-CSRF-Token)")
+                .into_response();
         }
     }
     request.extensions_mut().insert(admin);
@@ -103,21 +108,4 @@ async fn security_headers(request: Request, next: Next) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
-}
-
-impl IntoResponse for workspace::Error {
-    fn into_response(self) -> Response {
-        use workspace::Error;
-        let status = match &self {
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Invalid(_) => StatusCode::BAD_REQUEST,
-            Error::Exists(_) => StatusCode::CONFLICT,
-            Error::Provisioned(_) => StatusCode::FORBIDDEN,
-            Error::Store(err) => {
-                tracing::error!(%err, "admin: store");
-                return api::error(StatusCode::INTERNAL_SERVER_ERROR, "the store failed; see the log");
-            }
-        };
-        api::error(status, &self.to_string())
-    }
 }

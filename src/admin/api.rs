@@ -1,15 +1,17 @@
 //! `/admin/api`: the admin operations as JSON.
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use url::Url;
 
-use super::workspace::{Curate, Document, Export, Settings};
+use super::workspace::{self, Curate, Document, Export, Settings};
 use super::{Admin, AdminState};
 
 /// The OpenAPI document of this API.
@@ -30,9 +32,80 @@ pub fn router() -> axum::Router<AdminState> {
         .route("/audit", get(audit))
 }
 
-/// An error as every admin endpoint gives it: `{"error": "..."}`.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"error": message}))).into_response()
+/// What an admin endpoint answers when it does not succeed: `{"error": "..."}` with a status.
+/// Every handler returns `Result<_, ApiError>`; this is where failures become answers.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+impl From<workspace::Error> for ApiError {
+    fn from(err: workspace::Error) -> ApiError {
+        use workspace::Error;
+        let status = match &err {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Exists(_) => StatusCode::CONFLICT,
+            Error::Provisioned(_) => StatusCode::FORBIDDEN,
+            Error::Store(err) => {
+                // The cause is for the operator's log, not the client.
+                tracing::error!(%err, "admin: store");
+                return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the store failed; see the log");
+            }
+        };
+        ApiError::new(status, err.to_string())
+    }
+}
+
+/// A JSON body that could not be read: too large (413), else malformed (400).
+impl From<JsonRejection> for ApiError {
+    fn from(err: JsonRejection) -> ApiError {
+        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large")
+        } else {
+            ApiError::bad(err.body_text())
+        }
+    }
+}
+
+// axum words a body over the limit "Request payload is too large"; its status is what tells.
+impl From<axum::extract::multipart::MultipartError> for ApiError {
+    fn from(err: axum::extract::multipart::MultipartError) -> ApiError {
+        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the document is too large")
+        } else {
+            ApiError::bad(err.body_text())
+        }
+    }
+}
+
+/// A JSON body whose rejection is an [`ApiError`].
+struct AppJson<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(AppJson(value))
+    }
 }
 
 async fn description() -> Response {
@@ -43,11 +116,9 @@ async fn me(Extension(admin): Extension<Admin>) -> Response {
     Json(json!({"name": admin.name, "csrf_token": admin.csrf})).into_response()
 }
 
-async fn list(State(state): State<AdminState>) -> Response {
-    match state.workspace.list() {
-        Ok(servers) => Json(json!({"servers": servers})).into_response(),
-        Err(err) => err.into_response(),
-    }
+async fn list(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    let servers = state.workspace.list()?;
+    Ok(Json(json!({"servers": servers})).into_response())
 }
 
 /// A document as JSON: `{"url": "..."}` or `{"text": "..."}`, with `slug` when creating.
@@ -63,22 +134,19 @@ struct Source {
 
 /// The slug and document of a request: JSON ([`Source`]) or multipart (`slug`, and `file` or
 /// `url` or `text`).
-async fn document(
-    headers: &HeaderMap,
-    request: axum::extract::Request,
-) -> Result<(Option<String>, Document), Response> {
+async fn document(headers: &HeaderMap, request: Request) -> Result<(Option<String>, Document), ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|it| it.to_str().ok()).unwrap_or_default();
-    let bad = |message: &str| error(StatusCode::BAD_REQUEST, message);
+    let bad = |message: &str| ApiError::bad(message);
     let mut source = Source { slug: None, url: None, text: None, name: None };
     let mut file: Option<(String, Vec<u8>)> = None;
     if content_type.starts_with("multipart/form-data") {
         let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
             .await
             .map_err(|err| bad(&err.body_text()))?;
-        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        while let Some(field) = multipart.next_field().await? {
             let name = field.name().unwrap_or_default().to_owned();
             let file_name = field.file_name().map(str::to_owned);
-            let bytes = field.bytes().await.map_err(multipart_error)?;
+            let bytes = field.bytes().await?;
             let text = || {
                 let text = String::from_utf8(bytes.to_vec()).ok();
                 text.ok_or_else(|| Box::new(bad(&format!("`{name}` is not text"))))
@@ -97,7 +165,7 @@ async fn document(
     } else {
         let bytes = axum::body::to_bytes(request.into_body(), super::MAX_UPLOAD_BYTES)
             .await
-            .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "the document is too large"))?;
+            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the document is too large"))?;
         source = serde_json::from_slice(&bytes).map_err(|err| bad(&format!("invalid JSON: {err}")))?;
     }
     let document = match (file, source.url, source.text) {
@@ -112,39 +180,16 @@ async fn document(
     Ok((source.slug, document))
 }
 
-// axum words a body over the limit "Request payload is too large"; its status is what tells.
-fn multipart_error(err: axum::extract::multipart::MultipartError) -> Response {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        error(StatusCode::PAYLOAD_TOO_LARGE, "the document is too large")
-    } else {
-        error(StatusCode::BAD_REQUEST, &err.body_text())
-    }
-}
-
-/// A JSON body that could not be read: too large (413), else malformed (400).
-fn json_error(err: &axum::extract::rejection::JsonRejection) -> Response {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        error(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large")
-    } else {
-        error(StatusCode::BAD_REQUEST, &err.body_text())
-    }
-}
-
 async fn create(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     headers: HeaderMap,
-    request: axum::extract::Request,
-) -> Response {
-    let (slug, document) = match document(&headers, request).await {
-        Ok(it) => it,
-        Err(response) => return response,
-    };
-    let Some(slug) = slug else { return error(StatusCode::BAD_REQUEST, "`slug` is required") };
-    match state.workspace.create(&admin.name, &slug, document).await {
-        Ok(imported) => (StatusCode::CREATED, Json(imported)).into_response(),
-        Err(err) => err.into_response(),
-    }
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (slug, document) = document(&headers, request).await?;
+    let slug = slug.ok_or_else(|| ApiError::bad("`slug` is required"))?;
+    let imported = state.workspace.create(&admin.name, &slug, document).await?;
+    Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
 async fn import(
@@ -152,103 +197,69 @@ async fn import(
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    request: axum::extract::Request,
-) -> Response {
-    let (_, document) = match document(&headers, request).await {
-        Ok(it) => it,
-        Err(response) => return response,
-    };
-    match state.workspace.import(&admin.name, &slug, document).await {
-        Ok(imported) => Json(imported).into_response(),
-        Err(err) => err.into_response(),
-    }
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (_, document) = document(&headers, request).await?;
+    Ok(Json(state.workspace.import(&admin.name, &slug, document).await?).into_response())
 }
 
-async fn read(State(state): State<AdminState>, Path(slug): Path<String>) -> Response {
-    match state.workspace.draft(&slug) {
-        Ok(draft) => Json(draft).into_response(),
-        Err(err) => err.into_response(),
-    }
+async fn read(State(state): State<AdminState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(state.workspace.draft(&slug)?).into_response())
 }
 
 async fn delete(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
-) -> Response {
-    match state.workspace.delete(&admin.name, &slug) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => err.into_response(),
-    }
+) -> Result<StatusCode, ApiError> {
+    state.workspace.delete(&admin.name, &slug)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn curate(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
-    body: Result<Json<Vec<Curate>>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(changes) = match body {
-        Ok(it) => it,
-        Err(err) => return json_error(&err),
-    };
-    match state.workspace.curate(&admin.name, &slug, &changes) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => err.into_response(),
-    }
+    AppJson(changes): AppJson<Vec<Curate>>,
+) -> Result<StatusCode, ApiError> {
+    state.workspace.curate(&admin.name, &slug, &changes)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn configure(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
-    body: Result<Json<Settings>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(settings) = match body {
-        Ok(it) => it,
-        Err(err) => return json_error(&err),
-    };
-    match state.workspace.configure(&admin.name, &slug, settings) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => err.into_response(),
-    }
+    AppJson(settings): AppJson<Settings>,
+) -> Result<StatusCode, ApiError> {
+    state.workspace.configure(&admin.name, &slug, settings)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn publish(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
-) -> Response {
-    match state.workspace.publish(&admin.name, &slug) {
-        Ok(tools) => Json(json!({"published": slug, "tools": tools})).into_response(),
-        Err(err) => err.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    let tools = state.workspace.publish(&admin.name, &slug)?;
+    Ok(Json(json!({"published": slug, "tools": tools})).into_response())
 }
 
 async fn export(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
-) -> Response {
-    match state.workspace.export(&admin.name, &slug) {
-        Ok(export) => Json(export).into_response(),
-        Err(err) => err.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    Ok(Json(state.workspace.export(&admin.name, &slug)?).into_response())
 }
 
 async fn restore(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
-    body: Result<Json<Export>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(export) = match body {
-        Ok(it) => it,
-        Err(err) => return json_error(&err),
-    };
-    match state.workspace.restore(&admin.name, export) {
-        Ok(imported) => (StatusCode::CREATED, Json(imported)).into_response(),
-        Err(err) => err.into_response(),
-    }
+    AppJson(export): AppJson<Export>,
+) -> Result<Response, ApiError> {
+    let imported = state.workspace.restore(&admin.name, export)?;
+    Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -258,14 +269,9 @@ struct Limit {
 
 async fn audit(
     State(state): State<AdminState>,
-    query: Result<Query<Limit>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(limit) = match query {
-        Ok(it) => it,
-        Err(err) => return error(StatusCode::BAD_REQUEST, &err.body_text()),
-    };
-    match state.workspace.audit_log(limit.limit.unwrap_or(100).min(1000)) {
-        Ok(entries) => Json(json!({"entries": entries})).into_response(),
-        Err(err) => err.into_response(),
-    }
+    query: Result<Query<Limit>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(limit) = query.map_err(|err| ApiError::bad(err.body_text()))?;
+    let entries = state.workspace.audit_log(limit.limit.unwrap_or(100).min(1000))?;
+    Ok(Json(json!({"entries": entries})).into_response())
 }

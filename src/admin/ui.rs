@@ -89,7 +89,7 @@ async fn server(
     match state.workspace.draft(&slug) {
         Ok(draft) => render(&templates, "server", &server_context(&admin, &draft)),
         Err(err) => {
-            let status = err.into_response().status();
+            let status = super::api::ApiError::from(err).into_response().status();
             let mut response = failure(&templates, &admin, &format!("no server `{slug}` to show"));
             *response.status_mut() = status;
             response
