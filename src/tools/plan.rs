@@ -43,7 +43,8 @@ pub enum Location {
     Cookie,
 }
 
-/// How a value is serialized (OpenAPI `style`; Swagger 2.0 `collectionFormat`).
+/// How a value is serialized (OpenAPI `style`; Swagger 2.0 `collectionFormat`). The plan's own
+/// copy of `openapi::Style`, so that the forwarder needs nothing of the OpenAPI model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     Form,
