@@ -126,14 +126,49 @@ fn json_outcome(tool: &ToolSpec, value: Value, output_matches: &impl Fn(&Value) 
             Some(Value::Object(wrapper))
         }
     };
-    if let Some(structured) = &structured
-        && !output_matches(structured)
-    {
-        // The backend does not follow its own document. The caller still gets the data.
-        tracing::warn!(tool = %tool.name, "backend response does not match the tool's output schema");
-    }
+    // The backend does not follow its own document. Clients check `structuredContent` against
+    // the output schema and refuse the whole result when it does not match (the TypeScript SDK
+    // answers -32602), so the data goes through the text block only.
+    let structured = structured.filter(|it| {
+        let matches = output_matches(it);
+        if !matches {
+            tracing::warn!(tool = %tool.name, "backend response does not match the tool's output schema");
+        }
+        matches
+    });
     // `structuredContent` must be an object; a backend that answers, say, an array where the
     // document promised an object gets its data through the text block only.
     let structured = structured.filter(Value::is_object);
     Outcome { is_error: false, content: vec![Part::Text(text)], structured }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{openapi, tools};
+
+    #[test]
+    fn answers_that_contradict_the_output_schema_are_text_only() {
+        let document = r#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {"/pet": {"get": {
+            "operationId": "getPet",
+            "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]}}}}}}}}}"#;
+        let spec = openapi::ingest(document.as_bytes()).unwrap();
+        let tool = tools::generate(&spec, &tools::Options::default()).tools.remove(0);
+        let schema = Value::Object((*tool.output_schema.clone().unwrap()).clone());
+        let validator = jsonschema::draft202012::new(&schema).unwrap();
+        let received = |body: &'static [u8]| Received {
+            status: 200,
+            reason: "OK",
+            content_type: Some("application/json"),
+            body,
+            truncated: false,
+            max_bytes: 1024,
+        };
+        let fits = outcome(&tool, &received(br#"{"id": 7}"#), |it| validator.is_valid(it));
+        assert_eq!(fits.structured, Some(serde_json::json!({"id": 7})));
+        let strays = outcome(&tool, &received(br#"{"id": "seven"}"#), |it| validator.is_valid(it));
+        assert_eq!((strays.is_error, strays.structured), (false, None));
+        assert_eq!(strays.content, [Part::Text(r#"{"id":"seven"}"#.to_owned())]);
+    }
 }
