@@ -82,6 +82,9 @@ fn parse_json(text: &str) -> Result<Node, SyntaxError> {
     })
 }
 
+/// The YAML node budget of any document, however small.
+const MIN_YAML_NODES: usize = 1 << 20;
+
 fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     let mut options = serde_saphyr::Options::default();
     // `yes`/`no`/`on`/`off` stay strings: enums such as `[yes, no]` are common in API documents.
@@ -90,10 +93,12 @@ fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
     options.with_snippet = false;
     let mut budget = serde_saphyr::Budget::default();
-    // The default budget suits configuration files; API documents are far larger. A node takes
-    // at least one byte, so the input size (capped by the caller) bounds the work.
-    budget.max_nodes = text.len().max(1024);
-    budget.max_events = text.len().saturating_mul(2).max(4096);
+    // The default budget suits configuration files; API documents are far larger, and share
+    // parts through anchors, so a small document can expand to many times its size. The floor
+    // lets such documents through; alias bombs, which expand exponentially, still meet it long
+    // before memory runs out (a million nodes is about 100 MB of tree at worst).
+    budget.max_nodes = text.len().saturating_mul(4).max(MIN_YAML_NODES);
+    budget.max_events = text.len().saturating_mul(8).max(2 * MIN_YAML_NODES);
     budget.max_depth = 128;
     options.budget = Some(budget);
     serde_saphyr::from_str_with_options(text, options).map_err(|err| {
@@ -150,6 +155,24 @@ mod tests {
         let err = parse(b"openapi: 3.0.0\npaths:\n  /a: [\n").unwrap_err();
         assert_eq!(err.format, Some(Format::Yaml));
         assert!(err.line.is_some(), "{err}");
+    }
+
+    #[test]
+    fn small_documents_may_reuse_an_anchor_many_times() {
+        let properties: String =
+            (0..40).map(|n| format!("      p{n}: {{type: string, description: field {n}}}\n")).collect();
+        let mut text = format!(
+            "openapi: 3.0.0\nx-shared:\n  ok: &ok\n    description: ok\n    content:\n      \
+             application/json:\n        schema:\n          type: object\n          properties:\n{}",
+            properties.replace("      p", "            p")
+        );
+        text.push_str("paths:\n");
+        for n in 0..30 {
+            text.push_str(&format!("  /r{n}: {{get: {{responses: {{'200': *ok}}}}}}\n"));
+        }
+        assert!(text.len() < 4096, "{} bytes", text.len());
+        let (value, _) = parse(text.as_bytes()).unwrap();
+        assert_eq!(value.get("paths").and_then(Node::as_object).map(|it| it.len()), Some(30));
     }
 
     #[test]
