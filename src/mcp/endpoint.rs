@@ -144,15 +144,15 @@ impl Endpoint {
             let Ok(bytes) = axum::body::to_bytes(body, self.inner.max_body_bytes).await else {
                 return StatusCode::PAYLOAD_TOO_LARGE.into_response();
             };
-            let envelope = envelope::read(&bytes);
-            if let (Some(guard), Some(caller)) = (&snapshot.access, &caller) {
-                let needs_more = envelope.called.iter().find_map(|name| {
-                    let tool = snapshot.catalog.tool(name)?;
-                    guard.step_up(caller, &tool.spec.name, &tool.scopes)
-                });
-                if let Some(refusal) = needs_more {
-                    return guard.refuse(refusal);
-                }
+            let envelope = match envelope::read(&bytes) {
+                Ok(envelope) => envelope,
+                Err(malformed) => return refused_message(malformed),
+            };
+            if let (Some(guard), Some(caller), Some(name)) = (&snapshot.access, &caller, &envelope.called)
+                && let Some(tool) = snapshot.catalog.tool(name)
+                && let Some(refusal) = guard.step_up(caller, &tool.spec.name, &tool.scopes)
+            {
+                return guard.refuse(refusal);
             }
             initialize = envelope.initialize;
             Body::from(bytes)
@@ -228,6 +228,19 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.sessions.config.cancellation_token.cancel();
     }
+}
+
+/// The JSON-RPC error for a body that is not one message mcpgate accepts: 400 for one that is
+/// not JSON-RPC at all, 200 for a request whose parameters are wrong (its error is the answer).
+fn refused_message(malformed: envelope::Malformed) -> Response {
+    let status =
+        if malformed.code == envelope::INVALID_PARAMS { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": malformed.id,
+        "error": {"code": malformed.code, "message": malformed.message},
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 /// What rmcp answers for an unknown session, so that a session of someone else looks the same.

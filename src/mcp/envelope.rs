@@ -1,47 +1,142 @@
 //! The JSON-RPC envelope of an MCP POST, read once at the edge: what routing to a session and the
-//! step-up scope check need. rmcp reads the whole message afterwards; arguments are skipped here.
+//! step-up scope check need, and whether the message is JSON-RPC at all. rmcp reads the whole
+//! message afterwards; arguments are skipped here, not built.
+
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Envelope {
     /// The JSON-RPC id of an `initialize` request.
     pub initialize: Option<Value>,
-    /// The tools that `tools/call` requests name (a batch may hold several).
-    pub called: Vec<String>,
+    /// The tool a `tools/call` request names.
+    pub called: Option<String>,
 }
+
+/// Why a body is not a JSON-RPC message mcpgate accepts, with the JSON-RPC error it gets.
+#[derive(Debug, PartialEq)]
+pub(super) struct Malformed {
+    pub code: i64,
+    pub message: &'static str,
+    /// The request's id, when it had a usable one.
+    pub id: Option<Value>,
+}
+
+pub(super) const PARSE_ERROR: i64 = -32700;
+pub(super) const INVALID_REQUEST: i64 = -32600;
+pub(super) const INVALID_PARAMS: i64 = -32602;
 
 #[derive(Deserialize)]
 struct Message {
+    jsonrpc: Option<String>,
     method: Option<String>,
+    /// `Some(Value::Null)` for `"id": null`, which is not the same as no id.
+    #[serde(default, deserialize_with = "present")]
     id: Option<Value>,
     params: Option<Params>,
 }
 
-#[derive(Deserialize)]
-struct Params {
-    name: Option<String>,
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
-/// What `body` says; nothing for a body that is not JSON-RPC (rmcp judges it).
-pub(super) fn read(body: &[u8]) -> Envelope {
-    let called = |message: &Message| {
-        (message.method.as_deref() == Some("tools/call"))
-            .then(|| message.params.as_ref()?.name.clone())
-            .flatten()
+#[derive(Deserialize)]
+struct Params {
+    name: Option<Value>,
+    arguments: Option<Kind>,
+}
+
+/// What kind of JSON value a member holds, read without building it.
+#[derive(Debug, PartialEq)]
+enum Kind {
+    Object,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Kind, D::Error> {
+        struct KindVisitor;
+        impl<'de> Visitor<'de> for KindVisitor {
+            type Value = Kind;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Kind::Object)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Kind::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Kind, E> {
+                Ok(Kind::Other)
+            }
+        }
+        deserializer.deserialize_any(KindVisitor)
+    }
+}
+
+/// What `body` says, or why it is refused. Batches are refused: MCP has not had them since
+/// 2025-06-18, and one request per POST keeps the scope check per call.
+pub(super) fn read(body: &[u8]) -> Result<Envelope, Malformed> {
+    let invalid = |message, id| Malformed { code: INVALID_REQUEST, message, id };
+    let first = body.iter().find(|it| !it.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return match serde_json::from_slice::<IgnoredAny>(body) {
+            Ok(_) => Err(invalid("batches are not supported: send one JSON-RPC message per request", None)),
+            Err(_) => Err(Malformed { code: PARSE_ERROR, message: "the body is not JSON", id: None }),
+        };
+    }
+    let message = match serde_json::from_slice::<Message>(body) {
+        Ok(message) => message,
+        Err(err) if err.is_syntax() || err.is_eof() => {
+            return Err(Malformed { code: PARSE_ERROR, message: "the body is not JSON", id: None });
+        }
+        Err(_) => return Err(invalid("the body is not a JSON-RPC message", None)),
     };
-    // A batch is told by its first character, so that a message is parsed once, straight into
-    // the fields read here.
-    if body.iter().find(|it| !it.is_ascii_whitespace()) == Some(&b'[') {
-        let Ok(messages) = serde_json::from_slice::<Vec<Message>>(body) else { return Envelope::default() };
-        return Envelope { initialize: None, called: messages.iter().filter_map(called).collect() };
+    // MCP ids are strings or integers, never null.
+    let id = match message.id {
+        None => None,
+        Some(id @ Value::String(_)) => Some(id),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n)),
+        Some(_) => return Err(invalid("`id` must be a string or an integer", None)),
+    };
+    if message.jsonrpc.as_deref() != Some("2.0") {
+        return Err(invalid("`jsonrpc` must be \"2.0\"", id));
     }
-    let Ok(message) = serde_json::from_slice::<Message>(body) else { return Envelope::default() };
-    Envelope {
-        called: called(&message).into_iter().collect(),
-        initialize: (message.method.as_deref() == Some("initialize")).then_some(message.id).flatten(),
+    let method = message.method.as_deref();
+    let mut called = None;
+    if method == Some("tools/call") {
+        let params = message.params.as_ref();
+        if params.and_then(|it| it.arguments.as_ref()).is_some_and(|it| *it != Kind::Object) {
+            return Err(Malformed { code: INVALID_PARAMS, message: "`arguments` must be an object", id });
+        }
+        called = match params.and_then(|it| it.name.as_ref()) {
+            Some(Value::String(name)) => Some(name.clone()),
+            _ => return Err(Malformed { code: INVALID_PARAMS, message: "`name` must be a tool's name", id }),
+        };
     }
+    let initialize = if method == Some("initialize") { id } else { None };
+    Ok(Envelope { initialize, called })
 }
 
 #[cfg(test)]
@@ -53,22 +148,39 @@ mod tests {
     #[test]
     fn finds_initialize_requests_only() {
         let initialize = br#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{}}"#;
-        assert_eq!(read(initialize).initialize, Some(json!(7)));
-        assert_eq!(read(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).initialize, None);
-        assert_eq!(read(br#"{"jsonrpc":"2.0","method":"initialize"}"#).initialize, None, "a notification");
-        assert_eq!(read(br#"[{"jsonrpc":"2.0","id":1,"method":"initialize"}]"#).initialize, None);
-        assert_eq!(read(b"not json"), Envelope::default());
+        assert_eq!(read(initialize).unwrap().initialize, Some(json!(7)));
+        assert_eq!(read(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap().initialize, None);
+        let notification = br#"{"jsonrpc":"2.0","method":"initialize"}"#;
+        assert_eq!(read(notification).unwrap().initialize, None, "a notification");
     }
 
     #[test]
-    fn finds_the_called_tools_only_in_tool_calls() {
-        let call =
-            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"addPet","arguments":{"a":[1]}}}"#;
-        assert_eq!(read(call).called, ["addPet"]);
-        assert!(read(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).called.is_empty());
-        assert!(read(br#"{"method":"tools/call","params":{"name":7}}"#).called.is_empty());
-        let batch = br#"[{"method":"tools/call","params":{"name":"a"}},{"method":"ping"},
-                        {"method":"tools/call","params":{"name":"b"}}]"#;
-        assert_eq!(read(batch).called, ["a", "b"]);
+    fn finds_the_called_tool() {
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"addPet","arguments":{"a":[1,{"b":2}]}}}"#;
+        assert_eq!(read(call).unwrap().called.as_deref(), Some("addPet"));
+        assert_eq!(read(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap().called, None);
+        let response = br#"{"jsonrpc":"2.0","id":"s-1","result":{}}"#;
+        assert_eq!(read(response).unwrap(), Envelope::default(), "a client's response");
+    }
+
+    #[test]
+    fn refuses_what_is_not_one_json_rpc_message() {
+        let code = |body: &[u8]| read(body).err().map(|it| it.code);
+        assert_eq!(code(b"not json"), Some(PARSE_ERROR));
+        assert_eq!(code(br#"{"jsonrpc":"2.0","#), Some(PARSE_ERROR));
+        assert_eq!(code(b"[1, 2"), Some(PARSE_ERROR));
+        assert_eq!(code(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), Some(INVALID_REQUEST));
+        assert_eq!(code(br#"{"id":1,"method":"ping"}"#), Some(INVALID_REQUEST));
+        assert_eq!(code(br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), Some(INVALID_REQUEST));
+        assert_eq!(code(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#), Some(INVALID_REQUEST));
+        assert_eq!(code(br#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#), Some(INVALID_REQUEST));
+        assert_eq!(code(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#), Some(INVALID_REQUEST));
+        assert_eq!(code(b"7"), Some(INVALID_REQUEST));
+        let array_arguments =
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"a","arguments":[1]}}"#;
+        let refused = read(array_arguments).unwrap_err();
+        assert_eq!((refused.code, refused.id), (INVALID_PARAMS, Some(json!(3))));
+        let no_name = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":7}}"#;
+        assert_eq!(code(no_name), Some(INVALID_PARAMS));
     }
 }
