@@ -85,12 +85,12 @@ impl Keyring {
         let path = data_dir.join("secret.key");
         let io = |source| Error::KeyFile { path: path.display().to_string(), source };
         let text = match std::fs::read_to_string(&path) {
-            Ok(text) => Zeroizing::new(text),
+            // An empty file is what a crash left before keys were written whole: no secret can
+            // have been sealed with it.
+            Ok(text) if !text.trim().is_empty() => Zeroizing::new(text),
+            Ok(_) => create_key(data_dir, &path, true).map_err(io)?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir).map_err(io)?;
-                let text = Zeroizing::new(format!("local:{}\n", STANDARD.encode(*random::<KEY_BYTES>()?)));
-                write_private(&path, text.as_bytes()).map_err(io)?;
-                text
+                create_key(data_dir, &path, false).map_err(io)?
             }
             Err(err) => return Err(io(err)),
         };
@@ -151,13 +151,40 @@ fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, Error> {
     Ok(bytes)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Makes a new key file at `path`, whole or not at all: written to a temporary file, flushed to
+/// disk, then linked into place, which fails rather than replace a key another process made
+/// meanwhile (that key is read instead). `replace_empty` allows replacing an empty file.
+fn create_key(dir: &Path, path: &Path, replace_empty: bool) -> std::io::Result<Zeroizing<String>> {
     use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let text = Zeroizing::new(format!(
+        "local:{}\n",
+        STANDARD.encode(*random::<KEY_BYTES>().map_err(|_| std::io::Error::other("no randomness"))?)
+    ));
+    let temporary = dir.join(format!(".secret.key.{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    let placed = written.and_then(|()| {
+        if replace_empty { std::fs::rename(&temporary, path) } else { std::fs::hard_link(&temporary, path) }
+    });
+    let _ = std::fs::remove_file(&temporary);
+    match placed {
+        Ok(()) => {
+            // The new name must survive a crash too.
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(text)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(Zeroizing::new(std::fs::read_to_string(path)?))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +193,29 @@ mod tests {
 
     fn key(id: &str, byte: u8) -> KeyConfig {
         KeyConfig { id: id.to_owned(), key: Secret::new(STANDARD.encode([byte; KEY_BYTES])) }
+    }
+
+    #[test]
+    fn the_local_key_file_is_made_whole_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        // What a crash between creating and writing the file used to leave.
+        std::fs::write(&path, "").unwrap();
+        let first = Keyring::configured_or_local(&[], dir.path()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("local:") && text.len() > 40, "{text:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|it| it.unwrap().file_name()).collect();
+        assert_eq!(names, ["secret.key"], "no temporary file is left");
+        // Later starts read the same key.
+        let again = Keyring::configured_or_local(&[], dir.path()).unwrap();
+        let sealed = first.seal(&Secret::new("s"), "p/f").unwrap();
+        assert_eq!(again.open(&sealed, "p/f").unwrap().expose(), Some("s"));
     }
 
     #[test]
