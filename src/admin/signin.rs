@@ -20,6 +20,9 @@ use crate::config::{AdminOidc, Config};
 use crate::outbound::{self, Redirects};
 use crate::secrets::Secret;
 
+/// A token response with an ID token listing many groups is some kilobytes; this is ample.
+const MAX_TOKEN_RESPONSE_BYTES: u64 = 1024 * 1024;
+
 pub struct SignIn {
     /// `serve --dev`: this user is an administrator without signing in anywhere.
     dev_user: Option<String>,
@@ -177,7 +180,7 @@ async fn redeem(oidc: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<
         }
         form.finish()
     };
-    let response = oidc
+    let mut response = oidc
         .http
         .post(oidc.token_endpoint.clone())
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -186,9 +189,14 @@ async fn redeem(oidc: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<
         .await
         .map_err(|_| "cannot reach the identity provider's token endpoint".to_owned())?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|_| "the token endpoint's answer was cut short".to_owned())?;
-    let body: Value =
-        serde_json::from_slice(&bytes).map_err(|_| "the token endpoint's answer is not JSON".to_owned())?;
+    let answer = outbound::read_capped(&mut response, MAX_TOKEN_RESPONSE_BYTES)
+        .await
+        .map_err(|_| "the token endpoint's answer was cut short".to_owned())?;
+    if answer.cut {
+        return Err("the token endpoint's answer is too large".to_owned());
+    }
+    let body: Value = serde_json::from_slice(&answer.body)
+        .map_err(|_| "the token endpoint's answer is not JSON".to_owned())?;
     let Some(id_token) = body.get("id_token").and_then(Value::as_str) else {
         let error = body.get("error").and_then(Value::as_str).unwrap_or("no id_token");
         let error: String =
@@ -282,6 +290,18 @@ mod tests {
             idp.seen(),
             ["GET /.well-known/oauth-authorization-server HTTP/1.1", "POST /token HTTP/1.1"]
         );
+    }
+
+    #[tokio::test]
+    async fn refuses_a_token_answer_larger_than_the_cap() {
+        let base: Arc<OnceLock<String>> = Arc::default();
+        let known = base.clone();
+        let huge = json!({"id_token": "x".repeat(MAX_TOKEN_RESPONSE_BYTES as usize)});
+        let idp = Stub::start(move |line| identity_provider(known.get().unwrap(), line, &huge)).await;
+        base.set(format!("http://{}", idp.addr)).unwrap();
+        let signin = SignIn::new(&config(base.get().unwrap(), "")).await.unwrap();
+        let err = redeem(signin.oidc.as_ref().unwrap(), "code", "verifier", "nonce").await.unwrap_err();
+        assert_eq!(err, "the token endpoint's answer is too large");
     }
 
     #[tokio::test]
