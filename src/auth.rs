@@ -15,7 +15,7 @@ mod verify;
 mod testing;
 
 pub use challenge::{Challenge, Resource};
-pub use discovery::{IssuerMetadata, discover};
+pub use discovery::{IssuerMetadata, discover, discover_through};
 pub use guard::{Caller, Guard, Refusal};
 pub use jwks::{Error, Jwks, JwksConfig, MAX_DOCUMENT_BYTES, VerifyingKey};
 pub use verify::{

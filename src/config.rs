@@ -70,6 +70,11 @@ pub struct HttpConfig {
     /// The largest MCP request body accepted, in bytes.
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+    /// The http(s) proxy the admin sign-in reaches its identity provider through, such as
+    /// `http://proxy.internal:3128` (it may carry `user:password@`). Default: none. The
+    /// environment's `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are never used.
+    #[serde(default)]
+    pub outbound_proxy: Option<Url>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

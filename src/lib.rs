@@ -4,13 +4,15 @@
 //! (the hosted servers). Import: a document is read (`source`), ingested into one model
 //! (`openapi`) and turned into tool definitions (`tools`), which a `catalog` serves. A call:
 //! `mcp` (the MCP edge) validates it and `upstream` forwards it to the backend. `store` keeps
-//! servers across restarts; `cli` is the command line.
+//! servers across restarts; `cli` is the command line. The HTTP clients that reach identity
+//! providers and document URLs come from `outbound`.
 
 pub mod config;
 pub mod secrets;
 pub mod telemetry;
 pub mod app;
 pub mod hosting;
+pub mod outbound;
 pub mod auth;
 pub mod devidp;
 pub mod source;

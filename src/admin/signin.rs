@@ -2,6 +2,8 @@
 //! configured identity provider, admitting users whose ID token lists the required role or
 //! group; under `serve --dev`, the development user, at once.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -15,7 +17,11 @@ use url::Url;
 use super::AdminState;
 use crate::auth::{self, IssuerConfig, Verifier, VerifierConfig};
 use crate::config::{AdminOidc, Config};
+use crate::outbound::{self, Redirects};
 use crate::secrets::Secret;
+
+/// A token response with an ID token listing many groups is some kilobytes; this is ample.
+const MAX_TOKEN_RESPONSE_BYTES: u64 = 1024 * 1024;
 
 pub struct SignIn {
     /// `serve --dev`: this user is an administrator without signing in anywhere.
@@ -34,24 +40,29 @@ struct Oidc {
 }
 
 impl SignIn {
-    /// Reads the identity provider's metadata now, so a wrong issuer stops start-up.
+    /// Reads the identity provider's metadata now, so a wrong issuer stops start-up. Every
+    /// request to the identity provider goes through `http.outbound_proxy` when it is set.
     pub async fn new(config: &Config) -> Result<SignIn, String> {
         let dev_user = config.dev.as_ref().map(|it| it.user.clone());
         let Some(settings) = config.admin.oidc.clone() else { return Ok(SignIn { dev_user, oidc: None }) };
-        let metadata =
-            auth::discover(&settings.issuer).await.map_err(|err| format!("admin sign-in: {err}"))?;
+        let proxy = &config.http.outbound_proxy;
+        let metadata = auth::discover_through(&settings.issuer, proxy.as_ref())
+            .await
+            .map_err(|err| format!("admin sign-in: {err}"))?;
         let issuer = IssuerConfig {
             issuer: settings.issuer.clone(),
             jwks_uri: Some(metadata.jwks_uri),
             shared_secret: None,
         };
-        let verifier = Verifier::new(&VerifierConfig::new(vec![issuer], vec![settings.client_id.clone()]))
-            .map_err(|err| format!("admin sign-in: {err}"))?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|err| err.to_string())?;
+        let mut verifier_config = VerifierConfig::new(vec![issuer], vec![settings.client_id.clone()]);
+        verifier_config.jwks.proxy = proxy.clone();
+        let verifier = Verifier::new(&verifier_config).map_err(|err| format!("admin sign-in: {err}"))?;
+        let policy = outbound::Policy {
+            timeout: Some(Duration::from_secs(10)),
+            proxy: proxy.clone(),
+            ..outbound::Policy::new(Redirects::None)
+        };
+        let http = outbound::client(&policy).map_err(|err| format!("admin sign-in: {err}"))?;
         let oidc = Oidc {
             redirect_uri: format!("{}/admin/callback", config.public_url()),
             authorization_endpoint: metadata.authorization_endpoint,
@@ -169,7 +180,7 @@ async fn redeem(oidc: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<
         }
         form.finish()
     };
-    let response = oidc
+    let mut response = oidc
         .http
         .post(oidc.token_endpoint.clone())
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -178,9 +189,14 @@ async fn redeem(oidc: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<
         .await
         .map_err(|_| "cannot reach the identity provider's token endpoint".to_owned())?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|_| "the token endpoint's answer was cut short".to_owned())?;
-    let body: Value =
-        serde_json::from_slice(&bytes).map_err(|_| "the token endpoint's answer is not JSON".to_owned())?;
+    let answer = outbound::read_capped(&mut response, MAX_TOKEN_RESPONSE_BYTES)
+        .await
+        .map_err(|_| "the token endpoint's answer was cut short".to_owned())?;
+    if answer.cut {
+        return Err("the token endpoint's answer is too large".to_owned());
+    }
+    let body: Value = serde_json::from_slice(&answer.body)
+        .map_err(|_| "the token endpoint's answer is not JSON".to_owned())?;
     let Some(id_token) = body.get("id_token").and_then(Value::as_str) else {
         let error = body.get("error").and_then(Value::as_str).unwrap_or("no id_token");
         let error: String =
@@ -221,4 +237,102 @@ fn refused(status: StatusCode, reason: &str) -> Response {
          <body><h1>Sign-in</h1><p>{escaped}</p><p><a href=\"/admin/login\">Sign in again</a></p></body></html>"
     );
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, OnceLock};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::outbound::testing::{Reply, Stub, assert_passes_ignoring_env_proxy, json};
+
+    /// The identity provider at `base`, by the path of a request line: its metadata, a token
+    /// endpoint answering `token`, and an empty key set.
+    fn identity_provider(base: &str, line: &str, token: &Value) -> Reply {
+        let path = line.split(' ').nth(1).unwrap_or_default().trim_start_matches(base);
+        match path {
+            "/.well-known/oauth-authorization-server" => json(
+                200,
+                &json!({
+                    "issuer": base,
+                    "jwks_uri": format!("{base}/jwks"),
+                    "authorization_endpoint": format!("{base}/authorize"),
+                    "token_endpoint": format!("{base}/token"),
+                }),
+            ),
+            "/token" => json(200, token),
+            "/jwks" => json(200, &json!({"keys": []})),
+            _ => json(404, &json!({})),
+        }
+    }
+
+    fn config(issuer: &str, http: &str) -> Config {
+        let text = format!(
+            "[http]\n{http}\n[store]\n[auth]\nmode = \"none\"\n\
+             [admin.oidc]\nissuer = \"{issuer}\"\nclient_id = \"mcpgate-admin\"\nrequired_role = \"admin\""
+        );
+        Config::parse(&text, &[]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn redeems_the_code_at_the_identity_provider_itself() {
+        let base: Arc<OnceLock<String>> = Arc::default();
+        let known = base.clone();
+        let refused = json!({"error": "invalid_grant"});
+        let idp = Stub::start(move |line| identity_provider(known.get().unwrap(), line, &refused)).await;
+        base.set(format!("http://{}", idp.addr)).unwrap();
+        let signin = SignIn::new(&config(base.get().unwrap(), "")).await.unwrap();
+        let err = redeem(signin.oidc.as_ref().unwrap(), "code", "verifier", "nonce").await.unwrap_err();
+        assert!(err.contains("(invalid_grant, HTTP 200)"), "{err}");
+        assert_eq!(
+            idp.seen(),
+            ["GET /.well-known/oauth-authorization-server HTTP/1.1", "POST /token HTTP/1.1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_a_token_answer_larger_than_the_cap() {
+        let base: Arc<OnceLock<String>> = Arc::default();
+        let known = base.clone();
+        let huge = json!({"id_token": "x".repeat(MAX_TOKEN_RESPONSE_BYTES as usize)});
+        let idp = Stub::start(move |line| identity_provider(known.get().unwrap(), line, &huge)).await;
+        base.set(format!("http://{}", idp.addr)).unwrap();
+        let signin = SignIn::new(&config(base.get().unwrap(), "")).await.unwrap();
+        let err = redeem(signin.oidc.as_ref().unwrap(), "code", "verifier", "nonce").await.unwrap_err();
+        assert_eq!(err, "the token endpoint's answer is too large");
+    }
+
+    #[tokio::test]
+    async fn ignores_proxies_named_by_the_environment() {
+        let test = "admin::signin::tests::redeems_the_code_at_the_identity_provider_itself";
+        assert_passes_ignoring_env_proxy(test).await;
+    }
+
+    #[tokio::test]
+    async fn reaches_the_identity_provider_through_the_configured_proxy() {
+        // A token the verifier looks up the key of, which the empty key set lacks.
+        let part = |it: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(it.to_string());
+        let id_token = format!(
+            "{}.{}.c2ln",
+            part(json!({"alg": "RS256", "kid": "k1"})),
+            part(json!({"iss": "http://idp.invalid", "aud": "mcpgate-admin", "sub": "ada"}))
+        );
+        let issued = json!({"id_token": id_token});
+        // `idp.invalid` never resolves (RFC 6761): only the proxy can answer for it.
+        let proxy = Stub::start(move |line| identity_provider("http://idp.invalid", line, &issued)).await;
+        let http = format!("outbound_proxy = \"http://{}\"", proxy.addr);
+        let signin = SignIn::new(&config("http://idp.invalid", &http)).await.unwrap();
+        let err = redeem(signin.oidc.as_ref().unwrap(), "code", "verifier", "nonce").await.unwrap_err();
+        assert!(err.starts_with("the ID token is not valid"), "{err}");
+        assert_eq!(
+            proxy.seen(),
+            [
+                "GET http://idp.invalid/.well-known/oauth-authorization-server HTTP/1.1",
+                "POST http://idp.invalid/token HTTP/1.1",
+                "GET http://idp.invalid/jwks HTTP/1.1",
+            ]
+        );
+    }
 }

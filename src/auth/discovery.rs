@@ -36,13 +36,18 @@ pub struct IssuerMetadata {
 }
 
 /// Reads the metadata of `issuer`, given exactly as tokens carry it in `iss` (a string, since
-/// `https://h` and `https://h/` are different issuers but the same `Url`).
+/// `https://h` and `https://h/` are different issuers but the same `Url`), connecting directly.
 ///
 /// Candidates are tried in order while they answer with an error status; a transport failure, a
 /// document that does not parse, or one naming another issuer ends the search.
 pub async fn discover(issuer: &str) -> Result<IssuerMetadata, Error> {
+    discover_through(issuer, None).await
+}
+
+/// As [`discover`], through `proxy` (`http.outbound_proxy`) when there is one.
+pub async fn discover_through(issuer: &str, proxy: Option<&Url>) -> Result<IssuerMetadata, Error> {
     let urls = metadata_urls(issuer)?;
-    let client = http_client()?;
+    let client = http_client(proxy.cloned())?;
     for url in &urls {
         let document = match fetch_json(&client, url, TIMEOUT).await {
             Ok(document) => document,

@@ -14,6 +14,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::outbound::{self, Redirects};
+
 /// The largest JWKS or metadata document read from an issuer.
 pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
 
@@ -31,6 +33,8 @@ pub struct JwksConfig {
     pub max_age: Duration,
     /// The deadline for one fetch, connection to last byte. Default 10 s.
     pub fetch_timeout: Duration,
+    /// The proxy the issuer is reached through (`http.outbound_proxy`). Default: none, direct.
+    pub proxy: Option<Url>,
 }
 
 impl Default for JwksConfig {
@@ -39,6 +43,7 @@ impl Default for JwksConfig {
             min_refresh_interval: Duration::from_secs(30),
             max_age: Duration::from_secs(60 * 60),
             fetch_timeout: Duration::from_secs(10),
+            proxy: None,
         }
     }
 }
@@ -48,8 +53,8 @@ impl Default for JwksConfig {
 pub enum Error {
     #[error("invalid verifier configuration: {0}")]
     Config(String),
-    #[error("cannot build an HTTP client: {0}")]
-    Client(String),
+    #[error(transparent)]
+    Client(#[from] outbound::Error),
     #[error("{url} did not answer within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
     #[error("fetching {url} failed: {reason}")]
@@ -128,7 +133,7 @@ impl std::fmt::Debug for Jwks {
 impl Jwks {
     /// A cache for the JWKS at `uri` keeping only keys for `algorithms`; nothing is fetched yet.
     pub fn new(uri: Url, algorithms: &[Algorithm], config: JwksConfig) -> Result<Jwks, Error> {
-        let client = http_client()?;
+        let client = http_client(config.proxy.clone())?;
         let inner = Inner {
             uri,
             client,
@@ -333,14 +338,10 @@ fn usable_key(entry: &Value, allowed: &[Algorithm]) -> Result<VerifyingKey, &'st
     Ok(VerifyingKey { kid: jwk.common.key_id, key, algorithms })
 }
 
-/// The client for issuer documents: no redirects (a document is where the configuration says),
-/// no proxy from the environment (nothing reads the environment after start-up).
-pub(super) fn http_client() -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .map_err(|err| Error::Client(reason(&err)))
+/// The client for issuer documents, through `proxy` if one is configured: no redirects (a
+/// document is where the configuration says).
+pub(super) fn http_client(proxy: Option<Url>) -> Result<reqwest::Client, Error> {
+    Ok(outbound::client(&outbound::Policy { proxy, ..outbound::Policy::new(Redirects::None) })?)
 }
 
 /// GETs a JSON object, within `timeout` and `MAX_DOCUMENT_BYTES`.
@@ -362,7 +363,8 @@ pub(super) async fn fetch_json(
 }
 
 async fn fetch_bytes(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, Error> {
-    let transport = |err: reqwest::Error| Error::Transport { url: url.to_string(), reason: reason(&err) };
+    let transport =
+        |err: reqwest::Error| Error::Transport { url: url.to_string(), reason: outbound::describe(&err) };
     let mut response =
         client.get(url.clone()).header("accept", "application/json").send().await.map_err(transport)?;
     let status = response.status();
@@ -373,26 +375,11 @@ async fn fetch_bytes(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, Err
     if response.content_length().is_some_and(|it| it > MAX_DOCUMENT_BYTES) {
         return Err(too_large());
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if (body.len() + chunk.len()) as u64 > MAX_DOCUMENT_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
+    let capped = outbound::read_capped(&mut response, MAX_DOCUMENT_BYTES).await.map_err(transport)?;
+    if capped.cut {
+        return Err(too_large());
     }
-    Ok(body)
-}
-
-fn reason(err: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut reason = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    reason
+    Ok(capped.body)
 }
 
 #[cfg(test)]

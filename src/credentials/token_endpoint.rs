@@ -15,10 +15,11 @@ use zeroize::Zeroizing;
 
 use super::assertion::AssertionKey;
 use crate::config::{ClientAuth, GrantConfig};
+use crate::outbound::{self, Redirects};
 use crate::secrets::Secret;
 
 /// Token responses are small; anything larger is not one.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct TokenEndpoint {
@@ -86,11 +87,10 @@ impl TokenEndpoint {
                 )?)
             }
         };
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|err| err.to_string())?;
+        // Direct: `http.outbound_proxy` does not reach here yet, since hosted servers' credentials
+        // are built without the `[http]` configuration.
+        let policy = outbound::Policy { timeout: Some(TIMEOUT), ..outbound::Policy::new(Redirects::None) };
+        let http = outbound::client(&policy).map_err(|err| err.to_string())?;
         Ok(TokenEndpoint { url, client_id: config.client_id.clone(), authentication, http })
     }
 
@@ -100,12 +100,15 @@ impl TokenEndpoint {
 
     /// POSTs `grant` (the grant's own parameters) with the client's authentication.
     pub async fn request(&self, grant: &[(&str, &str)]) -> Result<Issued, Error> {
-        let response = self.prepare(grant)?.send().await.map_err(|err| self.unreachable(err))?;
+        let mut response = self.prepare(grant)?.send().await.map_err(|err| self.unreachable(&err))?;
         let status = response.status();
-        let bytes = read_limited(response).await.map_err(|err| self.unreachable(err))?;
-        let Some(bytes) = bytes else {
+        let capped = outbound::read_capped(&mut response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|err| self.unreachable(&err))?;
+        if capped.cut {
             return Err(self.unusable(status.as_u16(), "the answer is too large"));
-        };
+        }
+        let bytes = capped.body;
         if status.is_success() {
             return serde_json::from_slice::<Issued>(&bytes)
                 .map_err(|_| self.unusable(status.as_u16(), "not a token response"));
@@ -169,18 +172,12 @@ impl TokenEndpoint {
             .body(form.finish()))
     }
 
-    fn unreachable(&self, err: reqwest::Error) -> Error {
-        use std::error::Error as _;
-        let err = err.without_url();
-        let mut cause = err.to_string();
-        let mut source = err.source();
-        while let Some(it) = source {
-            cause = it.to_string();
-            source = it.source();
-        }
-        if err.is_timeout() {
-            cause = format!("no answer within {TIMEOUT:?}");
-        }
+    fn unreachable(&self, err: &reqwest::Error) -> Error {
+        let cause = if err.is_timeout() {
+            format!("no answer within {TIMEOUT:?}")
+        } else {
+            outbound::root_cause(err)
+        };
         Error::Unreachable { host: self.host().to_owned(), cause }
     }
 
@@ -211,21 +208,45 @@ fn code(raw: &str) -> String {
     if clean.is_empty() { "unknown_error".to_owned() } else { clean }
 }
 
-/// The body, or `None` when it exceeds [`MAX_RESPONSE_BYTES`].
-async fn read_limited(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::code;
+    use serde_json::json;
+
+    use super::*;
+    use crate::outbound::testing::{Stub, assert_passes_ignoring_env_proxy, json};
+
+    #[tokio::test]
+    async fn posts_the_grant_to_the_endpoint_itself() {
+        let server = Stub::start(|_| json(200, &json!({"access_token": "t0k3n", "expires_in": 60}))).await;
+        let config: GrantConfig = toml::from_str(
+            "client_id = \"mcpgate\"\nclient_auth = \"client_secret_post\"\nclient_secret = \"s3cret\"",
+        )
+        .unwrap();
+        let endpoint = TokenEndpoint::new(server.url("/token"), &config).unwrap();
+        let issued = endpoint.request(&[("grant_type", "client_credentials")]).await.unwrap();
+        assert_eq!((issued.access_token.expose(), issued.expires_in), (Some("t0k3n"), Some(60)));
+        assert_eq!(server.seen(), ["POST /token HTTP/1.1"]);
+    }
+
+    #[tokio::test]
+    async fn ignores_proxies_named_by_the_environment() {
+        let test = "credentials::token_endpoint::tests::posts_the_grant_to_the_endpoint_itself";
+        assert_passes_ignoring_env_proxy(test).await;
+    }
+
+    #[tokio::test]
+    async fn refuses_an_answer_larger_than_a_token_response() {
+        let token = "x".repeat(MAX_RESPONSE_BYTES as usize);
+        let server = Stub::start(move |_| json(200, &json!({"access_token": token}))).await;
+        let config: GrantConfig =
+            toml::from_str("client_id = \"mcpgate\"\nclient_secret = \"s3cret\"").unwrap();
+        let endpoint = TokenEndpoint::new(server.url("/token"), &config).unwrap();
+        match endpoint.request(&[("grant_type", "client_credentials")]).await {
+            Err(Error::Unusable { status: 200, reason, .. }) => assert_eq!(reason, "the answer is too large"),
+            Err(other) => panic!("expected Unusable, got {other}"),
+            Ok(_) => panic!("expected Unusable, got a token"),
+        }
+    }
 
     #[test]
     fn reads_expires_in_as_number_or_text() {

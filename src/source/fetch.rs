@@ -1,13 +1,15 @@
 //! Fetches a document from an HTTP(S) URL with a size cap, a deadline, and redirects followed by
 //! hand so that none can lead to a loopback, private or link-local address.
 //!
-//! Each hop's host is resolved once and the connection pinned to the checked address, so a DNS
-//! answer cannot change between the check and the request.
+//! Each hop's host is resolved once and the connection pinned to the checked address, never
+//! through a proxy, so a DNS answer cannot change between the check and the request.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use url::{Host, Url};
+
+use crate::outbound::{self, Redirects};
 
 const MAX_REDIRECTS: usize = 5;
 
@@ -56,13 +58,11 @@ async fn follow(mut url: Url, policy: &Policy) -> Result<Vec<u8>, Error> {
         let allow_private = hop == 0 && policy.allow_private_origin;
         let addr = checked_address(&url, allow_private).await?;
         let host = url.host_str().unwrap_or_default().to_owned();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy from the environment would connect on our behalf to addresses we did not check.
-            .no_proxy()
-            .resolve(&host, addr)
-            .build()
-            .map_err(|err| transport(&url, &err))?;
+        // Redirects are followed here, by hand, each hop checked. Never a proxy, configured or
+        // not: it would resolve the host itself and connect to an address nobody checked.
+        let pinned = outbound::Policy { pin: Some((host, addr)), ..outbound::Policy::new(Redirects::None) };
+        let client = outbound::client(&pinned)
+            .map_err(|err| Error::Transport { url: url.to_string(), reason: err.to_string() })?;
         let mut response = client
             .get(url.clone())
             .header("accept", "application/json, application/yaml, text/yaml, */*;q=0.5")
@@ -87,28 +87,19 @@ async fn follow(mut url: Url, policy: &Policy) -> Result<Vec<u8>, Error> {
         if response.content_length().is_some_and(|it| it > policy.max_bytes) {
             return Err(too_large());
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|err| transport(&url, &err))? {
-            if (body.len() + chunk.len()) as u64 > policy.max_bytes {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
+        let capped = outbound::read_capped(&mut response, policy.max_bytes)
+            .await
+            .map_err(|err| transport(&url, &err))?;
+        if capped.cut {
+            return Err(too_large());
         }
-        return Ok(body);
+        return Ok(capped.body);
     }
     Err(Error::TooManyRedirects)
 }
 
 fn transport(url: &Url, err: &reqwest::Error) -> Error {
-    use std::error::Error as _;
-    let mut reason = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    Error::Transport { url: url.to_string(), reason }
+    Error::Transport { url: url.to_string(), reason: outbound::describe(err) }
 }
 
 /// Resolves the URL's host and returns an address that may be connected to.

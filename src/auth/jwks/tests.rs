@@ -12,6 +12,7 @@ fn config() -> JwksConfig {
         min_refresh_interval: Duration::from_secs(30),
         max_age: Duration::from_secs(3600),
         fetch_timeout: Duration::from_secs(5),
+        proxy: None,
     }
 }
 
