@@ -111,7 +111,7 @@ async fn verifier(config: &Config) -> Result<Verifier, Error> {
     for it in &config.auth.issuers {
         let jwks_uri = match &it.jwks_uri {
             Some(uri) => uri.clone(),
-            None => auth::discover(&it.issuer).await?.jwks_uri,
+            None => auth::discover_through(&it.issuer, config.http.outbound_proxy.as_ref()).await?.jwks_uri,
         };
         issuers.push(IssuerConfig {
             issuer: it.issuer.clone(),
@@ -134,6 +134,7 @@ async fn verifier(config: &Config) -> Result<Verifier, Error> {
             .collect::<Result<_, _>>()?;
     }
     verifier_config.required_type = config.auth.required_token_type.clone();
+    verifier_config.jwks.proxy = config.http.outbound_proxy.clone();
     Ok(Verifier::new(&verifier_config)?)
 }
 

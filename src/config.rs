@@ -70,7 +70,8 @@ pub struct HttpConfig {
     /// The largest MCP request body accepted, in bytes.
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
-    /// The http(s) proxy the admin sign-in reaches its identity provider through, such as
+    /// The http(s) proxy identity providers are reached through (the issuers' metadata and keys,
+    /// the admin sign-in), such as
     /// `http://proxy.internal:3128` (it may carry `user:password@`). Default: none. The
     /// environment's `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are never used.
     #[serde(default)]

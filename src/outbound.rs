@@ -1,7 +1,6 @@
 //! mcpgate as an HTTP client: outbound clients are built by [`client`] from a [`Policy`]
 //! (redirects, deadline, pinned address, proxy); bodies are read within a cap by
 //! [`read_capped`]; transport errors are put into words by [`describe`] and [`root_cause`].
-//! (`upstream::forward` still builds its backend client and reads bodies itself.)
 //!
 //! Invariants: no client takes a proxy from the environment (`HTTP_PROXY`, `HTTPS_PROXY`,
 //! `ALL_PROXY`), only the one its policy names; a client pinned to a checked address has no

@@ -13,6 +13,7 @@ use super::response::{self, Outcome, Received};
 use crate::catalog::Tool;
 use crate::config::{BackendUrl, ServerSettings};
 use crate::credentials::{Applied, Authorization, CallCredentials, Failure};
+use crate::outbound::{self, ReadError, Redirects};
 
 /// The backend of one hosted server: its base URL, client and limits. Part of the server's
 /// snapshot, so a publication replaces it whole.
@@ -37,17 +38,8 @@ const MAX_REDIRECTS: usize = 5;
 impl Backend {
     pub fn new(url: BackendUrl, settings: &ServerSettings) -> Result<Backend, String> {
         let url = Url::from(url);
-        let policy = reqwest::redirect::Policy::custom(|attempt| {
-            let same_origin =
-                attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
-            if attempt.previous().len() > MAX_REDIRECTS || !same_origin {
-                attempt.stop()
-            } else {
-                attempt.follow()
-            }
-        });
-        let client =
-            reqwest::Client::builder().redirect(policy).no_proxy().build().map_err(|err| err.to_string())?;
+        let client = outbound::client(&outbound::Policy::new(Redirects::SameOrigin { max: MAX_REDIRECTS }))
+            .map_err(|err| err.to_string())?;
         let mut headers = HeaderMap::new();
         for (name, value) in &settings.headers {
             let (name, value) = header(name, value).map_err(|err| format!("headers: {err}"))?;
@@ -131,31 +123,21 @@ pub async fn forward(
     );
     let mut response = result?;
     let max_bytes = backend.max_response_bytes;
-    let mut body = Vec::new();
-    let mut truncated = false;
-    loop {
-        let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
-            Ok(Ok(Some(chunk))) => chunk,
-            Ok(Ok(None)) => break,
-            Ok(Err(err)) => return Err(Error::Transport(describe_failure(host, timeout, &err))),
-            Err(_) => return Err(Error::Stalled { host: host.clone(), timeout }),
-        };
-        let room = max_bytes.saturating_sub(body.len());
-        if chunk.len() > room {
-            body.extend_from_slice(&chunk[..room]);
-            truncated = true;
-            break;
+    let capped = match outbound::read_capped_idle(&mut response, max_bytes as u64, timeout).await {
+        Ok(capped) => capped,
+        Err(ReadError::Transport(err)) => {
+            return Err(Error::Transport(describe_failure(host, timeout, &err)));
         }
-        body.extend_from_slice(&chunk);
-    }
+        Err(ReadError::Idle(_)) => return Err(Error::Stalled { host: host.clone(), timeout }),
+    };
     let status = response.status();
     let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|it| it.to_str().ok());
     let received = Received {
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or(""),
         content_type,
-        body: &body,
-        truncated,
+        body: &capped.body,
+        truncated: capped.cut,
         max_bytes,
     };
     if status.is_redirection() {
@@ -230,33 +212,15 @@ async fn send(
 /// What went wrong, in words a user can act on; never the request's headers or URL (which may
 /// carry a credential).
 fn describe_failure(backend: &str, timeout: Duration, err: &reqwest::Error) -> String {
-    use std::error::Error as _;
     if err.is_timeout() {
         return format!("The backend {backend} did not answer within {timeout:?}.");
     }
-    let mut cause = String::new();
-    let mut source = err.source();
-    while let Some(it) = source {
-        cause = it.to_string();
-        source = it.source();
-    }
+    let cause = outbound::root_cause(err);
     if err.is_connect() {
         return format!("Cannot connect to the backend {backend}: {cause}.");
     }
     if err.is_builder() {
-        return format!("Cannot build the request to {backend}: {}.", without_url(err));
+        return format!("Cannot build the request to {backend}: {cause}.");
     }
-    format!(
-        "The request to the backend {backend} failed: {}.",
-        if cause.is_empty() { without_url(err) } else { cause }
-    )
-}
-
-/// The error's words without its URL.
-fn without_url(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    if let Some(url) = err.url() {
-        text = text.replace(url.as_str(), "the backend");
-    }
-    text
+    format!("The request to the backend {backend} failed: {cause}.")
 }
