@@ -175,9 +175,15 @@ impl Credentials {
                 ));
             }
         };
+        // What the token depends on: who, through which client (two clients of one user hold
+        // two grants, and revoking one must not leave its tokens working through the other),
+        // and for which scopes.
         let key = Key {
             subject: subject
-                .map(|it| format!("{}\n{}", it.claims.issuer, it.claims.subject))
+                .map(|it| {
+                    let client = it.claims.client_id.as_deref().unwrap_or_default();
+                    format!("{}\n{}\n{client}", it.claims.issuer, it.claims.subject)
+                })
                 .unwrap_or_default(),
             scopes,
         };
@@ -428,6 +434,47 @@ mod tests {
         assert!(super::grant(Flow::EntraObo, &bad_tenant).is_err());
         let no_secret = grant("client_id = 'c'\ntoken_endpoint = 'https://idp/token'");
         assert!(super::grant(Flow::ClientCredentials, &no_secret).err().unwrap().contains("client_secret"));
+    }
+
+    #[tokio::test]
+    async fn tokens_are_kept_per_user_and_client() {
+        use crate::outbound::testing::{Stub, json};
+        let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = issued.clone();
+        let server = Stub::start(move |_| {
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            json(200, &serde_json::json!({"access_token": format!("backend-{n}"), "expires_in": 300}))
+        })
+        .await;
+        let config: CredentialsConfig = toml::from_str(&format!(
+            "mode = 'token_exchange'\nclient_id = 'c'\nclient_secret = 's'\ntoken_endpoint = '{}'",
+            server.url("/token")
+        ))
+        .unwrap();
+        let credentials = Credentials::new("pets", &config).unwrap();
+        let caller = |subject: &str, client: &str| Caller {
+            claims: crate::auth::Claims {
+                subject: subject.to_owned(),
+                issuer: "https://idp".to_owned(),
+                audience: Vec::new(),
+                scopes: Default::default(),
+                expires_at: SystemTime::now() + Duration::from_secs(600),
+                client_id: Some(client.to_owned()),
+                raw: Default::default(),
+            },
+            token: Secret::new(format!("{subject}-{client}")),
+        };
+        let header = |authorization: Authorization| match authorization.applied {
+            Some(Applied::Header(_, value)) => value.to_str().unwrap_or_default().to_owned(),
+            _ => String::new(),
+        };
+        let (alice_vscode, alice_inspector) = (caller("alice", "vscode"), caller("alice", "inspector"));
+        let first = header(credentials.for_call(Some(&alice_vscode)).authorize(&[]).await.unwrap());
+        let again = header(credentials.for_call(Some(&alice_vscode)).authorize(&[]).await.unwrap());
+        let other = header(credentials.for_call(Some(&alice_inspector)).authorize(&[]).await.unwrap());
+        assert_eq!(first, again, "one client's calls share its token");
+        assert_ne!(first, other, "another client of the same user gets a token of its own");
+        assert_eq!(issued.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
