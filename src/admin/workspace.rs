@@ -458,6 +458,13 @@ impl Workspace {
         if self.hosting.config().servers.iter().any(|it| it.slug == slug.as_str()) {
             return Err(Error::Provisioned(slug));
         }
+        // Fetching from private addresses is the operator's decision, not an administrator's:
+        // through the API it would make mcpgate a port scanner of its own network.
+        if settings.allow_private_spec_url {
+            return Err(Error::Invalid(
+                "allow_private_spec_url can be set in the configuration file only".to_owned(),
+            ));
+        }
         settings
             .credentials
             .open(self.hosting.keyring(), &slug)
