@@ -5,10 +5,11 @@
 //! sealed), and knows nothing of what they mean.
 //!
 //! Invariants: a server's settings and its document change together, in one transaction; every
-//! settings value carries the version of its format.
+//! settings value carries the version of its format; after a failed write (a full disk, say)
+//! the database is opened again, so the store works once the cause is gone, without a restart.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
@@ -54,7 +55,14 @@ pub struct AuditEntry {
 /// A cheap handle to the store.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    open: Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>,
+    // A std lock, held for one synchronous transaction: readers and writers share the open
+    // database; reopening it takes it alone. `None` while it cannot be opened.
+    db: RwLock<Option<Database>>,
 }
 
 /// The format of the settings values written now. Values written before versions existed are
@@ -67,13 +75,20 @@ pub enum Error {
     Directory { path: String, source: std::io::Error },
     #[error("store: {0}")]
     Database(String),
+    /// The storage failed (a full disk, an IO error); the store opens the database again at the
+    /// next use.
+    #[error("the store cannot be used now: {0}")]
+    Unavailable(String),
     #[error("stored settings of `{slug}` are unreadable: {reason}")]
     Corrupt { slug: String, reason: String },
 }
 
-/// redb has one error type per operation; the store reports them all alike.
-fn db_error(err: impl std::fmt::Display) -> Error {
-    Error::Database(err.to_string())
+/// redb has one error type per operation; the store tells storage failures from the rest.
+fn db_error(err: impl Into<redb::Error>) -> Error {
+    match err.into() {
+        err @ (redb::Error::Io(_) | redb::Error::PreviousIo) => Error::Unavailable(err.to_string()),
+        err => Error::Database(err.to_string()),
+    }
 }
 
 /// What the store keeps of one hosted server.
@@ -90,7 +105,47 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| Error::Directory { path: data_dir.display().to_string(), source })?;
-        let db = Database::create(data_dir.join("mcpgate.redb")).map_err(db_error)?;
+        let path: PathBuf = data_dir.join("mcpgate.redb");
+        Store::with(Box::new(move || Database::create(&path)))
+    }
+
+    fn with(
+        open: Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>,
+    ) -> Result<Store, Error> {
+        let store = Store { inner: Arc::new(Inner { open, db: RwLock::new(None) }) };
+        store.reopen()?;
+        Ok(store)
+    }
+
+    /// Whether the database is open; after a storage failure, until it opens again.
+    pub fn is_usable(&self) -> bool {
+        self.inner.db.read().is_ok_and(|it| it.is_some())
+    }
+
+    /// Runs `op` on the open database. After a storage failure the database is opened again
+    /// (redb refuses every transaction after one failed write) and `op` tried once more.
+    fn run<T>(&self, op: impl Fn(&Database) -> Result<T, Error>) -> Result<T, Error> {
+        let first = match self.inner.db.read().as_deref() {
+            Ok(Some(db)) => match op(db) {
+                Err(Error::Unavailable(reason)) => reason,
+                done => return done,
+            },
+            Ok(None) => "the database is not open".to_owned(),
+            Err(_) => "the database lock is poisoned".to_owned(),
+        };
+        tracing::warn!(reason = %first, "store: opening the database again");
+        self.reopen()?;
+        match self.inner.db.read().as_deref() {
+            Ok(Some(db)) => op(db),
+            _ => Err(Error::Unavailable(first)),
+        }
+    }
+
+    fn reopen(&self) -> Result<(), Error> {
+        let mut slot = self.inner.db.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The old handle holds the file's lock: it goes first.
+        *slot = None;
+        let db = (self.inner.open)().map_err(db_error)?;
         // Creating the tables up front lets readers assume they exist.
         let tx = db.begin_write().map_err(db_error)?;
         for table in [SERVERS, DOCUMENTS, DRAFTS, DRAFT_DOCUMENTS] {
@@ -98,7 +153,8 @@ impl Store {
         }
         tx.open_table(AUDIT).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
-        Ok(Store { db: Arc::new(db) })
+        *slot = Some(db);
+        Ok(())
     }
 
     pub fn put_server(&self, slug: &str, record: &Record) -> Result<(), Error> {
@@ -119,118 +175,138 @@ impl Store {
         settings.push(RECORD_VERSION);
         settings.extend_from_slice(&record.settings);
         let (servers, documents) = stage.tables();
-        let tx = self.db.begin_write().map_err(db_error)?;
-        {
-            let mut servers = tx.open_table(servers).map_err(db_error)?;
-            servers.insert(slug, settings.as_slice()).map_err(db_error)?;
-            let mut documents = tx.open_table(documents).map_err(db_error)?;
-            documents.insert(slug, record.document.as_slice()).map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            {
+                let mut servers = tx.open_table(servers).map_err(db_error)?;
+                servers.insert(slug, settings.as_slice()).map_err(db_error)?;
+                let mut documents = tx.open_table(documents).map_err(db_error)?;
+                documents.insert(slug, record.document.as_slice()).map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)
+        })
     }
 
     pub fn get(&self, stage: Stage, slug: &str) -> Result<Option<Record>, Error> {
         let (servers, documents) = stage.tables();
-        let tx = self.db.begin_read().map_err(db_error)?;
-        let servers = tx.open_table(servers).map_err(db_error)?;
-        let documents = tx.open_table(documents).map_err(db_error)?;
-        let Some(stored) = servers.get(slug).map_err(db_error)? else {
-            return Ok(None);
-        };
-        let settings = match stored.value() {
-            [RECORD_VERSION, rest @ ..] => rest.to_vec(),
-            legacy @ [b'{', ..] => legacy.to_vec(),
-            _ => {
-                let reason = "written by a newer mcpgate, or damaged".to_owned();
-                return Err(Error::Corrupt { slug: slug.to_owned(), reason });
-            }
-        };
-        let document =
-            documents.get(slug).map_err(db_error)?.map(|it| it.value().to_vec()).unwrap_or_default();
-        Ok(Some(Record { settings, document }))
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let servers = tx.open_table(servers).map_err(db_error)?;
+            let documents = tx.open_table(documents).map_err(db_error)?;
+            let Some(stored) = servers.get(slug).map_err(db_error)? else {
+                return Ok(None);
+            };
+            let settings = match stored.value() {
+                [RECORD_VERSION, rest @ ..] => rest.to_vec(),
+                legacy @ [b'{', ..] => legacy.to_vec(),
+                _ => {
+                    let reason = "written by a newer mcpgate, or damaged".to_owned();
+                    return Err(Error::Corrupt { slug: slug.to_owned(), reason });
+                }
+            };
+            let document =
+                documents.get(slug).map_err(db_error)?.map(|it| it.value().to_vec()).unwrap_or_default();
+            Ok(Some(Record { settings, document }))
+        })
     }
 
     pub fn list(&self, stage: Stage) -> Result<Vec<String>, Error> {
-        let tx = self.db.begin_read().map_err(db_error)?;
-        let servers = tx.open_table(stage.tables().0).map_err(db_error)?;
-        let mut slugs = Vec::new();
-        for entry in servers.iter().map_err(db_error)? {
-            let (slug, _) = entry.map_err(db_error)?;
-            slugs.push(slug.value().to_owned());
-        }
-        Ok(slugs)
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let servers = tx.open_table(stage.tables().0).map_err(db_error)?;
+            let mut slugs = Vec::new();
+            for entry in servers.iter().map_err(db_error)? {
+                let (slug, _) = entry.map_err(db_error)?;
+                slugs.push(slug.value().to_owned());
+            }
+            Ok(slugs)
+        })
     }
 
     /// Removes both copies of the server; whether there was one.
     pub fn delete_server(&self, slug: &str) -> Result<bool, Error> {
-        let tx = self.db.begin_write().map_err(db_error)?;
-        let mut existed = false;
-        for (servers, documents) in [Stage::Live.tables(), Stage::Draft.tables()] {
-            let mut servers = tx.open_table(servers).map_err(db_error)?;
-            let mut documents = tx.open_table(documents).map_err(db_error)?;
-            documents.remove(slug).map_err(db_error)?;
-            existed |= servers.remove(slug).map_err(db_error)?.is_some();
-        }
-        tx.commit().map_err(db_error)?;
-        Ok(existed)
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            let mut existed = false;
+            for (servers, documents) in [Stage::Live.tables(), Stage::Draft.tables()] {
+                let mut servers = tx.open_table(servers).map_err(db_error)?;
+                let mut documents = tx.open_table(documents).map_err(db_error)?;
+                documents.remove(slug).map_err(db_error)?;
+                existed |= servers.remove(slug).map_err(db_error)?.is_some();
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(existed)
+        })
     }
 
     /// Makes the draft the served copy, in one transaction; whether there was a draft.
     pub fn publish(&self, slug: &str) -> Result<bool, Error> {
-        let tx = self.db.begin_write().map_err(db_error)?;
-        {
-            let mut drafts = tx.open_table(DRAFTS).map_err(db_error)?;
-            let mut draft_documents = tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?;
-            let Some(settings) = drafts.remove(slug).map_err(db_error)?.map(|it| it.value().to_vec()) else {
-                return Ok(false);
-            };
-            let document = draft_documents
-                .remove(slug)
-                .map_err(db_error)?
-                .map(|it| it.value().to_vec())
-                .unwrap_or_default();
-            tx.open_table(SERVERS).map_err(db_error)?.insert(slug, settings.as_slice()).map_err(db_error)?;
-            tx.open_table(DOCUMENTS)
-                .map_err(db_error)?
-                .insert(slug, document.as_slice())
-                .map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)?;
-        Ok(true)
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            {
+                let mut drafts = tx.open_table(DRAFTS).map_err(db_error)?;
+                let mut draft_documents = tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?;
+                let Some(settings) = drafts.remove(slug).map_err(db_error)?.map(|it| it.value().to_vec())
+                else {
+                    return Ok(false);
+                };
+                let document = draft_documents
+                    .remove(slug)
+                    .map_err(db_error)?
+                    .map(|it| it.value().to_vec())
+                    .unwrap_or_default();
+                tx.open_table(SERVERS)
+                    .map_err(db_error)?
+                    .insert(slug, settings.as_slice())
+                    .map_err(db_error)?;
+                tx.open_table(DOCUMENTS)
+                    .map_err(db_error)?
+                    .insert(slug, document.as_slice())
+                    .map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(true)
+        })
     }
 
     /// Drops the draft of `slug`, keeping the served copy.
     pub fn discard_draft(&self, slug: &str) -> Result<(), Error> {
-        let tx = self.db.begin_write().map_err(db_error)?;
-        tx.open_table(DRAFTS).map_err(db_error)?.remove(slug).map_err(db_error)?;
-        tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?.remove(slug).map_err(db_error)?;
-        tx.commit().map_err(db_error)
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            tx.open_table(DRAFTS).map_err(db_error)?.remove(slug).map_err(db_error)?;
+            tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?.remove(slug).map_err(db_error)?;
+            tx.commit().map_err(db_error)
+        })
     }
 
     /// Appends `entry` to the audit log.
     pub fn record(&self, entry: &AuditEntry) -> Result<(), Error> {
-        let json = serde_json::to_vec(entry).map_err(db_error)?;
-        let tx = self.db.begin_write().map_err(db_error)?;
-        {
-            let mut audit = tx.open_table(AUDIT).map_err(db_error)?;
-            let next = audit.last().map_err(db_error)?.map_or(0, |(key, _)| key.value() + 1);
-            audit.insert(next, json.as_slice()).map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)
+        let json = serde_json::to_vec(entry).map_err(|err| Error::Database(err.to_string()))?;
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            {
+                let mut audit = tx.open_table(AUDIT).map_err(db_error)?;
+                let next = audit.last().map_err(db_error)?.map_or(0, |(key, _)| key.value() + 1);
+                audit.insert(next, json.as_slice()).map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)
+        })
     }
 
     /// The newest `limit` audit entries, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
-        let tx = self.db.begin_read().map_err(db_error)?;
-        let audit = tx.open_table(AUDIT).map_err(db_error)?;
-        let mut entries = Vec::new();
-        for entry in audit.iter().map_err(db_error)?.rev().take(limit) {
-            let (_, value) = entry.map_err(db_error)?;
-            if let Ok(entry) = serde_json::from_slice(value.value()) {
-                entries.push(entry);
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let audit = tx.open_table(AUDIT).map_err(db_error)?;
+            let mut entries = Vec::new();
+            for entry in audit.iter().map_err(db_error)?.rev().take(limit) {
+                let (_, value) = entry.map_err(db_error)?;
+                if let Ok(entry) = serde_json::from_slice(value.value()) {
+                    entries.push(entry);
+                }
             }
-        }
-        Ok(entries)
+            Ok(entries)
+        })
     }
 }
 
@@ -263,14 +339,86 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let write = |value: &[u8]| {
-            let tx = store.db.begin_write().unwrap();
-            tx.open_table(SERVERS).unwrap().insert("pets", value).unwrap();
-            tx.commit().unwrap();
+            store
+                .run(|db| {
+                    let tx = db.begin_write().map_err(db_error)?;
+                    tx.open_table(SERVERS).map_err(db_error)?.insert("pets", value).map_err(db_error)?;
+                    tx.commit().map_err(db_error)
+                })
+                .unwrap();
         };
         write(br#"{"slug":"pets"}"#);
         assert_eq!(store.server("pets").unwrap().unwrap().settings, br#"{"slug":"pets"}"#);
         write(b"\x09{}");
         assert!(matches!(store.server("pets"), Err(Error::Corrupt { .. })));
+    }
+
+    /// A file whose writes fail while `full` is set, as on a full disk.
+    #[derive(Debug)]
+    struct Disk {
+        file: redb::backends::FileBackend,
+        full: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl redb::StorageBackend for Disk {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+        fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            self.file.read(offset, len)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.file.set_len(len)
+        }
+        fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+            self.check()?;
+            self.file.sync_data(eventual)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.file.write(offset, data)
+        }
+    }
+
+    impl Disk {
+        fn check(&self) -> std::io::Result<()> {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn works_again_once_a_full_disk_has_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpgate.redb");
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let disk = full.clone();
+        let store = Store::with(Box::new(move || {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            let file = redb::backends::FileBackend::new(file)?;
+            redb::Builder::new().create_with_backend(Disk { file, full: disk.clone() })
+        }))
+        .unwrap();
+        store.put_server("pets", &record("{}", b"v1")).unwrap();
+
+        full.store(true, std::sync::atomic::Ordering::SeqCst);
+        let refused = store.put_server("pets", &record("{}", b"v2"));
+        assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+        assert!(!store.is_usable() || store.server("pets").is_ok());
+
+        full.store(false, std::sync::atomic::Ordering::SeqCst);
+        store.put_server("apps", &record("{}", b"a")).unwrap();
+        assert!(store.is_usable());
+        assert_eq!(store.server("pets").unwrap().unwrap().document, b"v1", "the refused write left nothing");
+        assert_eq!(store.slugs().unwrap(), ["apps", "pets"]);
     }
 
     #[test]

@@ -67,7 +67,11 @@ impl From<workspace::Error> for ApiError {
             Error::Store(err) => {
                 // The cause is for the operator's log, not the client.
                 tracing::error!(%err, "admin: store");
-                return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the store failed; see the log");
+                let status = match err {
+                    crate::store::Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                return ApiError::new(status, "the store failed; see the log");
             }
         };
         ApiError::new(status, err.to_string())
