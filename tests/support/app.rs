@@ -190,7 +190,10 @@ impl TestApp {
     /// Stops mcpgate and starts it again, on another port, with the same configuration and data.
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
-        self.setup.start().await
+        // The router and the hosted servers hold the store, which only one mcpgate may open.
+        let TestApp { setup, router, hosting, .. } = self;
+        drop((router, hosting));
+        setup.start().await
     }
 }
 
