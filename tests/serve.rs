@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -132,17 +132,13 @@ paths:
 
 /// How the recording backend answers, according to the path.
 async fn answer(seen: Seen) -> Response {
-    let method = seen.method.parse::<Method>().unwrap();
-    let uri = seen.uri.parse::<axum::http::Uri>().unwrap();
-    let path = uri.path();
+    let path = seen.path();
     let json_response = |status: StatusCode, value: Value| (status, axum::Json(value)).into_response();
     match path {
         p if p.starts_with("/v1/items/") => {
             json_response(StatusCode::OK, json!({"id": p.trim_start_matches("/v1/items/")}))
         }
-        "/v1/things" if method == Method::POST => {
-            json_response(StatusCode::CREATED, json!({"created": true}))
-        }
+        "/v1/things" if seen.method == "POST" => json_response(StatusCode::CREATED, json!({"created": true})),
         "/v1/things" => json_response(StatusCode::OK, json!([{"n": 1}, {"n": 2}])),
         "/v1/kinds/text" => ([("content-type", "text/plain")], "plain words").into_response(),
         "/v1/kinds/image" => ([("content-type", "image/png")], vec![0x89, b'P', b'N', b'G']).into_response(),

@@ -408,6 +408,13 @@ pub struct Seen {
     pub body: Vec<u8>,
 }
 
+impl Seen {
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap_or_default()
+    }
+}
+
 /// A backend on loopback that records every request, then answers it as told.
 pub struct Backend {
     /// The base URL, `http://127.0.0.1:{port}`.
