@@ -413,6 +413,11 @@ impl Seen {
     pub fn path(&self) -> &str {
         self.uri.split('?').next().unwrap_or_default()
     }
+
+    /// `METHOD /path?query`.
+    pub fn line(&self) -> String {
+        format!("{} {}", self.method, self.uri)
+    }
 }
 
 /// A backend on loopback that records every request, then answers it as told.
@@ -423,7 +428,8 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Starts the backend in a task of the current runtime; `answer` makes each response.
+    /// Starts the backend in a task of the current runtime (a test without one starts it with
+    /// `runtime.block_on`); `answer` makes each response.
     pub async fn start<F, Fut>(answer: F) -> Backend
     where
         F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
@@ -447,6 +453,11 @@ impl Backend {
     /// The requests received since the last call.
     pub fn take(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+
+    /// The requests received since the last call, as `METHOD /path?query`.
+    pub fn take_lines(&self) -> Vec<String> {
+        self.take().iter().map(Seen::line).collect()
     }
 
     /// The last request received (all are taken).
