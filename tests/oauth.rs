@@ -145,7 +145,8 @@ fn typescript_sdk_signs_in_with_a_real_authorization_server_and_calls_tools() {
     assert_eq!(run.stdout_json()["result"]["structuredContent"], json!({"id": 8, "name": "rex"}), "{run}");
     let seen = backend.take();
     assert_eq!(seen.iter().map(Seen::line).collect::<Vec<_>>(), ["POST /pets"]);
-    assert_eq!(serde_json::from_slice::<Value>(&seen[0].body).unwrap_or(Value::Null), json!({"name": "rex"}));
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap_or(Value::Null);
+    assert_eq!(body, json!({"name": "rex"}));
     assert_no_credentials(&seen);
 }
 
