@@ -966,10 +966,7 @@ fn per_user_modes_need_auth_mode_jwt() {
         "backend_url": "http://127.0.0.1:9",
         "credentials": credentials,
     })]);
-    let config = format!(
-        "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\nmode = \"none\"\n\n{servers}",
-        harness::toml_string(&dir.path().join("data"))
-    );
+    let config = harness::config_text(addr, &dir.path().join("data"), "mode = \"none\"", &servers);
     let config_path = dir.path().join("mcpgate.toml");
     std::fs::write(&config_path, config).unwrap();
     let log = dir.path().join("log");
