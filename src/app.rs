@@ -161,12 +161,18 @@ fn development(config: &Config, dev: &DevConfig, hosting: &Hosting) -> Result<Ro
     Ok(idp.router().merge(crate::sample_backend::router()))
 }
 
-/// Provisions the hosted servers and serves until `shutdown` completes.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
+/// mcpgate assembled and not yet serving: every hosted server provisioned, every route in one
+/// router. Tests serve it on their own listener or send requests straight to [`App::router`].
+pub struct App {
+    pub router: Router,
+    /// The hosted servers, which the admin API publishes through and shutdown closes.
+    pub hosting: Hosting,
+    public_url: String,
+}
+
+/// Provisions the hosted servers and assembles the routes: the MCP endpoints, the admin API
+/// and UI, and under `serve --dev` the development identity provider and sample backend.
+pub async fn build(config: &Config) -> Result<App, Error> {
     let data_dir = &config.store.data_dir;
     if config.store.secret_keys.is_empty() && config.dev.is_none() {
         tracing::warn!(
@@ -184,29 +190,51 @@ pub async fn run(
             );
             None
         }
-        AuthMode::Jwt => Some(verifier(&config).await?),
+        AuthMode::Jwt => Some(verifier(config).await?),
     };
-    let hosting = hosting::provision(&config, &store, std::sync::Arc::new(keyring), verifier.as_ref()).await;
+    let hosting = hosting::provision(config, &store, std::sync::Arc::new(keyring), verifier.as_ref()).await;
     for slug in hosting.slugs() {
         tracing::info!("serving {}/mcp/{slug}", config.public_url());
     }
-    let dev = config.dev.as_ref().map(|dev| development(&config, dev, &hosting)).transpose()?;
-    let admin = crate::admin::router(&config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
-    tracing::info!("listening on {}; administration at {}/admin", config.public_url(), config.public_url());
-    let open = hosting.clone();
-    let shutdown = async move {
-        shutdown.await;
-        // Sessions' GET streams never end by themselves, and graceful shutdown waits for them.
-        for slug in open.slugs() {
-            if let Some(hosted) = open.get(&slug) {
-                hosted.service.close();
-            }
-        }
-    };
-    let mut app = router(AppState { hosting, max_request_bytes: config.http.max_request_bytes }).merge(admin);
+    let dev = config.dev.as_ref().map(|dev| development(config, dev, &hosting)).transpose()?;
+    let admin = crate::admin::router(config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
+    let mut router =
+        router(AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes })
+            .merge(admin);
     if let Some(dev) = dev {
-        app = app.merge(dev);
+        router = router.merge(dev);
     }
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    Ok(())
+    Ok(App { router, hosting, public_url: config.public_url().to_owned() })
+}
+
+impl App {
+    /// Serves on `listener` until `shutdown` completes and every connection has closed.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let App { router, hosting, public_url } = self;
+        tracing::info!("listening on {public_url}; administration at {public_url}/admin");
+        let shutdown = async move {
+            shutdown.await;
+            // Sessions' GET streams never end by themselves, and graceful shutdown waits for them.
+            for slug in hosting.slugs() {
+                if let Some(hosted) = hosting.get(&slug) {
+                    hosted.service.close();
+                }
+            }
+        };
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        Ok(())
+    }
+}
+
+/// Provisions the hosted servers and serves until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    build(&config).await?.serve(listener, shutdown).await
 }

@@ -13,10 +13,12 @@ mod cache;
 mod token_endpoint;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+// tokio's clock, which tests can pause and advance, decides when a cached token is renewed.
+use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use self::cache::{Key, Token, TokenCache};

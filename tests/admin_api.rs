@@ -5,13 +5,16 @@
 //! scanned for the configured secrets. Every refused request is shown to leave the store as it
 //! was.
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/harness.rs"]
 mod harness;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use axum::http::{HeaderMap, Method, Uri};
+use app::{Backend, Seen, Setup};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use serde_json::{Value, json};
@@ -271,26 +274,9 @@ fn check_described(doc: &Value, method: &str, path: &str, status: u16, headers: 
 // ---------------------------------------------------------------------------------------------
 // The harness
 
-/// What the backend received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-    headers: HeaderMap,
-}
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Seen>>>);
-
-impl Recorder {
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-async fn backend(recorder: Recorder, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    recorder.0.lock().unwrap().push(Seen { method: method.to_string(), uri: uri.to_string(), headers });
-    match uri.path().strip_prefix("/v1/pets/") {
+/// How the recording backend answers: the pet `/v1/pets/{id}` names, else a list of one.
+async fn answer(seen: Seen) -> Response {
+    match seen.path().strip_prefix("/v1/pets/") {
         Some(id) => axum::Json(json!({"id": id})).into_response(),
         None => axum::Json(json!([{"id": "1"}])).into_response(),
     }
@@ -543,55 +529,27 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
 /// declared in the configuration file.
 struct TestApp {
     api: Api,
-    recorder: Recorder,
+    recorder: Backend,
     /// The recording backend's base URL, `/v1` included.
     backend_url: String,
-    _dir: tempfile::TempDir,
+    /// Serves while the test holds it.
+    _app: app::TestApp,
 }
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let recorder = Recorder::default();
-        let backend_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let backend_addr = backend_listener.local_addr().unwrap();
-        let app = axum::Router::new().fallback({
-            let recorder = recorder.clone();
-            move |method, uri, headers| backend(recorder.clone(), method, uri, headers)
-        });
-        tokio::spawn(async move { axum::serve(backend_listener, app).await });
-        let backend_url = format!("http://{backend_addr}/v1");
-
-        let dir = tempfile::tempdir().unwrap();
-        let fixed = dir.path().join("fixed.yaml");
-        std::fs::write(&fixed, PETS_V1).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = format!(
-            r#"
-[http]
-listen = "{addr}"
-[store]
-data_dir = {data}
-[auth]
-mode = "none"
-[admin]
-bootstrap_token = "{BOOTSTRAP_TOKEN}"
-[[servers]]
-slug = "fixed"
-spec = {fixed}
-backend_url = "{backend_url}"
-[servers.credentials]
-mode = "static"
-scheme = "bearer"
-value = "{FIXED_SECRET}"
-"#,
-            data = harness::toml_string(&dir.path().join("store")),
-            fixed = harness::toml_string(&fixed),
+        let recorder = Backend::start(answer).await;
+        let backend_url = format!("{}/v1", recorder.url);
+        let credentials = format!(
+            "[servers.credentials]\nmode = \"static\"\nscheme = \"bearer\"\nvalue = \"{FIXED_SECRET}\"\n"
         );
-        let config = mcpgate::config::Config::parse(&config, &[]).expect("the test configuration is valid");
-        tokio::spawn(mcpgate::app::run(config, listener, std::future::pending()));
-        let api = Api::new(format!("http://{addr}"), &[BOOTSTRAP_TOKEN, BACKEND_SECRET, FIXED_SECRET]);
-        TestApp { api, recorder, backend_url, _dir: dir }
+        let app = Setup::new()
+            .bootstrap_token(BOOTSTRAP_TOKEN)
+            .server("fixed", PETS_V1, &backend_url, &credentials)
+            .start()
+            .await;
+        let api = Api::new(app.base.clone(), &[BOOTSTRAP_TOKEN, BACKEND_SECRET, FIXED_SECRET]);
+        TestApp { api, recorder, backend_url, _app: app }
     }
 
     /// Creates `slug` from `document` sent as JSON text.

@@ -1,15 +1,23 @@
-//! `mcpgate serve` as an OAuth resource server (auth mode `jwt`), end to end: Protected
-//! Resource Metadata, the 401/403 challenges, a bad-token matrix, scope checks per tool and
-//! scope-filtered `tools/list`. Tokens are signed here with test keys whose JWKS a loopback issuer
-//! serves; nothing is mocked inside mcpgate.
+//! mcpgate as an OAuth resource server (auth mode `jwt`): Protected Resource Metadata, the
+//! 401/403 challenges, a bad-token matrix, scope checks per tool and scope-filtered `tools/list`.
+//! Tokens are signed here with test keys whose JWKS a loopback issuer serves; nothing is mocked
+//! inside mcpgate. The requests go straight to mcpgate's router (`TestApp::oneshot`): what is
+//! checked here needs no connection.
 
 #![allow(dead_code)] // The shared fixtures offer more than these tests use.
 
+use axum::response::IntoResponse;
+use reqwest::Method;
 use serde_json::{Value, json};
 
+#[path = "support/app.rs"]
+mod app;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "../src/auth/testing.rs"]
 mod testing;
 
+use app::{Backend, McpClient, Reply, Setup, TestApp};
 use testing::{FakeIssuer, TestKey, unix_now};
 
 const DOCUMENT: &str = r#"
@@ -36,13 +44,15 @@ paths:
       responses: {"201": {description: created}}
 "#;
 
+/// mcpgate hosting [`DOCUMENT`] as `pets` in auth mode `jwt`, the issuer whose key signs the
+/// tokens, and a backend that answers every request with one pet.
 struct App {
+    app: TestApp,
     base: String,
     mcp_url: String,
     issuer: FakeIssuer,
     key: TestKey,
-    backend_hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    _data: tempfile::TempDir,
+    backend: Backend,
 }
 
 impl App {
@@ -50,46 +60,11 @@ impl App {
         let issuer = FakeIssuer::start().await;
         let key = TestKey::rsa();
         issuer.json("/jwks", &testing::jwks(&[key.jwk("k1")]));
-
-        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let backend_addr = backend.local_addr().unwrap();
-        let counter = hits.clone();
-        let app = axum::Router::new().fallback(move || {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async { axum::Json(json!([{"name": "rex"}])) }
-        });
-        tokio::spawn(async move { axum::serve(backend, app).await });
-
-        let data = tempfile::tempdir().unwrap();
-        let spec = data.path().join("pets.yaml");
-        std::fs::write(&spec, DOCUMENT).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = format!(
-            r#"
-[http]
-listen = "{addr}"
-[store]
-data_dir = "{data}"
-[auth]
-mode = "jwt"
-[[auth.issuers]]
-issuer = "{issuer}"
-jwks_uri = "{issuer}/jwks"
-[[servers]]
-slug = "pets"
-spec = "{spec}"
-backend_url = "http://{backend_addr}"
-"#,
-            data = data.path().join("store").display(),
-            issuer = issuer.origin(),
-            spec = spec.display(),
-        );
-        let config = mcpgate::config::Config::parse(&config, &[]).unwrap();
-        tokio::spawn(mcpgate::app::run(config, listener, std::future::pending()));
-        let base = format!("http://{addr}");
-        App { mcp_url: format!("{base}/mcp/pets"), base, issuer, key, backend_hits: hits, _data: data }
+        let backend =
+            Backend::start(|_| async { axum::Json(json!([{"name": "rex"}])).into_response() }).await;
+        let app =
+            Setup::new().jwt(&[issuer.origin()]).server("pets", DOCUMENT, &backend.url, "").start().await;
+        App { base: app.base.clone(), mcp_url: app.mcp_url("pets"), app, issuer, key, backend }
     }
 
     fn claims(&self, scope: &str) -> Value {
@@ -107,19 +82,15 @@ backend_url = "http://{backend_addr}"
         self.key.sign(json!({"kid": "k1", "typ": "at+jwt"}), claims)
     }
 
-    async fn post(&self, token: Option<&str>, url: &str, body: Value) -> reqwest::Response {
-        let mut request = reqwest::Client::new()
-            .post(url)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&body);
+    async fn post(&self, token: Option<&str>, url: &str, body: Value) -> Reply {
+        let mut client = McpClient::new(self.app.http.clone(), url.to_owned());
         if let Some(token) = token {
-            request = request.bearer_auth(token);
+            client = client.with_token(token.to_owned());
         }
-        request.send().await.unwrap()
+        self.app.oneshot(client.send(Method::POST, None).json(&body)).await
     }
 
-    async fn list(&self, token: Option<&str>) -> reqwest::Response {
+    async fn list(&self, token: Option<&str>) -> Reply {
         self.post(
             token,
             &self.mcp_url,
@@ -128,14 +99,18 @@ backend_url = "http://{backend_addr}"
         .await
     }
 
-    async fn call(&self, token: &str, tool: &str) -> reqwest::Response {
+    async fn call(&self, token: &str, tool: &str) -> Reply {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}});
         self.post(Some(token), &self.mcp_url, body).await
     }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.app.oneshot(self.app.http.get(format!("{}{path}", self.base))).await
+    }
 }
 
-fn challenge(response: &reqwest::Response) -> String {
-    response.headers()["www-authenticate"].to_str().unwrap().to_owned()
+fn challenge(response: &Reply) -> String {
+    response.headers["www-authenticate"].to_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -149,20 +124,18 @@ async fn protected_resource_metadata_names_the_exact_resource() {
         "resource_name": "Pets",
     });
     for path in ["/.well-known/oauth-protected-resource/mcp/pets", "/.well-known/oauth-protected-resource"] {
-        let metadata: Value =
-            reqwest::get(format!("{}{path}", app.base)).await.unwrap().json().await.unwrap();
+        let metadata: Value = app.get(path).await.json();
         assert_eq!(metadata, expected, "{path}");
     }
-    let unknown =
-        reqwest::get(format!("{}/.well-known/oauth-protected-resource/mcp/other", app.base)).await.unwrap();
-    assert_eq!(unknown.status(), 404);
+    let unknown = app.get("/.well-known/oauth-protected-resource/mcp/other").await;
+    assert_eq!(unknown.status, 404);
 }
 
 #[tokio::test]
 async fn no_token_gets_a_challenge_pointing_at_the_metadata() {
     let app = App::spawn().await;
     let response = app.list(None).await;
-    assert_eq!(response.status(), 401);
+    assert_eq!(response.status, 401);
     assert_eq!(
         challenge(&response),
         format!("Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp/pets\"", app.base)
@@ -199,12 +172,12 @@ async fn bad_tokens_are_refused_with_invalid_token() {
     ];
     for (case, token) in cases {
         let response = app.list(Some(&token)).await;
-        assert_eq!(response.status(), 401, "{case}");
+        assert_eq!(response.status, 401, "{case}");
         let header = challenge(&response);
         assert!(header.starts_with("Bearer error=\"invalid_token\""), "{case}: {header}");
         assert!(!header.contains(&token), "{case}: the token is echoed");
     }
-    assert_eq!(app.backend_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(app.backend.count(), 0);
 }
 
 #[tokio::test]
@@ -213,7 +186,7 @@ async fn tokens_in_the_query_string_are_refused() {
     let token = app.token(&app.claims("pets:read"));
     let url = format!("{}?access_token={token}", app.mcp_url);
     let response = app.post(None, &url, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status, 400);
     assert!(challenge(&response).starts_with("Bearer error=\"invalid_request\""));
 }
 
@@ -221,16 +194,16 @@ async fn tokens_in_the_query_string_are_refused() {
 async fn tools_are_listed_and_called_by_scope_with_step_up() {
     let app = App::spawn().await;
     let reader = app.token(&app.claims("pets:read"));
-    let listed: Value = app.list(Some(&reader)).await.json().await.unwrap();
+    let listed: Value = app.list(Some(&reader)).await.json();
     let names: Vec<&str> =
         listed["result"]["tools"].as_array().unwrap().iter().map(|it| it["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["listPets"], "tools the token's scopes do not allow are hidden");
 
-    let called: Value = app.call(&reader, "listPets").await.json().await.unwrap();
+    let called: Value = app.call(&reader, "listPets").await.json();
     assert_eq!(called["result"]["structuredContent"], json!({"result": [{"name": "rex"}]}));
 
     let denied = app.call(&reader, "addPet").await;
-    assert_eq!(denied.status(), 403);
+    assert_eq!(denied.status, 403);
     assert_eq!(
         challenge(&denied),
         format!(
@@ -238,11 +211,11 @@ async fn tools_are_listed_and_called_by_scope_with_step_up() {
             app.base
         )
     );
-    assert_eq!(app.backend_hits.load(std::sync::atomic::Ordering::SeqCst), 1, "the denied call sent nothing");
+    assert_eq!(app.backend.count(), 1, "the denied call sent nothing");
 
     let writer = app.token(&app.claims("pets:read pets:write"));
-    let added: Value = app.call(&writer, "addPet").await.json().await.unwrap();
+    let added: Value = app.call(&writer, "addPet").await.json();
     assert_eq!(added["result"]["isError"], false, "{added}");
-    let all: Value = app.list(Some(&writer)).await.json().await.unwrap();
+    let all: Value = app.list(Some(&writer)).await.json();
     assert_eq!(all["result"]["tools"].as_array().unwrap().len(), 2);
 }

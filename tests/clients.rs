@@ -9,25 +9,24 @@
 // Tests read their own switches from the environment, as `tests/corpus.rs` does.
 #![allow(clippy::disallowed_methods)]
 
-use std::net::Ipv4Addr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use axum::Json;
-use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/corpus.rs"]
 mod corpus;
 use corpus::corpus_dir;
 
+use app::{Backend, Seen};
 use harness::{Gate, NODE_DIR, Node, toml_string};
 
 /// What these tests run besides Node itself.
@@ -41,7 +40,7 @@ const PETSTORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi-samples/swa
 #[test]
 fn typescript_sdk_lists_and_calls_tools() {
     let Some(node) = Node::find(&CLIENTS) else { return };
-    let backend = Backend::start();
+    let (backend, _runtime) = petstore_backend();
     let gate = Gate::start(&petstore(&backend));
     let url = gate.mcp_url("petstore");
 
@@ -62,13 +61,13 @@ fn typescript_sdk_lists_and_calls_tools() {
     assert_eq!(result["structuredContent"], pet(7), "{run}");
     let text = result["content"][0]["text"].as_str().expect("a text block");
     assert_eq!(serde_json::from_str::<Value>(text).unwrap(), pet(7), "the text block repeats the result");
-    assert_eq!(backend.take(), ["GET /api/v3/pet/7"]);
+    assert_eq!(backend.take_lines(), ["GET /api/v3/pet/7"]);
 
     // An array response is wrapped, as the tool's output schema says.
     let run = node.run(&["sdk-client.mjs", &url, "findPetsByStatus", r#"{"status": "sold"}"#]);
     assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(run.stdout_json()["result"]["structuredContent"], json!({"result": [pet(1), pet(2)]}));
-    assert_eq!(backend.take(), ["GET /api/v3/pet/findByStatus?status=sold"]);
+    assert_eq!(backend.take_lines(), ["GET /api/v3/pet/findByStatus?status=sold"]);
 
     // Invalid arguments are a tool error the model can read; the backend is not called.
     let run = node.run(&["sdk-client.mjs", &url, "getPetById", r#"{"petId": "seven"}"#]);
@@ -84,13 +83,13 @@ fn typescript_sdk_lists_and_calls_tools() {
     let run = node.run(&["sdk-client.mjs", &url, "noSuchTool", "{}"]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("MCP error -32602: unknown tool noSuchTool"), "{run}");
-    assert_eq!(backend.take(), Vec::<String>::new());
+    assert_eq!(backend.take_lines(), Vec::<String>::new());
 }
 
 #[test]
 fn inspector_cli_lists_and_calls_tools() {
     let Some(node) = Node::find(&CLIENTS) else { return };
-    let backend = Backend::start();
+    let (backend, _runtime) = petstore_backend();
     let gate = Gate::start(&petstore(&backend));
     let url = gate.mcp_url("petstore");
     let inspector = |args: &[&str]| {
@@ -116,7 +115,7 @@ fn inspector_cli_lists_and_calls_tools() {
     let result = &run.stdout_json()["result"];
     assert_eq!(result["isError"], false, "{run}");
     assert_eq!(result["structuredContent"], pet(7), "{run}");
-    assert_eq!(backend.take(), ["GET /api/v3/pet/7"]);
+    assert_eq!(backend.take_lines(), ["GET /api/v3/pet/7"]);
 
     // Exit status 5: the tool does not exist, or its result is an error.
     let run = inspector(&["--method", "tools/call", "--tool-name", "noSuchTool"]);
@@ -132,7 +131,7 @@ fn inspector_cli_lists_and_calls_tools() {
     ]);
     assert_eq!(run.code, Some(5), "{run}");
     assert_eq!(run.stdout_json()["result"]["isError"], true, "{run}");
-    assert_eq!(backend.take(), Vec::<String>::new());
+    assert_eq!(backend.take_lines(), Vec::<String>::new());
 }
 
 #[test]
@@ -179,7 +178,7 @@ fn clients_page_through_a_long_tool_list() {
 #[test]
 fn conformance_suite_passes_but_for_fixture_scenarios() {
     let Some(node) = Node::find(&CLIENTS) else { return };
-    let backend = Backend::start();
+    let (backend, _runtime) = petstore_backend();
     let gate = Gate::start(&petstore(&backend));
     let out = TempDir::new().unwrap();
     let out_dir = out.path().to_str().unwrap();
@@ -282,41 +281,22 @@ fn petstore(backend: &Backend) -> String {
     server_toml("petstore", Path::new(PETSTORE), &format!("{}/api/v3", backend.url))
 }
 
-/// The petstore's backend: answers `GET /api/v3/pet/{id}` and `GET /api/v3/pet/findByStatus`,
-/// 404 to anything else, and records every request as `METHOD /path?query`.
-struct Backend {
-    url: String,
-    seen: Arc<Mutex<Vec<String>>>,
-    _runtime: tokio::runtime::Runtime,
+/// The petstore's recording backend, on a runtime of its own (these tests have none).
+fn petstore_backend() -> (Backend, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    (runtime.block_on(Backend::start(answer)), runtime)
 }
 
-impl Backend {
-    fn start() -> Backend {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new().fallback(answer).with_state(seen.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await });
-        Backend { url, seen, _runtime: runtime }
-    }
-
-    /// The requests seen since the last call.
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.seen.lock().unwrap())
-    }
-}
-
-async fn answer(State(seen): State<Arc<Mutex<Vec<String>>>>, method: Method, uri: Uri) -> Response {
-    seen.lock().unwrap().push(format!("{method} {uri}"));
-    let path = uri.path();
-    if method == Method::GET && path == "/api/v3/pet/findByStatus" {
+/// How the petstore's backend answers: `GET /api/v3/pet/{id}` and `GET
+/// /api/v3/pet/findByStatus`, 404 to anything else.
+async fn answer(seen: Seen) -> Response {
+    let (get, path) = (seen.method == "GET", seen.path());
+    if get && path == "/api/v3/pet/findByStatus" {
         return Json(json!([pet(1), pet(2)])).into_response();
     }
     let id = path.strip_prefix("/api/v3/pet/").and_then(|it| it.parse::<i64>().ok());
     match id {
-        Some(id) if method == Method::GET => Json(pet(id)).into_response(),
+        Some(id) if get => Json(pet(id)).into_response(),
         _ => (StatusCode::NOT_FOUND, Json(json!({"code": 404, "message": "not found"}))).into_response(),
     }
 }

@@ -13,18 +13,14 @@
 // Tests read their own switches from the environment, as `tests/corpus.rs` does.
 #![allow(clippy::disallowed_methods)]
 
-use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
-
 use axum::Json;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/harness.rs"]
 mod harness;
 // Only the authorization server is used here.
@@ -32,6 +28,7 @@ mod harness;
 #[path = "support/parties.rs"]
 mod parties;
 
+use app::{Backend, Seen};
 use harness::{Gate, Node, toml_string};
 use parties::AuthorizationServer;
 
@@ -79,7 +76,7 @@ fn typescript_sdk_signs_in_with_a_real_authorization_server_and_calls_tools() {
     let Some(node) = Node::find(&PACKAGES) else { return };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let issuer = AuthorizationServer::start(&node, None);
-    let backend = Backend::start(&runtime);
+    let backend = runtime.block_on(Backend::start(answer));
     let (gate, _spec) = gate(&issuer, &backend);
     let url = gate.mcp_url("pets");
     let metadata_url = format!("http://{}/.well-known/oauth-protected-resource/mcp/pets", gate.addr);
@@ -139,7 +136,7 @@ fn typescript_sdk_signs_in_with_a_real_authorization_server_and_calls_tools() {
         "a request with the token was refused: {exchanges:#?}"
     );
     let seen = backend.take();
-    assert_eq!(seen.iter().map(|it| it.line.as_str()).collect::<Vec<_>>(), ["GET /pets/7"]);
+    assert_eq!(seen.iter().map(Seen::line).collect::<Vec<_>>(), ["GET /pets/7"]);
     assert_no_credentials(&seen);
 
     // Writing needs `pets:write`, which this sign-in grants too.
@@ -147,8 +144,9 @@ fn typescript_sdk_signs_in_with_a_real_authorization_server_and_calls_tools() {
     assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(run.stdout_json()["result"]["structuredContent"], json!({"id": 8, "name": "rex"}), "{run}");
     let seen = backend.take();
-    assert_eq!(seen.iter().map(|it| it.line.as_str()).collect::<Vec<_>>(), ["POST /pets"]);
-    assert_eq!(seen[0].body, json!({"name": "rex"}));
+    assert_eq!(seen.iter().map(Seen::line).collect::<Vec<_>>(), ["POST /pets"]);
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap_or(Value::Null);
+    assert_eq!(body, json!({"name": "rex"}));
     assert_no_credentials(&seen);
 }
 
@@ -160,7 +158,7 @@ fn narrower_and_foreign_tokens_from_the_real_authorization_server() {
     let Some(node) = Node::find(&PACKAGES) else { return };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let issuer = AuthorizationServer::start(&node, None);
-    let backend = Backend::start(&runtime);
+    let backend = runtime.block_on(Backend::start(answer));
     let (gate, _spec) = gate(&issuer, &backend);
     let url = gate.mcp_url("pets");
     let metadata_url = format!("http://{}/.well-known/oauth-protected-resource/mcp/pets", gate.addr);
@@ -188,7 +186,7 @@ fn narrower_and_foreign_tokens_from_the_real_authorization_server() {
         "{response:?}"
     );
     let seen = backend.take();
-    assert_eq!(seen.iter().map(|it| it.line.as_str()).collect::<Vec<_>>(), ["GET /pets/3"]);
+    assert_eq!(seen.iter().map(Seen::line).collect::<Vec<_>>(), ["GET /pets/3"]);
     assert_no_credentials(&seen);
 
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
@@ -280,53 +278,14 @@ async fn get_json(url: &str) -> Value {
     response.json().await.unwrap()
 }
 
-/// One request the backend received.
-#[derive(Debug, Clone)]
-struct Seen {
-    line: String,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-/// The pets backend: `GET /pets/{id}` and `POST /pets`, recording every request with its headers.
-struct Backend {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Backend {
-    fn start(runtime: &tokio::runtime::Runtime) -> Backend {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new().fallback(answer).with_state(seen.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await });
-        Backend { url, seen }
-    }
-
-    /// The requests seen since the last call.
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut self.seen.lock().unwrap())
-    }
-}
-
-async fn answer(
-    State(seen): State<Arc<Mutex<Vec<Seen>>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let headers = headers
-        .iter()
-        .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-        .collect();
-    seen.lock().unwrap().push(Seen { line: format!("{method} {uri}"), headers, body: body.clone() });
-    let id = uri.path().strip_prefix("/pets/").and_then(|it| it.parse::<i64>().ok());
-    match (method, id) {
-        (Method::GET, Some(id)) => Json(json!({"id": id, "name": format!("pet {id}")})).into_response(),
-        (Method::POST, None) if uri.path() == "/pets" => {
+/// How the pets backend (recording every request) answers: `GET /pets/{id}` and `POST /pets`.
+async fn answer(seen: Seen) -> Response {
+    let body: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
+    let path = seen.path();
+    let id = path.strip_prefix("/pets/").and_then(|it| it.parse::<i64>().ok());
+    match (seen.method.as_str(), id) {
+        ("GET", Some(id)) => Json(json!({"id": id, "name": format!("pet {id}")})).into_response(),
+        ("POST", None) if path == "/pets" => {
             (StatusCode::CREATED, Json(json!({"id": 8, "name": body["name"]}))).into_response()
         }
         _ => (StatusCode::NOT_FOUND, Json(json!({"message": "not found"}))).into_response(),
@@ -339,6 +298,7 @@ async fn answer(
 fn assert_no_credentials(seen: &[Seen]) {
     for request in seen {
         for (name, value) in &request.headers {
+            let value = String::from_utf8_lossy(value.as_bytes());
             assert_ne!(name, "authorization", "the backend got the caller's credentials: {request:?}");
             assert!(
                 !value.contains("eyJ") && !value.to_ascii_lowercase().starts_with("bearer"),

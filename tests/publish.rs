@@ -1,10 +1,15 @@
 //! A publication replaces a hosted server whole: calls racing with it see either the old
 //! backend with the old credential or the new backend with the new one, never a mix.
 
-use std::sync::{Arc, Mutex};
-
-use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
+
+#[path = "support/app.rs"]
+mod app;
+#[path = "support/harness.rs"]
+mod harness;
+
+use app::{Backend, Seen, Setup};
 
 const BOOTSTRAP_TOKEN: &str = "boot-publish-race-3c9e1f";
 const CALLS: usize = 1000;
@@ -24,19 +29,16 @@ paths:
           content: {application/json: {schema: {type: object}}}
 "#;
 
-/// A backend that records the API key of every request it gets.
-async fn recording_backend() -> (String, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let recorder = seen.clone();
-    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
-        let key = headers.get("x-api-key").and_then(|it| it.to_str().ok()).unwrap_or("(none)").to_owned();
-        recorder.lock().unwrap().push(key);
-        async { axum::Json(json!({"id": "1"})) }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/v1"), seen)
+/// A backend that answers every call; it records the API key of each request.
+async fn backend() -> Backend {
+    Backend::start(|_: Seen| async { axum::Json(json!({"id": "1"})).into_response() }).await
+}
+
+fn keys(backend: &Backend) -> Vec<String> {
+    let key = |it: &Seen| {
+        it.headers.get("x-api-key").and_then(|it| it.to_str().ok()).unwrap_or("(none)").to_owned()
+    };
+    backend.take().iter().map(key).collect()
 }
 
 async fn admin(client: &reqwest::Client, base: &str, method: reqwest::Method, path: &str, body: Value) {
@@ -63,18 +65,10 @@ async fn publish(client: &reqwest::Client, base: &str, backend_url: &str, key: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn calls_racing_a_publication_never_mix_old_and_new_settings() {
-    let (old_url, old_seen) = recording_backend().await;
-    let (new_url, new_seen) = recording_backend().await;
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = format!(
-        "[http]\nlisten = \"{}\"\n[store]\ndata_dir = {:?}\n[auth]\nmode = \"none\"\n[admin]\nbootstrap_token = \"{BOOTSTRAP_TOKEN}\"\n",
-        listener.local_addr().unwrap(),
-        dir.path().join("store").display().to_string(),
-    );
-    let config = mcpgate::config::Config::parse(&config, &[]).unwrap();
-    tokio::spawn(mcpgate::app::run(config, listener, std::future::pending()));
+    let (old, new) = (backend().await, backend().await);
+    let (old_url, new_url) = (format!("{}/v1", old.url), format!("{}/v1", new.url));
+    let app = Setup::new().bootstrap_token(BOOTSTRAP_TOKEN).start().await;
+    let base = app.base.clone();
 
     let client = reqwest::Client::new();
     admin(&client, &base, reqwest::Method::POST, "/servers", json!({"slug": "pets", "text": DOCUMENT})).await;
@@ -104,7 +98,7 @@ async fn calls_racing_a_publication_never_mix_old_and_new_settings() {
     };
     let calls: Vec<_> = (0..CALLS).map(|n| tokio::spawn(call(n))).collect();
     // Publish once calls are under way, so that some run before it and some after.
-    while old_seen.lock().unwrap().len() < CALLS / 10 {
+    while old.count() < CALLS / 10 {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     publish(&client, &base, &new_url, "new-key").await;
@@ -114,8 +108,7 @@ async fn calls_racing_a_publication_never_mix_old_and_new_settings() {
         it.await.unwrap();
     }
 
-    let old = old_seen.lock().unwrap().clone();
-    let new = new_seen.lock().unwrap().clone();
+    let (old, new) = (keys(&old), keys(&new));
     assert_eq!(old.len() + new.len(), CALLS + 100);
     assert!(old.iter().all(|it| it == "old-key"), "the old backend got another key");
     assert!(new.iter().all(|it| it == "new-key"), "the new backend got another key");

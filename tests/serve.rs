@@ -3,13 +3,18 @@
 //! request the backend saw and the result the client got, for every parameter style, body type,
 //! response kind, error and limit.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+#[path = "support/app.rs"]
+mod app;
+#[path = "support/harness.rs"]
+mod harness;
+
+use app::{Backend, Events, McpClient, Seen, Setup};
 
 const DOCUMENT: &str = r#"
 openapi: 3.0.3
@@ -125,44 +130,15 @@ paths:
         "200": {description: anything}
 "#;
 
-/// What the backend received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Seen>>>);
-
-impl Recorder {
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-    fn last(&self) -> Seen {
-        self.take().pop().expect("the backend received a request")
-    }
-}
-
-/// A backend that records every request and answers according to its path.
-async fn backend(recorder: Recorder, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    recorder.0.lock().unwrap().push(Seen {
-        method: method.to_string(),
-        uri: uri.to_string(),
-        headers: headers.clone(),
-        body: body.to_vec(),
-    });
-    let path = uri.path();
+/// How the recording backend answers, according to the path.
+async fn answer(seen: Seen) -> Response {
+    let path = seen.path();
     let json_response = |status: StatusCode, value: Value| (status, axum::Json(value)).into_response();
     match path {
         p if p.starts_with("/v1/items/") => {
             json_response(StatusCode::OK, json!({"id": p.trim_start_matches("/v1/items/")}))
         }
-        "/v1/things" if method == Method::POST => {
-            json_response(StatusCode::CREATED, json!({"created": true}))
-        }
+        "/v1/things" if seen.method == "POST" => json_response(StatusCode::CREATED, json!({"created": true})),
         "/v1/things" => json_response(StatusCode::OK, json!([{"n": 1}, {"n": 2}])),
         "/v1/kinds/text" => ([("content-type", "text/plain")], "plain words").into_response(),
         "/v1/kinds/image" => ([("content-type", "image/png")], vec![0x89, b'P', b'N', b'G']).into_response(),
@@ -181,11 +157,14 @@ async fn backend(recorder: Recorder, method: Method, uri: Uri, headers: HeaderMa
     }
 }
 
+/// mcpgate serving [`DOCUMENT`] as `recorder` in front of the recording backend.
 struct TestApp {
+    /// Serves while the test holds it.
+    _app: app::TestApp,
     mcp_url: String,
-    recorder: Recorder,
+    mcp: McpClient,
     client: reqwest::Client,
-    _data: tempfile::TempDir,
+    recorder: Backend,
 }
 
 impl TestApp {
@@ -196,89 +175,43 @@ impl TestApp {
     /// Starts the recording backend and mcpgate, whose server calls `backend` (default: the
     /// recording backend); `extra` adds keys to the `[[servers]]` entry.
     async fn spawn_with(backend_override: Option<&str>, extra: &str) -> TestApp {
-        let recorder = Recorder::default();
-        let backend_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let backend_addr = backend_listener.local_addr().unwrap();
-        let app = axum::Router::new().fallback({
-            let recorder = recorder.clone();
-            move |method, uri, headers, body| backend(recorder.clone(), method, uri, headers, body)
-        });
-        tokio::spawn(async move { axum::serve(backend_listener, app).await });
-
-        let data = tempfile::tempdir().unwrap();
-        let spec = data.path().join("recorder.yaml");
-        std::fs::write(&spec, DOCUMENT).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let backend_url = backend_override.map_or(format!("http://{backend_addr}/v1"), str::to_owned);
-        let config = format!(
-            r#"
-[http]
-listen = "{addr}"
-[store]
-data_dir = "{data}"
-[auth]
-mode = "none"
-[[servers]]
-slug = "recorder"
-spec = "{spec}"
-backend_url = "{backend_url}"
-timeout_secs = 1
-max_response_bytes = 1000
-{extra}
-"#,
-            data = data.path().join("store").display(),
-            spec = spec.display(),
-        );
-        let config = mcpgate::config::Config::parse(&config, &[]).expect("the test configuration is valid");
-        tokio::spawn(mcpgate::app::run(config, listener, std::future::pending()));
+        let recorder = Backend::start(answer).await;
+        let backend_url = backend_override.map_or(format!("{}/v1", recorder.url), str::to_owned);
+        let app = Setup::new()
+            .server(
+                "recorder",
+                DOCUMENT,
+                &backend_url,
+                &format!("timeout_secs = 1\nmax_response_bytes = 1000\n{extra}"),
+            )
+            .start()
+            .await;
         TestApp {
-            mcp_url: format!("http://{addr}/mcp/recorder"),
+            mcp_url: app.mcp_url("recorder"),
+            mcp: app.mcp("recorder"),
+            client: app.http.clone(),
+            _app: app,
             recorder,
-            client: reqwest::Client::new(),
-            _data: data,
         }
     }
 
     async fn rpc(&self, method: &str, params: Value) -> Value {
-        let mut request =
-            self.client.post(&self.mcp_url).header("accept", "application/json, text/event-stream");
-        // Clients send the negotiated version on every request after `initialize`.
-        if method != "initialize" {
-            request = request.header("mcp-protocol-version", "2025-11-25");
-        }
-        let response = request
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await
-            .expect("mcpgate answers");
-        assert_eq!(response.status(), 200, "{method}");
-        response.json().await.expect("a JSON-RPC response")
+        self.mcp.rpc(method, params).await
     }
 
     /// `initialize`, which opens a session: the answer comes as SSE (tests/sessions.rs covers
     /// sessions).
     async fn initialize(&self, params: Value) -> Value {
-        let response = self
-            .client
-            .post(&self.mcp_url)
-            .header("accept", "application/json, text/event-stream")
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}))
-            .send()
-            .await
-            .expect("mcpgate answers");
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params});
+        let response = self.mcp.http_initialize(body).await;
         assert_eq!(response.status(), 200);
         assert!(response.headers().contains_key("mcp-session-id"));
-        let text = response.text().await.unwrap();
-        let data =
-            text.lines().filter_map(|it| it.strip_prefix("data:")).map(str::trim).find(|it| !it.is_empty());
-        serde_json::from_str(data.expect("an SSE message")).expect("a JSON-RPC response")
+        Events::new(response).next().await.expect("an SSE message")
     }
 
     /// Calls a tool and returns its result (`isError`, `content`, `structuredContent`).
     async fn call(&self, tool: &str, arguments: Value) -> Value {
-        let response = self.rpc("tools/call", json!({"name": tool, "arguments": arguments})).await;
-        response.get("result").cloned().unwrap_or_else(|| panic!("no result: {response}"))
+        self.mcp.call(tool, arguments).await
     }
 }
 
@@ -590,44 +523,18 @@ async fn without_a_session_there_is_no_stream_to_open_or_end() {
 
 #[tokio::test]
 async fn a_restart_serves_the_stored_document_when_the_original_is_gone() {
-    let data = tempfile::tempdir().unwrap();
-    let spec = data.path().join("gone.yaml");
-    std::fs::write(&spec, DOCUMENT).unwrap();
-    let config_text = |addr: std::net::SocketAddr| {
-        format!(
-            "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = \"{}\"\n[auth]\nmode = \"none\"\n\
-             [[servers]]\nslug = \"kept\"\nspec = \"{}\"\nbackend_url = \"http://127.0.0.1:9/v1\"\n",
-            data.path().join("store").display(),
-            spec.display()
-        )
-    };
-    let list = |addr: std::net::SocketAddr| async move {
-        let response: Value = reqwest::Client::new()
-            .post(format!("http://{addr}/mcp/kept"))
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        response["result"]["tools"].as_array().map_or(0, Vec::len)
-    };
-    for round in 0..2 {
-        if round == 1 {
-            std::fs::remove_file(&spec).unwrap();
+    let tool_count = |app: &app::TestApp| {
+        let mcp = app.mcp("kept");
+        async move {
+            let response = mcp.rpc("tools/list", json!({})).await;
+            response["result"]["tools"].as_array().map_or(0, Vec::len)
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = mcpgate::config::Config::parse(&config_text(addr), &[]).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(mcpgate::app::run(config, listener, async {
-            let _ = stopped.await;
-        }));
-        assert_eq!(list(addr).await, 10, "round {round}");
-        let _ = stop.send(());
-        server.await.unwrap().unwrap();
-    }
+    };
+    let app = Setup::new().server("kept", DOCUMENT, "http://127.0.0.1:9/v1", "").start().await;
+    assert_eq!(tool_count(&app).await, 10, "round 0");
+    std::fs::remove_file(app.document_path("kept")).unwrap();
+    // Stops (asserting a clean shutdown) and starts again on the same data.
+    let mut app = app.restart().await;
+    assert_eq!(tool_count(&app).await, 10, "round 1");
+    app.stop().await;
 }

@@ -5,26 +5,24 @@
 //! client hears of changes on `subscriptions/listen`; one server's sessions are capped, and end
 //! when the server is removed.
 //!
-//! mcpgate runs in-process. Where a test changes the catalog, mcpgate is assembled as `app::run`
-//! assembles it (`hosting::provision`, `app::router`) so that the test holds the `Hosting` and
-//! publishes through it, as the admin API will.
+//! mcpgate runs in-process (`support/app.rs`). Where a test changes the catalog, it publishes
+//! through the `Hosting` that `app::build` assembled, as the admin API does.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcpgate::app::{self, AppState};
-use mcpgate::config::{Config, ServerSettings};
-use mcpgate::hosting::{self, Hosting};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "../src/auth/testing.rs"]
 #[allow(dead_code)] // The shared fixtures offer more than these tests use.
 mod testing;
 
+use app::{Events, McpClient, Setup, TestApp, VERSION, content_type, names};
 use harness::Node;
 use testing::{FakeIssuer, TestKey, unix_now};
 
@@ -54,233 +52,32 @@ paths:
       responses: {"204": {description: none}}
 "#;
 
-const VERSION: &str = "2025-11-25";
 const LIST_CHANGED: &str = "notifications/tools/list_changed";
 
 /// mcpgate in-process with auth mode `none`, serving [`BEFORE`] as `pets`.
-struct Gate {
-    addr: SocketAddr,
-    hosting: Hosting,
-    settings: ServerSettings,
-    _data: tempfile::TempDir,
-}
-
-impl Gate {
-    async fn start() -> Gate {
-        let data = tempfile::tempdir().unwrap();
-        let spec = data.path().join("pets.yaml");
-        std::fs::write(&spec, BEFORE).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = format!(
-            "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\nmode = \"none\"\n\
-             [[servers]]\nslug = \"pets\"\nspec = {}\nbackend_url = \"http://127.0.0.1:9\"\n",
-            toml_string(&data.path().join("store")),
-            toml_string(&spec),
-        );
-        let config = Config::parse(&config, &[]).expect("the test configuration is valid");
-        // As `app::run` does, less the warnings and the development routes.
-        let keyring =
-            mcpgate::secrets::Keyring::configured_or_local(&config.store.secret_keys, &config.store.data_dir)
-                .unwrap();
-        let store = mcpgate::store::Store::open(&config.store.data_dir).unwrap();
-        let hosting = hosting::provision(&config, &store, Arc::new(keyring), None).await;
-        let state = AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes };
-        let router = app::router(state);
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Gate { addr, hosting, settings: config.servers[0].clone(), _data: data }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/mcp/pets", self.addr)
-    }
-
-    fn client(&self) -> Client {
-        Client { http: reqwest::Client::new(), url: self.url(), token: None }
-    }
-
-    /// Serves `document` from now on, as the admin API will when a new version is published.
-    fn publish(&self, document: &str) {
-        let spec = mcpgate::source::ingest(&self.settings.spec, document.as_bytes()).unwrap();
-        self.hosting.publish(self.settings.clone(), spec).expect("the document is published");
-    }
-}
-
-fn toml_string(path: &std::path::Path) -> String {
-    toml::Value::String(path.display().to_string()).to_string()
-}
-
-/// An MCP client speaking raw HTTP, with a bearer token or without.
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    token: Option<String>,
-}
-
-impl Client {
-    fn with_token(&self, token: String) -> Client {
-        Client { http: self.http.clone(), url: self.url.clone(), token: Some(token) }
-    }
-
-    fn send(&self, method: Method, session: Option<&str>) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .request(method, &self.url)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", VERSION);
-        if let Some(session) = session {
-            request = request.header("mcp-session-id", session);
-        }
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        request
-    }
-
-    async fn post(&self, session: Option<&str>, body: Value) -> reqwest::Response {
-        self.send(Method::POST, session).json(&body).send().await.expect("mcpgate answers")
-    }
-
-    async fn get(&self, session: Option<&str>) -> reqwest::Response {
-        self.send(Method::GET, session).header("accept", "text/event-stream").send().await.unwrap()
-    }
-
-    async fn delete(&self, session: Option<&str>) -> reqwest::Response {
-        self.send(Method::DELETE, session).send().await.unwrap()
-    }
-
-    /// `initialize`: the session id and the result.
-    async fn initialize(&self) -> (String, Value) {
-        let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-        let response = self.http_initialize(body).await;
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            content_type(&response),
-            "text/event-stream",
-            "rmcp answers a session's requests with SSE"
-        );
-        let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-        let message = Events::new(response).next().await.expect("the initialize response");
-        (session, message["result"].clone())
-    }
-
-    async fn http_initialize(&self, body: Value) -> reqwest::Response {
-        // `initialize` names its version in the body; clients send the header only afterwards.
-        let mut request =
-            self.http.post(&self.url).header("accept", "application/json, text/event-stream").json(&body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.expect("mcpgate answers")
-    }
-
-    /// `initialize` then `notifications/initialized`: a session ready to hear of changes.
-    async fn open_session(&self) -> String {
-        let (session, _) = self.initialize().await;
-        let initialized =
-            self.post(Some(&session), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
-        assert_eq!(initialized.status(), 202);
-        session
-    }
-
-    /// `tools/list` within `session`: the tool names.
-    async fn list_in_session(&self, session: &str) -> Vec<String> {
-        let response =
-            self.post(Some(session), json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})).await;
-        assert_eq!(response.status(), 200);
-        let mut events = Events::new(response);
-        loop {
-            let message = events.next().await.expect("the tools/list response");
-            if message["id"] == 5 {
-                return names(&message);
-            }
-        }
-    }
-
-    /// `tools/list` without a session: the status and the JSON-RPC response.
-    async fn list_stateless(&self) -> (StatusCode, String, Value) {
-        let response = self.post(None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
-        let status = response.status();
-        assert!(response.headers().get("mcp-session-id").is_none(), "no session is made");
-        let kind = content_type(&response);
-        (status, kind, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
-fn content_type(response: &reqwest::Response) -> String {
-    let value = response.headers().get("content-type").map_or("", |it| it.to_str().unwrap());
-    value.split(';').next().unwrap().trim().to_owned()
-}
-
-fn names(response: &Value) -> Vec<String> {
-    let tools = response["result"]["tools"].as_array().unwrap_or_else(|| panic!("no tools: {response}"));
-    tools.iter().map(|it| it["name"].as_str().unwrap().to_owned()).collect()
-}
-
-/// The JSON-RPC messages of an SSE response, as they come.
-struct Events {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl Events {
-    fn new(response: reqwest::Response) -> Events {
-        Events { response, buffer: String::new() }
-    }
-
-    /// The next message, skipping priming events and keep-alive comments; `None` when the
-    /// stream ends. Waits at most 10 s.
-    async fn next(&mut self) -> Option<Value> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let event: String = self.buffer.drain(..end + 2).collect();
-                let data: Vec<&str> =
-                    event.lines().filter_map(|it| it.strip_prefix("data:")).map(str::trim_start).collect();
-                let data = data.join("\n");
-                if data.trim().is_empty() {
-                    continue;
-                }
-                return Some(serde_json::from_str(&data).unwrap_or_else(|err| panic!("{err}: {data}")));
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
-                .await
-                .expect("an event within 10 s")
-                .expect("the stream reads")?;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
-        }
-    }
-
-    /// Messages until one with `method`, which is returned.
-    async fn until(&mut self, method: &str) -> Value {
-        loop {
-            let message = self.next().await.unwrap_or_else(|| panic!("the stream ended before {method}"));
-            if message["method"] == method {
-                return message;
-            }
-        }
-    }
+async fn start() -> TestApp {
+    Setup::new().server("pets", BEFORE, "http://127.0.0.1:9", "").start().await
 }
 
 #[test]
 fn typescript_sdk_hears_that_the_tool_list_changed() {
     let Some(node) = Node::find(&["node_modules/@modelcontextprotocol/sdk/package.json"]) else { return };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let gate = Arc::new(runtime.block_on(Gate::start()));
+    let app = Arc::new(runtime.block_on(start()));
     // The script asks for the change here once it has listed the tools.
     let trigger = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let trigger_url = format!("http://{}/publish", trigger.local_addr().unwrap());
-    let publisher = gate.clone();
+    let publisher = app.clone();
     let router = axum::Router::new().route(
         "/publish",
         axum::routing::post(move || {
-            publisher.publish(AFTER);
+            publisher.publish("pets", AFTER);
             async { "published" }
         }),
     );
     runtime.spawn(async move { axum::serve(trigger, router).await });
 
-    let run = node.run(&["sdk-listen.mjs", &gate.url(), &trigger_url]);
+    let run = node.run(&["sdk-listen.mjs", &app.mcp_url("pets"), &trigger_url]);
     assert_eq!(run.code, Some(0), "{run}");
     let summary = run.stdout_json();
     assert!(summary["sessionId"].as_str().is_some_and(|it| !it.is_empty()), "a session: {run}");
@@ -294,8 +91,8 @@ fn typescript_sdk_hears_that_the_tool_list_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_hears_on_its_get_stream_that_the_tool_list_changed() {
-    let gate = Gate::start().await;
-    let client = gate.client();
+    let app = start().await;
+    let client = app.mcp("pets");
     let (session, result) = client.initialize().await;
     assert_eq!(result["capabilities"]["tools"], json!({"listChanged": true}));
     assert_eq!(result["protocolVersion"], VERSION);
@@ -308,7 +105,7 @@ async fn a_session_hears_on_its_get_stream_that_the_tool_list_changed() {
     assert_eq!(stream.status(), 200);
     assert_eq!(content_type(&stream), "text/event-stream");
     let mut events = Events::new(stream);
-    gate.publish(AFTER);
+    app.publish("pets", AFTER);
     let notification = events.until(LIST_CHANGED).await;
     assert_eq!(notification, json!({"jsonrpc": "2.0", "method": LIST_CHANGED}));
 
@@ -321,7 +118,7 @@ async fn a_session_hears_on_its_get_stream_that_the_tool_list_changed() {
     // A session without a stream open keeps the notification until it opens one.
     let quiet = client.open_session().await;
     assert_eq!(client.list_in_session(&quiet).await, ["listPets", "adoptPet"]);
-    gate.publish(BEFORE);
+    app.publish("pets", BEFORE);
     events.until(LIST_CHANGED).await;
     let mut later = Events::new(client.get(Some(&quiet)).await);
     later.until(LIST_CHANGED).await;
@@ -330,8 +127,8 @@ async fn a_session_hears_on_its_get_stream_that_the_tool_list_changed() {
 
 #[tokio::test]
 async fn requests_without_a_session_stay_stateless() {
-    let gate = Gate::start().await;
-    let client = gate.client();
+    let app = start().await;
+    let client = app.mcp("pets");
     let (status, kind, listed) = client.list_stateless().await;
     assert_eq!((status, kind.as_str()), (StatusCode::OK, "application/json"));
     assert_eq!(names(&listed), ["listPets", "getPet"]);
@@ -355,8 +152,8 @@ async fn requests_without_a_session_stay_stateless() {
 
 #[tokio::test]
 async fn a_session_ends_with_delete() {
-    let gate = Gate::start().await;
-    let client = gate.client();
+    let app = start().await;
+    let client = app.mcp("pets");
     let session = client.open_session().await;
     let mut events = Events::new(client.get(Some(&session)).await);
     assert_eq!(client.delete(Some(&session)).await.status(), 202);
@@ -367,7 +164,7 @@ async fn a_session_ends_with_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2026_client_hears_of_changes_on_subscriptions_listen() {
-    let gate = Gate::start().await;
+    let app = start().await;
     let version = "2026-07-28";
     let listen = json!({"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": {
         "_meta": {
@@ -377,7 +174,7 @@ async fn a_2026_client_hears_of_changes_on_subscriptions_listen() {
         "notifications": {"toolsListChanged": true, "promptsListChanged": true},
     }});
     let response = reqwest::Client::new()
-        .post(gate.url())
+        .post(app.mcp_url("pets"))
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", version)
         .header("mcp-method", "subscriptions/listen")
@@ -394,7 +191,7 @@ async fn a_2026_client_hears_of_changes_on_subscriptions_listen() {
         json!({"toolsListChanged": true}),
         "only what mcpgate offers is accepted: {acknowledged}"
     );
-    gate.publish(AFTER);
+    app.publish("pets", AFTER);
     let notification = events.until(LIST_CHANGED).await;
     assert_eq!(
         notification["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 1,
@@ -404,8 +201,8 @@ async fn a_2026_client_hears_of_changes_on_subscriptions_listen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_of_one_server_are_capped() {
-    let gate = Gate::start().await;
-    let client = Arc::new(gate.client());
+    let app = start().await;
+    let client = Arc::new(app.mcp("pets"));
     let mut opening = tokio::task::JoinSet::new();
     let mut sessions = Vec::new();
     for _ in 0..mcpgate::mcp::MAX_SESSIONS {
@@ -435,11 +232,11 @@ async fn sessions_of_one_server_are_capped() {
 
 #[tokio::test]
 async fn removing_a_server_ends_its_sessions() {
-    let gate = Gate::start().await;
-    let client = gate.client();
+    let app = start().await;
+    let client = app.mcp("pets");
     let session = client.open_session().await;
     let mut events = Events::new(client.get(Some(&session)).await);
-    assert!(gate.hosting.remove("pets"));
+    assert!(app.hosting.remove("pets"));
     assert_eq!(events.next().await, None, "the GET stream ends");
     let gone = client.post(Some(&session), json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
     assert_eq!(gone.await.status(), 404);
@@ -447,9 +244,9 @@ async fn removing_a_server_ends_its_sessions() {
 
 /// mcpgate with auth mode `jwt` trusting two issuers, and a way to mint their tokens.
 struct Protected {
-    client: Client,
+    client: McpClient,
     issuers: [(FakeIssuer, TestKey); 2],
-    _data: tempfile::TempDir,
+    _app: TestApp,
 }
 
 impl Protected {
@@ -462,33 +259,13 @@ impl Protected {
             issuers.push((issuer, key));
         }
         let issuers: [(FakeIssuer, TestKey); 2] = issuers.try_into().ok().unwrap();
-        let data = tempfile::tempdir().unwrap();
-        let spec = data.path().join("pets.yaml");
-        std::fs::write(&spec, BEFORE).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let trusted: String = issuers
-            .iter()
-            .map(|(it, _)| {
-                format!("[[auth.issuers]]\nissuer = \"{0}\"\njwks_uri = \"{0}/jwks\"\n", it.origin())
-            })
-            .collect();
-        let config = format!(
-            "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\nmode = \"jwt\"\n{trusted}\
-             [[servers]]\nslug = \"pets\"\nspec = {}\nbackend_url = \"http://127.0.0.1:9\"\n",
-            toml_string(&data.path().join("store")),
-            toml_string(&spec),
-        );
-        let config = Config::parse(&config, &[]).unwrap();
-        tokio::spawn(app::run(config, listener, std::future::pending()));
-        let client =
-            Client { http: reqwest::Client::new(), url: format!("http://{addr}/mcp/pets"), token: None };
-        wait_until_served(&client).await;
-        Protected { client, issuers, _data: data }
+        let origins: Vec<&str> = issuers.iter().map(|(it, _)| it.origin()).collect();
+        let app = Setup::new().jwt(&origins).server("pets", BEFORE, "http://127.0.0.1:9", "").start().await;
+        Protected { client: app.mcp("pets"), issuers, _app: app }
     }
 
     /// A client with a token of `issuer` (0 or 1) for `subject`.
-    fn as_subject(&self, issuer: usize, subject: &str) -> Client {
+    fn as_subject(&self, issuer: usize, subject: &str) -> McpClient {
         let (issuer, key) = &self.issuers[issuer];
         let claims = json!({
             "iss": issuer.origin(),
@@ -499,16 +276,6 @@ impl Protected {
         });
         self.client.with_token(key.sign(json!({"kid": "k1", "typ": "at+jwt"}), &claims))
     }
-}
-
-async fn wait_until_served(client: &Client) {
-    for _ in 0..200 {
-        if client.post(None, json!({})).await.status() == 401 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("mcpgate did not serve within 5 s");
 }
 
 #[tokio::test]
@@ -553,32 +320,11 @@ async fn sessions_belong_to_the_subject_that_opened_them() {
 
 #[tokio::test]
 async fn shutdown_ends_open_session_streams() {
-    let data = tempfile::tempdir().unwrap();
-    let spec = data.path().join("pets.yaml");
-    std::fs::write(&spec, BEFORE).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = format!(
-        "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\nmode = \"none\"\n\
-         [[servers]]\nslug = \"pets\"\nspec = {}\nbackend_url = \"http://127.0.0.1:9\"\n",
-        toml_string(&data.path().join("store")),
-        toml_string(&spec),
-    );
-    let config = Config::parse(&config, &[]).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app::run(config, listener, async {
-        let _ = stopped.await;
-    }));
-    let client = Client { http: reqwest::Client::new(), url: format!("http://{addr}/mcp/pets"), token: None };
-    for _ in 0..200 {
-        if client.list_stateless().await.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let mut app = start().await;
+    let client = app.mcp("pets");
     let session = client.open_session().await;
     let mut events = Events::new(client.get(Some(&session)).await);
-    let _ = stop.send(());
+    let server = app.shutdown();
     let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
     assert!(stopped.is_ok(), "graceful shutdown waited for the open GET stream");
     assert_eq!(events.next().await, None);

@@ -4,11 +4,15 @@
 //! for one key make one request and share its result, failures included. The number of keys is
 //! bounded: at capacity, expired tokens go first, then those expiring soonest; slots being
 //! fetched are kept (so concurrent fetches may exceed it briefly).
+//!
+//! Times are tokio's ([`Instant`]), so that tests pause the clock and advance it through a
+//! token's lifetime rather than wait for it.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+
+use tokio::time::Instant;
 
 use crate::secrets::Secret;
 
@@ -128,11 +132,14 @@ fn evict(slots: &mut HashMap<Key, Arc<Slot>>, capacity: usize) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::credentials::Failure;
+    use crate::auth::{Caller, Claims};
+    use crate::config::CredentialsConfig;
+    use crate::credentials::{Applied, Credentials, Failure};
 
     fn key(subject: &str) -> Key {
         Key { subject: subject.to_owned(), scopes: vec!["read".to_owned()] }
@@ -142,7 +149,13 @@ mod tests {
         Token { value: Secret::new(value), refresh_at: Instant::now() + lifetime }
     }
 
-    #[tokio::test]
+    /// Whether the cache holds a token for `subject`, looked up without making a slot.
+    fn holds(cache: &TokenCache, subject: &str) -> bool {
+        let slots = cache.slots.lock().unwrap();
+        slots.get(&key(subject)).is_some_and(|slot| slot.state.try_lock().is_ok_and(|it| it.token.is_some()))
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn concurrent_first_calls_fetch_once() {
         let cache = Arc::new(TokenCache::new(10));
         let fetches = Arc::new(AtomicUsize::new(0));
@@ -165,6 +178,7 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 
+    // On the real clock: a call is "later" than a failure when the clock has moved since.
     #[tokio::test]
     async fn waiting_calls_share_a_failure_and_later_calls_retry() {
         let cache = Arc::new(TokenCache::new(10));
@@ -220,7 +234,7 @@ mod tests {
         assert!(kept.is_ok());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn keeps_slots_being_fetched_at_capacity() {
         let cache = Arc::new(TokenCache::new(1));
         let fetches = Arc::new(AtomicUsize::new(0));
@@ -241,5 +255,133 @@ mod tests {
         assert_eq!(second.value.expose(), Some("ta"));
         first.await.unwrap().unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hands_out_a_token_until_its_refresh_time() {
+        let cache = TokenCache::new(10);
+        let fetch = |value: &'static str| async move { Ok(token(value, Duration::from_secs(60))) };
+        cache.get_or_fetch(&key("a"), || fetch("t1")).await.unwrap();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        let kept = cache.get_or_fetch(&key("a"), || fetch("t2")).await.unwrap();
+        assert_eq!(kept.value.expose(), Some("t1"));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let renewed = cache.get_or_fetch(&key("a"), || fetch("t2")).await.unwrap();
+        assert_eq!(renewed.value.expose(), Some("t2"));
+    }
+
+    /// Caches a token for `subject` that is handed out for `seconds`.
+    async fn put(cache: &TokenCache, subject: &str, seconds: u64) {
+        let lifetime = Duration::from_secs(seconds);
+        cache.get_or_fetch(&key(subject), || async { Ok(token(subject, lifetime)) }).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evicts_expired_tokens_first_then_the_soonest_to_expire() {
+        let cache = TokenCache::new(3);
+        put(&cache, "a", 60).await;
+        put(&cache, "b", 120).await;
+        put(&cache, "c", 180).await;
+        tokio::time::advance(Duration::from_secs(61)).await;
+        // At capacity, a new key makes room: "a" is past its refresh time, so it goes, and only it.
+        put(&cache, "d", 300).await;
+        assert_eq!(cache.len(), 3);
+        assert!(!holds(&cache, "a") && holds(&cache, "b") && holds(&cache, "c") && holds(&cache, "d"));
+        // None has expired: the one expiring soonest goes.
+        put(&cache, "e", 300).await;
+        assert_eq!(cache.len(), 3);
+        assert!(!holds(&cache, "b") && holds(&cache, "c") && holds(&cache, "d") && holds(&cache, "e"));
+    }
+
+    // The renewal rule (`Credentials::fetch`) through `Credentials::authorize`, against a token
+    // endpoint on loopback. The token requests run on the real clock, since a paused clock
+    // would advance through reqwest's timeouts while it waits for the socket; the waiting
+    // between them runs on a paused clock.
+
+    /// A token endpoint issuing `t1`, `t2`, ... that live `lifetime` seconds: its URL, and how
+    /// many it issued.
+    async fn token_endpoint(lifetime: u64) -> (String, Arc<AtomicUsize>) {
+        let issued = Arc::new(AtomicUsize::new(0));
+        let counter = issued.clone();
+        let issue = move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let token = format!("t{n}");
+            async move {
+                axum::Json(
+                    serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime}),
+                )
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/token", axum::routing::post(issue));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, issued)
+    }
+
+    fn token_exchange(url: &str) -> Credentials {
+        let config: CredentialsConfig = toml::from_str(&format!(
+            "mode = 'token_exchange'\nclient_id = 'c'\nclient_secret = 's'\ntoken_endpoint = '{url}'"
+        ))
+        .unwrap();
+        Credentials::new("pets", &config).unwrap()
+    }
+
+    /// A caller whose own token expires `expires_in` from now (on the system clock, as a JWT's
+    /// `exp`).
+    fn caller(expires_in: Duration) -> Caller {
+        let claims = Claims {
+            subject: "alice".to_owned(),
+            issuer: "https://idp.example".to_owned(),
+            audience: Vec::new(),
+            scopes: BTreeSet::new(),
+            expires_at: SystemTime::now() + expires_in,
+            client_id: None,
+            raw: serde_json::Map::new(),
+        };
+        Caller { claims, token: Secret::new("caller-token") }
+    }
+
+    /// The token `authorize` hands out for `caller`.
+    async fn backend_token(credentials: &Credentials, caller: &Caller) -> String {
+        let authorization = credentials.authorize(Some(caller), &["read".to_owned()]).await.unwrap();
+        let Some(Applied::Header(_, value)) = authorization.applied else { panic!("no header") };
+        value.to_str().unwrap().trim_start_matches("Bearer ").to_owned()
+    }
+
+    #[tokio::test]
+    async fn tokens_are_renewed_before_less_than_a_fifth_or_30_seconds_is_left() {
+        // (lifetime, margin): a fifth of a short lifetime, 30 s of a long one.
+        for (lifetime, margin) in [(60, 12), (3600, 30)] {
+            let (url, issued) = token_endpoint(lifetime).await;
+            let credentials = token_exchange(&url);
+            let caller = caller(Duration::from_secs(24 * 3600));
+            assert_eq!(backend_token(&credentials, &caller).await, "t1");
+            tokio::time::pause();
+            tokio::time::advance(Duration::from_secs(lifetime - margin - 1)).await;
+            let kept = backend_token(&credentials, &caller).await;
+            assert_eq!(kept, "t1", "{lifetime} s token renewed with more than {margin} s left");
+            tokio::time::advance(Duration::from_secs(2)).await;
+            tokio::time::resume();
+            let renewed = backend_token(&credentials, &caller).await;
+            assert_eq!(renewed, "t2", "{lifetime} s token not renewed with less than {margin} s left");
+            assert_eq!(issued.load(Ordering::SeqCst), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_are_not_handed_out_past_the_callers_own_token() {
+        let (url, issued) = token_endpoint(3600).await;
+        let credentials = token_exchange(&url);
+        let caller = caller(Duration::from_secs(20));
+        assert_eq!(backend_token(&credentials, &caller).await, "t1");
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(18)).await;
+        assert_eq!(backend_token(&credentials, &caller).await, "t1");
+        // The backend token would live another hour; the caller's own ends now.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        tokio::time::resume();
+        assert_eq!(backend_token(&credentials, &caller).await, "t2");
+        assert_eq!(issued.load(Ordering::SeqCst), 2);
     }
 }

@@ -1,6 +1,7 @@
 //! The harness for tests that run real clients with Node against a `mcpgate serve` child process:
-//! shared by `tests/clients.rs`, `tests/oauth.rs` and `tests/credentials.rs`, which include this
-//! file with `#[path]`.
+//! shared by `tests/clients.rs`, `tests/oauth.rs`, `tests/credentials.rs` and others, which
+//! include this file with `#[path]`. The configuration text is shared with the in-process
+//! harness, `support/app.rs`.
 //!
 //! Node and the clients come from `tests/node` (`npm ci --prefix tests/node`); `MCPGATE_NODE` may
 //! name another Node 22 binary. Without them the tests skip, unless `MCPGATE_REQUIRE_NODE` is set
@@ -172,10 +173,7 @@ impl Gate {
     /// As [`Gate::start_with_auth`], logging what `filter` (`RUST_LOG`) allows, such as `debug`.
     pub fn start_logging(auth: &str, servers: &str, filter: &str) -> Gate {
         Gate::spawn(filter, |dir, addr| {
-            let config = format!(
-                "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\n{auth}\n\n{servers}",
-                toml_string(&dir.join("data"))
-            );
+            let config = config_text(addr, &dir.join("data"), auth, servers);
             let config_path = dir.join("mcpgate.toml");
             std::fs::write(&config_path, config).unwrap();
             vec!["serve".into(), "--config".into(), config_path.into_os_string()]
@@ -289,6 +287,17 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let status = text.split(' ').nth(1)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
     Some((status, body))
+}
+
+/// The configuration every test runs mcpgate with, in-process (`support/app.rs`) or as a child
+/// process ([`Gate`]): listening on `addr`, its data in `data_dir`, `auth` as the body of the
+/// `[auth]` table (`[[auth.issuers]]` tables may follow it), then `tables` (`[admin]`,
+/// `[[servers]]`).
+pub fn config_text(addr: SocketAddr, data_dir: &Path, auth: &str, tables: &str) -> String {
+    format!(
+        "[http]\nlisten = \"{addr}\"\n[store]\ndata_dir = {}\n[auth]\n{auth}\n\n{tables}",
+        toml_string(data_dir)
+    )
 }
 
 pub fn toml_string(path: &Path) -> String {
