@@ -514,6 +514,45 @@ async fn notifications_are_accepted_and_oversized_requests_refused() {
 }
 
 #[tokio::test]
+async fn what_is_not_one_json_rpc_message_gets_a_json_rpc_error() {
+    let app = TestApp::spawn().await;
+    let send = |body: &'static str| {
+        app.client
+            .post(&app.mcp_url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body)
+            .send()
+    };
+    let cases: [(&str, u16, i64, Value); 6] = [
+        ("not json", 400, -32700, Value::Null),
+        (r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#, 400, -32600, Value::Null),
+        (r#"{"id":1,"method":"tools/list"}"#, 400, -32600, json!(1)),
+        (r#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#, 400, -32600, Value::Null),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"getItem","arguments":[1]}}"#,
+            200,
+            -32602,
+            json!(2),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"arguments":{}}}"#,
+            200,
+            -32602,
+            json!("a"),
+        ),
+    ];
+    for (body, status, code, id) in cases {
+        let response = send(body).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!((&answer["error"]["code"], &answer["id"]), (&json!(code), &id), "{body}: {answer}");
+    }
+    assert!(app.recorder.take().is_empty(), "nothing reached the backend");
+}
+
+#[tokio::test]
 async fn without_a_session_there_is_no_stream_to_open_or_end() {
     let app = TestApp::spawn().await;
     let get = app.client.get(&app.mcp_url).header("accept", "text/event-stream").send().await.unwrap();
