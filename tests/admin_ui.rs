@@ -40,7 +40,7 @@ fn chromium() -> Option<PathBuf> {
     let help =
         format!("{} does not exist: `apt-get install chromium`, or set MCPGATE_CHROMIUM", bin.display());
     assert!(!switch("MCPGATE_REQUIRE_BROWSER"), "MCPGATE_REQUIRE_BROWSER is set but {help}");
-    eprintln!("skipping: {help}");
+    harness::skip(&help);
     None
 }
 

@@ -64,7 +64,7 @@ impl Node {
         );
         let required = std::env::var("MCPGATE_REQUIRE_NODE").is_ok_and(|it| !it.is_empty() && it != "0");
         assert!(!required, "MCPGATE_REQUIRE_NODE is set but the MCP clients cannot run: {help}");
-        eprintln!("skipping: {help}");
+        skip(&help);
         None
     }
 
@@ -131,6 +131,26 @@ impl std::fmt::Display for Run {
             cut(&self.stdout),
             cut(&self.stderr)
         )
+    }
+}
+
+/// Where tests list what they could not run; `tests/run` prints it after cargo's summary, where
+/// a person reads.
+pub const SKIPPED: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/skipped.txt");
+
+/// Says that the calling test did not run its real parties, and why: on standard error (seen
+/// with `--nocapture`) and in [`SKIPPED`].
+pub fn skip(why: &str) {
+    eprintln!("skipping: {why}");
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("{} {test}: {why}\n", env!("CARGO_CRATE_NAME"));
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(SKIPPED)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(err) = written {
+        eprintln!("cannot note the skip in {SKIPPED}: {err}");
     }
 }
 
