@@ -188,6 +188,42 @@ fn each_user_reaches_the_backend_with_a_token_exchanged_for_them() {
     assert_no_leaks(&gate, &results, &secrets);
 }
 
+/// Two MCP clients signed in as the same user hold two grants: each client's calls use a backend
+/// token exchanged from that client's own token, never one exchanged for the other.
+#[test]
+fn two_clients_of_one_user_each_get_their_own_backend_token() {
+    let Some(node) = Node::find(&PACKAGES) else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let issuer = AuthorizationServer::start(&node, None);
+    let backend = Backend::start(&runtime, Some(&issuer));
+    let spec = Spec::new();
+    let credentials =
+        exchange_credentials(&issuer, json!({"client_id": BASIC_CLIENT.0, "client_secret": BASIC_CLIENT.1}));
+    let gate = jwt_gate(&issuer, &[server("pets", &spec, &backend, credentials)]);
+    let url = gate.mcp_url("pets");
+    // Each sign-in registers a client of its own (dynamic client registration).
+    let first = sign_in(&node, &gate, "pets", "alice");
+    let second = sign_in(&node, &gate, "pets", "alice");
+    assert!(issuer.exchanges().is_empty() && backend.take().is_empty(), "signing in calls no tool");
+
+    for token in [&first, &second, &first, &second] {
+        let result = runtime.block_on(call(&url, Some(token), "listPets", json!({})));
+        assert_eq!(result["isError"], false, "{result}");
+    }
+    let exchanges = issuer.exchanges();
+    assert_eq!(
+        exchanges.len(),
+        2,
+        "one exchange per client, then each client's token is reused: {exchanges:#?}"
+    );
+    assert!(exchanges.iter().all(|it| it["subject"] == "alice"), "{exchanges:#?}");
+    let seen = backend.take();
+    let tokens: Vec<String> = seen.iter().filter_map(|it| it.token.clone()).collect();
+    assert_eq!(tokens.len(), 4, "{seen:#?}");
+    assert_eq!((&tokens[0], &tokens[1]), (&tokens[2], &tokens[3]), "each client reuses its own token");
+    assert_ne!(tokens[0], tokens[1], "the clients do not share a backend token");
+}
+
 /// A hundred calls by one user arriving together, before mcpgate holds a token for them, wait for
 /// one exchange; the authorization server answers slowly so that they all do arrive first.
 #[test]
