@@ -32,7 +32,20 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/oauth-protected-resource", get(root_resource_metadata))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/", get(|| async { axum::response::Redirect::to("/admin") }))
+        .fallback(unknown_path)
         .with_state(state)
+}
+
+/// Any other path: a 404 that says where the hosted servers are, for a client pointed at the
+/// wrong URL (such as `/mcp` or a trailing slash).
+async fn unknown_path(State(state): State<AppState>) -> Response {
+    let servers: Vec<String> = state.hosting.slugs().iter().map(|slug| format!("/mcp/{slug}")).collect();
+    let body = json!({
+        "error": "no such path: MCP servers are at /mcp/{slug}, administration at /admin",
+        "servers": servers,
+    });
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 async fn mcp(State(state): State<AppState>, Path(slug): Path<String>, request: Request) -> Response {

@@ -287,16 +287,17 @@ jwks_uri = "{public}/dev-idp/jwks"
 slug = "petstore"
 spec = {spec:?}
 backend_url = "{public}{backend}"
-# An OpenAPI 3.1 sample to browse; the sample backend answers its calls with 501.
+# An OpenAPI 3.1 sample to browse; no backend stands behind it, and its calls say so.
 [[servers]]
 slug = "train-travel"
 spec = {travel:?}
-backend_url = "{public}/dev-backend/train-travel"
+backend_url = "{public}{train_travel}"
 "#,
             travel = travel.display().to_string(),
             store = data_dir.join("store").display().to_string(),
             spec = spec.display().to_string(),
             backend = crate::sample_backend::PREFIX,
+            train_travel = crate::sample_backend::TRAIN_TRAVEL,
         );
         let mut config = Config::parse(&text, &[])?;
         config.dev = Some(DevConfig { user: user.to_owned() });

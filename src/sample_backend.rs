@@ -12,8 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-/// Where the backend's routes live on mcpgate's own port.
+/// Where the sample backends live on mcpgate's own port; nothing outside it is theirs.
+const MOUNT: &str = "/dev-backend";
+/// The petstore's base URL on mcpgate's own port.
 pub const PREFIX: &str = "/dev-backend/api/v3";
+/// The train-travel sample's base URL: no backend answers there, and its calls say so.
+pub const TRAIN_TRAVEL: &str = "/dev-backend/train-travel";
 
 #[derive(Clone)]
 struct Pets(Arc<Mutex<BTreeMap<i64, Value>>>);
@@ -27,18 +31,32 @@ pub fn router() -> Router {
         pets.insert(id, json!({"id": id, "name": name, "photoUrls": [], "status": status, "tags": []}));
     }
     let state = Pets(Arc::new(Mutex::new(pets)));
-    Router::new()
-        .route(&format!("{PREFIX}/pet"), axum::routing::post(add_pet).put(add_pet))
-        .route(&format!("{PREFIX}/pet/findByStatus"), get(find_by_status))
-        .route(&format!("{PREFIX}/pet/{{id}}"), get(get_pet).delete(delete_pet))
-        .route(&format!("{PREFIX}/store/inventory"), get(inventory))
+    let petstore = PREFIX.trim_start_matches(MOUNT);
+    let train_travel = TRAIN_TRAVEL.trim_start_matches(MOUNT);
+    let samples = Router::new()
+        .route(&format!("{petstore}/pet"), axum::routing::post(add_pet).put(add_pet))
+        .route(&format!("{petstore}/pet/findByStatus"), get(find_by_status))
+        .route(&format!("{petstore}/pet/{{id}}"), get(get_pet).delete(delete_pet))
+        .route(&format!("{petstore}/store/inventory"), get(inventory))
+        .route(&format!("{train_travel}/{{*rest}}"), axum::routing::any(no_train_travel_backend))
         .fallback(|| async {
             (
                 StatusCode::NOT_IMPLEMENTED,
                 axum::Json(json!({"message": "the sample backend does not implement this operation"})),
             )
         })
-        .with_state(state)
+        .with_state(state);
+    // Nested, so that its fallback answers only below the mount and unknown paths elsewhere are
+    // mcpgate's 404.
+    Router::new().nest(MOUNT, samples)
+}
+
+/// The train-travel sample is there to browse what the conversion makes of an OpenAPI 3.1
+/// document; no backend stands behind it.
+async fn no_train_travel_backend() -> Response {
+    let message = "the train-travel sample has no backend under serve --dev: its tools show what mcpgate \
+                   makes of an OpenAPI 3.1 document, and their calls end here";
+    (StatusCode::NOT_IMPLEMENTED, axum::Json(json!({"message": message}))).into_response()
 }
 
 fn not_found() -> Response {

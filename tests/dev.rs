@@ -33,3 +33,20 @@ fn the_sdk_signs_in_with_the_dev_identity_provider_and_calls_a_tool() {
     assert_eq!(claims["iss"], json!(format!("http://{}/dev-idp", gate.addr)));
     assert_eq!(claims["sub"], json!("dev-user"));
 }
+
+#[test]
+fn unknown_paths_name_the_hosted_servers_and_the_samples_say_what_they_are() {
+    let gate = Gate::start_dev();
+    for path in ["/mcp", "/mcp/", "/favicon.ico", "/api/v3/pet/1"] {
+        let (status, body) = harness::http_get(gate.addr, path).expect("mcpgate answers");
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(body.contains("/mcp/petstore") && body.contains("/admin"), "{path}: {body}");
+    }
+    let (status, _) = harness::http_get(gate.addr, "/").expect("mcpgate answers");
+    assert_eq!(status, 303, "/ leads to the admin UI");
+    let (status, body) = harness::http_get(gate.addr, "/dev-backend/api/v3/pet/1").expect("an answer");
+    assert_eq!((status, body.contains("doggie")), (200, true), "{body}");
+    let (status, body) = harness::http_get(gate.addr, "/dev-backend/train-travel/trips").expect("an answer");
+    assert_eq!(status, 501, "{body}");
+    assert!(body.contains("no backend"), "{body}");
+}
