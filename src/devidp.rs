@@ -5,6 +5,7 @@
 //!
 //! Invariant: nothing outlives the process. The signing key (Ed25519) is generated at start and
 //! kept in memory, like the registered clients, codes and refresh tokens (each store bounded).
+//! A replayed refresh token revokes its whole family.
 //! `clients` is dynamic registration (RFC 7591) and client authentication, `authorize` the code
 //! flow with PKCE, `token` the token endpoint (authorization code, refresh, client credentials),
 //! `exchange` RFC 8693 token exchange, `keys` the signing key, `bounded` the stores.
@@ -35,12 +36,13 @@ use self::authorize::CodeGrant;
 use self::bounded::Bounded;
 use self::clients::Client;
 use self::keys::SigningKey;
-use self::token::RefreshGrant;
+use self::token::RefreshFamily;
 
 /// The path every route of the IdP lives under; the issuer's path must end with it.
 const BASE_PATH: &str = "/dev-idp";
 
-/// At most this many clients, codes and refresh tokens each; the oldest are dropped first.
+/// At most this many clients, codes and refresh token families each; the oldest are dropped
+/// first.
 const MAX_ENTRIES: usize = 1_000;
 
 /// Registration and token requests are small; anything larger is refused unread.
@@ -79,7 +81,8 @@ struct Inner {
     // Std mutexes: each is held for one map operation and never across an await.
     clients: Mutex<Bounded<Client>>,
     codes: Mutex<Bounded<CodeGrant>>,
-    refresh_tokens: Mutex<Bounded<RefreshGrant>>,
+    /// By family id (see `token`).
+    refresh_families: Mutex<Bounded<RefreshFamily>>,
 }
 
 /// An OAuth error response (RFC 6749 §5.2 shape), for the token, registration and authorization
@@ -119,7 +122,7 @@ impl DevIdp {
             key: SigningKey::generate().ok_or(Error::Key)?,
             clients: Mutex::new(Bounded::new(MAX_ENTRIES)),
             codes: Mutex::new(Bounded::new(MAX_ENTRIES)),
-            refresh_tokens: Mutex::new(Bounded::new(MAX_ENTRIES)),
+            refresh_families: Mutex::new(Bounded::new(MAX_ENTRIES)),
         };
         Ok(DevIdp { inner: Arc::new(inner) })
     }
@@ -187,8 +190,8 @@ impl Inner {
         self.codes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_refresh_tokens(&self) -> MutexGuard<'_, Bounded<RefreshGrant>> {
-        self.refresh_tokens.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_refresh_families(&self) -> MutexGuard<'_, Bounded<RefreshFamily>> {
+        self.refresh_families.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -357,7 +360,8 @@ fn resource_indicator(value: &str) -> Result<String, OAuthError> {
     }
 }
 
-/// 256 random bits, base64url: client ids and secrets, codes, refresh tokens, `jti`s.
+/// 256 random bits, base64url: client ids and secrets, codes, refresh token families and
+/// secrets, `jti`s.
 fn random_token() -> Result<String, OAuthError> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| OAuthError::server_error("no randomness available"))?;

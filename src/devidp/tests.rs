@@ -1,6 +1,7 @@
 //! The dev IdP over real HTTP on a loopback port: metadata, registration, the code flow with PKCE
-//! (its token checked by `auth::Verifier` against the live JWKS), refresh rotation, client
-//! credentials and token exchange, each with the refusals a client can run into.
+//! (its token checked by `auth::Verifier` against the live JWKS), refresh rotation and reuse
+//! detection, client credentials and token exchange, each with the refusals a client can run
+//! into.
 
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -460,10 +461,6 @@ async fn refresh_tokens_rotate() {
     let second_refresh = second["refresh_token"].as_str().unwrap();
     assert_ne!(second_refresh, first_refresh);
 
-    // The old one is spent.
-    let (status, err) =
-        t.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", first_refresh)]).await;
-    assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     // The new one still carries the original scope, not wider.
     let (status, err) = t
         .token(
@@ -472,6 +469,10 @@ async fn refresh_tokens_rotate() {
         )
         .await;
     assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+    // The old one is spent.
+    let (status, err) =
+        t.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", first_refresh)]).await;
+    assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     // A refused request spent it too (taken before it was checked), so a third sign-in is needed.
     let third = t.sign_in(&client).await;
     let (status, fourth) = t
@@ -482,6 +483,37 @@ async fn refresh_tokens_rotate() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fourth["scope"], "pets:read pets:write");
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_revokes_its_family() {
+    let t = TestIdp::spawn().await;
+    let client = t.public_client().await;
+    let refresh = |refresh_token: String| {
+        let (t, client) = (&t, &client);
+        async move {
+            let (status, body) =
+                t.token(client, &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)]).await;
+            match status {
+                StatusCode::OK => Ok(body["refresh_token"].as_str().unwrap().to_owned()),
+                _ => Err((status, body["error"].as_str().map(str::to_owned))),
+            }
+        }
+    };
+    let revoked = Err((StatusCode::BAD_REQUEST, Some("invalid_grant".to_owned())));
+    let r1 = t.sign_in(&client).await["refresh_token"].as_str().unwrap().to_owned();
+    // Another sign-in of the same client: another family.
+    let other = t.sign_in(&client).await["refresh_token"].as_str().unwrap().to_owned();
+
+    let r2 = refresh(r1.clone()).await.unwrap();
+    assert_eq!(refresh(r1).await, revoked, "a used refresh token is refused");
+    assert_eq!(refresh(r2).await, revoked, "and the tokens rotated from it are revoked with it");
+    // The other family is untouched, and rotates on.
+    let other = refresh(other).await.unwrap();
+    assert!(refresh(other).await.is_ok());
+    // A token of no family, or of one that ended, is refused alike.
+    assert_eq!(refresh("no-such-family.secret".to_owned()).await, revoked);
+    assert_eq!(refresh("no-dot".to_owned()).await, revoked);
 }
 
 #[tokio::test]
