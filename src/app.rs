@@ -170,7 +170,8 @@ fn development(config: &Config, dev: &DevConfig, hosting: &Hosting) -> Result<Ro
         }
     }
     let issuer = format!("{}/dev-idp", config.public_url());
-    let idp = DevIdp::new(issuer, dev.user.clone(), scopes).map_err(|err| Error::Dev(err.to_string()))?;
+    let idp = DevIdp::new(issuer, dev.user.clone(), scopes, dev.idp_dir.clone())
+        .map_err(|err| Error::Dev(err.to_string()))?;
     Ok(idp.router().merge(crate::sample_backend::router()))
 }
 

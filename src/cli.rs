@@ -43,7 +43,8 @@ struct ServeArgs {
     /// The port of development mode.
     #[arg(long, default_value_t = 8080, requires = "dev")]
     port: u16,
-    /// Where development mode keeps its store and sample document.
+    /// Where development mode keeps its store, the sample documents, and the identity provider's
+    /// registered clients and signing key (in `dev-idp/`, kept across restarts).
     #[arg(long, default_value = "data-dev", requires = "dev")]
     data_dir: PathBuf,
     /// The user the development identity provider signs in.

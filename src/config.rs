@@ -48,6 +48,9 @@ pub struct Config {
 pub struct DevConfig {
     /// The subject the development identity provider signs in without asking.
     pub user: String,
+    /// Where the development identity provider keeps its signing key and registered clients, so
+    /// that clients with a cached registration still work after a restart.
+    pub idp_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,7 +303,7 @@ backend_url = "{public}{train_travel}"
             train_travel = crate::sample_backend::TRAIN_TRAVEL,
         );
         let mut config = Config::parse(&text, &[])?;
-        config.dev = Some(DevConfig { user: user.to_owned() });
+        config.dev = Some(DevConfig { user: user.to_owned(), idp_dir: data_dir.join("dev-idp") });
         Ok(config)
     }
 

@@ -3,20 +3,24 @@
 //! `mcpgate serve --dev` mounts it beside the gateway on the same loopback port, with issuer
 //! `{public_url}/dev-idp`, so an MCP client can sign in with no external authorization server.
 //!
-//! Invariant: nothing outlives the process. The signing key (Ed25519) is generated at start and
-//! kept in memory, like the registered clients, codes and refresh tokens (each store bounded).
+//! Invariant: only the signing key (Ed25519) and the registered clients outlive the process, in
+//! the folder given to `DevIdp::new` (`saved`), so that cached registrations and tokens survive
+//! a restart; codes and refresh tokens live in memory only. Every store is bounded, and the
+//! saved clients are a copy of their store. A replayed refresh token revokes its whole family.
 //! `clients` is dynamic registration (RFC 7591) and client authentication, `authorize` the code
 //! flow with PKCE, `token` the token endpoint (authorization code, refresh, client credentials),
-//! `exchange` RFC 8693 token exchange, `keys` the signing key, `bounded` the stores.
-//! No token, code or secret is logged.
+//! `exchange` RFC 8693 token exchange, `keys` the signing key, `saved` the folder, `bounded` the
+//! stores. No token, code or secret is logged.
 
 mod authorize;
 mod bounded;
 mod clients;
 mod exchange;
 mod keys;
+mod saved;
 mod token;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,12 +39,13 @@ use self::authorize::CodeGrant;
 use self::bounded::Bounded;
 use self::clients::Client;
 use self::keys::SigningKey;
-use self::token::RefreshGrant;
+use self::token::RefreshFamily;
 
 /// The path every route of the IdP lives under; the issuer's path must end with it.
 const BASE_PATH: &str = "/dev-idp";
 
-/// At most this many clients, codes and refresh tokens each; the oldest are dropped first.
+/// At most this many clients, codes and refresh token families each; the oldest are dropped
+/// first.
 const MAX_ENTRIES: usize = 1_000;
 
 /// Registration and token requests are small; anything larger is refused unread.
@@ -76,10 +81,15 @@ struct Inner {
     user: String,
     scopes: Vec<String>,
     key: SigningKey,
+    /// Where `saved` keeps the key and the clients.
+    dir: PathBuf,
     // Std mutexes: each is held for one map operation and never across an await.
     clients: Mutex<Bounded<Client>>,
     codes: Mutex<Bounded<CodeGrant>>,
-    refresh_tokens: Mutex<Bounded<RefreshGrant>>,
+    /// By family id (see `token`).
+    refresh_families: Mutex<Bounded<RefreshFamily>>,
+    /// Held while the clients file is written (in a blocking task), so writes come in order.
+    saving: Mutex<()>,
 }
 
 /// An OAuth error response (RFC 6749 §5.2 shape), for the token, registration and authorization
@@ -97,8 +107,10 @@ struct Params(Vec<(String, String)>);
 
 impl DevIdp {
     /// A provider for `issuer` (an absolute http(s) URL whose path ends with `/dev-idp`, as
-    /// tokens will carry it in `iss`) that signs everyone in as `user` and offers `scopes`.
-    pub fn new(issuer: String, user: String, scopes: Vec<String>) -> Result<DevIdp, Error> {
+    /// tokens will carry it in `iss`) that signs everyone in as `user` and offers `scopes`, and
+    /// keeps its key and registered clients in `dir`: those of an earlier start are read back,
+    /// and a missing or unreadable folder means a fresh start, not an error.
+    pub fn new(issuer: String, user: String, scopes: Vec<String>, dir: PathBuf) -> Result<DevIdp, Error> {
         check_issuer(&issuer)?;
         if user.is_empty() {
             return Err(Error::User);
@@ -112,14 +124,22 @@ impl DevIdp {
                 unique.push(it);
             }
         }
+        let key = saved::signing_key(&dir).ok_or(Error::Key)?;
+        // Oldest first, so that a file with more than the store holds keeps the newest.
+        let mut clients = Bounded::new(MAX_ENTRIES);
+        for client in saved::clients(&dir) {
+            clients.insert(client.id.clone(), client);
+        }
         let inner = Inner {
             issuer,
             user,
             scopes: unique,
-            key: SigningKey::generate().ok_or(Error::Key)?,
-            clients: Mutex::new(Bounded::new(MAX_ENTRIES)),
+            key,
+            dir,
+            clients: Mutex::new(clients),
             codes: Mutex::new(Bounded::new(MAX_ENTRIES)),
-            refresh_tokens: Mutex::new(Bounded::new(MAX_ENTRIES)),
+            refresh_families: Mutex::new(Bounded::new(MAX_ENTRIES)),
+            saving: Mutex::new(()),
         };
         Ok(DevIdp { inner: Arc::new(inner) })
     }
@@ -187,8 +207,8 @@ impl Inner {
         self.codes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_refresh_tokens(&self) -> MutexGuard<'_, Bounded<RefreshGrant>> {
-        self.refresh_tokens.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_refresh_families(&self) -> MutexGuard<'_, Bounded<RefreshFamily>> {
+        self.refresh_families.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -357,7 +377,8 @@ fn resource_indicator(value: &str) -> Result<String, OAuthError> {
     }
 }
 
-/// 256 random bits, base64url: client ids and secrets, codes, refresh tokens, `jti`s.
+/// 256 random bits, base64url: client ids and secrets, codes, refresh token families and
+/// secrets, `jti`s.
 fn random_token() -> Result<String, OAuthError> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| OAuthError::server_error("no randomness available"))?;

@@ -41,6 +41,11 @@ impl<V> Bounded<V> {
         Some(value)
     }
 
+    /// The values, oldest first: the order in which inserting them again keeps the newest.
+    pub(super) fn values(&self) -> impl Iterator<Item = &V> {
+        self.order.values().filter_map(|key| self.entries.get(key).map(|(_, value)| value))
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.entries.len()

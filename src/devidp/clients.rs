@@ -2,21 +2,26 @@
 //! endpoint (RFC 6749 §2.3: `none`, `client_secret_basic`, `client_secret_post`).
 //!
 //! Invariant: a client authenticates only the way it registered; a public client never gets a
-//! secret, and a confidential client is never admitted without one.
+//! secret, and a confidential client is never admitted without one. A secret is kept only as its
+//! SHA-256, so `saved`'s clients file never holds it; a client read back from that file is
+//! admitted only if registration could have made it.
 
+use std::sync::PoisonError;
+
+use aws_lc_rs::digest::{SHA256, digest};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
 use super::{
     DevIdp, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TYPES, OAuthError,
-    Params, is_scope_token, random_token, same_secret, unix_now,
+    Params, is_scope_token, random_token, same_secret, saved, unix_now,
 };
 
 const MAX_REDIRECT_URIS: usize = 20;
@@ -25,7 +30,9 @@ const MAX_URI_BYTES: usize = 2048;
 #[derive(Clone)]
 pub(super) struct Client {
     pub(super) id: String,
-    secret: Option<String>,
+    /// The SHA-256 of a confidential client's secret, base64url. The secret is 256 random bits,
+    /// so a fast hash suffices: there is nothing to guess.
+    secret_digest: Option<String>,
     auth_method: AuthMethod,
     pub(super) redirect_uris: Vec<String>,
     pub(super) grant_types: Vec<String>,
@@ -57,6 +64,17 @@ struct Metadata {
     scope: Option<String>,
 }
 
+/// A registered client as `saved` keeps it, in RFC 7591's names; `Client` itself has no serde.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Record {
+    client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_secret_sha256: Option<String>,
+    token_endpoint_auth_method: String,
+    redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+}
+
 /// An RFC 7591 §3.2.2 error.
 struct RegistrationError {
     code: &'static str,
@@ -66,6 +84,40 @@ struct RegistrationError {
 impl Client {
     pub(super) fn allows(&self, grant_type: &str) -> bool {
         self.grant_types.iter().any(|it| it == grant_type)
+    }
+
+    pub(super) fn to_record(&self) -> Record {
+        Record {
+            client_id: self.id.clone(),
+            client_secret_sha256: self.secret_digest.clone(),
+            token_endpoint_auth_method: self.auth_method.name().to_owned(),
+            redirect_uris: self.redirect_uris.clone(),
+            grant_types: self.grant_types.clone(),
+        }
+    }
+
+    /// The client `record` describes, if registration could have made it; `None` for anything
+    /// else, so that an edited or damaged file cannot admit a client the rules would refuse.
+    pub(super) fn from_record(record: Record) -> Option<Client> {
+        let auth_method = AuthMethod::from_name(&record.token_endpoint_auth_method)?;
+        let id_ok = !record.client_id.is_empty() && record.client_id.len() <= 256;
+        let secret_ok = match (&record.client_secret_sha256, auth_method) {
+            (None, AuthMethod::None) => true,
+            (Some(digest), AuthMethod::Basic | AuthMethod::Post) => {
+                URL_SAFE_NO_PAD.decode(digest).is_ok_and(|it| it.len() == 32)
+            }
+            _ => false,
+        };
+        let code_flow = record.grant_types.iter().any(|it| it == GRANT_AUTHORIZATION_CODE);
+        let consistent = check_grant_types(auth_method, &record.grant_types).is_ok()
+            && check_redirect_uris(code_flow, &record.redirect_uris).is_ok();
+        (id_ok && secret_ok && consistent).then_some(Client {
+            id: record.client_id,
+            secret_digest: record.client_secret_sha256,
+            auth_method,
+            redirect_uris: record.redirect_uris,
+            grant_types: record.grant_types,
+        })
     }
 }
 
@@ -98,16 +150,33 @@ pub(super) async fn register(State(idp): State<DevIdp>, body: Bytes) -> Response
     tracing::info!(client_id = %client.id, "dev-idp registered a client");
     if let Value::Object(map) = &mut response {
         map.insert("client_id_issued_at".to_owned(), json!(unix_now()));
-        if let Some(secret) = &client.secret {
-            map.insert("client_secret".to_owned(), json!(secret));
-            map.insert("client_secret_expires_at".to_owned(), json!(0));
-        }
     }
-    idp.inner.lock_clients().insert(client.id.clone(), client);
+    // Saving writes a file and flushes it to disk, which blocks: not on the async workers.
+    let saving = idp.clone();
+    if tokio::task::spawn_blocking(move || remember(&saving, client)).await.is_err() {
+        let err =
+            RegistrationError { code: "server_error", description: "the client could not be registered" };
+        return err.into_response();
+    }
     (StatusCode::CREATED, super::no_store(), axum::Json(response)).into_response()
 }
 
-/// The client described by `metadata`, and the metadata to answer with (without the secret).
+/// Adds `client` to the registered clients and rewrites the clients file with all of them, so
+/// that a client with a cached registration is still known after a restart.
+fn remember(idp: &DevIdp, client: Client) {
+    // Held from the insertion to the end of the write: files are written in the order of the
+    // registrations, so an older list never replaces a newer one.
+    let _saving = idp.inner.saving.lock().unwrap_or_else(PoisonError::into_inner);
+    let records: Vec<Record> = {
+        let mut clients = idp.inner.lock_clients();
+        clients.insert(client.id.clone(), client);
+        clients.values().map(Client::to_record).collect()
+    };
+    saved::save_clients(&idp.inner.dir, records);
+}
+
+/// The client described by `metadata`, and the metadata to answer with, its secret included: the
+/// one time the secret is told.
 fn registration(idp: &DevIdp, metadata: Metadata) -> Result<(Client, Value), RegistrationError> {
     let auth_method = match metadata.token_endpoint_auth_method.as_deref() {
         Some("none") => AuthMethod::None,
@@ -122,12 +191,7 @@ fn registration(idp: &DevIdp, metadata: Metadata) -> Result<(Client, Value), Reg
     let grant_types = metadata
         .grant_types
         .unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.to_owned(), GRANT_REFRESH_TOKEN.to_owned()]);
-    if grant_types.iter().any(|it| !GRANT_TYPES.contains(&it.as_str())) {
-        return Err(invalid_metadata("a grant type is not supported"));
-    }
-    if auth_method == AuthMethod::None && grant_types.iter().any(|it| it == GRANT_CLIENT_CREDENTIALS) {
-        return Err(invalid_metadata("client_credentials needs a confidential client"));
-    }
+    check_grant_types(auth_method, &grant_types)?;
     let code_flow = grant_types.iter().any(|it| it == GRANT_AUTHORIZATION_CODE);
     let response_types = metadata
         .response_types
@@ -139,24 +203,7 @@ fn registration(idp: &DevIdp, metadata: Metadata) -> Result<(Client, Value), Reg
             "response_types must be [\"code\"] exactly when authorization_code is used",
         ));
     }
-    if code_flow && metadata.redirect_uris.is_empty() {
-        return Err(RegistrationError {
-            code: "invalid_redirect_uri",
-            description: "redirect_uris is required for the authorization_code grant",
-        });
-    }
-    if metadata.redirect_uris.len() > MAX_REDIRECT_URIS {
-        return Err(RegistrationError {
-            code: "invalid_redirect_uri",
-            description: "too many redirect_uris",
-        });
-    }
-    if !metadata.redirect_uris.iter().all(|it| is_redirect_uri(it)) {
-        return Err(RegistrationError {
-            code: "invalid_redirect_uri",
-            description: "each redirect URI must be an absolute URI without a fragment",
-        });
-    }
+    check_redirect_uris(code_flow, &metadata.redirect_uris)?;
     // The registered scope is informative only; what a client may request is checked per request.
     let scope = metadata.scope.map(|scope| {
         scope
@@ -172,7 +219,7 @@ fn registration(idp: &DevIdp, metadata: Metadata) -> Result<(Client, Value), Reg
     };
     let client = Client {
         id: random_token().map_err(|_| unavailable())?,
-        secret,
+        secret_digest: secret.as_deref().map(secret_digest),
         auth_method,
         redirect_uris: metadata.redirect_uris,
         grant_types,
@@ -191,8 +238,39 @@ fn registration(idp: &DevIdp, metadata: Metadata) -> Result<(Client, Value), Reg
         if let Some(scope) = scope {
             map.insert("scope".to_owned(), json!(scope));
         }
+        // Only the secret's digest is kept.
+        if let Some(secret) = secret {
+            map.insert("client_secret".to_owned(), json!(secret));
+            map.insert("client_secret_expires_at".to_owned(), json!(0));
+        }
     }
     Ok((client, response))
+}
+
+/// Every grant type is one we serve, and a public client cannot use client credentials.
+fn check_grant_types(auth_method: AuthMethod, grant_types: &[String]) -> Result<(), RegistrationError> {
+    if grant_types.iter().any(|it| !GRANT_TYPES.contains(&it.as_str())) {
+        return Err(invalid_metadata("a grant type is not supported"));
+    }
+    if auth_method == AuthMethod::None && grant_types.iter().any(|it| it == GRANT_CLIENT_CREDENTIALS) {
+        return Err(invalid_metadata("client_credentials needs a confidential client"));
+    }
+    Ok(())
+}
+
+/// The redirect URIs are few and well formed, and present if the client uses the code flow.
+fn check_redirect_uris(code_flow: bool, redirect_uris: &[String]) -> Result<(), RegistrationError> {
+    let invalid = |description| Err(RegistrationError { code: "invalid_redirect_uri", description });
+    if code_flow && redirect_uris.is_empty() {
+        return invalid("redirect_uris is required for the authorization_code grant");
+    }
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
+        return invalid("too many redirect_uris");
+    }
+    if !redirect_uris.iter().all(|it| is_redirect_uri(it)) {
+        return invalid("each redirect URI must be an absolute URI without a fragment");
+    }
+    Ok(())
 }
 
 /// The client making a token request (RFC 6749 §2.3.1), from the `Authorization: Basic` header
@@ -229,15 +307,17 @@ pub(super) fn authenticate(
     };
     let client = idp.inner.lock_clients().get(&id).cloned();
     let client = client.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
-    let authenticated = match (&client.secret, secret) {
+    let authenticated = match (&client.secret_digest, secret) {
         (None, None) => method == AuthMethod::None,
-        (Some(expected), Some(given)) => client.auth_method == method && same_secret(expected, &given),
+        (Some(expected), Some(given)) => {
+            client.auth_method == method && same_secret(expected, &secret_digest(&given))
+        }
         _ => false,
     };
     if !authenticated {
         return Err(OAuthError::invalid_client("client authentication failed"));
     }
-    let confidential = client.secret.is_some();
+    let confidential = client.secret_digest.is_some();
     Ok(Authenticated { client, confidential })
 }
 
@@ -249,6 +329,14 @@ impl AuthMethod {
             AuthMethod::Post => "client_secret_post",
         }
     }
+
+    fn from_name(name: &str) -> Option<AuthMethod> {
+        [AuthMethod::None, AuthMethod::Basic, AuthMethod::Post].into_iter().find(|it| it.name() == name)
+    }
+}
+
+fn secret_digest(secret: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, secret.as_bytes()))
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`.

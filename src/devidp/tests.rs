@@ -1,6 +1,9 @@
 //! The dev IdP over real HTTP on a loopback port: metadata, registration, the code flow with PKCE
-//! (its token checked by `auth::Verifier` against the live JWKS), refresh rotation, client
-//! credentials and token exchange, each with the refusals a client can run into.
+//! (its token checked by `auth::Verifier` against the live JWKS), refresh rotation and reuse
+//! detection, client credentials and token exchange, each with the refusals a client can run
+//! into; and what its folder keeps across a restart.
+
+use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -22,6 +25,9 @@ struct TestIdp {
     idp: DevIdp,
     origin: String,
     http: reqwest::Client,
+    /// Holds the IdP's folder (`dev-idp/`), removed when the test ends.
+    dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
 }
 
 /// A registered client: its id and, for a confidential one, its secret.
@@ -32,14 +38,34 @@ struct TestClient {
 
 impl TestIdp {
     async fn spawn() -> TestIdp {
+        TestIdp::spawn_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// An IdP keeping its state in `dir/dev-idp`.
+    async fn spawn_in(dir: tempfile::TempDir) -> TestIdp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestIdp::serve(listener, dir)
+    }
+
+    /// The IdP after a restart: a new `DevIdp` on the same folder, at the same address (so with
+    /// the same issuer), reached by a new HTTP client, as nothing of the old one may be reused.
+    async fn restart(self) -> TestIdp {
+        let addr = self.origin.trim_start_matches("http://").to_owned();
+        self.server.abort();
+        let _ = self.server.await; // The listener is closed once the task is gone.
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        TestIdp::serve(listener, self.dir)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, dir: tempfile::TempDir) -> TestIdp {
         let origin = format!("http://{}", listener.local_addr().unwrap());
-        let scopes = vec!["pets:read".to_owned(), "pets:write".to_owned()];
-        let idp = DevIdp::new(format!("{origin}/dev-idp"), "dev-user".to_owned(), scopes).unwrap();
+        let idp = new_idp(&origin, &dir).unwrap();
         let router = idp.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        TestIdp { idp, origin, http }
+        TestIdp { idp, origin, http, dir, server }
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -169,6 +195,36 @@ impl TestIdp {
     }
 }
 
+fn new_idp(origin: &str, dir: &tempfile::TempDir) -> Result<DevIdp, Error> {
+    let scopes = vec!["pets:read".to_owned(), "pets:write".to_owned()];
+    DevIdp::new(format!("{origin}/dev-idp"), "dev-user".to_owned(), scopes, idp_dir(dir))
+}
+
+fn idp_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("dev-idp")
+}
+
+/// `f`'s result and what it logged.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer(Arc::default());
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    (result, text)
+}
+
 fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
 }
@@ -225,8 +281,10 @@ async fn metadata_names_endpoints_and_capabilities() {
 
 #[test]
 fn new_refuses_bad_configuration() {
+    let dir = tempfile::tempdir().unwrap();
     let new = |issuer: &str, user: &str, scopes: &[&str]| {
-        DevIdp::new(issuer.to_owned(), user.to_owned(), scopes.iter().map(|it| (*it).to_owned()).collect())
+        let scopes = scopes.iter().map(|it| (*it).to_owned()).collect();
+        DevIdp::new(issuer.to_owned(), user.to_owned(), scopes, idp_dir(&dir))
     };
     assert!(new("http://127.0.0.1:8080/dev-idp", "dev-user", &["a"]).is_ok());
     assert!(matches!(new("127.0.0.1:8080/dev-idp", "u", &[]), Err(Error::Issuer { .. })));
@@ -460,10 +518,6 @@ async fn refresh_tokens_rotate() {
     let second_refresh = second["refresh_token"].as_str().unwrap();
     assert_ne!(second_refresh, first_refresh);
 
-    // The old one is spent.
-    let (status, err) =
-        t.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", first_refresh)]).await;
-    assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     // The new one still carries the original scope, not wider.
     let (status, err) = t
         .token(
@@ -472,6 +526,10 @@ async fn refresh_tokens_rotate() {
         )
         .await;
     assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+    // The old one is spent.
+    let (status, err) =
+        t.token(&client, &[("grant_type", "refresh_token"), ("refresh_token", first_refresh)]).await;
+    assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     // A refused request spent it too (taken before it was checked), so a third sign-in is needed.
     let third = t.sign_in(&client).await;
     let (status, fourth) = t
@@ -482,6 +540,37 @@ async fn refresh_tokens_rotate() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fourth["scope"], "pets:read pets:write");
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_revokes_its_family() {
+    let t = TestIdp::spawn().await;
+    let client = t.public_client().await;
+    let refresh = |refresh_token: String| {
+        let (t, client) = (&t, &client);
+        async move {
+            let (status, body) =
+                t.token(client, &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)]).await;
+            match status {
+                StatusCode::OK => Ok(body["refresh_token"].as_str().unwrap().to_owned()),
+                _ => Err((status, body["error"].as_str().map(str::to_owned))),
+            }
+        }
+    };
+    let revoked = Err((StatusCode::BAD_REQUEST, Some("invalid_grant".to_owned())));
+    let r1 = t.sign_in(&client).await["refresh_token"].as_str().unwrap().to_owned();
+    // Another sign-in of the same client: another family.
+    let other = t.sign_in(&client).await["refresh_token"].as_str().unwrap().to_owned();
+
+    let r2 = refresh(r1.clone()).await.unwrap();
+    assert_eq!(refresh(r1).await, revoked, "a used refresh token is refused");
+    assert_eq!(refresh(r2).await, revoked, "and the tokens rotated from it are revoked with it");
+    // The other family is untouched, and rotates on.
+    let other = refresh(other).await.unwrap();
+    assert!(refresh(other).await.is_ok());
+    // A token of no family, or of one that ended, is refused alike.
+    assert_eq!(refresh("no-such-family.secret".to_owned()).await, revoked);
+    assert_eq!(refresh("no-dot".to_owned()).await, revoked);
 }
 
 #[tokio::test]
@@ -651,6 +740,127 @@ async fn token_requests_must_be_forms() {
     assert_eq!(res.status().as_u16(), 400);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn clients_and_the_key_survive_a_restart() {
+    let t = TestIdp::spawn().await;
+    let public = t.public_client().await;
+    let gateway = t.gateway_client().await;
+    let tokens = t.sign_in(&public).await;
+    let (_, jwks_before) = t.get("/dev-idp/jwks").await;
+
+    let t = t.restart().await;
+    // The same key, with the same `kid`: a token signed before the restart verifies after it.
+    let (_, jwks_after) = t.get("/dev-idp/jwks").await;
+    assert_eq!(jwks_after, jwks_before);
+    let claims = t.verify(access_token(&tokens), RESOURCE).await.unwrap();
+    assert_eq!(claims.subject, "dev-user");
+    // Both clients are still known: the public one signs in again, the confidential one
+    // authenticates with the secret it was given before.
+    t.sign_in(&public).await;
+    let (status, body) = t.token(&gateway, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A client registered now is kept beside the others.
+    let later = t.public_client().await;
+    let t = t.restart().await;
+    for client in [&public, &later] {
+        t.sign_in(client).await;
+    }
+
+    // The files are the owner's only, and hold no client secret in clear.
+    let dir = idp_dir(&t.dir);
+    let saved = std::fs::read_to_string(dir.join("clients.json")).unwrap();
+    assert!(!saved.contains(gateway.secret.as_deref().unwrap()), "{saved}");
+    assert_eq!(serde_json::from_str::<Value>(&saved).unwrap()["clients"].as_array().unwrap().len(), 3);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| std::fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("signing-key.der"), mode("clients.json")), (0o600, 0o600));
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|it| it.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["clients.json", "signing-key.der"], "no temporary file is left");
+}
+
+#[tokio::test]
+async fn unreadable_files_mean_a_fresh_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(idp_dir(&dir)).unwrap();
+    std::fs::write(idp_dir(&dir).join("signing-key.der"), "not a key").unwrap();
+    std::fs::write(idp_dir(&dir).join("clients.json"), "{\"clients\": [").unwrap();
+    let (idp, logs) = logged(|| new_idp("http://127.0.0.1:1", &dir));
+    assert!(idp.is_ok());
+    assert!(
+        logs.contains("WARN") && logs.contains("signing key file is not an Ed25519 PKCS#8 key"),
+        "{logs}"
+    );
+    assert!(logs.contains("registered clients") && logs.contains("must register again"), "{logs}");
+
+    // It works from scratch, and what it makes now is kept.
+    let t = TestIdp::spawn_in(dir).await;
+    let client = t.public_client().await;
+    t.sign_in(&client).await;
+    let t = t.restart().await;
+    t.sign_in(&client).await;
+
+    // Saved clients that registration could not have made are left out; the others are kept.
+    let mut file: Value =
+        serde_json::from_slice(&std::fs::read(idp_dir(&t.dir).join("clients.json")).unwrap()).unwrap();
+    let clients = file["clients"].as_array_mut().unwrap();
+    let mut public_with_client_credentials = clients[0].clone();
+    public_with_client_credentials["client_id"] = json!("forged");
+    public_with_client_credentials["grant_types"] = json!(["client_credentials"]);
+    clients.insert(0, public_with_client_credentials);
+    std::fs::write(idp_dir(&t.dir).join("clients.json"), file.to_string()).unwrap();
+    let (idp, logs) = logged(|| new_idp("http://127.0.0.1:1", &t.dir));
+    let idp = idp.unwrap();
+    assert!(logs.contains("not valid registrations") && logs.contains("n_left_out=1"), "{logs}");
+    let clients = idp.inner.lock_clients();
+    assert!(clients.get("forged").is_none() && clients.get(&client.id).is_some());
+}
+
+#[test]
+fn a_folder_that_cannot_be_made_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the folder should be.
+    std::fs::write(idp_dir(&dir), "").unwrap();
+    let (idp, logs) = logged(|| new_idp("http://127.0.0.1:1", &dir));
+    assert!(idp.is_ok());
+    assert!(logs.contains("cannot read the dev-idp's registered clients"), "{logs}");
+    assert!(logs.contains("cannot keep the dev-idp signing key"), "{logs}");
+}
+
+#[tokio::test]
+async fn the_saved_clients_are_bounded_as_the_store_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |n: usize| {
+        json!({
+            "client_id": format!("c{n}"),
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+        })
+    };
+    let records: Vec<Value> = (0..MAX_ENTRIES + 5).map(record).collect();
+    std::fs::create_dir(idp_dir(&dir)).unwrap();
+    std::fs::write(idp_dir(&dir).join("clients.json"), json!({"clients": records}).to_string()).unwrap();
+    let t = TestIdp::spawn_in(dir).await;
+    {
+        let clients = t.idp.inner.lock_clients();
+        // The newest are kept, as if registered in the order of the file.
+        assert_eq!(clients.len(), MAX_ENTRIES);
+        assert!(clients.get("c4").is_none() && clients.get("c5").is_some());
+    }
+    // A new registration drops the oldest, in memory and in the file alike.
+    let newest = t.public_client().await;
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(idp_dir(&t.dir).join("clients.json")).unwrap()).unwrap();
+    let ids: Vec<&str> =
+        file["clients"].as_array().unwrap().iter().map(|it| it["client_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), MAX_ENTRIES);
+    assert_eq!((ids[0], ids[MAX_ENTRIES - 1]), ("c6", newest.id.as_str()));
 }
 
 #[test]

@@ -1,8 +1,15 @@
 //! `POST /dev-idp/token`: client authentication, then one grant: `authorization_code` (PKCE),
-//! `refresh_token` (rotating), `client_credentials`, or token exchange (in `exchange`).
+//! `refresh_token` (rotating, with reuse detection), `client_credentials`, or token exchange
+//! (in `exchange`).
 //!
-//! Invariant: codes and refresh tokens are single-use: each is taken out of its store before
-//! it is checked, so a second attempt finds nothing, whatever became of the first.
+//! A refresh token is `{family}.{secret}`: every token rotated from one code grant shares its
+//! family, which is stored with the secret of its one live token.
+//!
+//! Invariant: codes and refresh tokens are single-use: a code, or a refresh token's family, is
+//! taken out of its store before the request is checked, and only a successful rotation puts the
+//! family back, with a new live token. So a second use of a code finds nothing, and a second use
+//! of a refresh token either finds nothing or ends its family (RFC 9700 §4.14.2): the tokens
+//! rotated from it are refused too.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,19 +21,26 @@ use super::authorize::pkce_matches;
 use super::clients::{self, Authenticated};
 use super::{
     DevIdp, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE,
-    OAuthError, Params, exchange, random_token, requested_scope, resource_indicator, unix_now,
+    OAuthError, Params, exchange, random_token, requested_scope, resource_indicator, same_secret, unix_now,
 };
 
 pub(super) const ACCESS_TOKEN_LIFETIME_SECS: u64 = 3600;
 const REFRESH_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
 
-/// What a refresh token stands for; each use replaces it with a new one.
+/// What a refresh token stands for; each use replaces it with a new one of the same family.
 pub(super) struct RefreshGrant {
+    family: String,
     client_id: String,
     subject: String,
     resource: Option<String>,
     scope: Vec<String>,
     expires_at: u64,
+}
+
+/// A family's live token (its secret half) and the grant it stands for.
+pub(super) struct RefreshFamily {
+    secret: String,
+    grant: RefreshGrant,
 }
 
 /// The claims of an access token that differ between grants.
@@ -113,6 +127,7 @@ fn authorization_code(idp: &DevIdp, caller: &Authenticated, params: &Params) -> 
         return Err(OAuthError::invalid_target("resource differs from the authorization request"));
     }
     let refresh = RefreshGrant {
+        family: random_token()?,
         client_id: grant.client_id,
         subject: grant.subject,
         resource: grant.resource,
@@ -126,9 +141,20 @@ fn refresh_token(idp: &DevIdp, caller: &Authenticated, params: &Params) -> Resul
     let token = params.require("refresh_token")?;
     let scope = params.get("scope")?;
     let resource = params.get("resource")?;
-    let grant = idp.inner.lock_refresh_tokens().remove(token);
-    let grant =
-        grant.ok_or_else(|| OAuthError::invalid_grant("the refresh token is unknown or was used already"))?;
+    let unknown = || OAuthError::invalid_grant("the refresh token is unknown or was used already");
+    let (family, secret) = token.split_once('.').ok_or_else(unknown)?;
+    let live = idp.inner.lock_refresh_families().remove(family).ok_or_else(unknown)?;
+    if !same_secret(&live.secret, secret) {
+        // A token of a live family that is not its newest: one used already, so two parties
+        // hold the family's tokens. Which one is the legitimate client cannot be told, so the
+        // family stays out of the store, and the newest token dies with it.
+        tracing::warn!(
+            client_id = %caller.client.id,
+            "dev-idp revoked a refresh token family: a refresh token was used a second time"
+        );
+        return Err(OAuthError::invalid_grant("the refresh token was used already; its family is revoked"));
+    }
+    let grant = live.grant;
     if grant.expires_at <= unix_now() {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
@@ -147,7 +173,8 @@ fn refresh_token(idp: &DevIdp, caller: &Authenticated, params: &Params) -> Resul
     user_tokens(idp, caller, refresh, Some(narrowed))
 }
 
-/// An access token for the user of `grant` and a new refresh token standing for `grant`.
+/// An access token for the user of `grant` and a new refresh token standing for `grant`, the live
+/// token of its family from now on.
 fn user_tokens(
     idp: &DevIdp,
     caller: &Authenticated,
@@ -162,11 +189,13 @@ fn user_tokens(
     )?;
     let mut response = bearer(access_token, scope);
     if caller.client.allows(GRANT_REFRESH_TOKEN) {
-        let refresh_token = random_token()?;
+        let secret = random_token()?;
+        // Base64url has no `.`, so the token splits back into its two halves unambiguously.
+        let refresh_token = format!("{}.{secret}", grant.family);
         if let Value::Object(map) = &mut response {
             map.insert("refresh_token".to_owned(), json!(refresh_token));
         }
-        idp.inner.lock_refresh_tokens().insert(refresh_token, grant);
+        idp.inner.lock_refresh_families().insert(grant.family.clone(), RefreshFamily { secret, grant });
     }
     Ok(response)
 }
