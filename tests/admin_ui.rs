@@ -171,11 +171,12 @@ fn administrators_sign_in_with_the_identity_provider_and_need_the_role() {
     );
     let gate = Gate::start_with_auth(&admin, "");
     let base = format!("http://{}", gate.addr);
-    let sign_in = |login: &str| {
-        let run = node.run(&["admin-signin.mjs", &base, &chromium.display().to_string(), login]);
+    let sign_in_at = |login: &str, start: &str| {
+        let run = node.run(&["admin-signin.mjs", &base, &chromium.display().to_string(), login, start]);
         assert_eq!(run.code, Some(0), "{run}\n{}", gate.log_text());
         run.stdout_json()
     };
+    let sign_in = |login: &str| sign_in_at(login, "/admin/login");
 
     let ada = sign_in("ada-admin");
     assert_eq!(ada["url"], format!("{base}/admin"), "{ada}");
@@ -190,4 +191,20 @@ fn administrators_sign_in_with_the_identity_provider_and_need_the_role() {
     assert!(bob["text"].as_str().unwrap().contains("not an administrator"), "{bob}");
     assert!(!bob["cookies"].as_array().unwrap().iter().any(|it| it["name"] == "mcpgate_admin"), "{bob}");
     assert!(gate.log_text().contains("admin signed in"), "the sign-in is audited");
+
+    // A deep link opened signed out leads through the identity provider back to its page; a
+    // `next` elsewhere leads to /admin.
+    let deep = sign_in_at("ada-admin", "/admin/audit");
+    assert_eq!(
+        (&deep["url"], &deep["status"]),
+        (&json!(format!("{base}/admin/audit")), &json!(200)),
+        "{deep}"
+    );
+    assert_eq!(deep["heading"], "Audit log", "{deep}");
+    let foreign = sign_in_at("ada-admin", "/admin/login?next=%2F%2Fevil.example");
+    assert_eq!(
+        (&foreign["url"], &foreign["status"]),
+        (&json!(format!("{base}/admin")), &json!(200)),
+        "{foreign}"
+    );
 }
