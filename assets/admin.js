@@ -203,6 +203,9 @@ function serverPage() {
       warnings.replaceChildren(...op.warnings.map((it) => el("li", it)));
       warnings.hidden = op.warnings.length === 0;
     }
+    const badge = document.getElementById("state");
+    badge.textContent = draft.summary.state;
+    badge.className = `badge state-${draft.summary.state}`;
     document.getElementById("exposed-tokens").textContent = draft.exposed_tokens;
     document.getElementById("n-exposed").textContent = draft.operations.filter((it) => it.exposed).length;
     document.getElementById("unpublished").hidden = !draft.summary.unpublished;
@@ -339,6 +342,12 @@ function reimportForm(base, status) {
     diff.hidden = false;
   });
 }
+
+// A page restored from the back-forward cache would show servers as they were (a server
+// published since still `draft`): show them as they are.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) location.reload();
+});
 
 document.addEventListener("DOMContentLoaded", () => {
   copyButtons();
