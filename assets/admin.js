@@ -71,6 +71,11 @@ function el(tag, text, className) {
   return node;
 }
 
+/** `1 tool`, `2 tools`. */
+function count(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 function say(target, text, kind) {
   target.textContent = text;
   target.dataset.kind = kind ?? "info";
@@ -107,9 +112,39 @@ function copyButtons() {
   }
 }
 
+/** What the servers page says once it is loaded, from the page before (a deletion). */
+const FLASH = "mcpgate-admin-flash";
+
+/** Shows what an import or a restore made of the document: the conversion report. */
+function showReport(target, imported) {
+  const r = imported.report;
+  target.replaceChildren();
+  target.append(el("h3", `Conversion report: ${r.document.title} ${r.document.version}`));
+  target.append(
+    el(
+      "p",
+      `OpenAPI ${r.document.spec_version} (${r.document.format}, ${count(r.document.files, "file")}): ` +
+        `${count(r.operations, "operation")}, ${count(r.tools, "tool")}, ${r.skipped.length} skipped, ` +
+        `${count(r.warnings.length, "warning")}, about ${count(r.tokens.total, "token")} in all.`,
+      "counts",
+    ),
+  );
+  listSection(target, "Skipped", r.skipped, (it) => `${it.operation}: ${it.reason}`);
+  listSection(target, "Warnings", r.warnings, (it) => `${it.operation ?? it.location}: ${it.message}`);
+  const link = el("a", `Open ${imported.slug} to curate and publish →`, "primary-link");
+  link.href = `/admin/servers/${encodeURIComponent(imported.slug)}`;
+  target.append(link);
+  target.hidden = false;
+}
+
 function serversPage() {
   const form = document.getElementById("create");
   if (!form) return;
+  const flash = sessionStorage.getItem(FLASH);
+  if (flash) {
+    sessionStorage.removeItem(FLASH);
+    say(document.getElementById("status"), flash, "ok");
+  }
   const status = form.querySelector(".status");
   const report = document.getElementById("report");
   form.addEventListener("submit", async (event) => {
@@ -123,24 +158,39 @@ function serversPage() {
       return;
     }
     say(status, `Created ${res.data.slug}. Nothing is exposed yet: choose the tools, then publish.`, "ok");
-    const r = res.data.report;
-    report.replaceChildren();
-    report.append(el("h3", `Conversion report: ${r.document.title} ${r.document.version}`));
-    report.append(
-      el(
-        "p",
-        `OpenAPI ${r.document.spec_version} (${r.document.format}, ${r.document.files} file(s)): ` +
-          `${r.operations} operations, ${r.tools} tools, ${r.skipped.length} skipped, ` +
-          `${r.warnings.length} warnings, about ${r.tokens.total} tokens in all.`,
-        "counts",
-      ),
-    );
-    listSection(report, "Skipped", r.skipped, (it) => `${it.operation}: ${it.reason}`);
-    listSection(report, "Warnings", r.warnings, (it) => `${it.operation ?? it.location}: ${it.message}`);
-    const link = el("a", `Open ${res.data.slug} to curate and publish →`, "primary-link");
-    link.href = `/admin/servers/${encodeURIComponent(res.data.slug)}`;
-    report.append(link);
-    report.hidden = false;
+    showReport(report, res.data);
+  });
+  restoreForm();
+}
+
+/** Restores a server from an export file: its JSON goes to the API as it is. */
+function restoreForm() {
+  const form = document.getElementById("restore");
+  const status = form.querySelector(".status");
+  const report = document.getElementById("restore-report");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    report.hidden = true;
+    const file = form.elements.file.files[0];
+    if (!file) {
+      say(status, "Choose an export file first.", "error");
+      return;
+    }
+    let exported;
+    try {
+      exported = JSON.parse(await file.text());
+    } catch {
+      say(status, `${file.name} is not JSON: choose a file exported from a server's page.`, "error");
+      return;
+    }
+    say(status, "Restoring…");
+    const res = await api("POST", "/admin/api/restore", exported);
+    if (!res.ok) {
+      say(status, explain(res), "error");
+      return;
+    }
+    say(status, `Restored ${res.data.slug} as a draft: check it, then publish to serve it.`, "ok");
+    showReport(report, res.data);
   });
 }
 
@@ -203,6 +253,9 @@ function serverPage() {
       warnings.replaceChildren(...op.warnings.map((it) => el("li", it)));
       warnings.hidden = op.warnings.length === 0;
     }
+    const badge = document.getElementById("state");
+    badge.textContent = draft.summary.state;
+    badge.className = `badge state-${draft.summary.state}`;
     document.getElementById("exposed-tokens").textContent = draft.exposed_tokens;
     document.getElementById("n-exposed").textContent = draft.operations.filter((it) => it.exposed).length;
     document.getElementById("unpublished").hidden = !draft.summary.unpublished;
@@ -252,7 +305,7 @@ function serverPage() {
     const chosen = selected.length ? selected : candidates;
     if (!chosen.length) return;
     const changes = chosen.map((row) => ({ key: row.dataset.key, exposed }));
-    curate(changes, `${exposed ? "Exposed" : "Hid"} ${changes.length} operations.`);
+    curate(changes, `${exposed ? "Exposed" : "Hid"} ${count(changes.length, "operation")}.`);
   }
   document.getElementById("expose-shown").addEventListener("click", () => bulk(true));
   document.getElementById("hide-shown").addEventListener("click", () => bulk(false));
@@ -265,11 +318,35 @@ function serverPage() {
       return;
     }
     await refresh();
-    say(status, `Published: ${res.data.tools} tools are served now; connected clients were told.`, "ok");
+    const served = `${count(res.data.tools, "tool")} ${res.data.tools === 1 ? "is" : "are"} served now`;
+    say(status, `Published: ${served}; connected clients were told.`, "ok");
   });
 
   settingsForm(base, status);
   reimportForm(base, status);
+  deleteDialog(slug, base);
+}
+
+/** Delete, once confirmed, then back to the list (absent from a read-only server's page). */
+function deleteDialog(slug, base) {
+  const dialog = document.getElementById("confirm-delete");
+  if (!dialog) return;
+  const status = dialog.querySelector(".status");
+  document.getElementById("delete").addEventListener("click", () => {
+    say(status, "");
+    dialog.showModal();
+  });
+  document.getElementById("delete-cancel").addEventListener("click", () => dialog.close());
+  document.getElementById("delete-confirm").addEventListener("click", async () => {
+    say(status, "Deleting…");
+    const res = await api("DELETE", base);
+    if (!res.ok) {
+      say(status, explain(res), "error");
+      return;
+    }
+    sessionStorage.setItem(FLASH, `Deleted ${slug}: it is no longer served.`);
+    location.assign("/admin");
+  });
 }
 
 function settingsForm(base, status) {
@@ -339,6 +416,12 @@ function reimportForm(base, status) {
     diff.hidden = false;
   });
 }
+
+// A page restored from the back-forward cache would show servers as they were (a server
+// published since still `draft`): show them as they are.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) location.reload();
+});
 
 document.addEventListener("DOMContentLoaded", () => {
   copyButtons();

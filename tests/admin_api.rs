@@ -746,8 +746,21 @@ async fn create_curate_configure_publish_and_call() {
     }
     assert_eq!(entries[0]["detail"], "2 tools");
     assert_eq!(entries[1]["detail"], "settings and credentials");
-    assert!(entries[4]["detail"].as_str().unwrap().contains("listPets, getPet, deletePet"), "{}", entries[4]);
+    // The curation says what changed (`deletePet` was hidden already).
+    assert_eq!(
+        entries[4]["detail"],
+        "exposed listPets, getPet; renamed getPet to fetch_pet; changed the description of listPets; \
+         changed the hints of getPet; changed the scopes of listPets"
+    );
+    assert_eq!(entries[5]["detail"], "4 operations, 4 tools; +0 -0 ~0");
     assert_eq!(api.get("/audit?limit=2").await.json["entries"].as_array().unwrap().len(), 2);
+    let undo = json!([{"key": "listPets", "exposed": false}, {"key": "getPet", "curated": {}}]);
+    app.ok(Method::PATCH, "/servers/pets/operations", undo).await;
+    let entry = &api.get("/audit?limit=1").await.json["entries"][0];
+    assert_eq!(
+        entry["detail"],
+        "renamed getPet back to its generated name; changed the hints of getPet; hid listPets"
+    );
     assert!(*api.scanned.lock().unwrap() > 15);
 }
 

@@ -92,6 +92,15 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
     // Signing in, and the list.
     assert_eq!(seen["unsignedStatus"], 303, "{context}");
     assert_eq!(seen["unsignedLocation"], "/admin/login", "{context}");
+    assert_eq!(seen["deepLinkLocation"], "/admin/login?next=%2Fadmin%2Fservers%2Fpetstore", "{context}");
+    assert_eq!(seen["deepLinkLanded"], "/admin/servers/petstore", "{context}");
+    assert!(seen["deepLinkHeading"].as_str().unwrap().starts_with("petstore"), "{context}");
+    let home = format!("{base}/admin");
+    assert_eq!(
+        seen["foreignNextLanded"],
+        json!({"//evil.example": home, "https://evil.example": home, "/\\evil.example": home}),
+        "{context}"
+    );
     assert_eq!(strings(&seen["listed"]), ["petstore", "train-travel"], "{context}");
 
     // The upload and its report.
@@ -106,6 +115,12 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
     assert_eq!(seen["shownForGetPet"], 4, "GET operations matching `pet`: {context}");
     assert_eq!(strings(&seen["shownExposed"]), ["findPetsByStatus", "getPetById"], "{context}");
     assert!(seen["exposedTokens"].as_u64().unwrap() > 0, "{context}");
+
+    // The first publish shows at once: the badge, and the list gone back to.
+    assert_eq!(seen["stateBeforePublish"], "draft", "{context}");
+    assert_eq!(seen["stateAfterPublish"], "live", "{context}");
+    assert_eq!(seen["stateClassAfterPublish"], "badge state-live", "{context}");
+    assert_eq!(seen["listStateAfterPublish"], "live", "{context}");
 
     // The client sees what was published, and hears of the change.
     assert_eq!(seen["listChangedCapability"], true, "{context}");
@@ -130,6 +145,7 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
     assert_eq!(seen["readOnlyNotice"], true, "{context}");
     assert_eq!(seen["readOnlyPublishDisabled"], true, "{context}");
     assert_eq!(seen["readOnlyPatch"], 403, "{context}");
+    assert_eq!(seen["readOnlyExportOrDelete"], 0, "no export or delete for it: {context}");
 
     let shop = seen["listedAfter"].as_array().unwrap().iter().find(|it| it["slug"] == "shop").cloned();
     let shop =
@@ -145,6 +161,49 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
     for action in ["configure shop", "import shop", "curate shop"] {
         assert!(audit.iter().any(|it| it == action), "no {action} in {audit:?}");
     }
+    // Each curation says what it changed, newest first.
+    assert_eq!(
+        strings(&seen["curateDetails"]),
+        [
+            "renamed getPetById to fetchPet; changed the description of getPetById",
+            "no change",
+            "exposed findPetsByStatus",
+            "exposed getPetById",
+        ],
+        "{context}"
+    );
+
+    // Export: a JSON download whose secret is sealed.
+    assert_eq!(seen["exportName"], "shop.mcpgate.json", "{context}");
+    assert_eq!(seen["exportSlug"], "shop", "{context}");
+    assert_eq!(seen["exportExpose"], json!(["findPetsByStatus", "getPetById"]), "{context}");
+    assert_eq!(seen["exportHasDocument"], true, "{context}");
+    assert_eq!(seen["exportShowsSecret"], false, "the export has the secret in clear: {context}");
+    let credentials = &seen["exportCredentials"];
+    assert_eq!((&credentials["mode"], &credentials["scheme"]), (&json!("static"), &json!("bearer")));
+    let sealed = credentials["value"].as_str().unwrap_or_default();
+    assert!(sealed.starts_with("mcpgate-sealed:"), "the secret leaves sealed: {credentials}");
+    // Delete: confirmed, then the list without it.
+    assert_eq!((&seen["deleteAsked"], &seen["deleteCancelled"]), (&json!(true), &json!(true)), "{context}");
+    assert_eq!(seen["deletedStatus"], "Deleted shop: it is no longer served.", "{context}");
+    assert_eq!(strings(&seen["listedAfterDelete"]), ["petstore", "train-travel"], "{context}");
+    assert_eq!(seen["deletedPage"], 404, "{context}");
+    // Restore: back from the export as a draft, curation and all.
+    assert_eq!(
+        seen["restoreStatus"], "Restored shop as a draft: check it, then publish to serve it.",
+        "{context}"
+    );
+    let report = seen["restoreReport"].as_str().unwrap();
+    assert!(report.contains("19 operations, 19 tools, 0 skipped"), "{report}");
+    assert_eq!(seen["restoredState"], "draft", "{context}");
+    assert_eq!(strings(&seen["restoredExposed"]), ["fetchPet", "findPetsByStatus"], "{context}");
+    let restored = seen["restoredRow"].as_str().unwrap();
+    assert!(restored.contains("draft") && restored.contains("unpublished"), "{restored}");
+    assert_eq!(
+        strings(&seen["auditAfterRestore"]),
+        ["restore shop", "delete shop", "export shop"],
+        "{context}"
+    );
 
     for name in ["admin-servers.png", "admin-server.png", "admin-audit.png"] {
         let bytes = std::fs::read(shots_dir.join(name)).unwrap();
@@ -171,11 +230,12 @@ fn administrators_sign_in_with_the_identity_provider_and_need_the_role() {
     );
     let gate = Gate::start_with_auth(&admin, "");
     let base = format!("http://{}", gate.addr);
-    let sign_in = |login: &str| {
-        let run = node.run(&["admin-signin.mjs", &base, &chromium.display().to_string(), login]);
+    let sign_in_at = |login: &str, start: &str| {
+        let run = node.run(&["admin-signin.mjs", &base, &chromium.display().to_string(), login, start]);
         assert_eq!(run.code, Some(0), "{run}\n{}", gate.log_text());
         run.stdout_json()
     };
+    let sign_in = |login: &str| sign_in_at(login, "/admin/login");
 
     let ada = sign_in("ada-admin");
     assert_eq!(ada["url"], format!("{base}/admin"), "{ada}");
@@ -190,4 +250,20 @@ fn administrators_sign_in_with_the_identity_provider_and_need_the_role() {
     assert!(bob["text"].as_str().unwrap().contains("not an administrator"), "{bob}");
     assert!(!bob["cookies"].as_array().unwrap().iter().any(|it| it["name"] == "mcpgate_admin"), "{bob}");
     assert!(gate.log_text().contains("admin signed in"), "the sign-in is audited");
+
+    // A deep link opened signed out leads through the identity provider back to its page; a
+    // `next` elsewhere leads to /admin.
+    let deep = sign_in_at("ada-admin", "/admin/audit");
+    assert_eq!(
+        (&deep["url"], &deep["status"]),
+        (&json!(format!("{base}/admin/audit")), &json!(200)),
+        "{deep}"
+    );
+    assert_eq!(deep["heading"], "Audit log", "{deep}");
+    let foreign = sign_in_at("ada-admin", "/admin/login?next=%2F%2Fevil.example");
+    assert_eq!(
+        (&foreign["url"], &foreign["status"]),
+        (&json!(format!("{base}/admin")), &json!(200)),
+        "{foreign}"
+    );
 }

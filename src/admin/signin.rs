@@ -1,11 +1,16 @@
 //! Signing administrators in to the UI: OpenID Connect authorization code with PKCE against the
 //! configured identity provider, admitting users whose ID token lists the required role or
 //! group; under `serve --dev`, the development user, at once.
+//!
+//! A sign-in may say where to go next (`/admin/login?next=/admin/servers/pets`): only a path under
+//! `/admin` is followed, anything else leads to `/admin`, so that no link to mcpgate can send a
+//! browser elsewhere after signing in (an open redirect). Through the identity provider, the path
+//! rides in the `state`, after the random part that is checked.
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -22,6 +27,10 @@ use crate::secrets::Secret;
 
 /// A token response with an ID token listing many groups is some kilobytes; this is ample.
 const MAX_TOKEN_RESPONSE_BYTES: u64 = 1024 * 1024;
+/// Where a sign-in leads unless it says otherwise.
+const HOME: &str = "/admin";
+/// The longest `next` followed; a page's path and query are far shorter.
+const MAX_NEXT_BYTES: usize = 2048;
 
 pub struct SignIn {
     /// `serve --dev`: this user is an administrator without signing in anywhere.
@@ -82,10 +91,65 @@ pub fn router() -> Router<AdminState> {
         .route("/admin/logout", post(logout))
 }
 
-async fn login(State(state): State<AdminState>) -> Response {
+/// Where to sign in on the way to `path` (a page's path and query), so that the sign-in leads
+/// back there.
+pub fn login_path(path: &str) -> String {
+    match local_next(path) {
+        Some(next) if next != HOME => {
+            let query =
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("next", next).finish();
+            format!("/admin/login?{query}")
+        }
+        _ => "/admin/login".to_owned(),
+    }
+}
+
+/// `next` when it is a path under `/admin` that every browser reads as one: printable ASCII
+/// without `//`, `\` or dot segments (`..`, `%2e%2e`).
+fn local_next(next: &str) -> Option<&str> {
+    let under_admin = next == HOME
+        || next.strip_prefix(HOME).is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'));
+    let dots = |segment: &str| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        !segment.is_empty() && segment.bytes().all(|it| it == b'.')
+    };
+    let plain = next.len() <= MAX_NEXT_BYTES
+        && next.bytes().all(|it| it.is_ascii_graphic() && it != b'\\')
+        && !next.contains("//")
+        && !next.split(['/', '?', '#', '&', '=']).any(dots);
+    (under_admin && plain).then_some(next)
+}
+
+/// The `next` of a sign-in's query, if it may be followed.
+fn next_of(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    let (_, next) = url::form_urlencoded::parse(query.as_bytes()).find(|(name, _)| name == "next")?;
+    local_next(&next).map(str::to_owned)
+}
+
+/// The OpenID Connect `state` of a sign-in: its random part, and `next` after a `.` (the random
+/// part is unpadded base64url, which has none).
+fn carry(state: &str, next: Option<&str>) -> String {
+    match next {
+        Some(next) => format!("{state}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next)),
+        None => state.to_owned(),
+    }
+}
+
+/// The random part of a returned `state`, and the `next` it carries if that may be followed.
+fn carried(returned: &str) -> (&str, Option<String>) {
+    let Some((state, next)) = returned.split_once('.') else { return (returned, None) };
+    let next = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(next).ok();
+    let next = next.and_then(|it| String::from_utf8(it).ok());
+    (state, next.filter(|it| local_next(it).is_some()))
+}
+
+async fn login(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Response {
+    let next = next_of(query.as_deref());
     if let Some(user) = &state.signin.dev_user {
+        let to = next.as_deref().unwrap_or(HOME);
         return match state.access.sign_in(user) {
-            Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/admin")).into_response(),
+            Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response(),
             Err(err) => refused(StatusCode::INTERNAL_SERVER_ERROR, &err),
         };
     }
@@ -104,7 +168,7 @@ async fn login(State(state): State<AdminState>) -> Response {
         .append_pair("client_id", &oidc.settings.client_id)
         .append_pair("redirect_uri", &oidc.redirect_uri)
         .append_pair("scope", "openid profile")
-        .append_pair("state", &login.state)
+        .append_pair("state", &carry(&login.state, next.as_deref()))
         .append_pair("nonce", &login.nonce)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
@@ -143,6 +207,7 @@ async fn callback(
     let (Some(code), Some(returned)) = (callback.code, callback.state) else {
         return refused(StatusCode::BAD_REQUEST, "the callback lacks `code` or `state`");
     };
+    let (returned, next) = carried(&returned);
     if aws_lc_rs::constant_time::verify_slices_are_equal(returned.as_bytes(), login.state.as_bytes()).is_err()
     {
         return refused(StatusCode::BAD_REQUEST, "the sign-in state does not match: start again");
@@ -154,7 +219,7 @@ async fn callback(
     match state.access.sign_in(&name) {
         Ok(cookie) => {
             tracing::info!(target: "mcpgate::audit", actor = %name, action = "sign-in", "admin signed in");
-            let mut response = Redirect::to("/admin").into_response();
+            let mut response = Redirect::to(next.as_deref().unwrap_or(HOME)).into_response();
             for cookie in [cookie, state.access.end_login()] {
                 if let Ok(value) = cookie.parse() {
                     response.headers_mut().append(header::SET_COOKIE, value);
@@ -274,6 +339,69 @@ mod tests {
              [admin.oidc]\nissuer = \"{issuer}\"\nclient_id = \"mcpgate-admin\"\nrequired_role = \"admin\""
         );
         Config::parse(&text, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_sign_in_leads_only_to_paths_under_admin() {
+        for good in
+            ["/admin", "/admin/servers/pets", "/admin/audit", "/admin?x=1", "/admin/servers/a-b?q=%2F%2F"]
+        {
+            assert_eq!(local_next(good), Some(good), "{good}");
+        }
+        let bad = [
+            "//evil.example",
+            "https://evil.example",
+            "https://evil.example/admin",
+            "/\\evil.example",
+            "/admin\\evil.example",
+            "/admin//evil.example",
+            "/admin/../evil",
+            "/admin/./x",
+            "/administrator",
+            "/adminx",
+            "admin",
+            "",
+            "/admin/servers/a b",
+            "/admin/\r\nSet-Cookie:x",
+            "/admin/%2e%2E/evil",
+            "/admin/.%2e",
+            "/admin/é",
+            "javascript:alert(1)",
+        ];
+        for bad in bad {
+            assert_eq!(local_next(bad), None, "{bad}");
+        }
+        assert_eq!(local_next(&format!("/admin/{}", "a".repeat(MAX_NEXT_BYTES))), None);
+        assert_eq!(next_of(Some("next=%2F%2Fevil.example")), None);
+        assert_eq!(next_of(Some("next=https%3A%2F%2Fevil.example")), None);
+        assert_eq!(next_of(Some("next=%2Fadmin%2Fservers%2Fpets")).as_deref(), Some("/admin/servers/pets"));
+        assert_eq!(next_of(Some("x=1")), None);
+        assert_eq!(next_of(None), None);
+    }
+
+    #[test]
+    fn the_login_path_carries_the_page() {
+        assert_eq!(login_path("/admin"), "/admin/login");
+        assert_eq!(login_path("/admin/servers/pets"), "/admin/login?next=%2Fadmin%2Fservers%2Fpets");
+        assert_eq!(login_path("/admin/audit?limit=5"), "/admin/login?next=%2Fadmin%2Faudit%3Flimit%3D5");
+        assert_eq!(login_path("/admin//evil.example"), "/admin/login");
+        assert_eq!(
+            next_of(Some(&login_path("/admin/audit?limit=5")[13..])).as_deref(),
+            Some("/admin/audit?limit=5")
+        );
+    }
+
+    #[test]
+    fn the_state_carries_the_page_through_the_identity_provider() {
+        assert_eq!(carried(&carry("r4nd0m", None)), ("r4nd0m", None));
+        let state = carry("r4nd0m", Some("/admin/servers/pets"));
+        assert_eq!(carried(&state), ("r4nd0m", Some("/admin/servers/pets".to_owned())));
+        // A `next` put in the state elsewhere is not followed.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        for forged in ["//evil.example", "https://evil.example"] {
+            assert_eq!(carried(&format!("r4nd0m.{}", b64.encode(forged))), ("r4nd0m", None));
+        }
+        assert_eq!(carried("r4nd0m.%%%"), ("r4nd0m", None));
     }
 
     #[tokio::test]

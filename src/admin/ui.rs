@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -65,9 +65,10 @@ fn templates() -> Result<Handlebars<'static>, String> {
 async fn servers(
     State(state): State<AdminState>,
     Extension(templates): Extension<Templates>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    let Some(admin) = state.access.admin(&headers) else { return sign_in(&uri) };
     let servers = match state.workspace.list() {
         Ok(it) => it,
         Err(err) => return failure(&templates, &admin, &err.to_string()),
@@ -83,9 +84,10 @@ async fn server(
     State(state): State<AdminState>,
     Extension(templates): Extension<Templates>,
     Path(slug): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    let Some(admin) = state.access.admin(&headers) else { return sign_in(&uri) };
     match state.workspace.draft(&slug) {
         Ok(draft) => render(&templates, "server", &server_context(&admin, &draft)),
         Err(err) => {
@@ -100,9 +102,10 @@ async fn server(
 async fn audit(
     State(state): State<AdminState>,
     Extension(templates): Extension<Templates>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    let Some(admin) = state.access.admin(&headers) else { return sign_in(&uri) };
     let entries = match state.workspace.audit_log(AUDIT_PAGE) {
         Ok(it) => it,
         Err(err) => return failure(&templates, &admin, &err.to_string()),
@@ -281,8 +284,10 @@ fn failure(templates: &Handlebars<'static>, admin: &Admin, message: &str) -> Res
     response
 }
 
-fn sign_in() -> Response {
-    Redirect::to("/admin/login").into_response()
+/// To sign in, and then back to the page asked for.
+fn sign_in(uri: &Uri) -> Response {
+    let page = uri.path_and_query().map_or(uri.path(), |it| it.as_str());
+    Redirect::to(&super::signin::login_path(page)).into_response()
 }
 
 /// `2026-11-01 12:00:00 UTC`.

@@ -25,6 +25,10 @@ use crate::tools::{self, Report, ToolSpec};
 
 /// Above this estimate a tool's definition is flagged as costly for a model's context.
 const LARGE_TOOL_TOKENS: usize = 2_000;
+/// How many changes a curation's audit entry names; it counts the rest.
+const AUDIT_CHANGES: usize = 20;
+/// The longest operation key or tool name an audit entry quotes whole.
+const AUDIT_NAME_CHARS: usize = 80;
 
 #[derive(Clone)]
 pub struct Workspace {
@@ -247,9 +251,9 @@ impl Workspace {
         let settings = settings.validated(self.hosting.config().auth.mode)?;
         self.save(Stage::Draft, &settings, bytes.to_vec())?;
         let detail = format!(
-            "{} operations, {} tools; +{} -{} ~{}",
-            generated.report.operations,
-            generated.report.tools,
+            "{}, {}; +{} -{} ~{}",
+            count(generated.report.operations, "operation"),
+            count(generated.report.tools, "tool"),
             diff.added.len(),
             diff.removed.len(),
             diff.changed.len()
@@ -315,10 +319,12 @@ impl Workspace {
         }
         let spec = parse(&settings, &document)?;
         let keys: Vec<String> = spec.operations.iter().map(|it| it.key()).collect();
+        let before = settings.clone();
         let mut exposed: BTreeSet<String> = settings
             .expose
             .clone()
             .map_or_else(|| keys.iter().cloned().collect(), |it| it.into_iter().collect());
+        let exposed_before = exposed.clone();
         for change in changes {
             if !keys.contains(&change.key) {
                 return Err(Error::Invalid(format!("no operation `{}` in the document", change.key)));
@@ -378,13 +384,11 @@ impl Workspace {
             }
         }
         self.save(Stage::Draft, &settings, document)?;
-        let keys: Vec<&str> = changes.iter().map(|it| it.key.as_str()).take(20).collect();
-        self.audit(
-            actor,
-            "curate",
-            Some(slug),
-            &format!("{} operations: {}", changes.len(), keys.join(", ")),
-        );
+        let mut seen = BTreeSet::new();
+        let changed: Vec<&str> =
+            changes.iter().map(|it| it.key.as_str()).filter(|it| seen.insert(*it)).collect();
+        let detail = curation_detail(&changed, (&before, &exposed_before), (&settings, &exposed));
+        self.audit(actor, "curate", Some(slug), &detail);
         Ok(())
     }
 
@@ -424,7 +428,7 @@ impl Workspace {
         self.hosting.publish(settings, spec).map_err(Error::Invalid)?;
         self.store.publish(slug)?;
         let tools = self.hosting.get(slug).map_or(0, |it| it.host.current().catalog.tools.len());
-        self.audit(actor, "publish", Some(slug), &format!("{tools} tools"));
+        self.audit(actor, "publish", Some(slug), &count(tools, "tool"));
         Ok(tools)
     }
 
@@ -518,6 +522,89 @@ impl Workspace {
             tracing::error!(%err, "audit entry not stored");
         }
     }
+}
+
+/// What a curation changed, for the audit log: `exposed getPet, listPets; renamed getPet to
+/// fetch_pet; hid deletePet`, in the order of the changed operations `keys`, each side given as
+/// its settings and exposed operations. Names the first [`AUDIT_CHANGES`] changes and counts the
+/// rest, so that one request changing every operation of a large document stays one short line.
+fn curation_detail(
+    keys: &[&str],
+    before: (&ServerSettings, &BTreeSet<String>),
+    after: (&ServerSettings, &BTreeSet<String>),
+) -> String {
+    let none = ToolOverride::default();
+    let (mut exposed, mut renamed, mut described, mut hinted, mut scoped, mut hidden) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for key in keys {
+        let shown = clip(key);
+        let (was, is) = (before.1.contains(*key), after.1.contains(*key));
+        let old = before.0.tools.get(*key).unwrap_or(&none);
+        let new = after.0.tools.get(*key).unwrap_or(&none);
+        if !was && is {
+            exposed.push(shown.clone());
+        }
+        if old.name != new.name {
+            renamed.push(match &new.name {
+                Some(name) => format!("{shown} to {}", clip(name)),
+                None => format!("{shown} back to its generated name"),
+            });
+        }
+        if old.description != new.description {
+            described.push(shown.clone());
+        }
+        if old.annotations != new.annotations {
+            hinted.push(shown.clone());
+        }
+        if before.0.tool_scopes.get(*key) != after.0.tool_scopes.get(*key) {
+            scoped.push(shown.clone());
+        }
+        if was && !is {
+            hidden.push(shown);
+        }
+    }
+    // In this order: what is added, what is changed, what is hidden.
+    let kinds = [
+        ("exposed", exposed),
+        ("renamed", renamed),
+        ("changed the description of", described),
+        ("changed the hints of", hinted),
+        ("changed the scopes of", scoped),
+        ("hid", hidden),
+    ];
+    let total: usize = kinds.iter().map(|(_, items)| items.len()).sum();
+    if total == 0 {
+        return "no change".to_owned();
+    }
+    let mut room = AUDIT_CHANGES;
+    let mut parts = Vec::new();
+    for (verb, items) in &kinds {
+        let named: Vec<&str> = items.iter().take(room).map(String::as_str).collect();
+        if !named.is_empty() {
+            parts.push(format!("{verb} {}", named.join(", ")));
+            room -= named.len();
+        }
+    }
+    let rest = total - (AUDIT_CHANGES - room);
+    if rest > 0 {
+        let noun = if rest == 1 { "change" } else { "changes" };
+        parts.push(format!("and {rest} more {noun}"));
+    }
+    parts.join("; ")
+}
+
+/// An operation key or tool name as the audit log quotes it: its first [`AUDIT_NAME_CHARS`]
+/// characters, and `…` when it has more.
+fn clip(name: &str) -> String {
+    match name.char_indices().nth(AUDIT_NAME_CHARS) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_owned(),
+    }
+}
+
+/// `1 tool`, `2 tools`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// The stored document of a server as a model.
@@ -636,4 +723,81 @@ fn merge_credentials(current: &CredentialsConfig, change: Value) -> Result<Crede
         .map_err(|err| Error::Invalid(format!("credentials: {err}")))?;
     merged.keep_secrets_from(current, |field| !change.contains_key(field));
     Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ServerSettings {
+        ServerSettings::new(Slug::parse("pets").unwrap(), "pets.yaml".to_owned())
+    }
+
+    fn set(keys: &[&str]) -> BTreeSet<String> {
+        keys.iter().map(|it| (*it).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_curation_entry_says_what_changed() {
+        let before = settings();
+        let mut after = settings();
+        after.tools.insert(
+            "getPet".to_owned(),
+            ToolOverride { name: Some("fetch_pet".to_owned()), ..ToolOverride::default() },
+        );
+        after.tools.insert(
+            "listPets".to_owned(),
+            ToolOverride { description: Some("All.".to_owned()), ..ToolOverride::default() },
+        );
+        after.tool_scopes.insert("listPets".to_owned(), vec!["pets:read".to_owned()]);
+        let keys = ["getPet", "listPets", "deletePet", "createPet"];
+        let detail = curation_detail(
+            &keys,
+            (&before, &set(&["deletePet", "createPet"])),
+            (&after, &set(&["getPet", "listPets", "createPet"])),
+        );
+        assert_eq!(
+            detail,
+            "exposed getPet, listPets; renamed getPet to fetch_pet; changed the description of listPets; \
+             changed the scopes of listPets; hid deletePet"
+        );
+        // Back again: the name is the generated one, the rest as it was.
+        let detail = curation_detail(
+            &keys,
+            (&after, &set(&["getPet", "listPets", "createPet"])),
+            (&before, &set(&["deletePet", "createPet"])),
+        );
+        assert_eq!(
+            detail,
+            "exposed deletePet; renamed getPet back to its generated name; changed the description of \
+             listPets; changed the scopes of listPets; hid getPet, listPets"
+        );
+        let same =
+            curation_detail(&["createPet"], (&before, &set(&["createPet"])), (&before, &set(&["createPet"])));
+        assert_eq!(same, "no change");
+    }
+
+    #[test]
+    fn the_curation_entry_stays_short() {
+        let keys: Vec<String> = (0..25).map(|it| format!("op{it:02}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let (none, all) = (set(&[]), set(&keys));
+        let detail = curation_detail(&keys, (&settings(), &none), (&settings(), &all));
+        let named: Vec<&str> = keys[..20].to_vec();
+        assert_eq!(detail, format!("exposed {}; and 5 more changes", named.join(", ")));
+        let detail = curation_detail(&keys[..21], (&settings(), &none), (&settings(), &all));
+        assert!(detail.ends_with("op19; and 1 more change"), "{detail}");
+        let long = "GET /".to_owned() + &"a".repeat(500);
+        let detail = curation_detail(&[&long], (&settings(), &none), (&settings(), &set(&[&long])));
+        assert_eq!(detail.chars().count(), "exposed ".len() + AUDIT_NAME_CHARS + 1, "{detail}");
+        assert!(detail.ends_with("a…"), "{detail}");
+    }
+
+    #[test]
+    fn counts_are_singular_or_plural() {
+        assert_eq!(
+            (count(0, "tool"), count(1, "tool"), count(2, "tool")),
+            ("0 tools".to_owned(), "1 tool".to_owned(), "2 tools".to_owned())
+        );
+    }
 }

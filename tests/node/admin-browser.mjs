@@ -9,15 +9,18 @@
 // input and reads the conversion report, searches the operations, exposes getPetById and
 // findPetsByStatus, publishes; the MCP client connects and lists the tools; the browser renames
 // getPetById and publishes again; the client must hear `notifications/tools/list_changed` and
-// list the new name. It also checks that the JSON API refuses a PATCH without the CSRF token,
-// that a provisioned server is read-only, that the audit log shows the changes, and that no page
-// breaks the Content-Security-Policy. Screenshots: admin-servers.png, admin-server.png,
-// admin-audit.png in SCREENSHOT_DIR.
+// list the new name. It also checks that a deep link opened signed out leads through sign-in back
+// to its page and that a `next` elsewhere leads to /admin, that the state badge turns `live` at the
+// first publish, that the JSON API refuses a PATCH without the CSRF token, that a provisioned
+// server is read-only, that the audit log says what each curation changed, that `shop` can be
+// exported (a download with the secret sealed), deleted and restored from the export as a draft,
+// and that no page breaks the Content-Security-Policy. Screenshots: admin-servers.png,
+// admin-server.png, admin-audit.png in SCREENSHOT_DIR.
 //
 // Prints one JSON object on stdout with what it saw; exit status 0, or 1 with the reason on
 // stderr.
 
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -28,6 +31,8 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const REDIRECT_URL = "http://127.0.0.1:1/callback";
+/** The backend secret set in the settings form; no page or export may show it. */
+const SECRET = "s3cret-for-the-backend";
 const STEP_TIMEOUT = 15_000;
 
 function check(condition, message) {
@@ -156,11 +161,35 @@ async function main([base, document, shots, executablePath]) {
       }
     });
     page.on("pageerror", (err) => summary.problems.push(`page error: ${err.message}`));
+    // The browser reaches mcpgate only: a redirect elsewhere would fail here, not leave.
+    await context.route(
+      (url) => url.origin !== base,
+      (route) => route.abort(),
+    );
 
     // Without a session, the UI sends the browser to sign in.
     const bounce = await page.request.get(`${base}/admin`, { maxRedirects: 0 });
     summary.unsignedStatus = bounce.status();
     summary.unsignedLocation = bounce.headers().location;
+    const deepBounce = await page.request.get(`${base}/admin/servers/petstore`, { maxRedirects: 0 });
+    summary.deepLinkLocation = deepBounce.headers().location;
+
+    // A deep link opened signed out leads through sign-in back to its page.
+    await page.goto(`${base}/admin/servers/petstore`);
+    summary.deepLinkLanded = new URL(page.url()).pathname;
+    summary.deepLinkHeading = (await page.locator("h1").textContent()).trim();
+    // A `next` that leads elsewhere is not followed.
+    summary.foreignNextLanded = {};
+    for (const next of ["//evil.example", "https://evil.example", "/\\evil.example"]) {
+      await context.clearCookies();
+      try {
+        await page.goto(`${base}/admin/login?next=${encodeURIComponent(next)}`);
+        summary.foreignNextLanded[next] = page.url();
+      } catch (err) {
+        summary.foreignNextLanded[next] = `left mcpgate: ${err.message}`;
+      }
+    }
+    await context.clearCookies();
 
     await page.goto(`${base}/admin/login`);
     check(new URL(page.url()).pathname === "/admin", `signed in at ${page.url()}`);
@@ -200,8 +229,17 @@ async function main([base, document, shots, executablePath]) {
       it.map((row) => row.dataset.key).sort(),
     );
     await page.selectOption("#filter-state", "");
+    summary.stateBeforePublish = await page.locator("#state").textContent();
     await page.click("#publish");
     await page.locator("#status", { hasText: "Published: 2 tools" }).waitFor();
+    // The state shows live at once, here and on the list the browser goes back to.
+    summary.stateAfterPublish = await page.locator("#state").textContent();
+    summary.stateClassAfterPublish = await page.locator("#state").getAttribute("class");
+    await page.goBack();
+    const shopRow = page.locator('table.servers tr[data-slug="shop"]');
+    await shopRow.waitFor();
+    summary.listStateAfterPublish = await shopRow.locator('.badge[class*="state-"]').textContent();
+    await page.goto(`${base}/admin/servers/shop`);
 
     // A client connects to the published server.
     session = await mcpSession(`${base}/mcp/shop`);
@@ -235,12 +273,12 @@ async function main([base, document, shots, executablePath]) {
     await page.fill('#settings input[name="timeout_secs"]', "20");
     await page.selectOption('#settings select[name="mode"]', "static");
     await page.selectOption('#settings select[name="scheme"]', "bearer");
-    await page.fill('#settings input[name="value"]', "s3cret-for-the-backend");
+    await page.fill('#settings input[name="value"]', SECRET);
     await page.click('#settings button[type="submit"]');
     await page.locator("#status", { hasText: "Settings saved." }).waitFor();
     await page.reload();
     summary.secretPlaceholder = await page.getAttribute('#settings input[name="value"]', "placeholder");
-    summary.secretShown = (await page.content()).includes("s3cret-for-the-backend");
+    summary.secretShown = (await page.content()).includes(SECRET);
     summary.timeoutShown = await page.inputValue('#settings input[name="timeout_secs"]');
 
     // Re-import the same document: nothing added, removed or changed.
@@ -277,6 +315,7 @@ async function main([base, document, shots, executablePath]) {
     await page.goto(`${base}/admin/servers/petstore`);
     summary.readOnlyNotice = await page.locator(".notice").isVisible();
     summary.readOnlyPublishDisabled = await page.locator("#publish").isDisabled();
+    summary.readOnlyExportOrDelete = await page.locator("#export, #delete").count();
     summary.readOnlyPatch = await page.evaluate(async () => {
       const response = await fetch("/admin/api/servers/petstore/operations", {
         method: "PATCH",
@@ -299,7 +338,57 @@ async function main([base, document, shots, executablePath]) {
     summary.audit = await page.locator("table.audit tbody tr").evaluateAll((rows) =>
       rows.map((it) => [...it.cells].slice(2, 4).map((cell) => cell.innerText.trim()).join(" ")),
     );
+    summary.curateDetails = await page.locator("table.audit tbody tr").evaluateAll((rows) =>
+      rows.filter((it) => it.cells[2].innerText.trim() === "curate").map((it) => it.cells[4].innerText.trim()),
+    );
     await page.screenshot({ path: join(shots, "admin-audit.png"), fullPage: true });
+
+    // Export `shop`: a download of its settings and document, the secret sealed.
+    await page.goto(`${base}/admin/servers/shop`);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export")]);
+    const exportFile = join(profile, download.suggestedFilename());
+    await download.saveAs(exportFile);
+    const exportText = await readFile(exportFile, "utf8");
+    const exported = JSON.parse(exportText);
+    summary.exportName = download.suggestedFilename();
+    summary.exportSlug = exported.settings?.slug;
+    summary.exportExpose = exported.settings?.expose;
+    summary.exportCredentials = exported.settings?.credentials;
+    summary.exportHasDocument = typeof exported.document === "string" && exported.document.includes("openapi");
+    summary.exportShowsSecret = exportText.includes(SECRET);
+
+    // Delete it: asked first, then back to the list, without it.
+    await page.click("#delete");
+    summary.deleteAsked = await page.locator("#confirm-delete").isVisible();
+    await page.click("#delete-cancel");
+    summary.deleteCancelled = !(await page.locator("#confirm-delete").isVisible());
+    await page.click("#delete");
+    await page.click("#delete-confirm");
+    await page.waitForURL(`${base}/admin`);
+    summary.deletedStatus = await page.locator("#status").textContent();
+    summary.listedAfterDelete = await page.locator("table.servers tbody tr[data-slug]").evaluateAll((rows) =>
+      rows.map((it) => it.dataset.slug),
+    );
+    summary.deletedPage = (await page.request.get(`${base}/admin/api/servers/shop`)).status();
+
+    // Restore it from the export: back as a draft, with the report shown as for an import.
+    await page.setInputFiles('#restore input[name="file"]', exportFile);
+    await page.click('#restore button[type="submit"]');
+    await page.locator("#restore-report").waitFor({ state: "visible" });
+    summary.restoreStatus = await page.locator("#restore .status").textContent();
+    summary.restoreReport = await page.locator("#restore-report .counts").textContent();
+    await page.click("#restore-report a.primary-link");
+    await page.waitForURL(`${base}/admin/servers/shop`);
+    summary.restoredState = await page.locator("#state").textContent();
+    summary.restoredExposed = await page.locator("li.operation.exposed").evaluateAll((it) =>
+      it.map((row) => row.querySelector(".tool-name").textContent).sort(),
+    );
+    await page.goto(`${base}/admin`);
+    summary.restoredRow = await page.locator('table.servers tr[data-slug="shop"]').innerText();
+    await page.goto(`${base}/admin/audit`);
+    summary.auditAfterRestore = await page.locator("table.audit tbody tr").evaluateAll((rows) =>
+      rows.slice(0, 3).map((it) => [...it.cells].slice(2, 4).map((cell) => cell.innerText.trim()).join(" ")),
+    );
 
     summary.heardListChangedTotal = session.heard.listChanged;
     process.stdout.write(`${JSON.stringify(summary)}\n`);

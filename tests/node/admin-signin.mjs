@@ -1,8 +1,9 @@
 // Signs in to mcpgate's admin UI in a real browser, run by tests/admin_ui.rs: Playwright drives
-// Debian's Chromium from /admin/login through the identity provider (authorization-server.mjs,
-// whose dev login form takes any login and password, then a consent form) and back.
+// Debian's Chromium from START (default /admin/login; a page of the UI opened signed out leads
+// there) through the identity provider (authorization-server.mjs, whose dev login form takes any
+// login and password, then a consent form) and back.
 //
-//   node admin-signin.mjs BASE_URL CHROMIUM LOGIN
+//   node admin-signin.mjs BASE_URL CHROMIUM LOGIN [START]
 //
 // Prints one JSON object on stdout: the URL the browser ends at, its HTTP status, the page's
 // heading and text, and the names of the cookies mcpgate set. Exit status 0, or 1 with the reason
@@ -16,7 +17,7 @@ import { chromium } from "playwright-core";
 
 const STEP_TIMEOUT = 15_000;
 
-async function main([base, executablePath, login]) {
+async function main([base, executablePath, login, start = "/admin/login"]) {
   const profile = await mkdtemp(join(tmpdir(), "mcpgate-signin-"));
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath,
@@ -34,7 +35,7 @@ async function main([base, executablePath, login]) {
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(STEP_TIMEOUT);
-    await page.goto(`${base}/admin/login`);
+    await page.goto(`${base}${start}`);
     // The identity provider's login form, then its consent form.
     await page.fill('input[name="login"]', login);
     await page.fill('input[name="password"]', "any");
