@@ -89,7 +89,10 @@ async fn server(
 ) -> Response {
     let Some(admin) = state.access.admin(&headers) else { return sign_in(&uri) };
     match state.workspace.draft(&slug) {
-        Ok(draft) => render(&templates, "server", &server_context(&admin, &draft)),
+        Ok(draft) => {
+            let dev = state.workspace.hosting().config().dev.is_some();
+            render(&templates, "server", &server_context(&admin, &draft, dev))
+        }
         Err(err) => {
             let status = super::api::ApiError::from(err).into_response().status();
             let mut response = failure(&templates, &admin, &format!("no server `{slug}` to show"));
@@ -146,7 +149,7 @@ fn page(admin: &Admin, title: &str, section: &str) -> Value {
     })
 }
 
-fn server_context(admin: &Admin, draft: &Draft) -> Value {
+fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
     let mut groups: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for operation in &draft.operations {
         groups.entry(operation.tag.as_str()).or_default().push(operation_context(operation));
@@ -173,6 +176,8 @@ fn server_context(admin: &Admin, draft: &Draft) -> Value {
         "page": page(admin, &format!("{} — server", draft.summary.slug), "servers"),
         "summary": draft.summary,
         "read_only": draft.summary.provisioned,
+        // `serve --dev` declares its samples itself: there is no file to change.
+        "dev_sample": draft.summary.provisioned && dev,
         "exposed_tokens": draft.exposed_tokens,
         "n_operations": draft.operations.len(),
         "n_exposed": draft.operations.iter().filter(|it| it.exposed).count(),
