@@ -143,6 +143,9 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
 
     // A server from the configuration file is read-only.
     assert_eq!(seen["readOnlyNotice"], true, "{context}");
+    // The samples of `serve --dev` are not in a configuration file anyone could change.
+    let notice = seen["readOnlyNoticeText"].as_str().unwrap_or_default();
+    assert!(notice.contains("serve --dev") && !notice.contains("configuration file"), "{notice}");
     assert_eq!(seen["readOnlyPublishDisabled"], true, "{context}");
     assert_eq!(seen["readOnlyPatch"], 403, "{context}");
     assert_eq!(seen["readOnlyExportOrDelete"], 0, "no export or delete for it: {context}");

@@ -314,6 +314,7 @@ async function main([base, document, shots, executablePath]) {
     // A server from the configuration file is read-only.
     await page.goto(`${base}/admin/servers/petstore`);
     summary.readOnlyNotice = await page.locator(".notice").isVisible();
+    summary.readOnlyNoticeText = await page.locator(".notice").textContent();
     summary.readOnlyPublishDisabled = await page.locator("#publish").isDisabled();
     summary.readOnlyExportOrDelete = await page.locator("#export, #delete").count();
     summary.readOnlyPatch = await page.evaluate(async () => {
