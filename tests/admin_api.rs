@@ -846,8 +846,11 @@ async fn export_delete_restore_and_publish_give_the_same_tools() {
     assert_eq!(actions, ["publish", "restore", "delete", "export"]);
 }
 
+/// No administrator can make mcpgate fetch from a private address: that is the operator's choice,
+/// `allow_private_spec_url` in the configuration file, which an export cannot carry in (see
+/// `bad_inputs_answer_a_clear_error_and_change_nothing`). Fetching itself is `tests/fetch.rs`'s.
 #[tokio::test]
-async fn documents_come_from_urls_but_not_from_private_addresses_unless_allowed() {
+async fn documents_from_urls_are_never_fetched_from_private_addresses() {
     let app = TestApp::spawn().await;
     let api = &app.api;
     let base = document_server(vec![("/v1.yaml", PETS_V1), ("/v2.yaml", PETS_V2)]).await;
@@ -860,24 +863,11 @@ async fn documents_come_from_urls_but_not_from_private_addresses_unless_allowed(
     let request = api.admin(Method::POST, "/servers").header(CONTENT_TYPE, content_type).body(body);
     api.refused(request, 400, "which is refused").await;
 
-    // A server whose settings allow it (restored with `allow_private_spec_url`) imports from there.
+    // Nor do new versions of existing servers.
     app.create("pets", PETS_V1).await;
     let request =
         api.admin(Method::POST, "/servers/pets/document").json(&json!({"url": format!("{base}/v2.yaml")}));
     api.refused(request, 400, "non-public address").await;
-    let mut export = api.get("/servers/pets/export").await.json;
-    export["settings"]["allow_private_spec_url"] = json!(true);
-    app.ok(Method::POST, "/restore", export).await;
-    let imported =
-        app.ok(Method::POST, "/servers/pets/document", json!({"url": format!("{base}/v2.yaml")})).await;
-    assert_eq!(imported.json["diff"]["added"], json!(["listPhotos"]));
-    let export = api.get("/servers/pets/export").await.json;
-    assert_eq!(export["settings"]["spec"], format!("{base}/v2.yaml"));
-    assert_eq!(export["document"], PETS_V2);
-
-    // What cannot be fetched is named.
-    let missing = json!({"url": format!("{base}/missing.yaml")});
-    api.refused(api.admin(Method::POST, "/servers/pets/document").json(&missing), 400, "answered 404").await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1006,6 +996,10 @@ async fn bad_inputs_answer_a_clear_error_and_change_nothing() {
     export["settings"]["slug"] = json!("copy");
     api.refused(post("/restore", export.clone()), 400, "credentials: the sealed secret").await;
     export["settings"]["slug"] = json!("pets");
+    // Fetching from private addresses is the operator's choice, made in the configuration file.
+    let mut private = export.clone();
+    private["settings"]["allow_private_spec_url"] = json!(true);
+    api.refused(post("/restore", private), 400, "can be set in the configuration file only").await;
     export["document"] = json!(broken);
     api.refused(post("/restore", export), 400, "invalid YAML").await;
     api.refused(post("/restore", json!({"settings": {}})), 400, "").await;
