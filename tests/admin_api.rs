@@ -1076,6 +1076,24 @@ async fn without_the_token_nothing_is_answered_or_changed() {
     api.refused(wrong(Method::POST, "/servers/pets/document").json(&import), 401, "bootstrap token").await;
 }
 
+/// Without `[admin.oidc]` nobody can sign in to the UI; `/admin`, which the log names at start,
+/// says so and how to change it rather than answering an empty 404.
+#[tokio::test]
+async fn without_sign_in_the_ui_says_how_to_configure_it() {
+    let app = TestApp::spawn().await;
+    let api = &app.api;
+    for path in ["/admin", "/admin/login"] {
+        let page = api.send(api.client.get(format!("{}{path}", api.base))).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.text());
+        let content_type = page.headers[CONTENT_TYPE].to_str().unwrap();
+        assert!(content_type.starts_with("text/html"), "{path}: {content_type}");
+        for part in ["Sign-in is not configured", "[admin.oidc]", "/admin/api", "admin.bootstrap_token"] {
+            assert!(page.text().contains(part), "{path}: no `{part}` in {}", page.text());
+        }
+        assert!(page.headers.get("set-cookie").is_none(), "{path}");
+    }
+}
+
 #[tokio::test]
 async fn servers_declared_in_the_configuration_are_read_only() {
     let app = TestApp::spawn().await;

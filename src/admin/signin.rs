@@ -73,6 +73,11 @@ impl SignIn {
         };
         Ok(SignIn { dev_user, oidc: Some(oidc) })
     }
+
+    /// Whether anyone can sign in to the UI: `[admin.oidc]` is configured, or `serve --dev`.
+    pub fn is_available(&self) -> bool {
+        self.dev_user.is_some() || self.oidc.is_some()
+    }
 }
 
 pub fn router() -> Router<AdminState> {
@@ -89,9 +94,7 @@ async fn login(State(state): State<AdminState>) -> Response {
             Err(err) => refused(StatusCode::INTERNAL_SERVER_ERROR, &err),
         };
     }
-    let Some(oidc) = &state.signin.oidc else {
-        return refused(StatusCode::NOT_FOUND, "sign-in is not configured: set [admin.oidc]");
-    };
+    let Some(oidc) = &state.signin.oidc else { return not_configured() };
     let (login, cookie) = match state.access.begin_login() {
         Ok(it) => it,
         Err(err) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &err),
@@ -228,15 +231,35 @@ async fn logout(State(state): State<AdminState>) -> Response {
     ([(header::SET_COOKIE, state.access.sign_out())], Redirect::to("/admin/login")).into_response()
 }
 
+/// What `/admin` and `/admin/login` answer when nobody can sign in: neither `[admin.oidc]` nor
+/// `serve --dev`. A page rather than a bare 404, since the log names `/admin` at start.
+pub fn not_configured() -> Response {
+    let body = "<p>Nobody can sign in to the admin UI: sign-in is not configured.</p>\
+                <p>To enable it, add an <code>[admin.oidc]</code> section to the configuration file \
+                (<code>issuer</code>, <code>client_id</code>, <code>required_role</code>) and restart \
+                mcpgate. Automation can use the admin API, <code>/admin/api</code>, with the \
+                <code>admin.bootstrap_token</code> of the configuration as a bearer token.</p>";
+    page(StatusCode::OK, "Sign-in is not configured", body)
+}
+
+const SIGN_IN_AGAIN: &str = "<p><a href=\"/admin/login\">Sign in again</a></p>";
+
 /// A plain page saying why the sign-in did not happen.
 fn refused(status: StatusCode, reason: &str) -> Response {
-    let escaped =
-        reason.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    page(status, "Sign-in", &format!("<p>{}</p>{SIGN_IN_AGAIN}", escape(reason)))
+}
+
+/// A plain page: a heading and `body`, HTML its callers have escaped.
+fn page(status: StatusCode, heading: &str, body: &str) -> Response {
     let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in — mcpgate</title></head>\
-         <body><h1>Sign-in</h1><p>{escaped}</p><p><a href=\"/admin/login\">Sign in again</a></p></body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{heading} — mcpgate</title></head>\
+         <body><h1>{heading}</h1>{body}</body></html>"
     );
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[cfg(test)]

@@ -67,7 +67,10 @@ async fn servers(
     Extension(templates): Extension<Templates>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    let admin = match signed_in(&state, &headers) {
+        Ok(admin) => admin,
+        Err(answer) => return *answer,
+    };
     let servers = match state.workspace.list() {
         Ok(it) => it,
         Err(err) => return failure(&templates, &admin, &err.to_string()),
@@ -85,7 +88,10 @@ async fn server(
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    let admin = match signed_in(&state, &headers) {
+        Ok(admin) => admin,
+        Err(answer) => return *answer,
+    };
     match state.workspace.draft(&slug) {
         Ok(draft) => render(&templates, "server", &server_context(&admin, &draft)),
         Err(err) => {
@@ -102,7 +108,10 @@ async fn audit(
     Extension(templates): Extension<Templates>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in() };
+    let admin = match signed_in(&state, &headers) {
+        Ok(admin) => admin,
+        Err(answer) => return *answer,
+    };
     let entries = match state.workspace.audit_log(AUDIT_PAGE) {
         Ok(it) => it,
         Err(err) => return failure(&templates, &admin, &err.to_string()),
@@ -281,8 +290,14 @@ fn failure(templates: &Handlebars<'static>, admin: &Admin, message: &str) -> Res
     response
 }
 
-fn sign_in() -> Response {
-    Redirect::to("/admin/login").into_response()
+/// The administrator a page is for, or what to answer instead: the way to sign in, or that
+/// nobody can.
+fn signed_in(state: &AdminState, headers: &HeaderMap) -> Result<Admin, Box<Response>> {
+    match state.access.admin(headers) {
+        Some(admin) => Ok(admin),
+        None if !state.signin.is_available() => Err(Box::new(super::signin::not_configured())),
+        None => Err(Box::new(Redirect::to("/admin/login").into_response())),
+    }
 }
 
 /// `2026-11-01 12:00:00 UTC`.
