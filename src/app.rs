@@ -2,12 +2,18 @@
 //!
 //! `/mcp/{slug}` hands each request to that hosted server's rmcp service; `/healthz` says the
 //! process runs, `/readyz` that every configured server is provisioned.
+//!
+//! Invariant: every route, whoever adds it (admin, the development identity provider), answers
+//! only requests whose `Host` is one of `http.allowed_hosts` ([`check_host`]), so that a page
+//! served from another name that resolves to mcpgate (DNS rebinding) cannot read it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header, uri::Authority};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::json;
@@ -84,6 +90,57 @@ async fn ready(State(state): State<AppState>) -> Response {
     let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let servers = state.hosting.slugs();
     (status, axum::Json(json!({"servers": servers, "failed": failed}))).into_response()
+}
+
+/// The `Host` values requests may name: `host` or `host:port` entries, an entry without a port
+/// accepting any port (as rmcp reads the same list).
+#[derive(Debug, Clone)]
+struct AcceptedHosts(Arc<[(String, Option<u16>)]>);
+
+impl AcceptedHosts {
+    fn new(entries: &[String]) -> AcceptedHosts {
+        AcceptedHosts(entries.iter().map(|it| authority(it)).collect())
+    }
+
+    fn accept(&self, host: &str) -> bool {
+        let Ok(named) = host.trim().parse::<Authority>() else { return false };
+        let (name, port) = (bare(named.host()), named.port_u16());
+        self.0.iter().any(|(host, only)| *host == name && only.is_none_or(|it| Some(it) == port))
+    }
+}
+
+/// An entry of `http.allowed_hosts`: `example.com`, `example.com:8443`, `::1`, `[::1]:8080`.
+fn authority(entry: &str) -> (String, Option<u16>) {
+    match entry.trim().parse::<Authority>() {
+        Ok(it) => (bare(it.host()), it.port_u16()),
+        // A bare IPv6 address is no authority.
+        Err(_) => (bare(entry.trim()), None),
+    }
+}
+
+fn bare(host: &str) -> String {
+    host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
+}
+
+/// Refuses requests for a host mcpgate does not serve, before any route sees them: a
+/// DNS-rebinding page names its own host, and with it could read `/admin/api` in the browser of
+/// a signed-in administrator (or anyone's, under `serve --dev`).
+async fn check_host(State(hosts): State<AcceptedHosts>, request: Request, next: Next) -> Response {
+    // HTTP/2 names the host in the URI rather than in a `Host` header.
+    let named = match request.headers().get(header::HOST) {
+        Some(value) => value.to_str().ok(),
+        None => request.uri().authority().map(Authority::as_str),
+    };
+    if named.is_some_and(|it| hosts.accept(it)) {
+        return next.run(request).await;
+    }
+    tracing::warn!(
+        host = ?named,
+        path = request.uri().path(),
+        "refused a request for a host not in http.allowed_hosts"
+    );
+    let error = "this host name is not served here (http.allowed_hosts)";
+    (StatusCode::FORBIDDEN, axum::Json(json!({"error": error}))).into_response()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,12 +255,14 @@ pub async fn build(config: &Config) -> Result<App, Error> {
     }
     let dev = config.dev.as_ref().map(|dev| development(config, dev, &hosting)).transpose()?;
     let admin = crate::admin::router(config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
-    let mut router =
-        router(AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes })
-            .merge(admin);
+    let state = AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes };
+    let mut router = router(state).merge(admin);
     if let Some(dev) = dev {
         router = router.merge(dev);
     }
+    // Last, so that it wraps every route above.
+    let hosts = AcceptedHosts::new(&config.http.accepted_hosts());
+    let router = router.layer(middleware::from_fn_with_state(hosts, check_host));
     Ok(App { router, hosting, public_url: config.public_url().to_owned() })
 }
 
@@ -237,4 +296,34 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     build(&config).await?.serve(listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_matched_by_name_and_by_port_when_one_is_given() {
+        let hosts =
+            AcceptedHosts::new(&["MCP.example.com".into(), "::1".into(), "admin.example.com:8443".into()]);
+        for host in ["mcp.example.com", "mcp.example.com:443", "MCP.EXAMPLE.COM", "[::1]:8080", "[::1]"] {
+            assert!(hosts.accept(host), "{host}");
+        }
+        assert!(hosts.accept("admin.example.com:8443"));
+        for host in ["admin.example.com", "admin.example.com:443", "example.com", "mcp.example.com.evil", ""]
+        {
+            assert!(!hosts.accept(host), "{host}");
+        }
+        assert!(!hosts.accept("user@evil.example") && !hosts.accept("mcp.example.com/x"));
+    }
+
+    #[test]
+    fn the_default_hosts_are_the_public_urls_and_the_loopback_names() {
+        let parse =
+            |http: &str| Config::parse(&format!("[http]\n{http}\n[store]\n[auth]\nmode = \"none\""), &[]);
+        let config = parse("public_url = \"https://mcp.example.com/base\"").unwrap();
+        assert_eq!(config.http.accepted_hosts(), ["localhost", "127.0.0.1", "::1", "mcp.example.com"]);
+        let config = parse("allowed_hosts = [\"gate.internal:8080\"]").unwrap();
+        assert_eq!(config.http.accepted_hosts(), ["gate.internal:8080"]);
+    }
 }

@@ -314,6 +314,25 @@ backend_url = "{public}/dev-backend/train-travel"
     }
 }
 
+impl HttpConfig {
+    /// The `Host` values every route accepts (DNS-rebinding protection): `allowed_hosts`, else
+    /// the loopback names and the public URL's host. An entry without a port accepts any port.
+    /// The one computation of it: the router's host check and rmcp's both use it.
+    pub fn accepted_hosts(&self) -> Vec<String> {
+        if !self.allowed_hosts.is_empty() {
+            return self.allowed_hosts.clone();
+        }
+        let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        if let Some(host) = self.public_url.as_ref().and_then(Url::host_str) {
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        hosts
+    }
+}
+
 impl ServerSettings {
     fn resolve_spec_path(&mut self, base: &Path) {
         let is_url = self.spec.starts_with("http://") || self.spec.starts_with("https://");

@@ -1197,5 +1197,16 @@ async fn browser_sessions_need_the_csrf_token_and_mcpgates_origin() {
     let bearer =
         api.anonymous(Method::GET, "/servers").header(AUTHORIZATION, format!("Bearer {BOOTSTRAP_TOKEN}"));
     api.send(bearer).await.assert_error(401, "sign in");
+
+    // A page on another host name that resolves to mcpgate (DNS rebinding) reads nothing, though
+    // `/admin/login` signs anyone in here: not the API, nor the development identity provider.
+    let idp = format!("{base}/dev-idp/.well-known/openid-configuration");
+    assert_eq!(api.client.get(&idp).send().await.unwrap().status(), 200);
+    for url in [idp, format!("{base}/admin/login"), format!("{base}/admin/api/servers")] {
+        let rebound = api.client.get(&url).header("host", "evil.example").header(COOKIE, &cookie);
+        let answer = rebound.send().await.unwrap();
+        assert_eq!(answer.status(), 403, "{url}");
+        assert!(answer.headers().get("set-cookie").is_none(), "{url}");
+    }
     drop(gate);
 }

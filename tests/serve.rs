@@ -463,6 +463,57 @@ async fn foreign_hosts_and_origins_are_refused() {
     assert_eq!(unknown.status(), 404);
 }
 
+/// Every route answers only the hosts mcpgate serves (`http.allowed_hosts`, by default the
+/// public URL's and the loopback names), not only `/mcp/{slug}`: a page served from another name
+/// that resolves to mcpgate (DNS rebinding) reads nothing, the admin API least of all.
+#[tokio::test]
+async fn every_route_answers_only_the_hosts_mcpgate_serves() {
+    let token = "boot-host-check-3f9a";
+    let app = Setup::new()
+        .jwt(&["http://127.0.0.1:9"])
+        .bootstrap_token(token)
+        .server("pets", DOCUMENT, "http://127.0.0.1:9/v1", "")
+        .start()
+        .await;
+    let port = app.addr.port();
+    let mcp = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let requests = |host: &str| {
+        let get = |path: &str| app.http.get(format!("{}{path}", app.base)).header("host", host);
+        [
+            ("/admin/api/servers", get("/admin/api/servers").bearer_auth(token), 200),
+            ("/admin", get("/admin"), 200),
+            ("/.well-known/…/mcp/pets", get("/.well-known/oauth-protected-resource/mcp/pets"), 200),
+            ("/.well-known/…", get("/.well-known/oauth-protected-resource"), 200),
+            ("/healthz", get("/healthz"), 200),
+            ("/readyz", get("/readyz"), 200),
+            ("/nowhere", get("/nowhere"), 404),
+            (
+                "/mcp/pets",
+                app.mcp("pets").send(axum::http::Method::POST, None).header("host", host).json(&mcp),
+                401,
+            ),
+        ]
+    };
+    let served = [format!("127.0.0.1:{port}"), "localhost".to_owned(), format!("[::1]:{port}")];
+    for host in &served {
+        for (path, request, status) in requests(host) {
+            let reply = app.oneshot(request).await;
+            assert_eq!(reply.status.as_u16(), status, "{path} for {host}: {}", reply.text());
+        }
+    }
+    let foreign = ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example", "localhost.", "a b", ""];
+    for host in foreign.map(|it| it.replace("{port}", &port.to_string())) {
+        for (path, request, _) in requests(&host) {
+            let reply = app.oneshot(request).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} for {host:?}: {}", reply.text());
+            assert_eq!(
+                reply.json(),
+                json!({"error": "this host name is not served here (http.allowed_hosts)"})
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn negotiates_each_supported_protocol_version() {
     let app = TestApp::spawn().await;
