@@ -1,7 +1,7 @@
 //! The HTTP application: state, router, and `run` with graceful shutdown.
 //!
 //! `/mcp/{slug}` hands each request to that hosted server's rmcp service; `/healthz` says the
-//! process runs, `/readyz` that every configured server is provisioned.
+//! process runs, `/readyz` that every configured server is provisioned and the store usable.
 //!
 //! Invariant: every route, whoever adds it (admin, the development identity provider), answers
 //! only requests whose `Host` is one of `http.allowed_hosts` ([`check_host`]), so that a page
@@ -29,6 +29,8 @@ use crate::store::Store;
 pub struct AppState {
     pub hosting: Hosting,
     pub max_request_bytes: usize,
+    /// Read by `/readyz`: a store that cannot be used makes mcpgate not ready.
+    pub store: Store,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -80,16 +82,14 @@ async fn root_resource_metadata(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Counts only: anyone may ask, and the reasons name internal URLs and connection errors. They
+/// are in the log (at provisioning) and in the admin API's server list (`failure`).
 async fn ready(State(state): State<AppState>) -> Response {
-    let failed: Vec<_> = state
-        .hosting
-        .failed()
-        .iter()
-        .map(|(slug, reason)| json!({"server": slug, "reason": reason}))
-        .collect();
-    let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let servers = state.hosting.slugs();
-    (status, axum::Json(json!({"servers": servers, "failed": failed}))).into_response()
+    let failed = state.hosting.failed().len();
+    let ready = failed == 0 && state.store.is_usable();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let servers = state.hosting.slugs().len();
+    (status, axum::Json(json!({"ready": ready, "servers": servers, "failed": failed}))).into_response()
 }
 
 /// The `Host` values requests may name: `host` or `host:port` entries, an entry without a port
@@ -255,7 +255,8 @@ pub async fn build(config: &Config) -> Result<App, Error> {
     }
     let dev = config.dev.as_ref().map(|dev| development(config, dev, &hosting)).transpose()?;
     let admin = crate::admin::router(config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
-    let state = AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes };
+    let state =
+        AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes, store };
     let mut router = router(state).merge(admin);
     if let Some(dev) = dev {
         router = router.merge(dev);
@@ -300,6 +301,9 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
     use super::*;
 
     #[test]
@@ -325,5 +329,23 @@ mod tests {
         assert_eq!(config.http.accepted_hosts(), ["localhost", "127.0.0.1", "::1", "mcp.example.com"]);
         let config = parse("allowed_hosts = [\"gate.internal:8080\"]").unwrap();
         assert_eq!(config.http.accepted_hosts(), ["gate.internal:8080"]);
+    }
+
+    #[tokio::test]
+    async fn not_ready_while_the_store_is_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse("[http]\n[store]\n[auth]\nmode = \"none\"", &[]).unwrap();
+        let keyring = Arc::new(crate::secrets::Keyring::configured_or_local(&[], dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let hosting = hosting::provision(&config, &store, keyring, None).await;
+        for (store, status, ready) in [(store, 200, true), (Store::unusable(), 503, false)] {
+            let state = AppState { hosting: hosting.clone(), max_request_bytes: 1024, store };
+            let request = Request::get("/readyz").body(Body::empty()).unwrap();
+            let response = router(state).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status);
+            let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body, json!({"ready": ready, "servers": 0, "failed": 0}));
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! store, and looked up by slug for each request.
 //!
 //! A server whose document cannot be read falls back to the copy kept in the store; one with
-//! neither is left out and reported by `/readyz`, without stopping the others.
+//! neither is left out, counted by `/readyz` and shown with the reason in the admin API, without
+//! stopping the others.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

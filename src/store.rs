@@ -311,6 +311,19 @@ impl Store {
 }
 
 #[cfg(test)]
+impl Store {
+    /// A store whose database could not be opened again after a storage failure, for the tests
+    /// of what reads [`Store::is_usable`].
+    pub(crate) fn unusable() -> Store {
+        let open = Box::new(|| {
+            let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(full)))
+        });
+        Store { inner: Arc::new(Inner { open, db: RwLock::new(None) }) }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -514,6 +514,29 @@ async fn every_route_answers_only_the_hosts_mcpgate_serves() {
     }
 }
 
+/// `/readyz` says whether mcpgate is ready and counts the servers, and nothing more: why a server
+/// failed (an internal URL, a path, a connection error) is for the log and the admin API.
+#[tokio::test]
+async fn readiness_is_counts_and_the_reasons_are_for_administrators() {
+    let token = "boot-readiness-51c2";
+    let broken = "openapi: 3.0.3\ninfo: {title: Broken, version: '1'}\npaths: [\n";
+    let app = Setup::new()
+        .bootstrap_token(token)
+        .server("recorder", DOCUMENT, "http://127.0.0.1:9/v1", "")
+        .server("broken", broken, "http://10.1.2.3:8080/internal", "")
+        .start()
+        .await;
+    let ready = app.oneshot(app.http.get(format!("{}/readyz", app.base))).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json(), json!({"ready": false, "servers": 1, "failed": 1}));
+
+    let list = app.oneshot(app.http.get(format!("{}/admin/api/servers", app.base)).bearer_auth(token)).await;
+    let servers = list.json()["servers"].clone();
+    let broken = servers.as_array().unwrap().iter().find(|it| it["slug"] == "broken").unwrap();
+    let failure = broken["failure"].as_str().unwrap_or_else(|| panic!("no failure: {servers}"));
+    assert!(failure.contains("broken.yaml") && failure.contains("invalid YAML"), "{failure}");
+}
+
 #[tokio::test]
 async fn negotiates_each_supported_protocol_version() {
     let app = TestApp::spawn().await;
