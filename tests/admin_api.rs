@@ -384,6 +384,7 @@ impl Api {
             assert_eq!(header("content-security-policy"), CSP, "{method} {path}");
             assert_eq!(header("x-content-type-options"), "nosniff", "{method} {path}");
             assert_eq!(header("x-frame-options"), "DENY", "{method} {path}");
+            assert_eq!(header("referrer-policy"), "same-origin", "{method} {path}");
             assert_eq!(header("cache-control"), "no-store", "{method} {path}");
         }
         if path.starts_with("/admin/api/") {
@@ -1208,5 +1209,74 @@ async fn browser_sessions_need_the_csrf_token_and_mcpgates_origin() {
         assert_eq!(answer.status(), 403, "{url}");
         assert!(answer.headers().get("set-cookie").is_none(), "{url}");
     }
+    drop(gate);
+}
+
+/// Signing out ends the session for good: its cookie, though validly signed, is refused from
+/// then on. Signing out is a change like any other, so another site cannot do it for the user.
+#[tokio::test]
+async fn signing_out_ends_the_session_and_needs_the_csrf_token() {
+    let gate = tokio::task::spawn_blocking(harness::Gate::start_dev).await.unwrap();
+    let base = format!("http://{}", gate.addr);
+    let api = Api::new(base.clone(), &[]);
+    let sign_in = || async {
+        let login = api.send(api.client.get(format!("{base}/admin/login"))).await;
+        assert_eq!(login.status, 303, "{}", login.text());
+        let set_cookie = login.headers["set-cookie"].to_str().unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let me = api.send(api.anonymous(Method::GET, "/me").header(COOKIE, &cookie)).await;
+        assert_eq!(me.status, 200, "{}", me.text());
+        (cookie, me.json["csrf_token"].as_str().unwrap().to_owned())
+    };
+    let (cookie, csrf) = sign_in().await;
+    let (other_cookie, _) = sign_in().await;
+    let me = |cookie: &str| api.send(api.anonymous(Method::GET, "/me").header(COOKIE, cookie));
+    let logout = |form: String| {
+        api.client
+            .post(format!("{base}/admin/logout"))
+            .header(COOKIE, &cookie)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form)
+    };
+
+    // Refused without the token, with a wrong one, and from another origin: the session goes on.
+    for (request, reason) in [
+        (logout(String::new()), "missing or wrong CSRF token"),
+        (logout("csrf=guess".to_owned()), "missing or wrong CSRF token"),
+        (
+            logout(format!("csrf={csrf}")).header("origin", "http://evil.example"),
+            "cross-origin request refused",
+        ),
+    ] {
+        let answer = api.send(request).await;
+        assert_eq!(answer.status, 403, "{}", answer.text());
+        assert!(answer.text().contains(reason), "{}", answer.text());
+        assert!(answer.headers.get("set-cookie").is_none());
+        assert_eq!(me(&cookie).await.status, 200, "the session still works");
+    }
+
+    // With the token (as the page's form sends it), from mcpgate's own origin: signed out.
+    let answer = api.send(logout(format!("csrf={csrf}")).header("origin", &base)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.text().contains("You are signed out"), "{}", answer.text());
+    let cleared = answer.headers["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("mcpgate_admin=;") && cleared.contains("Max-Age=0"), "{cleared}");
+
+    // The old cookie, kept by whoever copied it, no longer signs anyone in.
+    me(&cookie).await.assert_error(401, "sign in");
+    let create = api
+        .anonymous(Method::POST, "/servers")
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"slug": "pets", "text": PETS_V1}));
+    api.send(create).await.assert_error(401, "sign in");
+    let page = api.send(api.client.get(format!("{base}/admin")).header(COOKIE, &cookie)).await;
+    assert_eq!((page.status, page.headers["location"].to_str().unwrap()), (303, "/admin/login"));
+    // Signing out again changes nothing; the other session goes on, and signing in works.
+    assert_eq!(api.send(logout(format!("csrf={csrf}"))).await.status, 200);
+    assert_eq!(me(&other_cookie).await.status, 200);
+    let (cookie, _) = sign_in().await;
+    assert_eq!(me(&cookie).await.status, 200);
+    assert!(gate.log_text().contains("admin signed out"), "the sign-out is audited");
     drop(gate);
 }

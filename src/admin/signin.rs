@@ -1,10 +1,12 @@
 //! Signing administrators in to the UI: OpenID Connect authorization code with PKCE against the
 //! configured identity provider, admitting users whose ID token lists the required role or
-//! group; under `serve --dev`, the development user, at once.
+//! group; under `serve --dev`, the development user, at once. And signing out, which ends the
+//! session for good (`Access::sign_out`).
 
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -227,8 +229,46 @@ async fn redeem(oidc: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<
     Ok(name.unwrap_or(&claims.subject).to_owned())
 }
 
-async fn logout(State(state): State<AdminState>) -> Response {
-    ([(header::SET_COOKIE, state.access.sign_out())], Redirect::to("/admin/login")).into_response()
+/// Ends the session: a change like any other, so it needs the session's CSRF token (the form's
+/// `csrf` field, or `X-CSRF-Token`) and no foreign `Origin`; another site cannot sign an
+/// administrator out. The session is recorded as ended, so its cookie, wherever a copy of it
+/// is, no longer signs anyone in.
+async fn logout(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -> Response {
+    let admin = match state.access.admin(&headers) {
+        Ok(Some(admin)) => admin,
+        // Nothing to end: an expired or ended session, or none.
+        Ok(None) => return signed_out(&state),
+        Err(err) => {
+            tracing::error!(%err, "admin: store");
+            return refused(StatusCode::SERVICE_UNAVAILABLE, "the store failed; see the log");
+        }
+    };
+    let Some(session) = &admin.session else {
+        return refused(StatusCode::BAD_REQUEST, "the bootstrap token has no session to end");
+    };
+    let form_token = url::form_urlencoded::parse(&body).find(|(name, _)| name == "csrf").map(|(_, it)| it);
+    let header_token = headers.get("x-csrf-token").and_then(|it| it.to_str().ok());
+    let token = form_token.as_deref().or(header_token);
+    if let Err(reason) = super::may_change(&state, &admin, &headers, token) {
+        return refused(StatusCode::FORBIDDEN, &format!("not signed out: {reason}"));
+    }
+    if let Err(err) = state.access.sign_out(session) {
+        tracing::error!(%err, "admin: store");
+        return refused(StatusCode::SERVICE_UNAVAILABLE, "not signed out: the store failed; see the log");
+    }
+    tracing::info!(target: "mcpgate::audit", actor = %admin.name, action = "sign-out", "admin signed out");
+    signed_out(&state)
+}
+
+/// The page after signing out, which also removes the cookie. Not a redirect to the sign-in:
+/// under `serve --dev` that would sign the user in again at once.
+fn signed_out(state: &AdminState) -> Response {
+    let mut response =
+        page(StatusCode::OK, "Signed out", &format!("<p>You are signed out.</p>{SIGN_IN_AGAIN}"));
+    if let Ok(value) = state.access.forget_session().parse() {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// What `/admin` and `/admin/login` answer when nobody can sign in: neither `[admin.oidc]` nor

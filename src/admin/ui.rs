@@ -290,13 +290,18 @@ fn failure(templates: &Handlebars<'static>, admin: &Admin, message: &str) -> Res
     response
 }
 
-/// The administrator a page is for, or what to answer instead: the way to sign in, or that
-/// nobody can.
+/// The administrator a page is for, or what to answer instead: the way to sign in, that nobody
+/// can, or that the session cannot be checked now.
 fn signed_in(state: &AdminState, headers: &HeaderMap) -> Result<Admin, Box<Response>> {
     match state.access.admin(headers) {
-        Some(admin) => Ok(admin),
-        None if !state.signin.is_available() => Err(Box::new(super::signin::not_configured())),
-        None => Err(Box::new(Redirect::to("/admin/login").into_response())),
+        Ok(Some(admin)) => Ok(admin),
+        Ok(None) if !state.signin.is_available() => Err(Box::new(super::signin::not_configured())),
+        Ok(None) => Err(Box::new(Redirect::to("/admin/login").into_response())),
+        Err(err) => {
+            tracing::error!(%err, "admin: store");
+            let answer = (StatusCode::SERVICE_UNAVAILABLE, "the store failed; see the log").into_response();
+            Err(Box::new(answer))
+        }
     }
 }
 
@@ -324,7 +329,7 @@ mod tests {
     #[test]
     fn templates_compile_and_escape() {
         let templates = templates().unwrap();
-        let admin = Admin { name: "<ada>".to_owned(), csrf: Some("t\"k".to_owned()) };
+        let admin = Admin { name: "<ada>".to_owned(), csrf: Some("t\"k".to_owned()), session: None };
         let context = json!({
             "page": page(&admin, "Servers", "servers"),
             "servers": [{
