@@ -3,8 +3,9 @@
 //! [`Workspace`]; `access` says who may, `signin` signs administrators in.
 //!
 //! Invariants: every route but sign-in needs an administrator; every state-changing request from
-//! a browser session carries the session's CSRF token and, when it has an `Origin`, mcpgate's
-//! own; every change is in the audit log.
+//! a browser session, signing out included, carries the session's CSRF token and, when it has an
+//! `Origin`, mcpgate's own; a signed-out session is refused on every route until it expires;
+//! every change is in the audit log.
 
 mod access;
 mod api;
@@ -43,8 +44,12 @@ pub struct AdminState {
 pub async fn router(config: &Config, hosting: Hosting, store: Store) -> Result<Router, String> {
     let public = config.http.public_url.clone().ok_or("no public URL")?;
     let secure = public.scheme() == "https";
-    let access =
-        Access::new(config.admin.bootstrap_token.clone(), config.admin.session_key.as_ref(), secure)?;
+    let access = Access::new(
+        config.admin.bootstrap_token.clone(),
+        config.admin.session_key.as_ref(),
+        secure,
+        store.clone(),
+    )?;
     let signin = signin::SignIn::new(config).await?;
     let state = AdminState {
         workspace: Workspace::new(hosting, store),
@@ -66,27 +71,47 @@ pub async fn router(config: &Config, hosting: Hosting, store: Store) -> Result<R
 /// Refuses requests without an administrator, and browser requests that change state without
 /// the CSRF token or from another origin.
 async fn require_admin(State(state): State<AdminState>, mut request: Request, next: Next) -> Response {
-    let Some(admin) = state.access.admin(request.headers()) else {
-        return api::ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "sign in at /admin/login, or send the bootstrap token",
-        )
-        .into_response();
+    let admin = match state.access.admin(request.headers()) {
+        Ok(Some(admin)) => admin,
+        Ok(None) => {
+            return api::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "sign in at /admin/login, or send the bootstrap token",
+            )
+            .into_response();
+        }
+        Err(err) => return api::ApiError::from(workspace::Error::from(err)).into_response(),
     };
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes && admin.csrf.is_some() {
-        let origin = request.headers().get(header::ORIGIN).and_then(|it| it.to_str().ok());
-        if origin.is_some_and(|it| it != state.origin) {
-            return api::ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
-        }
+    if changes {
         let token = request.headers().get("x-csrf-token").and_then(|it| it.to_str().ok());
-        if !Access::csrf_ok(&admin, token) {
-            return api::ApiError::new(StatusCode::FORBIDDEN, "missing or wrong CSRF token (X-CSRF-Token)")
-                .into_response();
+        if let Err(reason) = may_change(&state, &admin, request.headers(), token) {
+            return api::ApiError::new(StatusCode::FORBIDDEN, reason).into_response();
         }
     }
     request.extensions_mut().insert(admin);
     next.run(request).await
+}
+
+/// Whether `admin` may change state with this request: a browser session only from mcpgate's
+/// own origin (when the browser names one) and with its CSRF token; the bootstrap token always.
+fn may_change(
+    state: &AdminState,
+    admin: &Admin,
+    headers: &axum::http::HeaderMap,
+    csrf_token: Option<&str>,
+) -> Result<(), &'static str> {
+    if admin.csrf.is_none() {
+        return Ok(());
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|it| it.to_str().ok());
+    if origin.is_some_and(|it| it != state.origin) {
+        return Err("cross-origin request refused");
+    }
+    if !Access::csrf_ok(admin, csrf_token) {
+        return Err("missing or wrong CSRF token (X-CSRF-Token)");
+    }
+    Ok(())
 }
 
 /// A strict Content-Security-Policy and friends on every admin response.
@@ -100,7 +125,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
              connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: under it a browser sends `Origin: null` with a form POST (signing
+        // out), which the origin check refuses. Other sites still get no referrer.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),
     ];

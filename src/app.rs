@@ -1,13 +1,19 @@
 //! The HTTP application: state, router, and `run` with graceful shutdown.
 //!
 //! `/mcp/{slug}` hands each request to that hosted server's rmcp service; `/healthz` says the
-//! process runs, `/readyz` that every configured server is provisioned.
+//! process runs, `/readyz` that every configured server is provisioned and the store usable.
+//!
+//! Invariant: every route, whoever adds it (admin, the development identity provider), answers
+//! only requests whose `Host` is one of `http.allowed_hosts` ([`check_host`]), so that a page
+//! served from another name that resolves to mcpgate (DNS rebinding) cannot read it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header, uri::Authority};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::json;
@@ -23,6 +29,8 @@ use crate::store::Store;
 pub struct AppState {
     pub hosting: Hosting,
     pub max_request_bytes: usize,
+    /// Read by `/readyz`: a store that cannot be used makes mcpgate not ready.
+    pub store: Store,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -87,16 +95,70 @@ async fn root_resource_metadata(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Counts only: anyone may ask, and the reasons name internal URLs and connection errors. They
+/// are in the log (at provisioning) and in the admin API's server list (`failure`).
 async fn ready(State(state): State<AppState>) -> Response {
-    let failed: Vec<_> = state
-        .hosting
-        .failed()
-        .iter()
-        .map(|(slug, reason)| json!({"server": slug, "reason": reason}))
-        .collect();
-    let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let servers = state.hosting.slugs();
-    (status, axum::Json(json!({"servers": servers, "failed": failed}))).into_response()
+    let failed = state.hosting.failed().len();
+    let ready = failed == 0 && state.store.is_usable();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let servers = state.hosting.slugs().len();
+    (status, axum::Json(json!({"ready": ready, "servers": servers, "failed": failed}))).into_response()
+}
+
+/// The `Host` values requests may name: `host` or `host:port` entries, an entry without a port
+/// accepting any port (as rmcp reads the same list).
+#[derive(Debug, Clone)]
+struct AcceptedHosts(Arc<[(String, Option<u16>)]>);
+
+impl AcceptedHosts {
+    fn new(entries: &[String]) -> AcceptedHosts {
+        AcceptedHosts(entries.iter().map(|it| authority(it)).collect())
+    }
+
+    fn accept(&self, host: &str) -> bool {
+        let Ok(named) = host.trim().parse::<Authority>() else { return false };
+        let (name, port) = (bare(named.host()), named.port_u16());
+        self.0.iter().any(|(host, only)| *host == name && only.is_none_or(|it| Some(it) == port))
+    }
+}
+
+/// An entry of `http.allowed_hosts`: `example.com`, `example.com:8443`, `::1`, `[::1]:8080`.
+fn authority(entry: &str) -> (String, Option<u16>) {
+    match entry.trim().parse::<Authority>() {
+        Ok(it) => (bare(it.host()), it.port_u16()),
+        // A bare IPv6 address is no authority.
+        Err(_) => (bare(entry.trim()), None),
+    }
+}
+
+fn bare(host: &str) -> String {
+    host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
+}
+
+/// Refuses requests for a host mcpgate does not serve, before any route sees them: a
+/// DNS-rebinding page names its own host, and with it could read `/admin/api` in the browser of
+/// a signed-in administrator (or anyone's, under `serve --dev`).
+async fn check_host(State(hosts): State<AcceptedHosts>, request: Request, next: Next) -> Response {
+    // Health probes come by address (a Kubernetes probe names the pod's IP), and what they read
+    // (up, and counts) is nothing a rebinding page could use.
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return next.run(request).await;
+    }
+    // HTTP/2 names the host in the URI rather than in a `Host` header.
+    let named = match request.headers().get(header::HOST) {
+        Some(value) => value.to_str().ok(),
+        None => request.uri().authority().map(Authority::as_str),
+    };
+    if named.is_some_and(|it| hosts.accept(it)) {
+        return next.run(request).await;
+    }
+    tracing::warn!(
+        host = ?named,
+        path = request.uri().path(),
+        "refused a request for a host not in http.allowed_hosts"
+    );
+    let error = "this host name is not served here (http.allowed_hosts)";
+    (StatusCode::FORBIDDEN, axum::Json(json!({"error": error}))).into_response()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,12 +274,15 @@ pub async fn build(config: &Config) -> Result<App, Error> {
     }
     let dev = config.dev.as_ref().map(|dev| development(config, dev, &hosting)).transpose()?;
     let admin = crate::admin::router(config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
-    let mut router =
-        router(AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes })
-            .merge(admin);
+    let state =
+        AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes, store };
+    let mut router = router(state).merge(admin);
     if let Some(dev) = dev {
         router = router.merge(dev);
     }
+    // Last, so that it wraps every route above.
+    let hosts = AcceptedHosts::new(&config.http.accepted_hosts());
+    let router = router.layer(middleware::from_fn_with_state(hosts, check_host));
     Ok(App { router, hosting, public_url: config.public_url().to_owned() })
 }
 
@@ -251,4 +316,55 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     build(&config).await?.serve(listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[test]
+    fn hosts_are_matched_by_name_and_by_port_when_one_is_given() {
+        let hosts =
+            AcceptedHosts::new(&["MCP.example.com".into(), "::1".into(), "admin.example.com:8443".into()]);
+        for host in ["mcp.example.com", "mcp.example.com:443", "MCP.EXAMPLE.COM", "[::1]:8080", "[::1]"] {
+            assert!(hosts.accept(host), "{host}");
+        }
+        assert!(hosts.accept("admin.example.com:8443"));
+        for host in ["admin.example.com", "admin.example.com:443", "example.com", "mcp.example.com.evil", ""]
+        {
+            assert!(!hosts.accept(host), "{host}");
+        }
+        assert!(!hosts.accept("user@evil.example") && !hosts.accept("mcp.example.com/x"));
+    }
+
+    #[test]
+    fn the_default_hosts_are_the_public_urls_and_the_loopback_names() {
+        let parse =
+            |http: &str| Config::parse(&format!("[http]\n{http}\n[store]\n[auth]\nmode = \"none\""), &[]);
+        let config = parse("public_url = \"https://mcp.example.com/base\"").unwrap();
+        assert_eq!(config.http.accepted_hosts(), ["localhost", "127.0.0.1", "::1", "mcp.example.com"]);
+        let config = parse("allowed_hosts = [\"gate.internal:8080\"]").unwrap();
+        assert_eq!(config.http.accepted_hosts(), ["gate.internal:8080"]);
+    }
+
+    #[tokio::test]
+    async fn not_ready_while_the_store_is_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse("[http]\n[store]\n[auth]\nmode = \"none\"", &[]).unwrap();
+        let keyring = Arc::new(crate::secrets::Keyring::configured_or_local(&[], dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let hosting = hosting::provision(&config, &store, keyring, None).await;
+        for (store, status, ready) in [(store, 200, true), (Store::unusable(), 503, false)] {
+            let state = AppState { hosting: hosting.clone(), max_request_bytes: 1024, store };
+            let request = Request::get("/readyz").body(Body::empty()).unwrap();
+            let response = router(state).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status);
+            let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body, json!({"ready": ready, "servers": 0, "failed": 0}));
+        }
+    }
 }

@@ -84,7 +84,8 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Where the embedded store keeps its file.
+    /// Where the embedded store keeps its file; a relative path is relative to the configuration
+    /// file's folder (as `spec` paths are).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// The keys that seal stored secrets, `[{ id = "2026-11", key = "<base64 of 32 bytes>" }]`:
@@ -211,9 +212,13 @@ impl Config {
         #[allow(clippy::disallowed_methods)] // The one place the environment is read.
         let env: Vec<(String, String)> = std::env::vars().collect();
         let mut config = Config::parse(&text, &env)?;
+        // Relative paths in the file are relative to the file, wherever mcpgate is started.
         let base = path.parent().unwrap_or(Path::new("."));
         for server in &mut config.servers {
             server.resolve_spec_path(base);
+        }
+        if config.store.data_dir.is_relative() {
+            config.store.data_dir = base.join(&config.store.data_dir);
         }
         Ok(config)
     }
@@ -313,6 +318,25 @@ backend_url = "{public}{train_travel}"
     }
 }
 
+impl HttpConfig {
+    /// The `Host` values every route accepts (DNS-rebinding protection): `allowed_hosts`, else
+    /// the loopback names and the public URL's host. An entry without a port accepts any port.
+    /// The one computation of it: the router's host check and rmcp's both use it.
+    pub fn accepted_hosts(&self) -> Vec<String> {
+        if !self.allowed_hosts.is_empty() {
+            return self.allowed_hosts.clone();
+        }
+        let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        if let Some(host) = self.public_url.as_ref().and_then(Url::host_str) {
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        hosts
+    }
+}
+
 impl ServerSettings {
     fn resolve_spec_path(&mut self, base: &Path) {
         let is_url = self.spec.starts_with("http://") || self.spec.starts_with("https://");
@@ -384,6 +408,23 @@ spec = "pets.yaml"
         let server = &config.servers[0];
         assert_eq!((server.timeout_secs.get(), server.max_concurrency.get()), (30, 64));
         assert!(server.expose.is_none() && !server.allow_private_spec_url);
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_configuration_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpgate.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&path).unwrap()
+        };
+        let config = load(&MINIMAL.replace("[store]", "[store]\ndata_dir = \"state/db\""));
+        assert_eq!(config.store.data_dir, dir.path().join("state/db"));
+        assert_eq!(Path::new(&config.servers[0].spec), dir.path().join("pets.yaml"));
+        assert_eq!(load(MINIMAL).store.data_dir, dir.path().join("data"), "the default too");
+        let elsewhere = std::env::temp_dir().join("mcpgate-data");
+        let absolute = format!("[store]\ndata_dir = {:?}", elsewhere.display().to_string());
+        assert_eq!(load(&MINIMAL.replace("[store]", &absolute)).store.data_dir, elsewhere);
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! store, and looked up by slug for each request.
 //!
 //! A server whose document cannot be read falls back to the copy kept in the store; one with
-//! neither is left out and reported by `/readyz`, without stopping the others.
+//! neither is left out, counted by `/readyz` and shown with the reason in the admin API, without
+//! stopping the others.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
-use url::Url;
 
 use crate::auth::{Guard, Resource, Verifier};
 use crate::catalog::{self, Catalog};
@@ -264,13 +264,8 @@ fn guard(
 /// Host and Origin checks (DNS-rebinding protection) and the request size limit.
 fn rmcp_config(config: &Config) -> StreamableHttpServerConfig {
     let public = config.http.public_url.as_ref();
-    let mut hosts = config.http.allowed_hosts.clone();
-    if hosts.is_empty() {
-        hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-        if let Some(host) = public.and_then(Url::host_str) {
-            hosts.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
-        }
-    }
+    // The router checks `Host` on every route already; rmcp checks the same list again.
+    let hosts = config.http.accepted_hosts();
     let mut origins = config.http.allowed_origins.clone();
     if origins.is_empty()
         && let Some(url) = public

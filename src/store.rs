@@ -1,5 +1,6 @@
 //! The embedded store (redb): hosted servers' settings and the documents they were made from,
-//! so that a restart keeps everything even when a document's URL is unreachable.
+//! so that a restart keeps everything even when a document's URL is unreachable; the audit log;
+//! and the admin sessions that were signed out before they expired.
 //!
 //! A leaf: it keeps [`Record`]s, whose settings its callers serialize (with their secrets
 //! sealed), and knows nothing of what they mean.
@@ -22,6 +23,9 @@ const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 const DRAFT_DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("draft_documents");
 /// sequence number → one administrative change, as JSON.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// session id → when that session would have expired, in seconds since the Unix epoch: the
+/// sessions ended before then. Kept until that time only, after which nothing accepts them.
+const REVOKED_SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -152,6 +156,7 @@ impl Store {
             tx.open_table(table).map_err(db_error)?;
         }
         tx.open_table(AUDIT).map_err(db_error)?;
+        tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         *slot = Some(db);
         Ok(())
@@ -293,6 +298,29 @@ impl Store {
         })
     }
 
+    /// Ends the session `id`, which would be valid until `expires` (seconds since the Unix
+    /// epoch), and forgets the sessions ended before that had expired by `now`.
+    pub fn revoke_session(&self, id: &str, expires: u64, now: u64) -> Result<(), Error> {
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            {
+                let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
+                revoked.retain(|_, expires| expires > now).map_err(db_error)?;
+                revoked.insert(id, expires).map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)
+        })
+    }
+
+    /// Whether the session `id` was ended (and has not expired since).
+    pub fn is_session_revoked(&self, id: &str) -> Result<bool, Error> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let revoked = tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
+            Ok(revoked.get(id).map_err(db_error)?.is_some())
+        })
+    }
+
     /// The newest `limit` audit entries, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
         self.run(|db| {
@@ -307,6 +335,19 @@ impl Store {
             }
             Ok(entries)
         })
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// A store whose database could not be opened again after a storage failure, for the tests
+    /// of what reads [`Store::is_usable`].
+    pub(crate) fn unusable() -> Store {
+        let open = Box::new(|| {
+            let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(full)))
+        });
+        Store { inner: Arc::new(Inner { open, db: RwLock::new(None) }) }
     }
 }
 
@@ -444,5 +485,24 @@ mod tests {
         }
         let log = store.audit_log(10).unwrap();
         assert_eq!(log.iter().map(|it| it.action.as_str()).collect::<Vec<_>>(), ["publish", "create"]);
+    }
+
+    #[test]
+    fn revoked_sessions_are_kept_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(!store.is_session_revoked("a").unwrap());
+            store.revoke_session("a", 100, 10).unwrap();
+            store.revoke_session("b", 500, 20).unwrap();
+        }
+        // Across a restart: a configured session key keeps the cookies valid.
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.is_session_revoked("a").unwrap() && store.is_session_revoked("b").unwrap());
+        assert!(!store.is_session_revoked("c").unwrap());
+        // Each revocation drops the records of sessions expired since.
+        store.revoke_session("c", 900, 100).unwrap();
+        assert!(!store.is_session_revoked("a").unwrap(), "expired at 100: its record is dropped");
+        assert!(store.is_session_revoked("b").unwrap() && store.is_session_revoked("c").unwrap());
     }
 }

@@ -384,6 +384,7 @@ impl Api {
             assert_eq!(header("content-security-policy"), CSP, "{method} {path}");
             assert_eq!(header("x-content-type-options"), "nosniff", "{method} {path}");
             assert_eq!(header("x-frame-options"), "DENY", "{method} {path}");
+            assert_eq!(header("referrer-policy"), "same-origin", "{method} {path}");
             assert_eq!(header("cache-control"), "no-store", "{method} {path}");
         }
         if path.starts_with("/admin/api/") {
@@ -859,6 +860,9 @@ async fn export_delete_restore_and_publish_give_the_same_tools() {
     assert_eq!(actions, ["publish", "restore", "delete", "export"]);
 }
 
+/// No administrator can make mcpgate fetch from a private address: that is the operator's choice,
+/// `allow_private_spec_url` in the configuration file, which an export cannot carry in (see
+/// `bad_inputs_answer_a_clear_error_and_change_nothing`). Fetching itself is `tests/fetch.rs`'s.
 #[tokio::test]
 async fn documents_come_from_urls_but_never_from_private_addresses() {
     let app = TestApp::spawn().await;
@@ -1014,6 +1018,10 @@ async fn bad_inputs_answer_a_clear_error_and_change_nothing() {
     export["settings"]["slug"] = json!("copy");
     api.refused(post("/restore", export.clone()), 400, "credentials: the sealed secret").await;
     export["settings"]["slug"] = json!("pets");
+    // Fetching from private addresses is the operator's choice, made in the configuration file.
+    let mut private = export.clone();
+    private["settings"]["allow_private_spec_url"] = json!(true);
+    api.refused(post("/restore", private), 400, "can be set in the configuration file only").await;
     export["document"] = json!(broken);
     api.refused(post("/restore", export), 400, "invalid YAML").await;
     api.refused(post("/restore", json!({"settings": {}})), 400, "").await;
@@ -1088,6 +1096,24 @@ async fn without_the_token_nothing_is_answered_or_changed() {
     api.refused(wrong(Method::POST, "/restore").json(&json!({})), 401, "bootstrap token").await;
     let import = json!({"text": PETS_V2});
     api.refused(wrong(Method::POST, "/servers/pets/document").json(&import), 401, "bootstrap token").await;
+}
+
+/// Without `[admin.oidc]` nobody can sign in to the UI; `/admin`, which the log names at start,
+/// says so and how to change it rather than answering an empty 404.
+#[tokio::test]
+async fn without_sign_in_the_ui_says_how_to_configure_it() {
+    let app = TestApp::spawn().await;
+    let api = &app.api;
+    for path in ["/admin", "/admin/login"] {
+        let page = api.send(api.client.get(format!("{}{path}", api.base))).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.text());
+        let content_type = page.headers[CONTENT_TYPE].to_str().unwrap();
+        assert!(content_type.starts_with("text/html"), "{path}: {content_type}");
+        for part in ["Sign-in is not configured", "[admin.oidc]", "/admin/api", "admin.bootstrap_token"] {
+            assert!(page.text().contains(part), "{path}: no `{part}` in {}", page.text());
+        }
+        assert!(page.headers.get("set-cookie").is_none(), "{path}");
+    }
 }
 
 #[tokio::test]
@@ -1193,5 +1219,85 @@ async fn browser_sessions_need_the_csrf_token_and_mcpgates_origin() {
     let bearer =
         api.anonymous(Method::GET, "/servers").header(AUTHORIZATION, format!("Bearer {BOOTSTRAP_TOKEN}"));
     api.send(bearer).await.assert_error(401, "sign in");
+
+    // A page on another host name that resolves to mcpgate (DNS rebinding) reads nothing, though
+    // `/admin/login` signs anyone in here: not the API, nor the development identity provider.
+    let idp = format!("{base}/dev-idp/.well-known/openid-configuration");
+    assert_eq!(api.client.get(&idp).send().await.unwrap().status(), 200);
+    for url in [idp, format!("{base}/admin/login"), format!("{base}/admin/api/servers")] {
+        let rebound = api.client.get(&url).header("host", "evil.example").header(COOKIE, &cookie);
+        let answer = rebound.send().await.unwrap();
+        assert_eq!(answer.status(), 403, "{url}");
+        assert!(answer.headers().get("set-cookie").is_none(), "{url}");
+    }
+    drop(gate);
+}
+
+/// Signing out ends the session for good: its cookie, though validly signed, is refused from
+/// then on. Signing out is a change like any other, so another site cannot do it for the user.
+#[tokio::test]
+async fn signing_out_ends_the_session_and_needs_the_csrf_token() {
+    let gate = tokio::task::spawn_blocking(harness::Gate::start_dev).await.unwrap();
+    let base = format!("http://{}", gate.addr);
+    let api = Api::new(base.clone(), &[]);
+    let sign_in = || async {
+        let login = api.send(api.client.get(format!("{base}/admin/login"))).await;
+        assert_eq!(login.status, 303, "{}", login.text());
+        let set_cookie = login.headers["set-cookie"].to_str().unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let me = api.send(api.anonymous(Method::GET, "/me").header(COOKIE, &cookie)).await;
+        assert_eq!(me.status, 200, "{}", me.text());
+        (cookie, me.json["csrf_token"].as_str().unwrap().to_owned())
+    };
+    let (cookie, csrf) = sign_in().await;
+    let (other_cookie, _) = sign_in().await;
+    let me = |cookie: &str| api.send(api.anonymous(Method::GET, "/me").header(COOKIE, cookie));
+    let logout = |form: String| {
+        api.client
+            .post(format!("{base}/admin/logout"))
+            .header(COOKIE, &cookie)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form)
+    };
+
+    // Refused without the token, with a wrong one, and from another origin: the session goes on.
+    for (request, reason) in [
+        (logout(String::new()), "missing or wrong CSRF token"),
+        (logout("csrf=guess".to_owned()), "missing or wrong CSRF token"),
+        (
+            logout(format!("csrf={csrf}")).header("origin", "http://evil.example"),
+            "cross-origin request refused",
+        ),
+    ] {
+        let answer = api.send(request).await;
+        assert_eq!(answer.status, 403, "{}", answer.text());
+        assert!(answer.text().contains(reason), "{}", answer.text());
+        assert!(answer.headers.get("set-cookie").is_none());
+        assert_eq!(me(&cookie).await.status, 200, "the session still works");
+    }
+
+    // With the token (as the page's form sends it), from mcpgate's own origin: signed out.
+    let answer = api.send(logout(format!("csrf={csrf}")).header("origin", &base)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.text().contains("You are signed out"), "{}", answer.text());
+    let cleared = answer.headers["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("mcpgate_admin=;") && cleared.contains("Max-Age=0"), "{cleared}");
+
+    // The old cookie, kept by whoever copied it, no longer signs anyone in.
+    me(&cookie).await.assert_error(401, "sign in");
+    let create = api
+        .anonymous(Method::POST, "/servers")
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"slug": "pets", "text": PETS_V1}));
+    api.send(create).await.assert_error(401, "sign in");
+    let page = api.send(api.client.get(format!("{base}/admin")).header(COOKIE, &cookie)).await;
+    assert_eq!((page.status, page.headers["location"].to_str().unwrap()), (303, "/admin/login"));
+    // Signing out again changes nothing; the other session goes on, and signing in works.
+    assert_eq!(api.send(logout(format!("csrf={csrf}"))).await.status, 200);
+    assert_eq!(me(&other_cookie).await.status, 200);
+    let (cookie, _) = sign_in().await;
+    assert_eq!(me(&cookie).await.status, 200);
+    assert!(gate.log_text().contains("admin signed out"), "the sign-out is audited");
     drop(gate);
 }

@@ -208,6 +208,11 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
         "{context}"
     );
 
+    // Signing out with the header's button ends the session for good.
+    assert_eq!(seen["signedOutAt"], "/admin/logout", "{context}");
+    assert_eq!(seen["cookieAfterSignOut"], false, "{context}");
+    assert_eq!(seen["oldSessionStatus"], 401, "the signed-out session still works: {context}");
+
     for name in ["admin-servers.png", "admin-server.png", "admin-audit.png"] {
         let bytes = std::fs::read(shots_dir.join(name)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{name} is not a PNG");

@@ -463,6 +463,85 @@ async fn foreign_hosts_and_origins_are_refused() {
     assert_eq!(unknown.status(), 404);
 }
 
+/// Every route answers only the hosts mcpgate serves (`http.allowed_hosts`, by default the
+/// public URL's and the loopback names), not only `/mcp/{slug}`: a page served from another name
+/// that resolves to mcpgate (DNS rebinding) reads nothing, the admin API least of all.
+#[tokio::test]
+async fn every_route_answers_only_the_hosts_mcpgate_serves() {
+    let token = "boot-host-check-3f9a";
+    let app = Setup::new()
+        .jwt(&["http://127.0.0.1:9"])
+        .bootstrap_token(token)
+        .server("pets", DOCUMENT, "http://127.0.0.1:9/v1", "")
+        .start()
+        .await;
+    let port = app.addr.port();
+    let mcp = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let requests = |host: &str| {
+        let get = |path: &str| app.http.get(format!("{}{path}", app.base)).header("host", host);
+        [
+            ("/admin/api/servers", get("/admin/api/servers").bearer_auth(token), 200),
+            ("/admin", get("/admin"), 200),
+            ("/.well-known/…/mcp/pets", get("/.well-known/oauth-protected-resource/mcp/pets"), 200),
+            ("/.well-known/…", get("/.well-known/oauth-protected-resource"), 200),
+            ("/healthz", get("/healthz"), 200),
+            ("/readyz", get("/readyz"), 200),
+            ("/nowhere", get("/nowhere"), 404),
+            (
+                "/mcp/pets",
+                app.mcp("pets").send(axum::http::Method::POST, None).header("host", host).json(&mcp),
+                401,
+            ),
+        ]
+    };
+    let served = [format!("127.0.0.1:{port}"), "localhost".to_owned(), format!("[::1]:{port}")];
+    for host in &served {
+        for (path, request, status) in requests(host) {
+            let reply = app.oneshot(request).await;
+            assert_eq!(reply.status.as_u16(), status, "{path} for {host}: {}", reply.text());
+        }
+    }
+    let foreign = ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example", "localhost.", "a b", ""];
+    for host in foreign.map(|it| it.replace("{port}", &port.to_string())) {
+        for (path, request, status) in requests(&host) {
+            let reply = app.oneshot(request).await;
+            if matches!(path, "/healthz" | "/readyz") {
+                // Probes come by address; they read nothing a rebinding page could use.
+                assert_eq!(reply.status.as_u16(), status, "{path} for {host:?}: {}", reply.text());
+                continue;
+            }
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} for {host:?}: {}", reply.text());
+            assert_eq!(
+                reply.json(),
+                json!({"error": "this host name is not served here (http.allowed_hosts)"})
+            );
+        }
+    }
+}
+
+/// `/readyz` says whether mcpgate is ready and counts the servers, and nothing more: why a server
+/// failed (an internal URL, a path, a connection error) is for the log and the admin API.
+#[tokio::test]
+async fn readiness_is_counts_and_the_reasons_are_for_administrators() {
+    let token = "boot-readiness-51c2";
+    let broken = "openapi: 3.0.3\ninfo: {title: Broken, version: '1'}\npaths: [\n";
+    let app = Setup::new()
+        .bootstrap_token(token)
+        .server("recorder", DOCUMENT, "http://127.0.0.1:9/v1", "")
+        .server("broken", broken, "http://10.1.2.3:8080/internal", "")
+        .start()
+        .await;
+    let ready = app.oneshot(app.http.get(format!("{}/readyz", app.base))).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json(), json!({"ready": false, "servers": 1, "failed": 1}));
+
+    let list = app.oneshot(app.http.get(format!("{}/admin/api/servers", app.base)).bearer_auth(token)).await;
+    let servers = list.json()["servers"].clone();
+    let broken = servers.as_array().unwrap().iter().find(|it| it["slug"] == "broken").unwrap();
+    let failure = broken["failure"].as_str().unwrap_or_else(|| panic!("no failure: {servers}"));
+    assert!(failure.contains("broken.yaml") && failure.contains("invalid YAML"), "{failure}");
+}
+
 #[tokio::test]
 async fn negotiates_each_supported_protocol_version() {
     let app = TestApp::spawn().await;

@@ -3,6 +3,10 @@
 //! else a key made at start, so that a restart signs everyone out), `HttpOnly`, `SameSite=Lax`,
 //! `Secure` behind https, and carry a CSRF token that every state-changing request from a browser
 //! must echo.
+//!
+//! Invariant: a session that was signed out is refused until it expires, though its cookie is
+//! still validly signed: each session has an id, and signing out records it in the store, which
+//! every check of a session reads (and every mcpgate sharing the store).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::secrets::Secret;
+use crate::store::{self, Store};
 
 pub const SESSION_COOKIE: &str = "mcpgate_admin";
 /// Holds the state of a sign-in in progress (state, PKCE verifier, nonce).
@@ -24,6 +29,8 @@ pub struct Access {
     key: hmac::Key,
     bootstrap: Option<Secret>,
     secure: bool,
+    /// Where signed-out sessions are recorded.
+    store: Store,
 }
 
 /// An authenticated administrator.
@@ -33,10 +40,21 @@ pub struct Admin {
     /// The session's CSRF token; `None` for the bootstrap token, which no browser sends on its
     /// own.
     pub csrf: Option<String>,
+    /// The session, to sign out of; `None` for the bootstrap token.
+    pub session: Option<SessionId>,
+}
+
+/// Which session an administrator's is, and until when it is valid.
+#[derive(Debug, Clone)]
+pub struct SessionId {
+    id: String,
+    expires: u64,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Session {
+    /// Random; what signing out records. Cookies made before sessions had one are refused.
+    sid: String,
     sub: String,
     exp: u64,
     csrf: String,
@@ -58,6 +76,7 @@ impl Access {
         bootstrap: Option<Secret>,
         session_key: Option<&Secret>,
         secure: bool,
+        store: Store,
     ) -> Result<Access, String> {
         let key = match session_key {
             Some(secret) => {
@@ -70,19 +89,29 @@ impl Access {
             None => hmac::Key::generate(hmac::HMAC_SHA256, &rand::SystemRandom::new())
                 .map_err(|_| "cannot make the session key".to_owned())?,
         };
-        Ok(Access { key, bootstrap, secure })
+        Ok(Access { key, bootstrap, secure, store })
     }
 
-    /// The administrator a request comes from, if any.
-    pub fn admin(&self, headers: &HeaderMap) -> Option<Admin> {
+    /// The administrator a request comes from, if any; an error when the store cannot say
+    /// whether the session was signed out.
+    pub fn admin(&self, headers: &HeaderMap) -> Result<Option<Admin>, store::Error> {
         if let Some(token) = bearer(headers) {
-            let expected = self.bootstrap.as_ref()?.expose()?;
-            return constant_time::verify_slices_are_equal(token.as_bytes(), expected.as_bytes())
+            let Some(expected) = self.bootstrap.as_ref().and_then(Secret::expose) else { return Ok(None) };
+            return Ok(constant_time::verify_slices_are_equal(token.as_bytes(), expected.as_bytes())
                 .ok()
-                .map(|_| Admin { name: "bootstrap-token".to_owned(), csrf: None });
+                .map(|_| Admin { name: "bootstrap-token".to_owned(), csrf: None, session: None }));
         }
-        let session: Session = self.open(cookie(headers, SESSION_COOKIE)?)?;
-        Some(Admin { name: session.sub, csrf: Some(session.csrf) })
+        let Some(session) = cookie(headers, SESSION_COOKIE).and_then(|it| self.open::<Session>(it)) else {
+            return Ok(None);
+        };
+        if self.store.is_session_revoked(&session.sid)? {
+            return Ok(None);
+        }
+        Ok(Some(Admin {
+            name: session.sub,
+            csrf: Some(session.csrf),
+            session: Some(SessionId { id: session.sid, expires: session.exp }),
+        }))
     }
 
     /// Whether a state-changing request from `admin` carries the right CSRF token.
@@ -98,11 +127,22 @@ impl Access {
 
     /// The `Set-Cookie` value that signs `name` in.
     pub fn sign_in(&self, name: &str) -> Result<String, String> {
-        let session = Session { sub: name.to_owned(), exp: now() + SESSION_SECS, csrf: random_token()? };
+        let session = Session {
+            sid: random_token()?,
+            sub: name.to_owned(),
+            exp: now() + SESSION_SECS,
+            csrf: random_token()?,
+        };
         Ok(self.cookie(SESSION_COOKIE, &self.seal(&session)?, SESSION_SECS))
     }
 
-    pub fn sign_out(&self) -> String {
+    /// Ends `session` for good, wherever its cookie is presented.
+    pub fn sign_out(&self, session: &SessionId) -> Result<(), store::Error> {
+        self.store.revoke_session(&session.id, session.expires, now())
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie from the browser.
+    pub fn forget_session(&self) -> String {
         self.cookie(SESSION_COOKIE, "", 0)
     }
 
@@ -196,6 +236,13 @@ mod tests {
 
     use super::*;
 
+    /// A store of its own in a folder that lives as long as the test.
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
     fn with_cookie(set_cookie: &str) -> HeaderMap {
         let pair = set_cookie.split(';').next().unwrap();
         let mut headers = HeaderMap::new();
@@ -205,37 +252,56 @@ mod tests {
 
     #[test]
     fn sessions_are_signed_and_carry_a_csrf_token() {
-        let access = Access::new(None, None, true).unwrap();
+        let (_dir, store) = store();
+        let access = Access::new(None, None, true, store.clone()).unwrap();
         let cookie = access.sign_in("ada").unwrap();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"));
-        let admin = access.admin(&with_cookie(&cookie)).unwrap();
+        let admin = access.admin(&with_cookie(&cookie)).unwrap().unwrap();
         assert_eq!(admin.name, "ada");
         let csrf = admin.csrf.clone().unwrap();
         assert!(Access::csrf_ok(&admin, Some(&csrf)));
         assert!(!Access::csrf_ok(&admin, Some("guess")) && !Access::csrf_ok(&admin, None));
         // Another process's key, or a changed payload, is not accepted.
-        assert!(Access::new(None, None, true).unwrap().admin(&with_cookie(&cookie)).is_none());
+        let other = Access::new(None, None, true, store.clone()).unwrap();
+        assert!(other.admin(&with_cookie(&cookie)).unwrap().is_none());
         // A configured key signs alike in every process (restarts, replicas).
         let key = Secret::new("k".repeat(32));
-        let shared = Access::new(None, Some(&key), true).unwrap().sign_in("ada").unwrap();
-        let replica = Access::new(None, Some(&key), true).unwrap();
-        assert_eq!(replica.admin(&with_cookie(&shared)).map(|it| it.name).as_deref(), Some("ada"));
-        assert!(Access::new(None, Some(&Secret::new("short")), true).is_err());
+        let shared = Access::new(None, Some(&key), true, store.clone()).unwrap().sign_in("ada").unwrap();
+        let replica = Access::new(None, Some(&key), true, store.clone()).unwrap();
+        let name = replica.admin(&with_cookie(&shared)).unwrap().map(|it| it.name);
+        assert_eq!(name.as_deref(), Some("ada"));
+        assert!(Access::new(None, Some(&Secret::new("short")), true, store).is_err());
         let forged = cookie.replacen("mcpgate_admin=", "mcpgate_admin=e30", 1);
-        assert!(access.admin(&with_cookie(&forged)).is_none());
+        assert!(access.admin(&with_cookie(&forged)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_signed_out_session_is_refused_everywhere_though_its_cookie_is_valid() {
+        let (_dir, store) = store();
+        let key = Secret::new("k".repeat(32));
+        let access = Access::new(None, Some(&key), false, store.clone()).unwrap();
+        let replica = Access::new(None, Some(&key), false, store).unwrap();
+        let (kept, ended) = (access.sign_in("ada").unwrap(), access.sign_in("ada").unwrap());
+        let admin = access.admin(&with_cookie(&ended)).unwrap().unwrap();
+        access.sign_out(admin.session.as_ref().unwrap()).unwrap();
+        assert!(access.admin(&with_cookie(&ended)).unwrap().is_none());
+        assert!(replica.admin(&with_cookie(&ended)).unwrap().is_none(), "the store is shared");
+        assert!(access.admin(&with_cookie(&kept)).unwrap().is_some(), "another session goes on");
+        assert!(access.forget_session().contains("Max-Age=0"));
     }
 
     #[test]
     fn the_bootstrap_token_is_for_automation() {
-        let access = Access::new(Some(Secret::new("boot")), None, false).unwrap();
+        let (_dir, store) = store();
+        let access = Access::new(Some(Secret::new("boot")), None, false, store.clone()).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer boot"));
-        let admin = access.admin(&headers).unwrap();
-        assert!(admin.csrf.is_none() && Access::csrf_ok(&admin, None));
+        let admin = access.admin(&headers).unwrap().unwrap();
+        assert!(admin.csrf.is_none() && admin.session.is_none() && Access::csrf_ok(&admin, None));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
-        assert!(access.admin(&headers).is_none());
-        let closed = Access::new(None, None, false).unwrap();
+        assert!(access.admin(&headers).unwrap().is_none());
+        let closed = Access::new(None, None, false, store).unwrap();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer boot"));
-        assert!(closed.admin(&headers).is_none());
+        assert!(closed.admin(&headers).unwrap().is_none());
     }
 }

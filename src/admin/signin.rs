@@ -1,6 +1,7 @@
 //! Signing administrators in to the UI: OpenID Connect authorization code with PKCE against the
 //! configured identity provider, admitting users whose ID token lists the required role or
-//! group; under `serve --dev`, the development user, at once.
+//! group; under `serve --dev`, the development user, at once. And signing out, which ends the
+//! session for good (`Access::sign_out`).
 //!
 //! A sign-in may say where to go next (`/admin/login?next=/admin/servers/pets`): only a path under
 //! `/admin` is followed, anything else leads to `/admin`, so that no link to mcpgate can send a
@@ -10,6 +11,7 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -82,6 +84,11 @@ impl SignIn {
         };
         Ok(SignIn { dev_user, oidc: Some(oidc) })
     }
+
+    /// Whether anyone can sign in to the UI: `[admin.oidc]` is configured, or `serve --dev`.
+    pub fn is_available(&self) -> bool {
+        self.dev_user.is_some() || self.oidc.is_some()
+    }
 }
 
 pub fn router() -> Router<AdminState> {
@@ -153,9 +160,7 @@ async fn login(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Re
             Err(err) => refused(StatusCode::INTERNAL_SERVER_ERROR, &err),
         };
     }
-    let Some(oidc) = &state.signin.oidc else {
-        return refused(StatusCode::NOT_FOUND, "sign-in is not configured: set [admin.oidc]");
-    };
+    let Some(oidc) = &state.signin.oidc else { return not_configured() };
     let (login, cookie) = match state.access.begin_login() {
         Ok(it) => it,
         Err(err) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &err),
@@ -289,19 +294,77 @@ async fn redeem(oidc: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<
     Ok(name.unwrap_or(&claims.subject).to_owned())
 }
 
-async fn logout(State(state): State<AdminState>) -> Response {
-    ([(header::SET_COOKIE, state.access.sign_out())], Redirect::to("/admin/login")).into_response()
+/// Ends the session: a change like any other, so it needs the session's CSRF token (the form's
+/// `csrf` field, or `X-CSRF-Token`) and no foreign `Origin`; another site cannot sign an
+/// administrator out. The session is recorded as ended, so its cookie, wherever a copy of it
+/// is, no longer signs anyone in.
+async fn logout(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -> Response {
+    let admin = match state.access.admin(&headers) {
+        Ok(Some(admin)) => admin,
+        // Nothing to end: an expired or ended session, or none.
+        Ok(None) => return signed_out(&state),
+        Err(err) => {
+            tracing::error!(%err, "admin: store");
+            return refused(StatusCode::SERVICE_UNAVAILABLE, "the store failed; see the log");
+        }
+    };
+    let Some(session) = &admin.session else {
+        return refused(StatusCode::BAD_REQUEST, "the bootstrap token has no session to end");
+    };
+    let form_token = url::form_urlencoded::parse(&body).find(|(name, _)| name == "csrf").map(|(_, it)| it);
+    let header_token = headers.get("x-csrf-token").and_then(|it| it.to_str().ok());
+    let token = form_token.as_deref().or(header_token);
+    if let Err(reason) = super::may_change(&state, &admin, &headers, token) {
+        return refused(StatusCode::FORBIDDEN, &format!("not signed out: {reason}"));
+    }
+    if let Err(err) = state.access.sign_out(session) {
+        tracing::error!(%err, "admin: store");
+        return refused(StatusCode::SERVICE_UNAVAILABLE, "not signed out: the store failed; see the log");
+    }
+    tracing::info!(target: "mcpgate::audit", actor = %admin.name, action = "sign-out", "admin signed out");
+    signed_out(&state)
 }
+
+/// The page after signing out, which also removes the cookie. Not a redirect to the sign-in:
+/// under `serve --dev` that would sign the user in again at once.
+fn signed_out(state: &AdminState) -> Response {
+    let mut response =
+        page(StatusCode::OK, "Signed out", &format!("<p>You are signed out.</p>{SIGN_IN_AGAIN}"));
+    if let Ok(value) = state.access.forget_session().parse() {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// What `/admin` and `/admin/login` answer when nobody can sign in: neither `[admin.oidc]` nor
+/// `serve --dev`. A page rather than a bare 404, since the log names `/admin` at start.
+pub fn not_configured() -> Response {
+    let body = "<p>Nobody can sign in to the admin UI: sign-in is not configured.</p>\
+                <p>To enable it, add an <code>[admin.oidc]</code> section to the configuration file \
+                (<code>issuer</code>, <code>client_id</code>, <code>required_role</code>) and restart \
+                mcpgate. Automation can use the admin API, <code>/admin/api</code>, with the \
+                <code>admin.bootstrap_token</code> of the configuration as a bearer token.</p>";
+    page(StatusCode::OK, "Sign-in is not configured", body)
+}
+
+const SIGN_IN_AGAIN: &str = "<p><a href=\"/admin/login\">Sign in again</a></p>";
 
 /// A plain page saying why the sign-in did not happen.
 fn refused(status: StatusCode, reason: &str) -> Response {
-    let escaped =
-        reason.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    page(status, "Sign-in", &format!("<p>{}</p>{SIGN_IN_AGAIN}", escape(reason)))
+}
+
+/// A plain page: a heading and `body`, HTML its callers have escaped.
+fn page(status: StatusCode, heading: &str, body: &str) -> Response {
     let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in — mcpgate</title></head>\
-         <body><h1>Sign-in</h1><p>{escaped}</p><p><a href=\"/admin/login\">Sign in again</a></p></body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{heading} — mcpgate</title></head>\
+         <body><h1>{heading}</h1>{body}</body></html>"
     );
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[cfg(test)]

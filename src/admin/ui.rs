@@ -68,7 +68,10 @@ async fn servers(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in(&uri) };
+    let admin = match signed_in(&state, &headers, &uri) {
+        Ok(admin) => admin,
+        Err(answer) => return *answer,
+    };
     let servers = match state.workspace.list() {
         Ok(it) => it,
         Err(err) => return failure(&templates, &admin, &err.to_string()),
@@ -87,7 +90,10 @@ async fn server(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in(&uri) };
+    let admin = match signed_in(&state, &headers, &uri) {
+        Ok(admin) => admin,
+        Err(answer) => return *answer,
+    };
     match state.workspace.draft(&slug) {
         Ok(draft) => {
             let dev = state.workspace.hosting().config().dev.is_some();
@@ -108,7 +114,10 @@ async fn audit(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = state.access.admin(&headers) else { return sign_in(&uri) };
+    let admin = match signed_in(&state, &headers, &uri) {
+        Ok(admin) => admin,
+        Err(answer) => return *answer,
+    };
     let entries = match state.workspace.audit_log(AUDIT_PAGE) {
         Ok(it) => it,
         Err(err) => return failure(&templates, &admin, &err.to_string()),
@@ -289,10 +298,22 @@ fn failure(templates: &Handlebars<'static>, admin: &Admin, message: &str) -> Res
     response
 }
 
-/// To sign in, and then back to the page asked for.
-fn sign_in(uri: &Uri) -> Response {
-    let page = uri.path_and_query().map_or(uri.path(), |it| it.as_str());
-    Redirect::to(&super::signin::login_path(page)).into_response()
+/// The administrator a page is for, or what to answer instead: the way to sign in (and then
+/// back to this page), that nobody can, or that the session cannot be checked now.
+fn signed_in(state: &AdminState, headers: &HeaderMap, uri: &Uri) -> Result<Admin, Box<Response>> {
+    match state.access.admin(headers) {
+        Ok(Some(admin)) => Ok(admin),
+        Ok(None) if !state.signin.is_available() => Err(Box::new(super::signin::not_configured())),
+        Ok(None) => {
+            let page = uri.path_and_query().map_or(uri.path(), |it| it.as_str());
+            Err(Box::new(Redirect::to(&super::signin::login_path(page)).into_response()))
+        }
+        Err(err) => {
+            tracing::error!(%err, "admin: store");
+            let answer = (StatusCode::SERVICE_UNAVAILABLE, "the store failed; see the log").into_response();
+            Err(Box::new(answer))
+        }
+    }
 }
 
 /// `2026-11-01 12:00:00 UTC`.
@@ -319,7 +340,7 @@ mod tests {
     #[test]
     fn templates_compile_and_escape() {
         let templates = templates().unwrap();
-        let admin = Admin { name: "<ada>".to_owned(), csrf: Some("t\"k".to_owned()) };
+        let admin = Admin { name: "<ada>".to_owned(), csrf: Some("t\"k".to_owned()), session: None };
         let context = json!({
             "page": page(&admin, "Servers", "servers"),
             "servers": [{

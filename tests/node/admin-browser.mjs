@@ -14,7 +14,8 @@
 // first publish, that the JSON API refuses a PATCH without the CSRF token, that a provisioned
 // server is read-only, that the audit log says what each curation changed, that `shop` can be
 // exported (a download with the secret sealed), deleted and restored from the export as a draft,
-// and that no page breaks the Content-Security-Policy. Screenshots: admin-servers.png,
+// that no page breaks the Content-Security-Policy, and that signing out with the header's button
+// ends the session (its cookie, presented again, is refused). Screenshots: admin-servers.png,
 // admin-server.png, admin-audit.png in SCREENSHOT_DIR.
 //
 // Prints one JSON object on stdout with what it saw; exit status 0, or 1 with the reason on
@@ -390,6 +391,20 @@ async function main([base, document, shots, executablePath]) {
     summary.auditAfterRestore = await page.locator("table.audit tbody tr").evaluateAll((rows) =>
       rows.slice(0, 3).map((it) => [...it.cells].slice(2, 4).map((cell) => cell.innerText.trim()).join(" ")),
     );
+
+    // Sign out with the header's button (a form carrying the CSRF token): the browser forgets
+    // the cookie, and a copy of it kept elsewhere no longer signs anyone in.
+    const sessionCookie = (await context.cookies()).find((it) => it.name === "mcpgate_admin");
+    check(sessionCookie, "no session cookie before signing out");
+    await page.click('form.who button[type="submit"]');
+    await page.getByRole("heading", { name: "Signed out" }).waitFor();
+    summary.signedOutAt = new URL(page.url()).pathname;
+    summary.cookieAfterSignOut = (await context.cookies()).some((it) => it.name === "mcpgate_admin");
+    // From Node rather than the page: the refusal is expected, not a failed request of the UI.
+    const reused = await fetch(`${base}/admin/api/me`, {
+      headers: { cookie: `mcpgate_admin=${sessionCookie.value}` },
+    });
+    summary.oldSessionStatus = reused.status;
 
     summary.heardListChangedTotal = session.heard.listChanged;
     process.stdout.write(`${JSON.stringify(summary)}\n`);
