@@ -156,7 +156,7 @@ async fn a_session_ends_with_delete() {
     let client = app.mcp("pets");
     let session = client.open_session().await;
     let mut events = Events::new(client.get(Some(&session)).await);
-    assert_eq!(client.delete(Some(&session)).await.status(), 202);
+    assert_eq!(client.delete(Some(&session)).await.status(), 204);
     assert_eq!(events.next().await, None, "the GET stream ends with the session");
     let after = client.post(Some(&session), json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
     assert_eq!(after.await.status(), 404);
@@ -226,7 +226,7 @@ async fn sessions_of_one_server_are_capped() {
 
     // Requests without a session are not affected; ending a session makes room for another.
     assert_eq!(client.list_stateless().await.0, 200);
-    assert_eq!(client.delete(Some(&sessions[0])).await.status(), 202);
+    assert_eq!(client.delete(Some(&sessions[0])).await.status(), 204);
     assert_eq!(client.http_initialize(body).await.status(), 200);
 }
 
@@ -313,7 +313,7 @@ async fn sessions_belong_to_the_subject_that_opened_them() {
     let refreshed = app.as_subject(0, "alice");
     assert_eq!(refreshed.list_in_session(&session).await, ["listPets", "getPet"]);
     assert_eq!(refreshed.get(Some(&session)).await.status(), 200);
-    assert_eq!(refreshed.delete(Some(&session)).await.status(), 202);
+    assert_eq!(refreshed.delete(Some(&session)).await.status(), 204);
     let ended = alice.post(Some(&session), json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
     assert_eq!(ended.await.status(), 404);
 }

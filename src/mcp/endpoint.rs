@@ -216,6 +216,11 @@ impl Inner {
         if ended {
             self.owners().remove(session);
         }
+        if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
+            // rmcp answers 202, which says the work is still to be done; the session has ended,
+            // and clients such as the Python SDK log anything but 200 or 204 as a failed DELETE.
+            return StatusCode::NO_CONTENT.into_response();
+        }
         response.map(Body::new)
     }
 
