@@ -1,7 +1,10 @@
 //! The HTTP application: state, router, and `run` with graceful shutdown.
 //!
 //! `/mcp/{slug}` hands each request to that hosted server's rmcp service; `/healthz` says the
-//! process runs, `/readyz` that every configured server is provisioned.
+//! process runs, `/readyz` that every configured server is provisioned. The accept loop is
+//! `connections`.
+
+mod connections;
 
 use std::future::Future;
 
@@ -225,7 +228,7 @@ impl App {
                 }
             }
         };
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        connections::serve(listener, router, shutdown).await;
         Ok(())
     }
 }
