@@ -1,8 +1,8 @@
 //! The HTTP application: state, router, and `run` with graceful shutdown.
 //!
 //! `/mcp/{slug}` hands each request to that hosted server's rmcp service; `/healthz` says the
-//! process runs, `/readyz` that every configured server is provisioned. The accept loop is
-//! `connections`.
+//! process runs, `/readyz` that every configured server is provisioned. The accept loop, with
+//! its deadlines and connection cap, is `connections`.
 
 mod connections;
 
@@ -211,7 +211,8 @@ pub async fn build(config: &Config) -> Result<App, Error> {
 }
 
 impl App {
-    /// Serves on `listener` until `shutdown` completes and every connection has closed.
+    /// Serves on `listener` until `shutdown` completes and every connection has closed, each
+    /// connection within the deadlines and the cap of `connections::Limits::DEFAULT`.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -228,7 +229,7 @@ impl App {
                 }
             }
         };
-        connections::serve(listener, router, shutdown).await;
+        connections::serve(listener, router, connections::Limits::DEFAULT, shutdown).await;
         Ok(())
     }
 }

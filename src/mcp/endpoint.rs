@@ -141,8 +141,9 @@ impl Endpoint {
         let session = parts.headers.get(SESSION_HEADER).map(|it| it.to_str().unwrap_or_default().to_owned());
         let mut initialize = None;
         let body = if parts.method == Method::POST {
-            let Ok(bytes) = axum::body::to_bytes(body, self.inner.max_body_bytes).await else {
-                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            let bytes = match axum::body::to_bytes(body, self.inner.max_body_bytes).await {
+                Ok(bytes) => bytes,
+                Err(err) => return unread_body(&err),
             };
             let envelope = match envelope::read(&bytes) {
                 Ok(envelope) => envelope,
@@ -235,6 +236,20 @@ impl Drop for Inner {
     }
 }
 
+/// The answer to a POST whose body could not be read: 408 when it did not arrive within the
+/// accept loop's body deadline, 413 when it is too large (or its client went away, who will not
+/// read the answer).
+fn unread_body(err: &axum::Error) -> Response {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(it) = source {
+        if it.is::<tower_http::timeout::TimeoutError>() {
+            return StatusCode::REQUEST_TIMEOUT.into_response();
+        }
+        source = it.source();
+    }
+    StatusCode::PAYLOAD_TOO_LARGE.into_response()
+}
+
 /// The JSON-RPC error for a body that is not one message mcpgate accepts: 400 for one that is
 /// not JSON-RPC at all, 200 for a request whose parameters are wrong (its error is the answer).
 fn refused_message(malformed: envelope::Malformed) -> Response {
@@ -262,4 +277,24 @@ fn too_many_sessions(id: Value) -> Response {
         "error": {"code": -32000, "message": "this server has too many open sessions; try again later"},
     });
     (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "60")], axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+
+    use super::unread_body;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_came_too_late_is_a_timeout_and_one_too_large_is_refused() {
+        let late =
+            Body::new(tower_http::timeout::DeadlineBody::new(Duration::from_secs(1), Body::from("{}")));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let err = axum::body::to_bytes(late, 100).await.unwrap_err();
+        assert_eq!(unread_body(&err).status(), 408);
+        let err = axum::body::to_bytes(Body::from("z".repeat(101)), 100).await.unwrap_err();
+        assert_eq!(unread_body(&err).status(), 413);
+    }
 }
