@@ -1,11 +1,14 @@
 //! The HTTP application: state, router, and `run` with graceful shutdown.
 //!
 //! `/mcp/{slug}` hands each request to that hosted server's rmcp service; `/healthz` says the
-//! process runs, `/readyz` that every configured server is provisioned and the store usable.
+//! process runs, `/readyz` that every configured server is provisioned and the store usable. The
+//! accept loop, with its deadlines and connection cap, is `connections`.
 //!
 //! Invariant: every route, whoever adds it (admin, the development identity provider), answers
 //! only requests whose `Host` is one of `http.allowed_hosts` ([`check_host`]), so that a page
 //! served from another name that resolves to mcpgate (DNS rebinding) cannot read it.
+
+mod connections;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -287,7 +290,8 @@ pub async fn build(config: &Config) -> Result<App, Error> {
 }
 
 impl App {
-    /// Serves on `listener` until `shutdown` completes and every connection has closed.
+    /// Serves on `listener` until `shutdown` completes and every connection has closed, each
+    /// connection within the deadlines and the cap of `connections::Limits::DEFAULT`.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -304,7 +308,7 @@ impl App {
                 }
             }
         };
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        connections::serve(listener, router, connections::Limits::DEFAULT, shutdown).await;
         Ok(())
     }
 }

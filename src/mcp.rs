@@ -10,5 +10,5 @@ mod gateway;
 mod listeners;
 
 pub use definition::tool_definition;
-pub use endpoint::{Endpoint, IDLE_TIMEOUT, MAX_SESSIONS};
+pub use endpoint::{Endpoint, IDLE_TIMEOUT, SessionLimits};
 pub use gateway::Gateway;

@@ -656,3 +656,28 @@ async fn a_restart_serves_the_stored_document_when_the_original_is_gone() {
     assert_eq!(tool_count(&app).await, 10, "round 1");
     app.stop().await;
 }
+
+/// With Nagle's algorithm, a session's answer, an SSE event written after the headers, waited
+/// for the client's delayed ACK: about 40 ms a call. The proof that accepted sockets have
+/// `TCP_NODELAY` is the accept loop's unit test; this shows the effect, with a bound far from
+/// both the delay and a loopback call's few milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_a_session_are_not_held_back_by_nagles_algorithm() {
+    let app = TestApp::spawn().await;
+    let (session, _) = app.mcp.initialize().await;
+    let mut took = Vec::new();
+    for id in 0..20 {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "getItem", "arguments": {"id": "a"}}});
+        let started = std::time::Instant::now();
+        let response = app.mcp.post(Some(&session), call).await;
+        assert_eq!(response.status(), 200);
+        // The whole stream, so that the connection goes back to the pool for the next call.
+        let text = response.text().await.unwrap();
+        took.push(started.elapsed());
+        assert!(text.contains(r#""structuredContent":{"id":"a"}"#), "{text}");
+    }
+    took.sort();
+    let median = took[took.len() / 2];
+    assert!(median < Duration::from_millis(20), "median {median:?} of {took:?}");
+}

@@ -2,15 +2,19 @@
 //! `notifications/tools/list_changed` when the server's document is published anew (the
 //! TypeScript SDK in `tests/node/sdk-listen.mjs`, and raw HTTP); a session belongs to the subject
 //! that opened it (auth mode `jwt`); requests without a session stay stateless; a 2026-07-28
-//! client hears of changes on `subscriptions/listen`; one server's sessions are capped, and end
-//! when the server is removed.
+//! client hears of changes on `subscriptions/listen`; one server's sessions are capped per
+//! subject and in all, a new session ending the least recently used one of whoever holds too
+//! many, so that no subject can keep another from opening one; a session never used after its
+//! `initialize` ends soon; sessions end when the server is removed.
 //!
 //! mcpgate runs in-process (`support/app.rs`). Where a test changes the catalog, it publishes
 //! through the `Hosting` that `app::build` assembled, as the admin API does.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcpgate::mcp::SessionLimits;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -156,7 +160,7 @@ async fn a_session_ends_with_delete() {
     let client = app.mcp("pets");
     let session = client.open_session().await;
     let mut events = Events::new(client.get(Some(&session)).await);
-    assert_eq!(client.delete(Some(&session)).await.status(), 202);
+    assert_eq!(client.delete(Some(&session)).await.status(), 204);
     assert_eq!(events.next().await, None, "the GET stream ends with the session");
     let after = client.post(Some(&session), json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
     assert_eq!(after.await.status(), 404);
@@ -199,35 +203,100 @@ async fn a_2026_client_hears_of_changes_on_subscriptions_listen() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_of_one_server_are_capped() {
-    let app = start().await;
-    let client = Arc::new(app.mcp("pets"));
-    let mut opening = tokio::task::JoinSet::new();
-    let mut sessions = Vec::new();
-    for _ in 0..mcpgate::mcp::MAX_SESSIONS {
-        if opening.len() >= 16 {
-            sessions.push(opening.join_next().await.unwrap().unwrap());
-        }
-        let client = client.clone();
-        opening.spawn(async move { client.initialize().await.0 });
+/// Sets the session limits of `pets`, so that a test reaches them with a few sessions.
+fn limit_sessions(app: &TestApp, limits: SessionLimits) {
+    app.hosting.get("pets").expect("pets is hosted").service.set_session_limits(limits);
+}
+
+/// A client of `pets` whose connections come from `ip`, a loopback address (Linux routes all of
+/// 127.0.0.0/8 to the loopback interface): in auth mode `none`, another subject.
+fn client_from(app: &TestApp, ip: [u8; 4]) -> McpClient {
+    let http = reqwest::Client::builder().local_address(IpAddr::from(ip)).build().unwrap();
+    McpClient::new(http, app.mcp_url("pets"))
+}
+
+/// Whether `session` still exists (a request in it counts as its use).
+async fn exists(client: &McpClient, session: &str) -> bool {
+    let response = client.post(Some(session), json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).await;
+    match response.status() {
+        StatusCode::OK => true,
+        StatusCode::NOT_FOUND => false,
+        status => panic!("ping in a session: {status}"),
     }
-    sessions.extend(opening.join_all().await);
-    assert_eq!(sessions.iter().collect::<std::collections::BTreeSet<_>>().len(), mcpgate::mcp::MAX_SESSIONS);
+}
 
-    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "initialize", "params": {
-        "protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let refused = client.http_initialize(body.clone()).await;
-    assert_eq!(refused.status(), 503);
-    assert!(refused.headers().get("mcp-session-id").is_none());
-    let refused: Value = refused.json().await.unwrap();
-    assert_eq!(refused["id"], 9, "{refused}");
-    assert_eq!(refused["error"]["code"], -32000, "{refused}");
+#[tokio::test]
+async fn a_subject_at_its_cap_loses_its_least_recently_used_session() {
+    let app = start().await;
+    limit_sessions(&app, SessionLimits { per_subject: 3, ..SessionLimits::DEFAULT });
+    let client = app.mcp("pets");
+    let first = client.open_session().await;
+    let oldest = client.open_session().await;
+    let mut stream = Events::new(client.get(Some(&oldest)).await);
+    let third = client.open_session().await;
+    // Used since: `oldest`, whose stream was opened before, is now the least recently used.
+    assert_eq!(client.list_in_session(&first).await, ["listPets", "getPet"]);
 
-    // Requests without a session are not affected; ending a session makes room for another.
-    assert_eq!(client.list_stateless().await.0, 200);
-    assert_eq!(client.delete(Some(&sessions[0])).await.status(), 202);
-    assert_eq!(client.http_initialize(body).await.status(), 200);
+    let fourth = client.open_session().await;
+    assert_eq!(stream.next().await, None, "the least recently used session ended, and its stream");
+    assert!(!exists(&client, &oldest).await);
+    for session in [&first, &third, &fourth] {
+        assert!(exists(&client, session).await);
+    }
+
+    // Another address is another subject, with its own cap.
+    let other = client_from(&app, [127, 0, 0, 2]);
+    for _ in 0..5 {
+        other.open_session().await;
+    }
+    for session in [&first, &third, &fourth] {
+        assert!(exists(&client, session).await, "another subject's sessions end none of these");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_server_cap_the_subject_holding_most_makes_room() {
+    let app = start().await;
+    limit_sessions(&app, SessionLimits { per_subject: 4, per_server: 6, ..SessionLimits::DEFAULT });
+    let (a, b, c) = (
+        client_from(&app, [127, 0, 0, 1]),
+        client_from(&app, [127, 0, 0, 2]),
+        client_from(&app, [127, 0, 0, 3]),
+    );
+    let mut held_by_a = Vec::new();
+    for _ in 0..4 {
+        held_by_a.push(a.open_session().await);
+    }
+    let held_by_b = [b.open_session().await, b.open_session().await];
+
+    // The server is at its cap: `c` is served, and `a`, which holds the most, makes room.
+    let (opened_by_c, _) = c.initialize().await;
+    assert!(!exists(&a, &held_by_a[0]).await, "a's least recently used session ended");
+    for session in &held_by_a[1..] {
+        assert!(exists(&a, session).await);
+    }
+    // However many more `a` opens, it ends only its own sessions.
+    for _ in 0..10 {
+        a.open_session().await;
+    }
+    for session in &held_by_b {
+        assert!(exists(&b, session).await);
+    }
+    assert!(exists(&c, &opened_by_c).await);
+    // Requests without a session are never affected.
+    assert_eq!(c.list_stateless().await.0, 200);
+}
+
+#[tokio::test]
+async fn a_session_that_never_came_back_ends() {
+    let app = start().await;
+    limit_sessions(&app, SessionLimits { unused: Duration::from_millis(300), ..SessionLimits::DEFAULT });
+    let client = app.mcp("pets");
+    let (unused, _) = client.initialize().await;
+    let used = client.open_session().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!exists(&client, &unused).await, "a session without a request after initialize ended");
+    assert!(exists(&client, &used).await, "a session its client came back to lives on");
 }
 
 #[tokio::test]
@@ -313,9 +382,41 @@ async fn sessions_belong_to_the_subject_that_opened_them() {
     let refreshed = app.as_subject(0, "alice");
     assert_eq!(refreshed.list_in_session(&session).await, ["listPets", "getPet"]);
     assert_eq!(refreshed.get(Some(&session)).await.status(), 200);
-    assert_eq!(refreshed.delete(Some(&session)).await.status(), 202);
+    assert_eq!(refreshed.delete(Some(&session)).await.status(), 204);
     let ended = alice.post(Some(&session), json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
     assert_eq!(ended.await.status(), 404);
+}
+
+/// The attack of the hardening review: one user initializing in a loop held every session of
+/// the server, and everyone else's `initialize` was refused for an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_opening_sessions_in_a_loop_cannot_lock_out_another() {
+    let app = Protected::start().await;
+    let limits = SessionLimits::DEFAULT;
+    let mallory = Arc::new(app.as_subject(0, "mallory"));
+    let mut opening = tokio::task::JoinSet::new();
+    let mut opened = Vec::new();
+    for _ in 0..limits.per_server {
+        if opening.len() >= 16 {
+            opened.push(opening.join_next().await.unwrap().unwrap());
+        }
+        let mallory = mallory.clone();
+        // `initialize` asserts that it is answered 200, with a session.
+        opening.spawn(async move { mallory.initialize().await.0 });
+    }
+    opened.extend(opening.join_all().await);
+    let mut kept = Vec::new();
+    for _ in 0..limits.per_subject {
+        kept.push(mallory.open_session().await);
+    }
+    assert!(!exists(&mallory, &opened[0]).await, "her oldest sessions ended");
+    for session in &kept {
+        assert!(exists(&mallory, session).await, "her newest sessions, as many as one subject holds");
+    }
+
+    let alice = app.as_subject(0, "alice");
+    let session = alice.open_session().await;
+    assert_eq!(alice.list_in_session(&session).await, ["listPets", "getPet"]);
 }
 
 #[tokio::test]

@@ -9,21 +9,27 @@
 //!
 //! Invariant: in auth mode `jwt`, a session is used only by the subject (issuer and `sub`) that
 //! opened it; anyone else presenting its id is answered 404, as for an unknown session.
-//! Invariant: a hosted server has at most [`MAX_SESSIONS`] sessions; `initialize` beyond that is
-//! refused with 503.
+//! Invariant: `initialize` is never refused for want of room, and one subject cannot end another's
+//! sessions while it holds more than they do. A subject (the caller in mode `jwt`, the client's
+//! address in mode `none`) holds at most [`SessionLimits::per_subject`] sessions, and a new one
+//! ends its least recently used; at [`SessionLimits::per_server`], a new session ends the least
+//! recently used one of the subject that holds the most. A session with no request after its
+//! `initialize` ends after [`SessionLimits::unused`], any other after [`IDLE_TIMEOUT`] unused.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{Method, StatusCode, header};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::{Value, json};
+use serde_json::json;
+use tokio::time::Instant;
 
 use super::envelope;
 use super::gateway::Gateway;
@@ -31,13 +37,30 @@ use super::listeners::{self, Listeners};
 use crate::auth::Caller;
 use crate::snapshot::Snapshot;
 
-/// Open sessions per hosted server. Each holds a task and its buffers until it ends.
-pub const MAX_SESSIONS: usize = 1000;
 /// A session nobody has used for this long ends. SSE keep-alive pings do not count as use, and a
 /// client that only listens for changes may stay quiet for long.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 pub(super) const SESSION_HEADER: &str = "mcp-session-id";
+
+/// How many sessions a hosted server keeps, and how long one that is never used lives. Each
+/// session holds a task and its buffers until it ends.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionLimits {
+    /// Sessions of one subject. A client that opens one per conversation needs a few; one that
+    /// opens them in a loop only ends its own.
+    pub per_subject: usize,
+    /// Sessions of the server, whoever opened them.
+    pub per_server: usize,
+    /// How long a session lives when no request follows its `initialize` (a client that
+    /// initializes for real says `notifications/initialized` at once).
+    pub unused: Duration,
+}
+
+impl SessionLimits {
+    pub const DEFAULT: SessionLimits =
+        SessionLimits { per_subject: 20, per_server: 1000, unused: Duration::from_secs(120) };
+}
 
 /// Cheap to clone; the clones share the sessions.
 #[derive(Clone)]
@@ -49,35 +72,67 @@ struct Inner {
     stateless: StreamableHttpService<Gateway, NeverSessionManager>,
     sessions: StreamableHttpService<Gateway, LocalSessionManager>,
     manager: Arc<LocalSessionManager>,
-    /// Who opened each session: `None` in auth mode `none`. Entries of sessions that ended are
-    /// dropped when rmcp answers 404 for them, on DELETE, and when the map reaches
-    /// [`MAX_SESSIONS`].
+    /// The sessions this endpoint opened, by id: who opened each and when it was last used.
+    /// Entries of sessions that ended are dropped when rmcp answers 404 for them, on DELETE,
+    /// and, for sessions that ended by themselves (idle, or their client went away), at the next
+    /// `initialize`.
     // A std lock: held only to look up, insert or remove, never across an await.
-    owners: Mutex<HashMap<String, Option<Owner>>>,
-    /// Taken by each `initialize`, so that the number of sessions cannot change between its
-    /// check against [`MAX_SESSIONS`] and the session it adds. Initializing is quick: the body is
-    /// read before, the response sent after.
+    opened: Mutex<HashMap<String, Opened>>,
+    // A std lock: held only to copy or replace the limits.
+    limits: Mutex<SessionLimits>,
+    /// Taken by each `initialize`, so that the sessions cannot change between making room and
+    /// the session it adds. Initializing is quick: the body is read before, the response sent
+    /// after, and sessions that make room are closed in tasks of their own.
     opening: tokio::sync::Mutex<()>,
     max_body_bytes: usize,
 }
 
-/// The subject a session belongs to.
-#[derive(Clone, PartialEq, Eq)]
-struct Owner {
-    issuer: String,
-    subject: String,
+/// Whom a session counts against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Subject {
+    /// Auth mode `jwt`: the verified issuer and `sub`. The session serves only them.
+    Caller { issuer: String, subject: String },
+    /// Auth mode `none`: the client's address; for IPv6, its /64 network, which one host
+    /// commonly holds whole.
+    Address(IpAddr),
+    /// Auth mode `none`, a request that came through no socket (tests' router requests).
+    Unknown,
 }
 
-impl Owner {
-    fn of(caller: &Caller) -> Owner {
-        Owner { issuer: caller.claims.issuer.clone(), subject: caller.claims.subject.clone() }
+impl Subject {
+    fn of(caller: Option<&Caller>, peer: Option<SocketAddr>) -> Subject {
+        if let Some(caller) = caller {
+            return Subject::Caller {
+                issuer: caller.claims.issuer.clone(),
+                subject: caller.claims.subject.clone(),
+            };
+        }
+        match peer.map(|it| it.ip().to_canonical()) {
+            Some(IpAddr::V6(ip)) => {
+                let network = u128::from(ip) & !(u128::MAX >> 64);
+                Subject::Address(IpAddr::V6(Ipv6Addr::from(network)))
+            }
+            Some(ip) => Subject::Address(ip),
+            None => Subject::Unknown,
+        }
     }
+}
+
+/// An open session as this endpoint knows it.
+#[derive(Clone, Debug)]
+struct Opened {
+    subject: Subject,
+    /// When its last request came (its `initialize` at first).
+    last_used: Instant,
+    /// Whether any request came after its `initialize`.
+    came_back: bool,
 }
 
 impl Endpoint {
     /// The endpoint of the hosted server `gateway` serves, with the rmcp settings of `config`
-    /// (allowed hosts and origins, body limit). Spawns the task that tells its sessions when the
-    /// catalog changes, so it must be called within the Tokio runtime.
+    /// (allowed hosts and origins, body limit) and [`SessionLimits::DEFAULT`]. Spawns the task
+    /// that tells its sessions when the catalog changes, so it must be called within the Tokio
+    /// runtime.
     pub fn new(gateway: Gateway, config: StreamableHttpServerConfig) -> Endpoint {
         // The server's own token: cancelled when the endpoint is dropped (the server was removed),
         // it ends the server's sessions and streams, and stops its notifier.
@@ -109,11 +164,18 @@ impl Endpoint {
                 stateless,
                 sessions,
                 manager,
-                owners: Mutex::new(HashMap::new()),
+                opened: Mutex::new(HashMap::new()),
+                limits: Mutex::new(SessionLimits::DEFAULT),
                 opening: tokio::sync::Mutex::new(()),
                 max_body_bytes,
             }),
         }
+    }
+
+    /// Replaces the limits on this server's sessions. Sessions opened from now on follow them;
+    /// open sessions beyond a lowered cap end as new ones are opened.
+    pub fn set_session_limits(&self, limits: SessionLimits) {
+        *self.inner.limits.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
     }
 
     /// Ends every session of this server and every stream it has open, such as sessions' GET
@@ -136,13 +198,15 @@ impl Endpoint {
                 Err(refusal) => return guard.refuse(refusal),
             },
         };
-        let owner = caller.as_ref().map(Owner::of);
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|it| it.0);
+        let subject = Subject::of(caller.as_ref(), peer);
         // rmcp reads a non-text id as no id; here it matches no session.
         let session = parts.headers.get(SESSION_HEADER).map(|it| it.to_str().unwrap_or_default().to_owned());
-        let mut initialize = None;
+        let mut initialize = false;
         let body = if parts.method == Method::POST {
-            let Ok(bytes) = axum::body::to_bytes(body, self.inner.max_body_bytes).await else {
-                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            let bytes = match axum::body::to_bytes(body, self.inner.max_body_bytes).await {
+                Ok(bytes) => bytes,
+                Err(err) => return unread_body(&err),
             };
             let envelope = match envelope::read(&bytes) {
                 Ok(envelope) => envelope,
@@ -154,7 +218,7 @@ impl Endpoint {
             {
                 return guard.refuse(refusal);
             }
-            initialize = envelope.initialize;
+            initialize = envelope.initialize.is_some();
             Body::from(bytes)
         } else {
             body
@@ -165,45 +229,60 @@ impl Endpoint {
         parts.extensions.insert(snapshot);
         let request = Request::from_parts(parts, body);
         match (session, initialize) {
-            (Some(session), _) => self.inner.in_session(&session, owner, request).await,
-            (None, Some(id)) => self.inner.open(owner, id, request).await,
+            (Some(session), _) => self.inner.in_session(&session, subject, request).await,
+            (None, true) => Inner::open(&self.inner, subject, request).await,
             // GET and DELETE without a session: the stateless service answers 405.
-            (None, None) => self.inner.stateless.handle(request).await.map(Body::new),
+            (None, false) => self.inner.stateless.handle(request).await.map(Body::new),
         }
     }
 }
 
 impl Inner {
-    /// Opens a session for an `initialize` request whose JSON-RPC id is `id`, if there is room.
-    async fn open(&self, owner: Option<Owner>, id: Value, request: Request) -> Response {
+    /// Opens a session for an `initialize` request of `subject`, ending others first when a cap
+    /// is reached.
+    async fn open(self: &Arc<Self>, subject: Subject, request: Request) -> Response {
         let _turn = self.opening.lock().await;
-        let open = self.manager.sessions.read().await.len();
-        if open >= MAX_SESSIONS {
-            tracing::warn!(sessions = open, "initialize refused: this server has too many sessions");
-            return too_many_sessions(id);
+        let limits = *self.limits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let victims = {
+            let live = self.manager.sessions.read().await;
+            let mut opened = self.opened();
+            // Only open sessions count: forget those that ended by themselves.
+            opened.retain(|it, _| live.contains_key(it.as_str()));
+            make_room(&opened, &subject, &limits)
+        };
+        for victim in victims {
+            tracing::debug!(?subject, "a session ends to make room for a new one");
+            self.end(&victim).await;
         }
         let response = self.sessions.handle(request).await;
         let session = response.headers().get(SESSION_HEADER).and_then(|it| it.to_str().ok());
         if let Some(session) = session {
-            if self.owners().len() >= MAX_SESSIONS {
-                // Sessions also end by themselves (idle, or their client went away): forget those.
-                let sessions = self.manager.sessions.read().await;
-                self.owners().retain(|it, _| sessions.contains_key(it.as_str()));
-            }
-            // Bound before the client learns the id, so no request can use it unbound.
-            self.owners().insert(session.to_owned(), owner);
+            // Recorded before the client learns the id, so no request can use it unbound.
+            let opened = Opened { subject, last_used: Instant::now(), came_back: false };
+            self.opened().insert(session.to_owned(), opened);
+            self.end_if_unused(session.to_owned(), limits.unused);
         }
         response.map(Body::new)
     }
 
     /// A request naming `session`: refused as unknown when another subject opened it.
-    async fn in_session(&self, session: &str, owner: Option<Owner>, request: Request) -> Response {
-        // In auth mode `none` there is no subject to check: the session id is the only key.
-        if let Some(owner) = owner {
-            let bound = self.owners().get(session).cloned();
-            if bound != Some(Some(owner)) {
+    async fn in_session(&self, session: &str, subject: Subject, request: Request) -> Response {
+        {
+            let mut opened = self.opened();
+            let entry = opened.get_mut(session);
+            // In auth mode `none` there is no subject to check: the session id is the only key,
+            // and the client's address may change.
+            let owner_matches = match &subject {
+                Subject::Caller { .. } => entry.as_ref().is_some_and(|it| it.subject == subject),
+                Subject::Address(_) | Subject::Unknown => true,
+            };
+            if !owner_matches {
                 tracing::debug!("a session id was presented by a subject other than its owner");
                 return session_not_found();
+            }
+            if let Some(entry) = entry {
+                entry.last_used = Instant::now();
+                entry.came_back = true;
             }
         }
         let method = request.method().clone();
@@ -214,13 +293,51 @@ impl Inner {
             status => method == Method::DELETE && status.is_success(),
         };
         if ended {
-            self.owners().remove(session);
+            self.opened().remove(session);
+        }
+        if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
+            // rmcp answers 202, which says the work is still to be done; the session has ended,
+            // and clients such as the Python SDK log anything but 200 or 204 as a failed DELETE.
+            return StatusCode::NO_CONTENT.into_response();
         }
         response.map(Body::new)
     }
 
-    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Owner>>> {
-        self.owners.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Ends `session` after `after` unless a request came for it meanwhile: a client that
+    /// initializes and never comes back would otherwise hold it for [`IDLE_TIMEOUT`].
+    fn end_if_unused(self: &Arc<Self>, session: String, after: Duration) {
+        let inner = Arc::downgrade(self);
+        let removed = self.sessions.config.cancellation_token.clone().cancelled_owned();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(after) => {}
+                // The server was removed: its sessions have ended.
+                () = removed => return,
+            }
+            let Some(inner) = inner.upgrade() else { return };
+            let unused = inner.opened().get(&session).is_some_and(|it| !it.came_back);
+            if unused {
+                tracing::debug!("a session ends: no request came after its initialize");
+                inner.end(&session).await;
+            }
+        });
+    }
+
+    /// Ends `session` and its streams. It is gone from the session map when this returns; its
+    /// task is told to stop in a task of its own, since telling it waits for room in its queue.
+    async fn end(&self, session: &str) {
+        self.opened().remove(session);
+        let handle = self.manager.sessions.write().await.remove(session);
+        if let Some(handle) = handle {
+            tokio::spawn(async move {
+                // An error says the session's task has already stopped.
+                let _ = handle.close().await;
+            });
+        }
+    }
+
+    fn opened(&self) -> std::sync::MutexGuard<'_, HashMap<String, Opened>> {
+        self.opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -228,6 +345,53 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.sessions.config.cancellation_token.cancel();
     }
+}
+
+/// The sessions to end before `subject` opens one more, within `limits`: its own least recently
+/// used ones while it is at its cap; then, while the server is at its cap, the least recently
+/// used one of the subject holding the most sessions (of those holding equally many, the one
+/// whose session has waited longest). A subject that holds fewer sessions than another never
+/// loses one to make room for it.
+fn make_room(opened: &HashMap<String, Opened>, subject: &Subject, limits: &SessionLimits) -> Vec<String> {
+    let mut by_subject: HashMap<&Subject, Vec<(&String, Instant)>> = HashMap::new();
+    for (id, it) in opened {
+        by_subject.entry(&it.subject).or_default().push((id, it.last_used));
+    }
+    // Least recently used last, to be popped first.
+    for sessions in by_subject.values_mut() {
+        sessions.sort_by_key(|(_, last_used)| std::cmp::Reverse(*last_used));
+    }
+    let mut victims = Vec::new();
+    if let Some(own) = by_subject.get_mut(subject) {
+        while own.len() >= limits.per_subject.max(1) {
+            victims.extend(own.pop().map(|(id, _)| id.clone()));
+        }
+    }
+    let mut total = opened.len() - victims.len();
+    while total >= limits.per_server.max(1) {
+        let largest = by_subject
+            .values_mut()
+            .filter(|it| !it.is_empty())
+            .max_by_key(|it| (it.len(), std::cmp::Reverse(it.last().map(|(_, last_used)| *last_used))));
+        let Some(victim) = largest.and_then(|it| it.pop()) else { break };
+        victims.push(victim.0.clone());
+        total -= 1;
+    }
+    victims
+}
+
+/// The answer to a POST whose body could not be read: 408 when it did not arrive within the
+/// accept loop's body deadline, 413 when it is too large (or its client went away, who will not
+/// read the answer).
+fn unread_body(err: &axum::Error) -> Response {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(it) = source {
+        if it.is::<tower_http::timeout::TimeoutError>() {
+            return StatusCode::REQUEST_TIMEOUT.into_response();
+        }
+        source = it.source();
+    }
+    StatusCode::PAYLOAD_TOO_LARGE.into_response()
 }
 
 /// The JSON-RPC error for a body that is not one message mcpgate accepts: 400 for one that is
@@ -250,11 +414,89 @@ fn session_not_found() -> Response {
     response
 }
 
-fn too_many_sessions(id: Value) -> Response {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {"code": -32000, "message": "this server has too many open sessions; try again later"},
-    });
-    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "60")], axum::Json(body)).into_response()
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use tokio::time::Instant;
+
+    use super::{Opened, SessionLimits, Subject, make_room, unread_body};
+
+    fn address(ip: &str) -> Subject {
+        Subject::of(None, Some(SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 40000)))
+    }
+
+    /// Sessions named `{subject}{n}`, used in the order given: the first is the least recently used.
+    fn opened(order: &[(&str, &Subject)]) -> HashMap<String, Opened> {
+        let start = Instant::now();
+        let mut opened = HashMap::new();
+        for (n, (id, subject)) in order.iter().enumerate() {
+            let last_used = start + Duration::from_secs(n as u64);
+            opened
+                .insert((*id).to_owned(), Opened { subject: (*subject).clone(), last_used, came_back: true });
+        }
+        opened
+    }
+
+    fn limits(per_subject: usize, per_server: usize) -> SessionLimits {
+        SessionLimits { per_subject, per_server, ..SessionLimits::DEFAULT }
+    }
+
+    #[test]
+    fn subjects_in_mode_none_are_addresses_and_ipv6_networks() {
+        assert_eq!(address("10.0.0.1"), address("::ffff:10.0.0.1"), "an IPv4-mapped address is the IPv4 one");
+        assert_ne!(address("10.0.0.1"), address("10.0.0.2"));
+        assert_eq!(address("2001:db8:1:2::1"), address("2001:db8:1:2:ffff::9"), "one /64");
+        assert_ne!(address("2001:db8:1:2::1"), address("2001:db8:1:3::1"));
+        assert_eq!(Subject::of(None, None), Subject::Unknown);
+    }
+
+    #[test]
+    fn below_the_caps_nothing_ends() {
+        let (a, b) = (address("10.0.0.1"), address("10.0.0.2"));
+        let opened = opened(&[("a1", &a), ("b1", &b)]);
+        assert!(make_room(&opened, &a, &limits(2, 3)).is_empty());
+    }
+
+    #[test]
+    fn a_subject_at_its_cap_loses_its_least_recently_used_session() {
+        let (a, b) = (address("10.0.0.1"), address("10.0.0.2"));
+        let opened = opened(&[("b1", &b), ("a2", &a), ("a1", &a), ("a3", &a)]);
+        assert_eq!(make_room(&opened, &a, &limits(3, 100)), ["a2"]);
+        // After the cap was lowered, as many as it takes.
+        assert_eq!(make_room(&opened, &a, &limits(1, 100)), ["a2", "a1", "a3"]);
+        assert!(make_room(&opened, &b, &limits(3, 100)).is_empty(), "another subject is not at its cap");
+    }
+
+    #[test]
+    fn at_the_server_cap_the_largest_holder_loses_its_least_recently_used_session() {
+        let (a, b, c) = (address("10.0.0.1"), address("10.0.0.2"), address("10.0.0.3"));
+        // `c1` is the least recently used session of all, but `c` holds only one.
+        let opened = opened(&[("c1", &c), ("b1", &b), ("a1", &a), ("a2", &a), ("b2", &b), ("a3", &a)]);
+        assert_eq!(make_room(&opened, &c, &limits(10, 6)), ["a1"]);
+        assert_eq!(make_room(&opened, &c, &limits(10, 4)), ["a1", "b1", "a2"]);
+        // Holding equally many: the one whose session waited longest.
+        let opened = opened_equal(&a, &b);
+        assert_eq!(make_room(&opened, &c, &limits(10, 4)), ["b1"]);
+        // A newcomer at its own cap makes room from its own sessions first.
+        assert_eq!(make_room(&opened, &a, &limits(2, 4)), ["a1"]);
+    }
+
+    fn opened_equal(a: &Subject, b: &Subject) -> HashMap<String, Opened> {
+        opened(&[("b1", b), ("a1", a), ("a2", a), ("b2", b)])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_came_too_late_is_a_timeout_and_one_too_large_is_refused() {
+        let late =
+            Body::new(tower_http::timeout::DeadlineBody::new(Duration::from_secs(1), Body::from("{}")));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let err = axum::body::to_bytes(late, 100).await.unwrap_err();
+        assert_eq!(unread_body(&err).status(), 408);
+        let err = axum::body::to_bytes(Body::from("z".repeat(101)), 100).await.unwrap_err();
+        assert_eq!(unread_body(&err).status(), 413);
+    }
 }
