@@ -365,6 +365,19 @@ function settingsForm(base, status) {
     const settings = {};
     if (value("backend_url")) settings.backend_url = value("backend_url");
     if (value("timeout_secs")) settings.timeout_secs = Number(value("timeout_secs"));
+    const limits = {};
+    for (const name of ["per_user", "per_user_write", "per_tool", "per_tool_write"]) {
+      if (value(name)) limits[name] = Number(value(name));
+    }
+    if (value("rate_limit_tools")) {
+      try {
+        limits.tools = JSON.parse(value("rate_limit_tools"));
+      } catch {
+        say(status, "Rate limits per tool: not JSON, such as {\"addPet\": {\"per_user\": 5}}.", "error");
+        return;
+      }
+    }
+    settings.rate_limits = limits;
     const credentials = { mode: mode.value };
     const part = form.querySelector(`.mode-fields:not([hidden])`);
     for (const input of part ? part.querySelectorAll("input, select, textarea") : []) {

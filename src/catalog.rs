@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::config::{BackendUrl, ServerSettings};
 use crate::openapi::{ParamLocation, SecurityKind, Spec};
+use crate::ratelimit::{self, Rate};
 use crate::tools::{self, Report, ToolSpec};
 
 pub struct Catalog {
@@ -25,6 +26,8 @@ pub struct Tool {
     pub output_validator: Option<jsonschema::Validator>,
     /// Scopes a caller needs for this tool, besides the server's own.
     pub scopes: Vec<String>,
+    /// How often it may be called, per user and in all.
+    pub limits: ratelimit::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +75,14 @@ impl Catalog {
                 .as_ref()
                 .and_then(|it| jsonschema::draft202012::new(&serde_json::Value::Object((**it).clone())).ok());
             let scopes = tool_scopes(settings, &spec, &tool);
+            let operation = &spec.operations[tool.operation];
+            let (per_user, per_tool) = settings.rate_limits.for_tool(
+                &[&tool.name, &operation.key(), &operation.label()],
+                tool.annotations.read_only,
+            );
+            let limits = ratelimit::Limits { per_user: Rate::per_minute(per_user), per_tool: Rate::per_minute(per_tool) };
             match jsonschema::draft202012::new(&schema) {
-                Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator, scopes }),
+                Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator, scopes, limits }),
                 // Generated schemas compile (the corpus test holds this); should one not, the
                 // tool is left out rather than served without validation.
                 Err(err) => {

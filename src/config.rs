@@ -13,10 +13,12 @@ use url::Url;
 
 mod credentials;
 mod curation;
+mod rate_limits;
 mod server;
 
 pub use credentials::{ClientAuth, CredentialsConfig, GrantConfig, StaticCredential, StaticScheme};
 pub use curation::{ANNOTATIONS, ToolOverride};
+pub use rate_limits::{CallsPerMinute, RateLimits, ToolRateLimits};
 pub use server::{
     BackendUrl, Bounded, MaxConcurrency, MaxResponseBytes, ServerSettings, Slug, TimeoutSecs, from_record,
     to_record,

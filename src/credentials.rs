@@ -146,6 +146,15 @@ impl Credentials {
         Ok(Credentials { server: server.to_owned(), kind })
     }
 
+    /// The audience (else the resource) of the tokens these credentials obtain for the backend,
+    /// as the call audit names it; `None` when they obtain none or ask for no audience.
+    pub fn audience(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Grant(grant) => grant.audience.as_deref().or(grant.resource.as_deref()),
+            Kind::None | Kind::Static(_) => None,
+        }
+    }
+
     /// The credentials of one call by `caller`.
     pub fn for_call<'a>(&'a self, caller: Option<&'a Caller>) -> CallCredentials<'a> {
         CallCredentials { credentials: self, caller }

@@ -18,6 +18,8 @@ pub mod devidp;
 pub mod source;
 pub mod openapi;
 pub mod tools;
+pub mod ratelimit;
+pub mod calls;
 pub mod catalog;
 pub mod snapshot;
 pub mod credentials;

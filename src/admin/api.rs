@@ -13,6 +13,7 @@ use url::Url;
 
 use super::workspace::{self, Curate, Document, Export, Settings};
 use super::{Admin, AdminState};
+use crate::calls::{self, Decision};
 
 /// The OpenAPI document of this API.
 const DESCRIPTION: &str = include_str!("admin-api.openapi.json");
@@ -28,6 +29,7 @@ pub fn router() -> axum::Router<AdminState> {
         .route("/servers/{slug}/settings", patch(configure))
         .route("/servers/{slug}/publish", post(publish))
         .route("/servers/{slug}/export", get(export))
+        .route("/servers/{slug}/calls", get(calls))
         .route("/restore", post(restore))
         .route("/audit", get(audit))
 }
@@ -278,4 +280,32 @@ async fn audit(
     let Query(limit) = query.map_err(|err| ApiError::bad(err.body_text()))?;
     let entries = state.workspace.audit_log(limit.limit.unwrap_or(100).min(1000))?;
     Ok(Json(json!({"entries": entries})).into_response())
+}
+
+/// The filters and cursor of `GET /servers/{slug}/calls`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallsQuery {
+    tool: Option<String>,
+    subject: Option<String>,
+    decision: Option<Decision>,
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn calls(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+    query: Result<Query<CallsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::bad(err.body_text()))?;
+    let query = calls::Query {
+        // An empty filter, as a form sends it, filters nothing.
+        tool: query.tool.filter(|it| !it.is_empty()),
+        subject: query.subject.filter(|it| !it.is_empty()),
+        decision: query.decision,
+        before: query.before,
+        limit: query.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    Ok(Json(state.workspace.calls(&slug, &query)?).into_response())
 }

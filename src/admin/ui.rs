@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -19,15 +19,17 @@ use serde_json::{Value, json};
 
 use super::workspace::{Draft, OperationView};
 use super::{Admin, AdminState};
+use crate::calls::{self, Decision};
 use crate::config::ANNOTATIONS;
 
 /// The templates, by name: the pages and the partials they share.
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("header", include_str!("../../templates/header.hbs")),
     ("footer", include_str!("../../templates/footer.hbs")),
     ("servers", include_str!("../../templates/servers.hbs")),
     ("server", include_str!("../../templates/server.hbs")),
     ("audit", include_str!("../../templates/audit.hbs")),
+    ("calls", include_str!("../../templates/calls.hbs")),
 ];
 
 /// The files under `/admin/assets/`: name, content type, content.
@@ -38,6 +40,20 @@ const ASSETS: [(&str, &str, &str); 2] = [
 
 /// How many audit entries the audit page shows.
 const AUDIT_PAGE: usize = 500;
+/// How many calls a page of recent calls shows.
+const CALLS_PAGE: usize = 100;
+/// The decisions the recent calls page filters by.
+const DECISIONS: [Decision; 9] = [
+    Decision::Allowed,
+    Decision::InvalidArguments,
+    Decision::UnknownTool,
+    Decision::InsufficientScope,
+    Decision::RateLimited,
+    Decision::Busy,
+    Decision::CredentialsFailed,
+    Decision::BackendError,
+    Decision::Cancelled,
+];
 
 type Templates = Arc<Handlebars<'static>>;
 
@@ -47,6 +63,7 @@ pub fn router() -> Result<Router<AdminState>, String> {
     Ok(Router::new()
         .route("/admin", get(servers))
         .route("/admin/servers/{slug}", get(server))
+        .route("/admin/servers/{slug}/calls", get(recent_calls))
         .route("/admin/audit", get(audit))
         .route("/admin/assets/{name}", get(asset))
         .layer(Extension(Arc::new(templates))))
@@ -138,6 +155,90 @@ async fn audit(
     render(&templates, "audit", &context)
 }
 
+/// The filters of the recent calls page, as its form sends them (empty means any).
+#[derive(Debug, Default, serde::Deserialize)]
+struct CallFilters {
+    #[serde(default)]
+    tool: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    decision: String,
+    before: Option<u64>,
+}
+
+async fn recent_calls(
+    State(state): State<AdminState>,
+    Extension(templates): Extension<Templates>,
+    Path(slug): Path<String>,
+    filters: Option<Query<CallFilters>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let admin = match signed_in(&state, &headers, &uri) {
+        Ok(admin) => admin,
+        Err(answer) => return *answer,
+    };
+    let filters = filters.map(|it| it.0).unwrap_or_default();
+    let decision = DECISIONS.into_iter().find(|it| it.as_str() == filters.decision);
+    let query = calls::Query {
+        tool: Some(filters.tool.clone()).filter(|it| !it.is_empty()),
+        subject: Some(filters.subject.clone()).filter(|it| !it.is_empty()),
+        decision,
+        before: filters.before,
+        limit: CALLS_PAGE,
+    };
+    let page = match state.workspace.calls(&slug, &query) {
+        Ok(page) => page,
+        Err(err) => {
+            let status = super::api::ApiError::from(err).into_response().status();
+            let mut response = failure(&templates, &admin, &format!("no served server `{slug}`"));
+            *response.status_mut() = status;
+            return response;
+        }
+    };
+    let rows: Vec<Value> = page
+        .calls
+        .iter()
+        .map(|it| {
+            json!({
+                "at": timestamp(it.at_ms / 1000),
+                "tool": it.tool,
+                "issuer": it.issuer,
+                "subject": it.subject,
+                "client_id": it.client_id,
+                "decision": it.decision.as_str(),
+                "audience": it.audience,
+                "backend_status": it.backend_status,
+                "duration_ms": it.duration_ms,
+            })
+        })
+        .collect();
+    let older = page.next.map(|before| {
+        let mut link = url::form_urlencoded::Serializer::new(String::new());
+        link.append_pair("tool", &filters.tool)
+            .append_pair("subject", &filters.subject)
+            .append_pair("decision", &filters.decision)
+            .append_pair("before", &before.to_string());
+        format!("/admin/servers/{slug}/calls?{}", link.finish())
+    });
+    let decisions: Vec<Value> = DECISIONS
+        .iter()
+        .map(|it| json!({"value": it.as_str(), "selected": Some(*it) == decision}))
+        .collect();
+    let context = json!({
+        "page": page(&admin, &format!("{slug} — recent calls"), "servers"),
+        "slug": slug,
+        "recent": calls::RECENT,
+        "filter": {"tool": filters.tool, "subject": filters.subject},
+        "filtered": query.tool.is_some() || query.subject.is_some() || decision.is_some(),
+        "decisions": decisions,
+        "calls": rows,
+        "older": older,
+    });
+    render(&templates, "calls", &context)
+}
+
 /// The script and style sheet; public, like any login page's assets.
 async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(it, _, _)| *it == name) {
@@ -222,6 +323,12 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
             "password_set": secret("password"),
             "client_secret_set": secret("client_secret"),
             "private_key_set": secret("private_key"),
+            "rate_limits": draft.settings.rate_limits,
+            // Edited as JSON text; empty when no tool has rates of its own.
+            "rate_limit_tools": draft.settings.rate_limits.as_ref()
+                .filter(|it| !it.tools.is_empty())
+                .and_then(|it| serde_json::to_string(&it.tools).ok())
+                .unwrap_or_default(),
         },
     })
 }

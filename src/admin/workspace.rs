@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use crate::calls;
 use crate::config::{
-    self, BackendUrl, CredentialsConfig, MaxConcurrency, ServerSettings, Slug, TimeoutSecs, ToolOverride,
+    self, BackendUrl, CredentialsConfig, MaxConcurrency, RateLimits, ServerSettings, Slug, TimeoutSecs,
+    ToolOverride,
 };
 use crate::hosting::Hosting;
 use crate::mcp::tool_definition;
@@ -137,6 +139,9 @@ pub struct Settings {
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// Write: replaces the rate limits whole (keys left out get their defaults).
+    #[serde(default)]
+    pub rate_limits: Option<RateLimits>,
     /// Write: the new credentials (secrets left out keep their current value). Read: the
     /// credentials with every secret replaced by `"(set)"`.
     #[serde(default)]
@@ -410,6 +415,9 @@ impl Workspace {
         if let Some(headers) = change.headers {
             settings.headers = headers;
         }
+        if let Some(rate_limits) = change.rate_limits {
+            settings.rate_limits = rate_limits;
+        }
         let changed_credentials = change.credentials.is_some();
         if let Some(value) = change.credentials {
             settings.credentials = merge_credentials(&settings.credentials, value)?;
@@ -480,6 +488,13 @@ impl Workspace {
 
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
         Ok(self.store.audit_log(limit)?)
+    }
+
+    /// The recent tool calls of a served server that `query` asks for, newest first (this
+    /// process's only: each replica keeps its own).
+    pub fn calls(&self, slug: &str, query: &calls::Query) -> Result<calls::Page, Error> {
+        let hosted = self.hosting.get(slug).ok_or_else(|| Error::NotFound(slug.to_owned()))?;
+        Ok(hosted.service.calls().query(query))
     }
 
     /// The draft, else the served copy.
@@ -684,6 +699,7 @@ fn settings_view(settings: &ServerSettings) -> Settings {
         max_concurrency: Some(settings.max_concurrency),
         scopes: Some(settings.scopes.clone()),
         headers: Some(settings.headers.clone()),
+        rate_limits: Some(settings.rate_limits.clone()),
         credentials: Some(redacted(&settings.credentials)),
     }
 }

@@ -11,6 +11,7 @@ use url::Url;
 
 use super::credentials::CredentialsConfig;
 use super::curation::ToolOverride;
+use super::rate_limits::RateLimits;
 use super::{AuthMode, Error};
 use crate::secrets::Keyring;
 use crate::store::Record;
@@ -44,6 +45,9 @@ pub struct ServerSettings {
     /// Backend responses larger than this are cut, with a marker.
     #[serde(default = "default_response_bytes")]
     pub max_response_bytes: MaxResponseBytes,
+    /// How often tools may be called, per user and per tool; over it a call is a tool error.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
     /// Whether the document URL may point at a loopback or private address.
     #[serde(default)]
     pub allow_private_spec_url: bool,
@@ -74,6 +78,7 @@ impl ServerSettings {
             timeout_secs: default_timeout(),
             max_concurrency: default_concurrency(),
             max_response_bytes: default_response_bytes(),
+            rate_limits: RateLimits::default(),
             allow_private_spec_url: false,
             scopes: Vec::new(),
             tool_scopes: BTreeMap::new(),
@@ -95,6 +100,9 @@ impl ServerSettings {
             if http::HeaderValue::from_str(value).is_err() {
                 return invalid(format!("the value of header `{name}` is not a valid header value"));
             }
+        }
+        if let Some(problem) = self.rate_limits.problem() {
+            return invalid(problem);
         }
         // The credentials module owns what makes credentials usable; building them is the check.
         if let Err(reason) = crate::credentials::Credentials::new(self.slug.as_str(), &self.credentials) {
@@ -242,6 +250,12 @@ impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
 
     pub fn get(self) -> u64 {
         self.0
+    }
+
+    /// `VALUE`, checked when compiled: for defaults.
+    pub(super) const fn const_new<const VALUE: u64>() -> Self {
+        const { assert!(MIN <= VALUE && VALUE <= MAX) };
+        Bounded(VALUE)
     }
 
     /// The value as a size or count (the bounds fit any `usize` mcpgate runs on).

@@ -32,9 +32,10 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::envelope;
-use super::gateway::Gateway;
+use super::gateway::{self, Gateway};
 use super::listeners::{self, Listeners};
 use crate::auth::Caller;
+use crate::calls::{CallLog, Decision};
 use crate::snapshot::Snapshot;
 
 /// A session nobody has used for this long ends. SSE keep-alive pings do not count as use, and a
@@ -85,11 +86,13 @@ struct Inner {
     /// after, and sessions that make room are closed in tasks of their own.
     opening: tokio::sync::Mutex<()>,
     max_body_bytes: usize,
+    /// The server's recent calls, which the gateway shares: a step-up refusal is one too.
+    calls: Arc<CallLog>,
 }
 
-/// Whom a session counts against.
+/// Whom a session counts against (and whose rate-limit buckets a call takes from).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Subject {
+pub(super) enum Subject {
     /// Auth mode `jwt`: the verified issuer and `sub`. The session serves only them.
     Caller { issuer: String, subject: String },
     /// Auth mode `none`: the client's address; for IPv6, its /64 network, which one host
@@ -100,7 +103,7 @@ enum Subject {
 }
 
 impl Subject {
-    fn of(caller: Option<&Caller>, peer: Option<SocketAddr>) -> Subject {
+    pub(super) fn of(caller: Option<&Caller>, peer: Option<SocketAddr>) -> Subject {
         if let Some(caller) = caller {
             return Subject::Caller {
                 issuer: caller.claims.issuer.clone(),
@@ -148,6 +151,7 @@ impl Endpoint {
             stateless_config,
         );
 
+        let calls = gateway.calls().clone();
         let listeners = Arc::new(Listeners::default());
         listeners::spawn_notifier(gateway.host(), listeners.clone(), token.cancelled_owned());
         let session_gateway = gateway.with_listeners(listeners);
@@ -168,6 +172,7 @@ impl Endpoint {
                 limits: Mutex::new(SessionLimits::DEFAULT),
                 opening: tokio::sync::Mutex::new(()),
                 max_body_bytes,
+                calls,
             }),
         }
     }
@@ -176,6 +181,11 @@ impl Endpoint {
     /// open sessions beyond a lowered cap end as new ones are opened.
     pub fn set_session_limits(&self, limits: SessionLimits) {
         *self.inner.limits.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
+    }
+
+    /// The server's recent tool calls.
+    pub fn calls(&self) -> &CallLog {
+        &self.inner.calls
     }
 
     /// Ends every session of this server and every stream it has open, such as sessions' GET
@@ -216,6 +226,8 @@ impl Endpoint {
                 && let Some(tool) = snapshot.catalog.tool(name)
                 && let Some(refusal) = guard.step_up(caller, &tool.spec.name, &tool.scopes)
             {
+                let who = gateway::who(Some(caller), peer);
+                self.inner.calls.begin(name, who, snapshot.credentials.audience()).decide(Decision::InsufficientScope);
                 return guard.refuse(refusal);
             }
             initialize = envelope.initialize.is_some();

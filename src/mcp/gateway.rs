@@ -6,13 +6,19 @@
 //! initializes gets a session, whose peer `on_initialized` registers so that it hears
 //! `notifications/tools/list_changed`; a 2026-07-28 client hears it on `subscriptions/listen`.
 //! Every request reads the snapshot the edge took when the request arrived, session or not.
+//!
+//! Invariant: over its rate limit a call is a tool result with `isError: true` saying when to
+//! retry, never an HTTP 429 or a JSON-RPC error; every call leaves one audit record
+//! (`calls::CallLog`), however it ends.
 
+use std::hash::Hash;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation,
-    ListToolsResult, PaginatedRequestParams, ResourceContents, ServerCapabilities, ServerConfig,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ResourceContents, ServerCapabilities, ServerConfig,
     SubscriptionFilter,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
@@ -21,9 +27,11 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::definition::tool_definition;
-use super::endpoint::SESSION_HEADER;
+use super::endpoint::{SESSION_HEADER, Subject};
 use super::listeners::Listeners;
 use crate::auth::Caller;
+use crate::calls::{CallLog, Decision, Who};
+use crate::ratelimit::{Limiter, Refusal};
 use crate::snapshot::{self, Snapshot};
 use crate::upstream::{self, Outcome, Part};
 
@@ -43,11 +51,22 @@ pub struct Gateway {
     listeners: Option<Arc<Listeners>>,
     /// Permits for `subscriptions/listen` streams, shared by every clone.
     subscriptions: Arc<Semaphore>,
+    /// The server's rate-limit buckets, kept across publications.
+    limiter: Arc<Limiter>,
+    /// The server's recent calls.
+    calls: Arc<CallLog>,
 }
 
 impl Gateway {
     pub fn new(host: snapshot::Host) -> Gateway {
-        Gateway { host, listeners: None, subscriptions: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)) }
+        let calls = Arc::new(CallLog::new(&host.current().slug));
+        Gateway {
+            host,
+            listeners: None,
+            subscriptions: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
+            limiter: Arc::new(Limiter::default()),
+            calls,
+        }
     }
 
     /// This gateway for the session service: each session it initializes registers with
@@ -58,6 +77,10 @@ impl Gateway {
 
     pub(super) fn host(&self) -> &snapshot::Host {
         &self.host
+    }
+
+    pub(super) fn calls(&self) -> &Arc<CallLog> {
+        &self.calls
     }
 
     /// The snapshot the edge took for this request (the current one if none was taken).
@@ -76,6 +99,32 @@ fn parts(context: &RequestContext<RoleServer>) -> Option<&axum::http::request::P
 /// The caller the auth guard admitted, from the HTTP request rmcp hands over.
 fn caller(context: &RequestContext<RoleServer>) -> Option<&Caller> {
     parts(context)?.extensions.get::<Caller>()
+}
+
+/// The client's address, when the request came through a socket.
+fn peer(context: &RequestContext<RoleServer>) -> Option<SocketAddr> {
+    parts(context)?.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|it| it.0)
+}
+
+/// Who a call's audit record names: the caller in auth mode `jwt`, else the client's address.
+pub(super) fn who(caller: Option<&Caller>, peer: Option<SocketAddr>) -> Who {
+    match caller {
+        Some(caller) => Who {
+            issuer: Some(caller.claims.issuer.clone()),
+            subject: Some(caller.claims.subject.clone()),
+            client_id: caller.claims.client_id.clone(),
+        },
+        None => Who { subject: peer.map(|it| it.ip().to_canonical().to_string()), ..Who::default() },
+    }
+}
+
+/// Whose bucket a call takes from: the caller (issuer and subject), else the client's address
+/// (its /64 network for IPv6), as sessions are counted.
+fn user<'a>(caller: Option<&'a Caller>, peer: Option<SocketAddr>) -> impl Hash + 'a {
+    match caller {
+        Some(caller) => Ok((caller.claims.issuer.as_str(), caller.claims.subject.as_str())),
+        None => Err(Subject::of(None, peer)),
+    }
 }
 
 impl ServerHandler for Gateway {
@@ -127,14 +176,25 @@ impl ServerHandler for Gateway {
     ) -> Result<CallToolResponse, ErrorData> {
         // One snapshot for the whole call, even if the server is published again meanwhile.
         let snapshot = self.snapshot(&context);
-        let caller = caller(&context);
+        let (caller, peer) = (caller(&context), peer(&context));
+        // Written when dropped, with what the call came to.
+        let mut audit = self.calls.begin(&request.name, who(caller, peer), snapshot.credentials.audience());
         let Some(tool) = snapshot.catalog.tool(&request.name) else {
+            audit.decide(Decision::UnknownTool);
             return Err(ErrorData::invalid_params(format!("unknown tool {}", request.name), None));
         };
         // The edge has asked for these scopes already (a 403 challenge); this holds whatever
         // message reached rmcp without the edge seeing its tool.
         if snapshot.access.is_some() && !caller.is_some_and(|it| it.has_scopes(&tool.scopes)) {
+            audit.decide(Decision::InsufficientScope);
             return Err(ErrorData::invalid_request(format!("{} needs more scopes", tool.spec.name), None));
+        }
+        // Over the limit, a result the model can act on (wait, then retry): clients take an HTTP
+        // 429 for a failed transport, and a JSON-RPC error for a broken call.
+        if let Err(refusal) = self.limiter.check(&user(caller, peer), &tool.spec.name, &tool.limits) {
+            audit.decide(Decision::RateLimited);
+            // counted in metrics
+            return Ok(rate_limited(&refusal).into());
         }
         let arguments = request.arguments.unwrap_or_default();
         let instance = Value::Object(arguments);
@@ -150,6 +210,7 @@ impl ServerHandler for Gateway {
             })
             .collect();
         if !problems.is_empty() {
+            audit.decide(Decision::InvalidArguments);
             let text = format!("Invalid arguments for {}:\n{}", tool.spec.name, problems.join("\n"));
             return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
         }
@@ -160,8 +221,15 @@ impl ServerHandler for Gateway {
         // A backend that cannot be reached, refuses or fails is a result the model can act on
         // (retry, tell the user), not a protocol error.
         let result = match upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await {
-            Ok(outcome) => into_result(outcome),
-            Err(err) => CallToolResult::error(vec![ContentBlock::text(err.to_string())]),
+            Ok(outcome) => {
+                audit.decide(Decision::Allowed);
+                audit.backend_status(outcome.status);
+                into_result(outcome)
+            }
+            Err(err) => {
+                audit.decide(decision(&err));
+                CallToolResult::error(vec![ContentBlock::text(err.to_string())])
+            }
         };
         Ok(result.into())
     }
@@ -208,6 +276,29 @@ impl ServerHandler for Gateway {
                 return Ok(());
             }
         }
+    }
+}
+
+/// A call over its rate limit: what to wait for in words, and in seconds under `_meta` for
+/// clients that retry by themselves.
+fn rate_limited(refusal: &Refusal) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(refusal.to_string())]);
+    let mut meta = MetaObject::new();
+    meta.insert("mcpgate/retryAfterSeconds".to_owned(), refusal.retry_after_secs().into());
+    result.meta = Some(meta);
+    result
+}
+
+/// How the audit names a call the backend did not answer.
+fn decision(err: &upstream::Error) -> Decision {
+    match err {
+        upstream::Error::Request(_) => Decision::InvalidArguments,
+        upstream::Error::Busy { .. } => Decision::Busy,
+        upstream::Error::Credentials(_) => Decision::CredentialsFailed,
+        upstream::Error::Header(_)
+        | upstream::Error::Transport(_)
+        | upstream::Error::Stalled { .. }
+        | upstream::Error::Redirected { .. } => Decision::BackendError,
     }
 }
 

@@ -13,6 +13,8 @@ pub struct Outcome {
     pub is_error: bool,
     pub content: Vec<Part>,
     pub structured: Option<Value>,
+    /// The backend's HTTP status.
+    pub status: u16,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,12 +25,12 @@ pub enum Part {
 }
 
 impl Outcome {
-    fn error(message: impl Into<String>) -> Outcome {
-        Outcome { is_error: true, content: vec![Part::Text(message.into())], structured: None }
+    fn error(status: u16, message: impl Into<String>) -> Outcome {
+        Outcome { is_error: true, content: vec![Part::Text(message.into())], structured: None, status }
     }
 
-    fn text(text: String) -> Outcome {
-        Outcome { is_error: false, content: vec![Part::Text(text)], structured: None }
+    fn text(status: u16, text: String) -> Outcome {
+        Outcome { is_error: false, content: vec![Part::Text(text)], structured: None, status }
     }
 }
 
@@ -66,10 +68,10 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
         } else {
             format!("The backend answered {} {}:\n{excerpt}", received.status, received.reason)
         };
-        return Outcome::error(message);
+        return Outcome::error(received.status, message);
     }
     if received.body.is_empty() {
-        return Outcome::text(format!(
+        return Outcome::text(received.status, format!(
             "Done: the backend answered {} {} with no content.",
             received.status, received.reason
         ));
@@ -79,7 +81,7 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
         && !received.truncated
         && let Ok(value) = serde_json::from_slice::<Value>(received.body)
     {
-        return json_outcome(tool, value, &output_matches);
+        return json_outcome(tool, received.status, value, &output_matches);
     }
     let is_text = is_json
         || essence.starts_with("text/")
@@ -92,7 +94,7 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
         if received.truncated {
             text.push_str(&cut_marker);
         }
-        return Outcome::text(text);
+        return Outcome::text(received.status, text);
     }
     let mime_type = if essence.is_empty() { "application/octet-stream".to_owned() } else { essence };
     let mut outcome = if mime_type.starts_with("image/") && !received.truncated {
@@ -100,6 +102,7 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
             is_error: false,
             content: vec![Part::Image { data: received.body.to_vec(), mime_type }],
             structured: None,
+            status: received.status,
         }
     } else {
         let uri = format!("mcpgate://response/{}", tool.name);
@@ -107,6 +110,7 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
             is_error: false,
             content: vec![Part::Resource { uri, data: received.body.to_vec(), mime_type }],
             structured: None,
+            status: received.status,
         }
     };
     if received.truncated {
@@ -115,7 +119,12 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
     outcome
 }
 
-fn json_outcome(tool: &ToolSpec, value: Value, output_matches: &impl Fn(&Value) -> bool) -> Outcome {
+fn json_outcome(
+    tool: &ToolSpec,
+    status: u16,
+    value: Value,
+    output_matches: &impl Fn(&Value) -> bool,
+) -> Outcome {
     let text = value.to_string();
     let structured = match tool.output {
         OutputShape::Unstructured => None,
@@ -139,7 +148,7 @@ fn json_outcome(tool: &ToolSpec, value: Value, output_matches: &impl Fn(&Value) 
     // `structuredContent` must be an object; a backend that answers, say, an array where the
     // document promised an object gets its data through the text block only.
     let structured = structured.filter(Value::is_object);
-    Outcome { is_error: false, content: vec![Part::Text(text)], structured }
+    Outcome { is_error: false, content: vec![Part::Text(text)], structured, status }
 }
 
 #[cfg(test)]
