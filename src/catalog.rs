@@ -76,11 +76,13 @@ impl Catalog {
                 .and_then(|it| jsonschema::draft202012::new(&serde_json::Value::Object((**it).clone())).ok());
             let scopes = tool_scopes(settings, &spec, &tool);
             let operation = &spec.operations[tool.operation];
-            let (per_user, per_tool) = settings.rate_limits.for_tool(
-                &[&tool.name, &operation.key(), &operation.label()],
-                tool.annotations.read_only,
-            );
-            let limits = ratelimit::Limits { per_user: Rate::per_minute(per_user), per_tool: Rate::per_minute(per_tool) };
+            let (per_user, per_tool) = settings
+                .rate_limits
+                .for_tool(&[&tool.name, &operation.key(), &operation.label()], tool.annotations.read_only);
+            let limits = ratelimit::Limits {
+                per_user: Rate::per_minute(per_user),
+                per_tool: Rate::per_minute(per_tool),
+            };
             match jsonschema::draft202012::new(&schema) {
                 Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator, scopes, limits }),
                 // Generated schemas compile (the corpus test holds this); should one not, the

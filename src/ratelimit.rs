@@ -293,7 +293,8 @@ mod tests {
 
     #[test]
     fn retry_hints_round_up_to_whole_seconds() {
-        let hint = |nanos| Refusal::User { rate: Rate::per_minute(1), retry_after: Duration::from_nanos(nanos) };
+        let hint =
+            |nanos| Refusal::User { rate: Rate::per_minute(1), retry_after: Duration::from_nanos(nanos) };
         assert_eq!(hint(1).retry_after_secs(), 1);
         assert_eq!(hint(1_000_000_000).retry_after_secs(), 1);
         assert_eq!(hint(1_000_000_001).retry_after_secs(), 2);

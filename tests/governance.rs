@@ -146,7 +146,9 @@ async fn calls_over_a_rate_limit_are_tool_errors_saying_when_to_retry() {
     assert!(allowed(&app.call("alice", "getPet", pet.clone()).await));
     let refused = app.call("alice", "getPet", pet.clone()).await;
     assert!((29..=30).contains(&retry_after(&refused)), "{}", refused.text());
-    assert!(result(&refused)["content"][0]["text"].as_str().unwrap().contains("2 times a minute by each user"));
+    assert!(
+        result(&refused)["content"][0]["text"].as_str().unwrap().contains("2 times a minute by each user")
+    );
     assert_eq!(app.backend.take().len(), 2, "a refused call reaches no backend");
 
     // Per tool: three calls a minute from all users together; bob's is the third.
@@ -205,7 +207,8 @@ impl std::io::Write for Writer {
 
 fn logged(lines: &Mutex<Vec<u8>>) -> (String, Vec<Value>) {
     let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
-    let records = text.lines().map(|it| serde_json::from_str::<Value>(it).unwrap()["fields"].clone()).collect();
+    let records =
+        text.lines().map(|it| serde_json::from_str::<Value>(it).unwrap()["fields"].clone()).collect();
     (text, records)
 }
 
@@ -231,7 +234,9 @@ async fn every_call_leaves_an_audit_record_in_the_log_and_the_admin_api() {
     assert!(!text.contains(secret_argument) && !text.contains(&token) && !text.contains(&weak), "{text}");
     let decisions: Vec<(&str, &str, &str)> = records
         .iter()
-        .map(|it| (it["tool"].as_str().unwrap(), it["subject"].as_str().unwrap(), it["decision"].as_str().unwrap()))
+        .map(|it| {
+            (it["tool"].as_str().unwrap(), it["subject"].as_str().unwrap(), it["decision"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(
         decisions,

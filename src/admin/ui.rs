@@ -171,7 +171,7 @@ async fn recent_calls(
     State(state): State<AdminState>,
     Extension(templates): Extension<Templates>,
     Path(slug): Path<String>,
-    filters: Option<Query<CallFilters>>,
+    filters: Result<Query<CallFilters>, axum::extract::rejection::QueryRejection>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
@@ -179,6 +179,7 @@ async fn recent_calls(
         Ok(admin) => admin,
         Err(answer) => return *answer,
     };
+    // A query string the form did not make filters nothing.
     let filters = filters.map(|it| it.0).unwrap_or_default();
     let decision = DECISIONS.into_iter().find(|it| it.as_str() == filters.decision);
     let query = calls::Query {
@@ -188,8 +189,8 @@ async fn recent_calls(
         before: filters.before,
         limit: CALLS_PAGE,
     };
-    let page = match state.workspace.calls(&slug, &query) {
-        Ok(page) => page,
+    let found = match state.workspace.calls(&slug, &query) {
+        Ok(found) => found,
         Err(err) => {
             let status = super::api::ApiError::from(err).into_response().status();
             let mut response = failure(&templates, &admin, &format!("no served server `{slug}`"));
@@ -197,7 +198,7 @@ async fn recent_calls(
             return response;
         }
     };
-    let rows: Vec<Value> = page
+    let rows: Vec<Value> = found
         .calls
         .iter()
         .map(|it| {
@@ -214,7 +215,7 @@ async fn recent_calls(
             })
         })
         .collect();
-    let older = page.next.map(|before| {
+    let older = found.next.map(|before| {
         let mut link = url::form_urlencoded::Serializer::new(String::new());
         link.append_pair("tool", &filters.tool)
             .append_pair("subject", &filters.subject)
@@ -222,10 +223,8 @@ async fn recent_calls(
             .append_pair("before", &before.to_string());
         format!("/admin/servers/{slug}/calls?{}", link.finish())
     });
-    let decisions: Vec<Value> = DECISIONS
-        .iter()
-        .map(|it| json!({"value": it.as_str(), "selected": Some(*it) == decision}))
-        .collect();
+    let decisions: Vec<Value> =
+        DECISIONS.iter().map(|it| json!({"value": it.as_str(), "selected": Some(*it) == decision})).collect();
     let context = json!({
         "page": page(&admin, &format!("{slug} — recent calls"), "servers"),
         "slug": slug,

@@ -227,7 +227,10 @@ impl Endpoint {
                 && let Some(refusal) = guard.step_up(caller, &tool.spec.name, &tool.scopes)
             {
                 let who = gateway::who(Some(caller), peer);
-                self.inner.calls.begin(name, who, snapshot.credentials.audience()).decide(Decision::InsufficientScope);
+                self.inner
+                    .calls
+                    .begin(name, who, snapshot.credentials.audience())
+                    .decide(Decision::InsufficientScope);
                 return guard.refuse(refusal);
             }
             initialize = envelope.initialize.is_some();

@@ -71,10 +71,10 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
         return Outcome::error(received.status, message);
     }
     if received.body.is_empty() {
-        return Outcome::text(received.status, format!(
-            "Done: the backend answered {} {} with no content.",
-            received.status, received.reason
-        ));
+        return Outcome::text(
+            received.status,
+            format!("Done: the backend answered {} {} with no content.", received.status, received.reason),
+        );
     }
     let is_json = essence == "application/json" || essence.ends_with("+json");
     if is_json
