@@ -138,6 +138,13 @@ fn an_administrator_imports_curates_and_publishes_in_the_browser() {
     assert_eq!(seen["secretPlaceholder"], "(set) — type to replace", "{context}");
     assert_eq!(seen["secretShown"], false, "the secret is on the page: {context}");
     assert_eq!(seen["timeoutShown"], "20", "{context}");
+    // Rate limits are edited with the settings.
+    assert_eq!(seen["rateLimitShown"], "10", "{context}");
+    assert_eq!(seen["toolRateLimitsShown"], r#"{"getPetById":{"per_user":5}}"#, "{context}");
+    // The client's call is on the server's page of recent calls, with who made it.
+    let calls = strings(&seen["recentCalls"]);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].contains("findPetsByStatus") && calls[0].contains("allowed"), "{calls:?}");
     // Re-import shows the diff.
     assert_eq!(seen["reimportDiff"], "Changes: +0 −0 ~0", "{context}");
 

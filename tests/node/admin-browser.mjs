@@ -275,12 +275,16 @@ async function main([base, document, shots, executablePath]) {
     await page.selectOption('#settings select[name="mode"]', "static");
     await page.selectOption('#settings select[name="scheme"]', "bearer");
     await page.fill('#settings input[name="value"]', SECRET);
+    await page.fill('#settings input[name="per_user_write"]', "10");
+    await page.fill('#settings textarea[name="rate_limit_tools"]', '{"getPetById": {"per_user": 5}}');
     await page.click('#settings button[type="submit"]');
     await page.locator("#status", { hasText: "Settings saved." }).waitFor();
     await page.reload();
     summary.secretPlaceholder = await page.getAttribute('#settings input[name="value"]', "placeholder");
     summary.secretShown = (await page.content()).includes(SECRET);
     summary.timeoutShown = await page.inputValue('#settings input[name="timeout_secs"]');
+    summary.rateLimitShown = await page.inputValue('#settings input[name="per_user_write"]');
+    summary.toolRateLimitsShown = await page.inputValue('#settings textarea[name="rate_limit_tools"]');
 
     // Re-import the same document: nothing added, removed or changed.
     await page.setInputFiles('#reimport input[name="file"]', document);
@@ -311,6 +315,14 @@ async function main([base, document, shots, executablePath]) {
     await page.setViewportSize({ width: 1280, height: 1500 });
     await page.screenshot({ path: join(shots, "admin-server.png") });
     await page.setViewportSize({ width: 1280, height: 900 });
+
+    // The client calls a tool; the server's page of recent calls shows the call.
+    await session.client.callTool({ name: "findPetsByStatus", arguments: { status: "available" } });
+    await page.click("#calls");
+    await page.locator("table.calls").waitFor();
+    summary.recentCalls = await page.locator("table.calls tbody tr").evaluateAll((rows) =>
+      rows.map((it) => it.innerText.replace(/\s+/g, " ").trim()),
+    );
 
     // A server from the configuration file is read-only.
     await page.goto(`${base}/admin/servers/petstore`);
