@@ -177,15 +177,7 @@ impl CallLog {
     }
 
     fn write(&self, mut record: Record) {
-        {
-            let mut ring = self.ring();
-            record.id = ring.next_id;
-            ring.next_id += 1;
-            if ring.records.len() >= self.capacity {
-                ring.records.pop_front();
-            }
-            ring.records.push_back(record.clone());
-        }
+        // Logged before the ring is locked: writing the log may wait, calls must not wait on it.
         tracing::info!(
             target: "mcpgate::audit::call",
             server = %self.server,
@@ -199,6 +191,14 @@ impl CallLog {
             duration_ms = record.duration_ms,
             "tool call"
         );
+        let mut ring = self.ring();
+        // Ids are given in the ring's order, which paging relies on.
+        record.id = ring.next_id;
+        ring.next_id += 1;
+        if ring.records.len() >= self.capacity {
+            ring.records.pop_front();
+        }
+        ring.records.push_back(record);
     }
 
     fn ring(&self) -> MutexGuard<'_, Ring> {
