@@ -357,6 +357,8 @@ mod tests {
         assert!(settings(exchange).validated(AuthMode::Jwt).is_ok());
         let err = settings("headers = { 'bad name' = 'x' }").validated(AuthMode::None).unwrap_err();
         assert!(err.to_string().contains("not a header name"), "{err}");
+        let err = settings("[rate_limits.tools]\naddPet = {}").validated(AuthMode::None).unwrap_err();
+        assert!(err.to_string().contains("sets neither per_user nor per_tool"), "{err}");
         let err = settings("[credentials]\nmode = 'static'\nscheme = 'header'\nvalue = 'k'")
             .validated(AuthMode::None)
             .unwrap_err();
