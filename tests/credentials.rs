@@ -1145,7 +1145,8 @@ fn text(result: &Value) -> String {
 
 /// The events mcpgate logged under `mcpgate::audit`.
 fn audit_events(log: &str) -> Vec<&str> {
-    log.lines().filter(|it| it.contains("mcpgate::audit")).collect()
+    // The grant requests' target, not the call audit's (`mcpgate::audit::call`).
+    log.lines().filter(|it| it.contains(" mcpgate::audit: ")).collect()
 }
 
 /// The value of `name=` in a text log line, quoted or not.
