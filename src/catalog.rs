@@ -92,6 +92,16 @@ impl Catalog {
                 }
             }
         }
+        // Rates named for no exposed tool apply to nothing: say so rather than stay silent.
+        for name in settings.rate_limits.tools.keys() {
+            let applies = tools.iter().any(|it| {
+                let operation = &spec.operations[it.spec.operation];
+                *name == it.spec.name || *name == operation.key() || *name == operation.label()
+            });
+            if !applies {
+                tracing::warn!(server = %settings.slug, tool = %name, "rate_limits.tools names no exposed tool");
+            }
+        }
         let by_name = tools.iter().enumerate().map(|(idx, it)| (it.spec.name.clone(), idx)).collect();
         Ok(Catalog { title: spec.info.title, tools, by_name, report: generated.report })
     }
