@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // The shared fixtures offer more than these tests use.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::response::IntoResponse;
@@ -66,7 +66,9 @@ struct App {
 }
 
 impl App {
-    async fn spawn() -> App {
+    /// mcpgate serving [`DOCUMENT`] as `slug`.
+    async fn spawn(slug: &str) -> App {
+        call_audit_log();
         let issuer = FakeIssuer::start().await;
         let key = TestKey::rsa();
         issuer.json("/jwks", &testing::jwks(&[key.jwk("k1")]));
@@ -74,10 +76,10 @@ impl App {
         let app = Setup::new()
             .jwt(&[issuer.origin()])
             .bootstrap_token(BOOTSTRAP_TOKEN)
-            .server("pets", DOCUMENT, &backend.url, LIMITS)
+            .server(slug, DOCUMENT, &backend.url, LIMITS)
             .start()
             .await;
-        App { mcp_url: app.mcp_url("pets"), app, issuer, key, backend }
+        App { mcp_url: app.mcp_url(slug), app, issuer, key, backend }
     }
 
     fn token(&self, subject: &str, scope: &str) -> String {
@@ -138,7 +140,7 @@ async fn wait(secs: u64) {
 
 #[tokio::test]
 async fn calls_over_a_rate_limit_are_tool_errors_saying_when_to_retry() {
-    let app = App::spawn().await;
+    let app = App::spawn("pets").await;
     let pet = json!({"id": 1});
 
     // Per user: `getPet` allows each user two calls a minute.
@@ -179,17 +181,25 @@ async fn calls_over_a_rate_limit_are_tool_errors_saying_when_to_retry() {
     assert!(allowed(&app.call("dave", "addPet", json!({"name": "after the wait"})).await));
 }
 
-/// Lines written under `mcpgate::audit::call` while the guard lives, as JSON objects.
-fn capture_call_audit() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("mcpgate::audit::call=info"))
-        .with_writer(move || Writer(writer.clone()))
-        .finish();
-    // The app runs in this test's current-thread runtime, so its events reach this subscriber.
-    (lines, tracing::subscriber::set_default(subscriber))
+/// What this test binary logs under `mcpgate::audit::call`, as JSON lines. One subscriber for
+/// the whole process, set before any test's mcpgate logs: tracing caches whether an event is
+/// wanted, so a subscriber set for one test's thread alone would miss events first seen
+/// elsewhere.
+fn call_audit_log() -> Arc<Mutex<Vec<u8>>> {
+    static LINES: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LINES
+        .get_or_init(|| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let writer = lines.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("mcpgate::audit::call=info"))
+                .with_writer(move || Writer(writer.clone()))
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+            lines
+        })
+        .clone()
 }
 
 struct Writer(Arc<Mutex<Vec<u8>>>);
@@ -205,17 +215,20 @@ impl std::io::Write for Writer {
     }
 }
 
-fn logged(lines: &Mutex<Vec<u8>>) -> (String, Vec<Value>) {
-    let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
-    let records =
-        text.lines().map(|it| serde_json::from_str::<Value>(it).unwrap()["fields"].clone()).collect();
+/// The log's text and the records of `server`'s calls.
+fn logged(server: &str) -> (String, Vec<Value>) {
+    let text = String::from_utf8(call_audit_log().lock().unwrap().clone()).unwrap();
+    let records = text
+        .lines()
+        .map(|it| serde_json::from_str::<Value>(it).unwrap()["fields"].clone())
+        .filter(|it| it["server"] == server)
+        .collect();
     (text, records)
 }
 
 #[tokio::test]
 async fn every_call_leaves_an_audit_record_in_the_log_and_the_admin_api() {
-    let (lines, _guard) = capture_call_audit();
-    let app = App::spawn().await;
+    let app = App::spawn("audited").await;
     let secret_argument = "argument-value-never-recorded";
     let token = app.token("alice", "pets:write");
     let reply = app.call_with(&token, "addPet", json!({"name": secret_argument})).await;
@@ -230,7 +243,7 @@ async fn every_call_leaves_an_audit_record_in_the_log_and_the_admin_api() {
         app.call("carol", "getPet", json!({"id": 2})).await;
     }
 
-    let (text, records) = logged(&lines);
+    let (text, records) = logged("audited");
     assert!(!text.contains(secret_argument) && !text.contains(&token) && !text.contains(&weak), "{text}");
     let decisions: Vec<(&str, &str, &str)> = records
         .iter()
@@ -251,13 +264,13 @@ async fn every_call_leaves_an_audit_record_in_the_log_and_the_admin_api() {
     );
     let first = &records[0];
     assert_eq!(first["message"], "tool call");
-    assert_eq!((&first["server"], &first["client_id"]), (&json!("pets"), &json!("agent-1")));
+    assert_eq!(first["client_id"], "agent-1");
     assert_eq!((&first["issuer"], &first["backend_status"]), (&json!(app.issuer.origin()), &json!(200)));
     assert!(first["duration_ms"].is_u64(), "{first}");
     assert!(records[1].get("backend_status").is_none(), "nothing was sent: {}", records[1]);
 
     // The admin API: newest first, filtered and paged.
-    let page = app.admin("/api/servers/pets/calls").await;
+    let page = app.admin("/api/servers/audited/calls").await;
     assert_eq!(page.status, 200, "{}", page.text());
     let body = page.text();
     assert!(!body.contains(secret_argument) && !body.contains(&token), "{body}");
@@ -267,19 +280,19 @@ async fn every_call_leaves_an_audit_record_in_the_log_and_the_admin_api() {
     assert_eq!((&calls[0]["decision"], &calls[5]["decision"]), (&json!("rate_limited"), &json!("allowed")));
     assert_eq!(calls[5]["backend_status"], 200);
     assert_eq!(calls[5]["subject"], "alice");
-    let refused = app.admin("/api/servers/pets/calls?decision=insufficient_scope").await.json();
+    let refused = app.admin("/api/servers/audited/calls?decision=insufficient_scope").await.json();
     assert_eq!(refused["calls"].as_array().unwrap().len(), 1);
     assert_eq!((&refused["calls"][0]["subject"], &refused["next"]), (&json!("bob"), &Value::Null));
-    let carol = app.admin("/api/servers/pets/calls?subject=carol&tool=getPet&limit=2").await.json();
+    let carol = app.admin("/api/servers/audited/calls?subject=carol&tool=getPet&limit=2").await.json();
     assert_eq!(carol["calls"].as_array().unwrap().len(), 2);
     let next = carol["next"].as_u64().expect("a next page");
-    let rest = app.admin(&format!("/api/servers/pets/calls?subject=carol&before={next}")).await.json();
+    let rest = app.admin(&format!("/api/servers/audited/calls?subject=carol&before={next}")).await.json();
     assert_eq!((rest["calls"].as_array().unwrap().len(), &rest["next"]), (1, &Value::Null));
     assert_eq!(app.admin("/api/servers/nope/calls").await.status, 404);
-    assert_eq!(app.admin("/api/servers/pets/calls?decision=maybe").await.status, 400);
+    assert_eq!(app.admin("/api/servers/audited/calls?decision=maybe").await.status, 400);
 
     // The admin UI's page of recent calls shows them, filtered like the API.
-    let html = app.admin("/servers/pets/calls?decision=rate_limited").await;
+    let html = app.admin("/servers/audited/calls?decision=rate_limited").await;
     assert_eq!(html.status, 200);
     let html = html.text();
     assert!(html.contains("decision-rate_limited") && html.contains("carol"), "{html}");
