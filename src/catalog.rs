@@ -3,10 +3,12 @@
 //! OpenAPI model is not kept once the tools are made.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use url::Url;
 
 use crate::config::{BackendUrl, ServerSettings};
+use crate::metrics;
 use crate::openapi::{ParamLocation, SecurityKind, Spec};
 use crate::tools::{self, Report, ToolSpec};
 
@@ -15,6 +17,8 @@ pub struct Catalog {
     pub tools: Vec<Tool>,
     by_name: HashMap<String, usize>,
     pub report: Report,
+    /// The server's metrics that no tool names (a call naming an unknown tool, refusals).
+    pub metrics: Arc<metrics::ServerSeries>,
 }
 
 pub struct Tool {
@@ -25,6 +29,8 @@ pub struct Tool {
     pub output_validator: Option<jsonschema::Validator>,
     /// Scopes a caller needs for this tool, besides the server's own.
     pub scopes: Vec<String>,
+    /// Resolved when the catalog is built, so that a call records with no lookup.
+    pub metrics: Arc<metrics::ToolSeries>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +79,10 @@ impl Catalog {
                 .and_then(|it| jsonschema::draft202012::new(&serde_json::Value::Object((**it).clone())).ok());
             let scopes = tool_scopes(settings, &spec, &tool);
             match jsonschema::draft202012::new(&schema) {
-                Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator, scopes }),
+                Ok(validator) => {
+                    let metrics = metrics::tool(settings.slug.as_str(), &tool.name);
+                    tools.push(Tool { spec: tool, validator, output_validator, scopes, metrics });
+                }
                 // Generated schemas compile (the corpus test holds this); should one not, the
                 // tool is left out rather than served without validation.
                 Err(err) => {
@@ -82,7 +91,8 @@ impl Catalog {
             }
         }
         let by_name = tools.iter().enumerate().map(|(idx, it)| (it.spec.name.clone(), idx)).collect();
-        Ok(Catalog { title: spec.info.title, tools, by_name, report: generated.report })
+        let metrics = metrics::server(settings.slug.as_str());
+        Ok(Catalog { title: spec.info.title, tools, by_name, report: generated.report, metrics })
     }
 
     pub fn tool(&self, name: &str) -> Option<&Tool> {

@@ -34,7 +34,8 @@ use tokio::time::Instant;
 use super::envelope;
 use super::gateway::Gateway;
 use super::listeners::{self, Listeners};
-use crate::auth::Caller;
+use crate::auth::{Caller, Challenge, Guard, Refusal};
+use crate::metrics;
 use crate::snapshot::Snapshot;
 
 /// A session nobody has used for this long ends. SSE keep-alive pings do not count as use, and a
@@ -178,6 +179,11 @@ impl Endpoint {
         *self.inner.limits.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
     }
 
+    /// How many sessions are open, for the metrics.
+    pub async fn open_sessions(&self) -> usize {
+        self.inner.manager.sessions.read().await.len()
+    }
+
     /// Ends every session of this server and every stream it has open, such as sessions' GET
     /// streams, which never end by themselves: graceful shutdown waits for every response to end.
     /// Requests after this are answered with errors. Dropping the last clone does the same.
@@ -195,7 +201,7 @@ impl Endpoint {
             None => None,
             Some(guard) => match guard.authenticate(&parts).await {
                 Ok(caller) => Some(caller),
-                Err(refusal) => return guard.refuse(refusal),
+                Err(refusal) => return refuse(&snapshot, guard, refusal),
             },
         };
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|it| it.0);
@@ -216,7 +222,7 @@ impl Endpoint {
                 && let Some(tool) = snapshot.catalog.tool(name)
                 && let Some(refusal) = guard.step_up(caller, &tool.spec.name, &tool.scopes)
             {
-                return guard.refuse(refusal);
+                return refuse(&snapshot, guard, refusal);
             }
             initialize = envelope.initialize.is_some();
             Body::from(bytes)
@@ -278,6 +284,9 @@ impl Inner {
             };
             if !owner_matches {
                 tracing::debug!("a session id was presented by a subject other than its owner");
+                if let (Some(_), Some(snapshot)) = (entry, request.extensions().get::<Arc<Snapshot>>()) {
+                    snapshot.catalog.metrics.refused(metrics::Refusal::ForeignSession);
+                }
                 return session_not_found();
             }
             if let Some(entry) = entry {
@@ -405,6 +414,19 @@ fn refused_message(malformed: envelope::Malformed) -> Response {
         "error": {"code": malformed.code, "message": malformed.message},
     });
     (status, axum::Json(body)).into_response()
+}
+
+/// The guard's answer to `refusal`, counted by reason.
+fn refuse(snapshot: &Snapshot, guard: &Guard, refusal: Refusal) -> Response {
+    let reason = match &refusal {
+        Refusal::Challenge(Challenge::Missing) => metrics::Refusal::MissingToken,
+        Refusal::Challenge(Challenge::InvalidToken { .. }) => metrics::Refusal::InvalidToken,
+        Refusal::Challenge(Challenge::InsufficientScope { .. }) => metrics::Refusal::InsufficientScope,
+        Refusal::Challenge(Challenge::InvalidRequest { .. }) => metrics::Refusal::InvalidRequest,
+        Refusal::KeysUnavailable => metrics::Refusal::KeysUnavailable,
+    };
+    snapshot.catalog.metrics.refused(reason);
+    guard.refuse(refusal)
 }
 
 /// What rmcp answers for an unknown session, so that a session of someone else looks the same.
