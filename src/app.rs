@@ -358,7 +358,12 @@ pub async fn run(
         })?;
         tracing::info!("metrics at http://{address}/metrics");
         // Scrapes are short; the task ends with the process.
-        tokio::spawn(connections::serve(listener, router, connections::Limits::DEFAULT, std::future::pending()));
+        tokio::spawn(connections::serve(
+            listener,
+            router,
+            connections::Limits::DEFAULT,
+            std::future::pending(),
+        ));
     }
     app.serve(listener, shutdown).await
 }

@@ -159,10 +159,13 @@ impl TelemetryConfig {
         {
             for pair in value.split(',').filter(|it| !it.trim().is_empty()) {
                 let Some((name, value)) = pair.split_once('=') else {
-                    return Err(Error::Invalid("OTEL_EXPORTER_OTLP_HEADERS: expected name=value pairs".to_owned()));
+                    return Err(Error::Invalid(
+                        "OTEL_EXPORTER_OTLP_HEADERS: expected name=value pairs".to_owned(),
+                    ));
                 };
                 let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
-                self.otlp_headers.insert(name.trim().to_owned(), crate::secrets::Secret::new(value.into_owned()));
+                self.otlp_headers
+                    .insert(name.trim().to_owned(), crate::secrets::Secret::new(value.into_owned()));
             }
         }
         if self.service_name.is_none() {

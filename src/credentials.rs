@@ -199,7 +199,11 @@ impl Credentials {
                 self.fetch(grant, subject, &key.scopes)
             })
             .await;
-        if fetched { self.metrics.token_cache_miss() } else { self.metrics.token_cache_hit() }
+        if fetched {
+            self.metrics.token_cache_miss()
+        } else {
+            self.metrics.token_cache_hit()
+        }
         let token = token?;
         let value = Zeroizing::new(format!("Bearer {}", token.value.expose().unwrap_or_default()));
         let header = sensitive(&value).ok_or_else(|| {

@@ -43,8 +43,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] =
-        [Outcome::Ok, Outcome::ToolError, Outcome::InvalidParams, Outcome::InvalidRequest, Outcome::InternalError];
+    const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::ToolError,
+        Outcome::InvalidParams,
+        Outcome::InvalidRequest,
+        Outcome::InternalError,
+    ];
 
     /// The conventions' `error.type`: `None` for a success.
     pub fn error_type(self) -> Option<&'static str> {
@@ -267,7 +272,8 @@ pub fn render(servers: &[ServerState]) -> String {
         }
         registry.tools.retain(|_, it| !it.is_empty());
         let servers: Vec<Arc<ServerSeries>> = registry.servers.values().cloned().collect();
-        let tools: Vec<Arc<ToolSeries>> = registry.tools.values().flat_map(|it| it.values().cloned()).collect();
+        let tools: Vec<Arc<ToolSeries>> =
+            registry.tools.values().flat_map(|it| it.values().cloned()).collect();
         (servers, tool_series_sorted(tools))
     };
     exposition::write(&exposition::Scrape {

@@ -76,7 +76,9 @@ pub fn init(json: bool, config: &TelemetryConfig) -> Telemetry {
             None
         }
     };
-    let spans = exporter.as_ref().map(|it| it.layer().with_filter(Targets::new().with_target(SPANS, tracing::Level::TRACE)));
+    let spans = exporter
+        .as_ref()
+        .map(|it| it.layer().with_filter(Targets::new().with_target(SPANS, tracing::Level::TRACE)));
     let installed = tracing_subscriber::registry().with(logs.with_filter(logged)).with(spans).try_init();
     if let Some(exporter) = &exporter {
         if installed.is_ok() {

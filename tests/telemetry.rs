@@ -81,7 +81,8 @@ fn promtool_accepts(text: &str) {
     use std::io::Write;
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n{text}");
 }
 
@@ -98,7 +99,8 @@ async fn metrics_count_calls_refusals_sessions_and_keys_without_users() {
         }
     })
     .await;
-    let app = Setup::new().jwt(&[issuer.origin()]).server("metered", DOCUMENT, &backend.url, "").start().await;
+    let app =
+        Setup::new().jwt(&[issuer.origin()]).server("metered", DOCUMENT, &backend.url, "").start().await;
     let url = app.mcp_url("metered");
     let token = |scope: &str| {
         key.sign(
@@ -135,15 +137,25 @@ async fn metrics_count_calls_refusals_sessions_and_keys_without_users() {
     assert_eq!(value(&text, &format!("{op}_count{{{list}}}")), 2.0);
     assert_eq!(value(&text, &format!("{op}_bucket{{{list},le=\"+Inf\"}}")), 2.0);
     assert!(value(&text, &format!("{op}_sum{{{list}}}")) > 0.0);
-    let broken = r#"server="metered",mcp_method_name="tools/call",gen_ai_tool_name="broken",error_type="tool_error""#;
+    let broken =
+        r#"server="metered",mcp_method_name="tools/call",gen_ai_tool_name="broken",error_type="tool_error""#;
     assert_eq!(value(&text, &format!("{op}_count{{{broken}}}")), 1.0);
     let unknown = r#"server="metered",mcp_method_name="tools/call",error_type="-32602""#;
     assert_eq!(value(&text, &format!("{op}_count{{{unknown}}}")), 1.0);
     assert!(!text.contains("no-such-tool-xyz"), "an unknown tool name makes no series:\n{text}");
 
     let backend_duration = "mcpgate_backend_request_duration_seconds_count";
-    assert_eq!(value(&text, &format!(r#"{backend_duration}{{server="metered",tool="listPets",status_class="2xx"}}"#)), 2.0);
-    assert_eq!(value(&text, &format!(r#"{backend_duration}{{server="metered",tool="broken",status_class="5xx"}}"#)), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"{backend_duration}{{server="metered",tool="listPets",status_class="2xx"}}"#)
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(&text, &format!(r#"{backend_duration}{{server="metered",tool="broken",status_class="5xx"}}"#)),
+        1.0
+    );
 
     let refusals = "mcpgate_authorization_refusals_total";
     assert_eq!(value(&text, &format!(r#"{refusals}{{server="metered",reason="missing_token"}}"#)), 1.0);
@@ -165,7 +177,8 @@ async fn metrics_count_calls_refusals_sessions_and_keys_without_users() {
     promtool_accepts(&text);
 
     // Behind the `Host` check, as every route but the health probes.
-    let elsewhere = app.http.get(format!("{}/metrics", app.base)).header("host", "evil.example").send().await.unwrap();
+    let elsewhere =
+        app.http.get(format!("{}/metrics", app.base)).header("host", "evil.example").send().await.unwrap();
     assert_eq!(elsewhere.status(), 403);
 }
 
@@ -253,4 +266,3 @@ fn log_json_writes_one_json_object_per_line() {
         assert!(event["level"].is_string() && event["fields"].is_object(), "{line}");
     }
 }
-

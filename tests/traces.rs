@@ -64,7 +64,10 @@ impl Receiver {
                             })
                             .unwrap_or_default();
                         for scope in resource.scope_spans {
-                            spans.lock().unwrap().extend(scope.spans.into_iter().map(|it| (service.clone(), it)));
+                            spans
+                                .lock()
+                                .unwrap()
+                                .extend(scope.spans.into_iter().map(|it| (service.clone(), it)));
                         }
                     }
                     ([("content-type", "application/x-protobuf")], Vec::<u8>::new()).into_response()
@@ -87,15 +90,22 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
-    span.attributes.iter().find(|it| it.key == key).and_then(|it| it.value.as_ref()).map(|it| match &it.value {
-        Some(AnyValue::StringValue(value)) => value.clone(),
-        Some(AnyValue::IntValue(value)) => value.to_string(),
-        other => format!("{other:?}"),
+    span.attributes.iter().find(|it| it.key == key).and_then(|it| it.value.as_ref()).map(|it| {
+        match &it.value {
+            Some(AnyValue::StringValue(value)) => value.clone(),
+            Some(AnyValue::IntValue(value)) => value.to_string(),
+            other => format!("{other:?}"),
+        }
     })
 }
 
 /// The spans of the trace `trace_id`, waiting (flushing) until `n` have come.
-async fn trace(telemetry: &mcpgate::telemetry::Telemetry, receiver: &Receiver, trace_id: &str, n: usize) -> Vec<Span> {
+async fn trace(
+    telemetry: &mcpgate::telemetry::Telemetry,
+    receiver: &Receiver,
+    trace_id: &str,
+    n: usize,
+) -> Vec<Span> {
     let start = Instant::now();
     let mut found: Vec<Span> = Vec::new();
     while start.elapsed() < Duration::from_secs(20) {
@@ -180,8 +190,13 @@ async fn a_tool_call_is_a_server_span_with_credential_and_backend_children() {
     assert!(backend.last().headers["traceparent"].to_str().unwrap().contains(trace_id));
 
     // An unknown tool: a span named for the method alone, marked failed.
-    let unknown = client.rpc("tools/call", json!({"name": "nope-unknown", "arguments": {},
-        "_meta": {"traceparent": "00-11111111111111111111111111111111-2222222222222222-01"}})).await;
+    let unknown = client
+        .rpc(
+            "tools/call",
+            json!({"name": "nope-unknown", "arguments": {},
+        "_meta": {"traceparent": "00-11111111111111111111111111111111-2222222222222222-01"}}),
+        )
+        .await;
     assert_eq!(unknown["error"]["code"], -32602);
     let spans = trace(&telemetry, &receiver, "11111111111111111111111111111111", 1).await;
     assert_eq!(spans[0].name, "tools/call");
