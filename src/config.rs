@@ -526,6 +526,33 @@ spec = "pets.yaml"
     }
 
     #[test]
+    fn traces_come_from_the_file_else_the_otel_variables() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
+        };
+        assert_eq!(Config::parse(MINIMAL, &[]).unwrap().telemetry.traces_url(), None, "off by default");
+        let otel = env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_SERVICE_NAME", "gate"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=a%20b, other=c"),
+        ]);
+        let telemetry = Config::parse(MINIMAL, &otel).unwrap().telemetry;
+        assert_eq!(telemetry.traces_url().unwrap().as_str(), "http://collector:4318/v1/traces");
+        assert_eq!(telemetry.service_name.as_deref(), Some("gate"));
+        assert_eq!(telemetry.otlp_headers["x-api-key"].expose(), Some("a b"));
+        assert_eq!(format!("{:?}", telemetry.otlp_headers["other"]), "[redacted]");
+        let file = format!("{MINIMAL}\n[telemetry]\notlp_endpoint = \"http://file:4318/v1/traces\"\n");
+        let telemetry = Config::parse(&file, &otel).unwrap().telemetry;
+        assert_eq!(telemetry.traces_url().unwrap().as_str(), "http://file:4318/v1/traces", "the file wins");
+        let disabled = [otel.clone(), env(&[("OTEL_SDK_DISABLED", "true")])].concat();
+        assert_eq!(Config::parse(&file, &disabled).unwrap().telemetry.traces_url(), None);
+        let ratio = format!("{MINIMAL}\n[telemetry]\nsample_ratio = 2.0\n");
+        assert!(Config::parse(&ratio, &[]).unwrap_err().to_string().contains("sample_ratio"));
+        let metrics = MINIMAL.replace("[http]", "[http]\nmetrics_listen = \"0.0.0.0:9464\"");
+        assert_eq!(Config::parse(&metrics, &[]).unwrap().http.metrics_listen.map(|it| it.port()), Some(9464));
+    }
+
+    #[test]
     fn auth_mode_must_be_explicit() {
         let err = Config::parse("[http]\n[store]\n[auth]\n", &[]).unwrap_err();
         assert!(err.to_string().contains("mode"), "{err}");

@@ -289,3 +289,51 @@ fn tool_series_sorted(mut tools: Vec<Arc<ToolSeries>>) -> Vec<Arc<ToolSeries>> {
     tools.sort_by(|a, b| (&a.server, &a.tool).cmp(&(&b.server, &b.tool)));
     tools
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_live_while_held_and_calls_never_make_them() {
+        let server = server("metrics-unit");
+        let tool = tool("metrics-unit", "listThings");
+        tool.called(Outcome::Ok, Duration::from_millis(3));
+        tool.called(Outcome::ToolError, Duration::from_millis(30));
+        tool.backend_answered(404, Duration::from_millis(2));
+        tool.backend_failed(Duration::from_secs(1));
+        rate_limited("metrics-unit", "listThings");
+        rate_limited("metrics-unit", "noSuchTool");
+        server.refused(Refusal::InvalidToken);
+        server.token_cache_hit();
+        let text =
+            render(&[ServerState { server: "metrics-unit".into(), sessions: 2, generation: 1, tools: 1 }]);
+        let has = |line: &str| text.lines().any(|it| it == line);
+        let call = r#"server="metrics-unit",mcp_method_name="tools/call",gen_ai_tool_name="listThings""#;
+        assert!(has(&format!("mcp_server_operation_duration_seconds_count{{{call}}} 1")), "{text}");
+        assert!(has(&format!(
+            "mcp_server_operation_duration_seconds_bucket{{{call},error_type=\"tool_error\",le=\"0.05\"}} 1"
+        )));
+        assert!(has(&format!(
+            "mcp_server_operation_duration_seconds_bucket{{{call},error_type=\"tool_error\",le=\"0.02\"}} 0"
+        )));
+        let backend = r#"server="metrics-unit",tool="listThings""#;
+        assert!(has(&format!(
+            "mcpgate_backend_request_duration_seconds_count{{{backend},status_class=\"4xx\"}} 1"
+        )));
+        assert!(has(&format!(
+            "mcpgate_backend_request_duration_seconds_count{{{backend},status_class=\"error\"}} 1"
+        )));
+        assert!(has(&format!("mcpgate_rate_limited_calls_total{{{backend}}} 1")));
+        assert!(!text.contains("noSuchTool"));
+        assert!(has(
+            r#"mcpgate_authorization_refusals_total{server="metrics-unit",reason="invalid_token"} 1"#
+        ));
+        assert!(has(r#"mcpgate_token_cache_lookups_total{server="metrics-unit",result="hit"} 1"#));
+        assert!(has(r#"mcpgate_sessions_open{server="metrics-unit"} 2"#));
+        // Nothing holds them any more (the server was removed): the next scrape drops them.
+        drop((server, tool));
+        let _ = render(&[]);
+        assert!(!render(&[]).contains("metrics-unit"));
+    }
+}

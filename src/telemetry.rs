@@ -80,10 +80,10 @@ pub fn init(json: bool, config: &TelemetryConfig) -> Telemetry {
         .as_ref()
         .map(|it| it.layer().with_filter(Targets::new().with_target(SPANS, tracing::Level::TRACE)));
     let installed = tracing_subscriber::registry().with(logs.with_filter(logged)).with(spans).try_init();
-    if let Some(exporter) = &exporter {
-        if installed.is_ok() {
-            tracing::info!(endpoint = %exporter.endpoint(), "exporting traces over OTLP/HTTP");
-        }
+    if let Some(exporter) = &exporter
+        && installed.is_ok()
+    {
+        tracing::info!(endpoint = %exporter.endpoint(), "exporting traces over OTLP/HTTP");
     }
     Telemetry { traces: exporter.filter(|_| installed.is_ok()) }
 }

@@ -99,7 +99,7 @@ pub fn write(scrape: &Scrape<'_>) -> String {
     sample(out, name, &[("outcome", "ok")], scrape.jwks_refreshed);
     sample(out, name, &[("outcome", "failed")], scrape.jwks_failed);
 
-    let gauges: [(&str, &str, fn(&ServerState) -> u64); 3] = [
+    let gauges: [(&str, &str, Gauge); 3] = [
         ("mcpgate_sessions_open", "MCP sessions open.", |it| it.sessions as u64),
         (
             "mcpgate_catalog_generation",
@@ -120,6 +120,9 @@ pub fn write(scrape: &Scrape<'_>) -> String {
     sample(out, name, &[("version", env!("CARGO_PKG_VERSION"))], 1);
     std::mem::take(out)
 }
+
+/// How a gauge reads its value from a server's state.
+type Gauge = fn(&ServerState) -> u64;
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
