@@ -98,6 +98,31 @@ async fn root_resource_metadata(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The router of `/metrics` alone: merged into the main one, or served on `http.metrics_listen`.
+///
+/// Open to whoever reaches it, as Prometheus scrapers expect: it names hosted servers and their
+/// tools and counts calls, never a user, a client or an address. On the main address it sits
+/// behind the `Host` check like every route; an operator who would rather not publish it there
+/// sets `http.metrics_listen` to an address only the scraper reaches.
+fn metrics_router(hosting: Hosting) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(hosting)
+}
+
+async fn metrics(State(hosting): State<Hosting>) -> Response {
+    let mut servers = Vec::new();
+    for slug in hosting.slugs() {
+        let Some(hosted) = hosting.get(&slug) else { continue };
+        servers.push(crate::metrics::ServerState {
+            sessions: hosted.service.open_sessions().await,
+            generation: hosted.host.generation(),
+            tools: hosted.host.current().catalog.tools.len(),
+            server: slug,
+        });
+    }
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], crate::metrics::render(&servers)).into_response()
+}
+
 /// Counts only: anyone may ask, and the reasons name internal URLs and connection errors. They
 /// are in the log (at provisioning) and in the admin API's server list (`failure`).
 async fn ready(State(state): State<AppState>) -> Response {
@@ -244,6 +269,9 @@ fn development(config: &Config, dev: &DevConfig, hosting: &Hosting) -> Result<Ro
 /// router. Tests serve it on their own listener or send requests straight to [`App::router`].
 pub struct App {
     pub router: Router,
+    /// `/metrics` alone, for `http.metrics_listen` when it is set (the main router then does not
+    /// serve it).
+    pub metrics: Option<Router>,
     /// The hosted servers, which the admin API publishes through and shutdown closes.
     pub hosting: Hosting,
     public_url: String,
@@ -280,13 +308,17 @@ pub async fn build(config: &Config) -> Result<App, Error> {
     let state =
         AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes, store };
     let mut router = router(state).merge(admin);
+    let mut metrics = Some(metrics_router(hosting.clone()));
+    if config.http.metrics_listen.is_none() {
+        router = router.merge(metrics.take().unwrap_or_default());
+    }
     if let Some(dev) = dev {
         router = router.merge(dev);
     }
     // Last, so that it wraps every route above.
     let hosts = AcceptedHosts::new(&config.http.accepted_hosts());
     let router = router.layer(middleware::from_fn_with_state(hosts, check_host));
-    Ok(App { router, hosting, public_url: config.public_url().to_owned() })
+    Ok(App { router, metrics, hosting, public_url: config.public_url().to_owned() })
 }
 
 impl App {
@@ -297,7 +329,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let App { router, hosting, public_url } = self;
+        let App { router, hosting, public_url, .. } = self;
         tracing::info!("listening on {public_url}; administration at {public_url}/admin");
         let shutdown = async move {
             shutdown.await;
@@ -319,7 +351,21 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    build(&config).await?.serve(listener, shutdown).await
+    let app = build(&config).await?;
+    if let (Some(address), Some(router)) = (config.http.metrics_listen, app.metrics.clone()) {
+        let listener = TcpListener::bind(address).await.map_err(|err| {
+            Error::Config(format!("http.metrics_listen: cannot listen on {address}: {err}"))
+        })?;
+        tracing::info!("metrics at http://{address}/metrics");
+        // Scrapes are short; the task ends with the process.
+        tokio::spawn(connections::serve(
+            listener,
+            router,
+            connections::Limits::DEFAULT,
+            std::future::pending(),
+        ));
+    }
+    app.serve(listener, shutdown).await
 }
 
 #[cfg(test)]

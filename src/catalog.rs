@@ -3,10 +3,12 @@
 //! OpenAPI model is not kept once the tools are made.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use url::Url;
 
 use crate::config::{BackendUrl, ServerSettings};
+use crate::metrics;
 use crate::openapi::{ParamLocation, SecurityKind, Spec};
 use crate::ratelimit::{self, Rate};
 use crate::tools::{self, Report, ToolSpec};
@@ -16,6 +18,8 @@ pub struct Catalog {
     pub tools: Vec<Tool>,
     by_name: HashMap<String, usize>,
     pub report: Report,
+    /// The server's metrics that no tool names (a call naming an unknown tool, refusals).
+    pub metrics: Arc<metrics::ServerSeries>,
 }
 
 pub struct Tool {
@@ -28,6 +32,8 @@ pub struct Tool {
     pub scopes: Vec<String>,
     /// How often it may be called, per user and in all.
     pub limits: ratelimit::Limits,
+    /// Resolved when the catalog is built, so that a call records with no lookup.
+    pub metrics: Arc<metrics::ToolSeries>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +90,10 @@ impl Catalog {
                 per_tool: Rate::per_minute(per_tool),
             };
             match jsonschema::draft202012::new(&schema) {
-                Ok(validator) => tools.push(Tool { spec: tool, validator, output_validator, scopes, limits }),
+                Ok(validator) => {
+                    let metrics = metrics::tool(settings.slug.as_str(), &tool.name);
+                    tools.push(Tool { spec: tool, validator, output_validator, scopes, limits, metrics });
+                }
                 // Generated schemas compile (the corpus test holds this); should one not, the
                 // tool is left out rather than served without validation.
                 Err(err) => {
@@ -103,7 +112,8 @@ impl Catalog {
             }
         }
         let by_name = tools.iter().enumerate().map(|(idx, it)| (it.spec.name.clone(), idx)).collect();
-        Ok(Catalog { title: spec.info.title, tools, by_name, report: generated.report })
+        let metrics = metrics::server(settings.slug.as_str());
+        Ok(Catalog { title: spec.info.title, tools, by_name, report: generated.report, metrics })
     }
 
     pub fn tool(&self, name: &str) -> Option<&Tool> {

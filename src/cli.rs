@@ -93,7 +93,6 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    crate::telemetry::init(args.log_json);
     let loaded = match &args.config {
         Some(path) => Config::load(path),
         None => Config::for_dev(args.port, &args.data_dir, &args.dev_user),
@@ -105,6 +104,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // After the configuration, which says where traces go.
+    let telemetry = crate::telemetry::init(args.log_json, &config.telemetry);
     if config.dev.is_some() {
         let url = config.public_url();
         println!(
@@ -127,13 +128,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match crate::app::run(config, listener, shutdown_signal()).await {
+    let status = match crate::app::run(config, listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown().await;
+    status
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -28,7 +28,7 @@ pub use server::{
 pub const ENV_PREFIX: &str = "MCPGATE_";
 
 /// The top-level sections of the configuration; `MCPGATE_{SECTION}__...` overrides their keys.
-const SECTIONS: [&str; 5] = ["http", "store", "auth", "admin", "servers"];
+const SECTIONS: [&str; 6] = ["http", "store", "auth", "admin", "telemetry", "servers"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +38,8 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub servers: Vec<ServerSettings>,
     /// Set by `serve --dev` only: run the development identity provider and sample backend.
@@ -81,6 +83,101 @@ pub struct HttpConfig {
     /// environment's `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are never used.
     #[serde(default)]
     pub outbound_proxy: Option<Url>,
+    /// A second address that serves `/metrics` alone (such as `0.0.0.0:9464`), for scrapers that
+    /// reach mcpgate by an address the `Host` check does not accept. When set, the main address
+    /// does not serve `/metrics`. Default: none, `/metrics` on the main address.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Traces. Off unless an OTLP endpoint is configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The OTLP/HTTP collector that traces are sent to (protobuf), such as
+    /// `http://otel-collector:4318`; `/v1/traces` is added unless the path already ends with it.
+    /// Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`, else
+    /// none: no traces. `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turn traces off.
+    pub otlp_endpoint: Option<Url>,
+    /// Headers sent to the collector, such as an API key. Default: `OTEL_EXPORTER_OTLP_HEADERS`
+    /// (`name=value,name=value`).
+    #[serde(default)]
+    pub otlp_headers: std::collections::BTreeMap<String, crate::secrets::Secret>,
+    /// `service.name` of the traces. Default: `OTEL_SERVICE_NAME`, else `mcpgate`.
+    pub service_name: Option<String>,
+    /// The fraction of traces recorded when the client's `traceparent` does not decide (a sampled
+    /// parent is always followed), from 0 to 1. Default: 1.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            otlp_headers: std::collections::BTreeMap::new(),
+            service_name: None,
+            sample_ratio: default_sample_ratio(),
+        }
+    }
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+impl TelemetryConfig {
+    /// The URL spans are posted to, if traces are on.
+    pub fn traces_url(&self) -> Option<Url> {
+        let mut url = self.otlp_endpoint.clone()?;
+        if !url.path().ends_with("/v1/traces") {
+            let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+        }
+        Some(url)
+    }
+
+    /// The standard `OTEL_…` variables, for what the file leaves unset.
+    fn apply_otel_env(&mut self, env: &[(String, String)]) -> Result<(), Error> {
+        let var = |name: &str| env.iter().find(|(it, _)| it == name).map(|(_, value)| value.trim());
+        if var("OTEL_SDK_DISABLED").is_some_and(|it| it.eq_ignore_ascii_case("true"))
+            || var("OTEL_TRACES_EXPORTER").is_some_and(|it| it.eq_ignore_ascii_case("none"))
+        {
+            self.otlp_endpoint = None;
+            return Ok(());
+        }
+        if self.otlp_endpoint.is_none() {
+            let parse = |name: &str, value: &str| {
+                Url::parse(value).map_err(|err| Error::Invalid(format!("{name}: {err}")))
+            };
+            let named = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+                .into_iter()
+                .find_map(|name| var(name).filter(|it| !it.is_empty()).map(|value| (name, value)));
+            if let Some((name, value)) = named {
+                self.otlp_endpoint = Some(parse(name, value)?);
+            }
+        }
+        if self.otlp_headers.is_empty()
+            && let Some(value) = var("OTEL_EXPORTER_OTLP_HEADERS")
+        {
+            for pair in value.split(',').filter(|it| !it.trim().is_empty()) {
+                let Some((name, value)) = pair.split_once('=') else {
+                    return Err(Error::Invalid(
+                        "OTEL_EXPORTER_OTLP_HEADERS: expected name=value pairs".to_owned(),
+                    ));
+                };
+                let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
+                self.otlp_headers
+                    .insert(name.trim().to_owned(), crate::secrets::Secret::new(value.into_owned()));
+            }
+        }
+        if self.service_name.is_none() {
+            self.service_name = var("OTEL_SERVICE_NAME").filter(|it| !it.is_empty()).map(str::to_owned);
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(Error::Invalid("telemetry.sample_ratio must be between 0 and 1".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,6 +345,7 @@ impl Config {
                 .map_err(|err| Error::Invalid(format!("http.listen: {err}")))?;
             config.http.public_url = Some(url);
         }
+        config.telemetry.apply_otel_env(env)?;
         config.validate()?;
         Ok(config)
     }
@@ -427,6 +525,33 @@ spec = "pets.yaml"
         let elsewhere = std::env::temp_dir().join("mcpgate-data");
         let absolute = format!("[store]\ndata_dir = {:?}", elsewhere.display().to_string());
         assert_eq!(load(&MINIMAL.replace("[store]", &absolute)).store.data_dir, elsewhere);
+    }
+
+    #[test]
+    fn traces_come_from_the_file_else_the_otel_variables() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
+        };
+        assert_eq!(Config::parse(MINIMAL, &[]).unwrap().telemetry.traces_url(), None, "off by default");
+        let otel = env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_SERVICE_NAME", "gate"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=a%20b, other=c"),
+        ]);
+        let telemetry = Config::parse(MINIMAL, &otel).unwrap().telemetry;
+        assert_eq!(telemetry.traces_url().unwrap().as_str(), "http://collector:4318/v1/traces");
+        assert_eq!(telemetry.service_name.as_deref(), Some("gate"));
+        assert_eq!(telemetry.otlp_headers["x-api-key"].expose(), Some("a b"));
+        assert_eq!(format!("{:?}", telemetry.otlp_headers["other"]), "[redacted]");
+        let file = format!("{MINIMAL}\n[telemetry]\notlp_endpoint = \"http://file:4318/v1/traces\"\n");
+        let telemetry = Config::parse(&file, &otel).unwrap().telemetry;
+        assert_eq!(telemetry.traces_url().unwrap().as_str(), "http://file:4318/v1/traces", "the file wins");
+        let disabled = [otel.clone(), env(&[("OTEL_SDK_DISABLED", "true")])].concat();
+        assert_eq!(Config::parse(&file, &disabled).unwrap().telemetry.traces_url(), None);
+        let ratio = format!("{MINIMAL}\n[telemetry]\nsample_ratio = 2.0\n");
+        assert!(Config::parse(&ratio, &[]).unwrap_err().to_string().contains("sample_ratio"));
+        let metrics = MINIMAL.replace("[http]", "[http]\nmetrics_listen = \"0.0.0.0:9464\"");
+        assert_eq!(Config::parse(&metrics, &[]).unwrap().http.metrics_listen.map(|it| it.port()), Some(9464));
     }
 
     #[test]

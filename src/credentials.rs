@@ -25,6 +25,7 @@ use self::cache::{Key, Token, TokenCache};
 use self::token_endpoint::TokenEndpoint;
 use crate::auth::Caller;
 use crate::config::{CredentialsConfig, GrantConfig, StaticCredential, StaticScheme};
+use crate::metrics;
 use crate::secrets::Secret;
 
 /// Tokens kept per hosted server; beyond it the soonest to expire make room.
@@ -44,6 +45,7 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub struct Credentials {
     server: String,
     kind: Kind,
+    metrics: Arc<metrics::ServerSeries>,
 }
 
 enum Kind {
@@ -143,7 +145,7 @@ impl Credentials {
             }
             CredentialsConfig::EntraObo(config) => Kind::Grant(Box::new(grant(Flow::EntraObo, config)?)),
         };
-        Ok(Credentials { server: server.to_owned(), kind })
+        Ok(Credentials { server: server.to_owned(), kind, metrics: metrics::server(server) })
     }
 
     /// The audience (else the resource) of the tokens these credentials obtain for the backend,
@@ -198,7 +200,20 @@ impl Credentials {
                 .unwrap_or_default(),
             scopes,
         };
-        let token = grant.cache.get_or_fetch(&key, || self.fetch(grant, subject, &key.scopes)).await?;
+        let mut fetched = false;
+        let token = grant
+            .cache
+            .get_or_fetch(&key, || {
+                fetched = true;
+                self.fetch(grant, subject, &key.scopes)
+            })
+            .await;
+        if fetched {
+            self.metrics.token_cache_miss()
+        } else {
+            self.metrics.token_cache_hit()
+        }
+        let token = token?;
         let value = Zeroizing::new(format!("Bearer {}", token.value.expose().unwrap_or_default()));
         let header = sensitive(&value).ok_or_else(|| {
             Failure::new(format!(
@@ -250,8 +265,14 @@ impl Credentials {
         let started = Instant::now();
         let result = grant.endpoint.request(&form).await;
         let outcome = match &result {
-            Ok(_) => "issued".to_owned(),
-            Err(err) => err.to_string(),
+            Ok(_) => {
+                self.metrics.token_issued();
+                "issued".to_owned()
+            }
+            Err(err) => {
+                self.metrics.token_failed();
+                err.to_string()
+            }
         };
         tracing::info!(
             target: "mcpgate::audit",

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod secrets;
 pub mod telemetry;
+pub mod metrics;
 pub mod app;
 pub mod hosting;
 pub mod outbound;

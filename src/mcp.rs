@@ -8,6 +8,7 @@ mod endpoint;
 mod envelope;
 mod gateway;
 mod listeners;
+mod observe;
 
 pub use definition::tool_definition;
 pub use endpoint::{Endpoint, IDLE_TIMEOUT, SessionLimits};

@@ -62,6 +62,11 @@ impl Host {
         self.generation.send_modify(|it| *it += 1);
     }
 
+    /// How many times the snapshot was replaced: 0 for the one the host started with.
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
     /// Wakes (`changed()`) after each [`Host::replace`] from now on; a receiver that falls behind
     /// sees several replacements as one change.
     pub fn changes(&self) -> watch::Receiver<u64> {

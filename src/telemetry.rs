@@ -1,19 +1,91 @@
-//! Logging: structured `tracing` events to standard error, as text or JSON lines. The level
-//! comes from `RUST_LOG` (default `info`, with rmcp's own events from `warn`). Tokens and secrets
-//! are never logged.
+//! Logs and traces. Logs: structured `tracing` events to standard error, as text (without colour
+//! codes unless standard error is a terminal) or JSON lines; the level comes from `RUST_LOG`
+//! (default `info`, with rmcp's own events from `warn`). Traces (`traces`): spans of target
+//! [`SPANS`] exported over OTLP/HTTP when `[telemetry]` names a collector, never in the log.
+//! Tokens, secrets and arguments are never logged nor put in a span.
 
-use tracing_subscriber::EnvFilter;
+mod export;
+pub mod traces;
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::TelemetryConfig;
+
+pub use traces::SPANS;
 
 /// The filter when `RUST_LOG` is unset. rmcp logs every session it creates and every service it
 /// starts at `info`, a stateless request included, with the client's whole `initialize`
 /// parameters: hundreds of characters per request that say nothing mcpgate's own events do not.
 const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
-pub fn init(json: bool) {
+/// What [`init`] started. [`Telemetry::shutdown`] sends the spans not yet exported.
+pub struct Telemetry {
+    traces: Option<traces::Exporter>,
+}
+
+impl Telemetry {
+    /// Sends the spans not yet exported and waits for the collector's answer.
+    pub async fn flush(&self) {
+        if let Some(traces) = &self.traces {
+            // The exporter's thread waits for an export that runs on this runtime: wait aside.
+            let traces = traces.clone();
+            let _ = tokio::task::spawn_blocking(move || traces.flush()).await;
+        }
+    }
+
+    /// Sends the spans not yet exported, then stops the exporter.
+    pub async fn shutdown(mut self) {
+        if let Some(traces) = self.traces.take() {
+            let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    /// Without [`Telemetry::shutdown`]: the exporter stops on a thread of its own, as waiting
+    /// here could hold the runtime thread its last export needs.
+    fn drop(&mut self) {
+        if let Some(traces) = self.traces.take() {
+            std::thread::spawn(move || traces.shutdown());
+        }
+    }
+}
+
+/// Installs the process's subscriber: logs (JSON lines if `json`) and, when `config` names a
+/// collector, the trace exporter. Must run within the tokio runtime. A second call (tests start
+/// several apps) keeps the first subscriber.
+pub fn init(json: bool, config: &TelemetryConfig) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // A second initialization (tests start several apps) keeps the first subscriber.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    // Spans exist for the trace exporter; the log shows its own events without them.
+    let logged = filter_fn(|meta| meta.target() != SPANS).and(filter);
+    let logs = if json {
+        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed()
+    } else {
+        let ansi = std::io::stderr().is_terminal();
+        tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).boxed()
+    };
+    let exporter = match traces::Exporter::start(config) {
+        Ok(exporter) => exporter,
+        Err(err) => {
+            eprintln!("warning: traces are not exported: {err}");
+            None
+        }
+    };
+    let spans = exporter
+        .as_ref()
+        .map(|it| it.layer().with_filter(Targets::new().with_target(SPANS, tracing::Level::TRACE)));
+    let installed = tracing_subscriber::registry().with(logs.with_filter(logged)).with(spans).try_init();
+    if let Some(exporter) = &exporter
+        && installed.is_ok()
+    {
+        tracing::info!(endpoint = %exporter.endpoint(), "exporting traces over OTLP/HTTP");
+    }
+    Telemetry { traces: exporter.filter(|_| installed.is_ok()) }
 }
 
 #[cfg(test)]

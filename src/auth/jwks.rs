@@ -234,6 +234,7 @@ impl Jwks {
         match result {
             Ok(keys) => {
                 tracing::debug!(jwks_uri = %self.inner.uri, n_keys = keys.all.len(), "fetched JWKS");
+                crate::metrics::jwks_refreshed();
                 let mut state = self.state();
                 state.keys = Arc::new(keys);
                 state.fetched_at = Some(Instant::now());
@@ -241,6 +242,7 @@ impl Jwks {
             }
             Err(err) => {
                 tracing::warn!(jwks_uri = %self.inner.uri, error = %err, "JWKS refresh failed; keeping the cached keys");
+                crate::metrics::jwks_refresh_failed();
                 Some(Err(err))
             }
         }

@@ -34,8 +34,9 @@ use tokio::time::Instant;
 use super::envelope;
 use super::gateway::{self, Gateway};
 use super::listeners::{self, Listeners};
-use crate::auth::Caller;
+use crate::auth::{Caller, Challenge, Guard, Refusal};
 use crate::calls::{CallLog, Decision};
+use crate::metrics;
 use crate::snapshot::Snapshot;
 
 /// A session nobody has used for this long ends. SSE keep-alive pings do not count as use, and a
@@ -188,6 +189,11 @@ impl Endpoint {
         &self.inner.calls
     }
 
+    /// How many sessions are open, for the metrics.
+    pub async fn open_sessions(&self) -> usize {
+        self.inner.manager.sessions.read().await.len()
+    }
+
     /// Ends every session of this server and every stream it has open, such as sessions' GET
     /// streams, which never end by themselves: graceful shutdown waits for every response to end.
     /// Requests after this are answered with errors. Dropping the last clone does the same.
@@ -205,7 +211,7 @@ impl Endpoint {
             None => None,
             Some(guard) => match guard.authenticate(&parts).await {
                 Ok(caller) => Some(caller),
-                Err(refusal) => return guard.refuse(refusal),
+                Err(refusal) => return refuse(&snapshot, guard, refusal),
             },
         };
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|it| it.0);
@@ -231,7 +237,7 @@ impl Endpoint {
                     .calls
                     .begin(name, who, snapshot.credentials.audience())
                     .decide(Decision::InsufficientScope);
-                return guard.refuse(refusal);
+                return refuse(&snapshot, guard, refusal);
             }
             initialize = envelope.initialize.is_some();
             Body::from(bytes)
@@ -293,6 +299,9 @@ impl Inner {
             };
             if !owner_matches {
                 tracing::debug!("a session id was presented by a subject other than its owner");
+                if let (Some(_), Some(snapshot)) = (entry, request.extensions().get::<Arc<Snapshot>>()) {
+                    snapshot.catalog.metrics.refused(metrics::Refusal::ForeignSession);
+                }
                 return session_not_found();
             }
             if let Some(entry) = entry {
@@ -420,6 +429,19 @@ fn refused_message(malformed: envelope::Malformed) -> Response {
         "error": {"code": malformed.code, "message": malformed.message},
     });
     (status, axum::Json(body)).into_response()
+}
+
+/// The guard's answer to `refusal`, counted by reason.
+fn refuse(snapshot: &Snapshot, guard: &Guard, refusal: Refusal) -> Response {
+    let reason = match &refusal {
+        Refusal::Challenge(Challenge::Missing) => metrics::Refusal::MissingToken,
+        Refusal::Challenge(Challenge::InvalidToken { .. }) => metrics::Refusal::InvalidToken,
+        Refusal::Challenge(Challenge::InsufficientScope { .. }) => metrics::Refusal::InsufficientScope,
+        Refusal::Challenge(Challenge::InvalidRequest { .. }) => metrics::Refusal::InvalidRequest,
+        Refusal::KeysUnavailable => metrics::Refusal::KeysUnavailable,
+    };
+    snapshot.catalog.metrics.refused(reason);
+    guard.refuse(refusal)
 }
 
 /// What rmcp answers for an unknown session, so that a session of someone else looks the same.

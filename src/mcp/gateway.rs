@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use super::definition::tool_definition;
 use super::endpoint::{SESSION_HEADER, Subject};
 use super::listeners::Listeners;
+use super::observe::observed;
 use crate::auth::Caller;
 use crate::calls::{CallLog, Decision, Who};
 use crate::ratelimit::{Limiter, Refusal};
@@ -89,6 +90,73 @@ impl Gateway {
             .and_then(|it| it.extensions.get::<Arc<Snapshot>>())
             .cloned()
             .unwrap_or_else(|| self.host.current())
+    }
+}
+
+impl Gateway {
+    /// `tools/call` on `snapshot`; [`observed`] around it times and traces it.
+    async fn call(
+        &self,
+        snapshot: &Snapshot,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let (caller, peer) = (caller(&context), peer(&context));
+        // Written when dropped, with what the call came to.
+        let mut audit = self.calls.begin(&request.name, who(caller, peer), snapshot.credentials.audience());
+        let Some(tool) = snapshot.catalog.tool(&request.name) else {
+            audit.decide(Decision::UnknownTool);
+            return Err(ErrorData::invalid_params(format!("unknown tool {}", request.name), None));
+        };
+        // The edge has asked for these scopes already (a 403 challenge); this holds whatever
+        // message reached rmcp without the edge seeing its tool.
+        if snapshot.access.is_some() && !caller.is_some_and(|it| it.has_scopes(&tool.scopes)) {
+            audit.decide(Decision::InsufficientScope);
+            return Err(ErrorData::invalid_request(format!("{} needs more scopes", tool.spec.name), None));
+        }
+        // Over the limit, a result the model can act on (wait, then retry): clients take an HTTP
+        // 429 for a failed transport, and a JSON-RPC error for a broken call.
+        if let Err(refusal) = self.limiter.check(&user(caller, peer), &tool.spec.name, &tool.limits) {
+            audit.decide(Decision::RateLimited);
+            tool.metrics.rate_limited();
+            return Ok(rate_limited(&refusal).into());
+        }
+        let arguments = request.arguments.unwrap_or_default();
+        let instance = Value::Object(arguments);
+        // Invalid arguments are a result the model reads and can correct, not a protocol error.
+        let problems: Vec<String> = tool
+            .validator
+            .iter_errors(&instance)
+            .take(20)
+            .map(|err| {
+                let path = err.instance_path().to_string();
+                let place = if path.is_empty() { "arguments".to_owned() } else { format!("`{path}`") };
+                format!("- {place}: {}", err.masked())
+            })
+            .collect();
+        if !problems.is_empty() {
+            audit.decide(Decision::InvalidArguments);
+            let text = format!("Invalid arguments for {}:\n{}", tool.spec.name, problems.join("\n"));
+            return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+        }
+        let Value::Object(arguments) = instance else {
+            return Err(ErrorData::internal_error("arguments changed shape", None));
+        };
+        let credentials = snapshot.credentials.for_call(caller);
+        // A backend that cannot be reached, refuses or fails is a result the model can act on
+        // (retry, tell the user), not a protocol error.
+        let result = match upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await {
+            Ok(outcome) => {
+                audit.decide(Decision::Allowed);
+                audit.backend_status(outcome.status);
+                into_result(outcome)
+            }
+            Err(err) => {
+                audit.decide(decision(&err));
+                CallToolResult::error(vec![ContentBlock::text(err.to_string())])
+            }
+        };
+        Ok(result.into())
     }
 }
 
@@ -176,62 +244,7 @@ impl ServerHandler for Gateway {
     ) -> Result<CallToolResponse, ErrorData> {
         // One snapshot for the whole call, even if the server is published again meanwhile.
         let snapshot = self.snapshot(&context);
-        let (caller, peer) = (caller(&context), peer(&context));
-        // Written when dropped, with what the call came to.
-        let mut audit = self.calls.begin(&request.name, who(caller, peer), snapshot.credentials.audience());
-        let Some(tool) = snapshot.catalog.tool(&request.name) else {
-            audit.decide(Decision::UnknownTool);
-            return Err(ErrorData::invalid_params(format!("unknown tool {}", request.name), None));
-        };
-        // The edge has asked for these scopes already (a 403 challenge); this holds whatever
-        // message reached rmcp without the edge seeing its tool.
-        if snapshot.access.is_some() && !caller.is_some_and(|it| it.has_scopes(&tool.scopes)) {
-            audit.decide(Decision::InsufficientScope);
-            return Err(ErrorData::invalid_request(format!("{} needs more scopes", tool.spec.name), None));
-        }
-        // Over the limit, a result the model can act on (wait, then retry): clients take an HTTP
-        // 429 for a failed transport, and a JSON-RPC error for a broken call.
-        if let Err(refusal) = self.limiter.check(&user(caller, peer), &tool.spec.name, &tool.limits) {
-            audit.decide(Decision::RateLimited);
-            // counted in metrics
-            return Ok(rate_limited(&refusal).into());
-        }
-        let arguments = request.arguments.unwrap_or_default();
-        let instance = Value::Object(arguments);
-        // Invalid arguments are a result the model reads and can correct, not a protocol error.
-        let problems: Vec<String> = tool
-            .validator
-            .iter_errors(&instance)
-            .take(20)
-            .map(|err| {
-                let path = err.instance_path().to_string();
-                let place = if path.is_empty() { "arguments".to_owned() } else { format!("`{path}`") };
-                format!("- {place}: {}", err.masked())
-            })
-            .collect();
-        if !problems.is_empty() {
-            audit.decide(Decision::InvalidArguments);
-            let text = format!("Invalid arguments for {}:\n{}", tool.spec.name, problems.join("\n"));
-            return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
-        }
-        let Value::Object(arguments) = instance else {
-            return Err(ErrorData::internal_error("arguments changed shape", None));
-        };
-        let credentials = snapshot.credentials.for_call(caller);
-        // A backend that cannot be reached, refuses or fails is a result the model can act on
-        // (retry, tell the user), not a protocol error.
-        let result = match upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await {
-            Ok(outcome) => {
-                audit.decide(Decision::Allowed);
-                audit.backend_status(outcome.status);
-                into_result(outcome)
-            }
-            Err(err) => {
-                audit.decide(decision(&err));
-                CallToolResult::error(vec![ContentBlock::text(err.to_string())])
-            }
-        };
-        Ok(result.into())
+        observed(&snapshot, request, context, |request, context| self.call(&snapshot, request, context)).await
     }
 
     /// Called when a session's client says it is initialized (rmcp also makes gateways it never

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use url::Url;
 
 use super::request::{self, Request};
@@ -14,6 +15,7 @@ use crate::catalog::Tool;
 use crate::config::{BackendUrl, ServerSettings};
 use crate::credentials::{Applied, Authorization, CallCredentials, Failure};
 use crate::outbound::{self, ReadError, Redirects};
+use crate::telemetry::traces;
 
 /// The backend of one hosted server: its base URL, client and limits. Part of the server's
 /// snapshot, so a publication replaces it whole.
@@ -100,18 +102,18 @@ pub async fn forward(
     let Ok(_permit) = backend.in_flight.try_acquire() else {
         return Err(Error::Busy { host: host.clone(), max: backend.max_in_flight });
     };
-    let authorization = credentials.authorize(&tool.scopes).await?;
+    let authorization = credentials.authorize(&tool.scopes).instrument(traces::credentials()).await?;
     let started = std::time::Instant::now();
-    let mut result = send(backend, &request, &authorization).await;
+    let mut result = attempt(backend, tool, &request, &authorization).await;
     // A refused token may have been revoked or rotated: one new token, one more try.
     if let Ok(response) = &result
         && response.status() == reqwest::StatusCode::UNAUTHORIZED
         && authorization.renewable()
     {
         credentials.forget(&authorization).await;
-        let renewed = credentials.authorize(&tool.scopes).await?;
+        let renewed = credentials.authorize(&tool.scopes).instrument(traces::credentials()).await?;
         tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
-        result = send(backend, &request, &renewed).await;
+        result = attempt(backend, tool, &request, &renewed).await;
     }
     tracing::info!(
         server = %backend.slug,
@@ -156,10 +158,32 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> 
     Ok((header, value))
 }
 
+/// One request to the backend, timed in the metrics (until the response head) and traced as a
+/// client span.
+async fn attempt(
+    backend: &Backend,
+    tool: &Tool,
+    request: &Request,
+    authorization: &Authorization,
+) -> Result<reqwest::Response, Error> {
+    let port = backend.url.port_or_known_default();
+    let span = traces::backend_request(request.method.as_str(), &backend.host, port, &tool.spec.plan.path);
+    let started = std::time::Instant::now();
+    let result = send(backend, request, authorization, &span).instrument(span.clone()).await;
+    let status = result.as_ref().ok().map(|it| it.status().as_u16());
+    match status {
+        Some(status) => tool.metrics.backend_answered(status, started.elapsed()),
+        None => tool.metrics.backend_failed(started.elapsed()),
+    }
+    traces::backend_answered(&span, status);
+    result
+}
+
 async fn send(
     backend: &Backend,
     request: &Request,
     authorization: &Authorization,
+    span: &tracing::Span,
 ) -> Result<reqwest::Response, Error> {
     let mut headers = HeaderMap::with_capacity(request.headers.len() + backend.headers.len() + 2);
     for (name, value) in &request.headers {
@@ -174,6 +198,7 @@ async fn send(
         let (name, value) = header("content-type", &body.content_type).map_err(Error::Header)?;
         headers.insert(name, value);
     }
+    traces::inject(span, &mut headers);
     let mut url = request.url.clone();
     // The credential comes last: nothing the document or the operator names replaces it.
     match &authorization.applied {

@@ -1,0 +1,61 @@
+//! What a `tools/call` leaves besides its result: its duration in the metrics, by tool and
+//! outcome (a tool the catalog does not have counts for its server, never under its name), and
+//! its server span when traces are exported, whose parent is the client's trace context:
+//! `params._meta.traceparent`, else the HTTP `traceparent` header.
+
+use std::future::Future;
+use std::time::Instant;
+
+use rmcp::RoleServer;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorData};
+use rmcp::service::RequestContext;
+use tracing::Instrument;
+
+use crate::metrics::Outcome;
+use crate::snapshot::Snapshot;
+use crate::telemetry::traces;
+
+/// Runs `call` with `request` and `context`, timed and traced.
+pub(super) async fn observed<F, Fut>(
+    snapshot: &Snapshot,
+    request: CallToolRequestParams,
+    context: RequestContext<RoleServer>,
+    call: F,
+) -> Result<CallToolResponse, ErrorData>
+where
+    F: FnOnce(CallToolRequestParams, RequestContext<RoleServer>) -> Fut,
+    Fut: Future<Output = Result<CallToolResponse, ErrorData>>,
+{
+    let started = Instant::now();
+    let tool = snapshot.catalog.tool(&request.name);
+    let span = traces::tool_call(&snapshot.slug, tool.map(|it| it.spec.name.as_str()));
+    if !span.is_disabled() {
+        let headers = context.extensions.get::<axum::http::request::Parts>().map(|it| &it.headers);
+        let header = |name: &str| headers.and_then(|it| it.get(name)).and_then(|it| it.to_str().ok());
+        let (traceparent, tracestate) = match context.meta.get_traceparent() {
+            Some(parent) => (Some(parent), context.meta.get_tracestate()),
+            None => (header("traceparent"), header("tracestate")),
+        };
+        traces::set_remote_parent(&span, traceparent, tracestate);
+    }
+    let result = call(request, context).instrument(span.clone()).await;
+    let outcome = outcome(&result);
+    match tool {
+        Some(tool) => tool.metrics.called(outcome, started.elapsed()),
+        None => snapshot.catalog.metrics.unknown_tool(started.elapsed()),
+    }
+    traces::end(&span, outcome.error_type());
+    result
+}
+
+fn outcome(result: &Result<CallToolResponse, ErrorData>) -> Outcome {
+    match result {
+        Ok(CallToolResponse::Complete(it)) if it.is_error == Some(true) => Outcome::ToolError,
+        Ok(_) => Outcome::Ok,
+        Err(err) => match err.code.0 {
+            -32602 => Outcome::InvalidParams,
+            -32600 => Outcome::InvalidRequest,
+            _ => Outcome::InternalError,
+        },
+    }
+}
