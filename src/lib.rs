@@ -21,6 +21,7 @@ pub mod tools;
 pub mod catalog;
 pub mod snapshot;
 pub mod credentials;
+pub mod connect;
 pub mod mcp;
 pub mod upstream;
 pub mod store;

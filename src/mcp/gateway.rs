@@ -161,7 +161,10 @@ impl ServerHandler for Gateway {
         // (retry, tell the user), not a protocol error.
         let result = match upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await {
             Ok(outcome) => into_result(outcome),
-            Err(err) => CallToolResult::error(vec![ContentBlock::text(err.to_string())]),
+            Err(err) => match err.connect_link() {
+                Some(link) => return Ok(super::connect::ask(link, &err.to_string(), &context).await),
+                None => CallToolResult::error(vec![ContentBlock::text(err.to_string())]),
+            },
         };
         Ok(result.into())
     }

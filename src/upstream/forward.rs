@@ -84,6 +84,17 @@ pub enum Error {
     Redirected { host: String, status: u16 },
 }
 
+impl Error {
+    /// The link where the user connects their account to the backend, when the call needs that
+    /// first (mode `authorization_code`).
+    pub fn connect_link(&self) -> Option<&str> {
+        match self {
+            Error::Credentials(failure) => failure.connect_link(),
+            _ => None,
+        }
+    }
+}
+
 /// Sends a call of `tool` with `arguments` to `backend`: the backend's answer, whatever its
 /// status, or why there is none.
 pub async fn forward(
@@ -112,6 +123,12 @@ pub async fn forward(
         let renewed = credentials.authorize(&tool.scopes).await?;
         tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
         result = send(backend, &request, &renewed).await;
+        // Refused again: the new token goes too, so that the next call does not repeat this one.
+        if let Ok(response) = &result
+            && response.status() == reqwest::StatusCode::UNAUTHORIZED
+        {
+            credentials.forget(&renewed).await;
+        }
     }
     tracing::info!(
         server = %backend.slug,

@@ -104,6 +104,14 @@ impl AuthorizationServer {
         body["exchanges"].as_array().unwrap().clone()
     }
 
+    /// Every token request the server answered, in order: `grant_type`, `client_id`, `outcome`.
+    pub fn grants(&self) -> Vec<Value> {
+        let (status, body) = harness::http_get(self.addr(), "/test/grants").expect("the AS answers");
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        body["grants"].as_array().unwrap().clone()
+    }
+
     /// `POST path` to the test controls.
     pub fn control(&self, path: &str) {
         let mut stream = TcpStream::connect(self.addr()).unwrap();

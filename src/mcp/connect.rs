@@ -1,0 +1,79 @@
+//! Asking a user to connect their account to a backend (credentials mode `authorization_code`),
+//! in the way their client understands:
+//!
+//! - a 2026-07-28 client that declares URL-mode elicitation gets an `InputRequiredResult` with an
+//!   `elicitation/create` in URL mode; its retry runs the call again, which asks again until the
+//!   user has connected;
+//! - a 2025-11-25 client in a session that declared URL-mode elicitation gets an
+//!   `elicitation/create` in URL mode; whatever the user answers, the call then ends with a tool
+//!   error saying to call again once connected (the connection happens in the browser, and the
+//!   call does not wait for it);
+//! - any other client gets a tool error whose text holds the link.
+//!
+//! The link is the user's own (see `credentials::flows`), so it is shown only to the caller.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use rmcp::RoleServer;
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams, ElicitationAction,
+    InputRequest, InputRequiredResult, ProtocolVersion,
+};
+use rmcp::service::{ElicitationMode, RequestContext};
+
+/// How long a client may take to show the link and answer.
+const ELICITATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The answer to a call that needs the caller to connect at `link` first; `message` says so.
+pub(super) async fn ask(link: &str, message: &str, context: &RequestContext<RoleServer>) -> CallToolResponse {
+    let failed = |text: String| CallToolResult::error(vec![ContentBlock::text(text)]).into();
+    let declares_url = context
+        .client_capabilities()
+        .and_then(|it| it.elicitation)
+        .is_some_and(|it| it.url.is_some());
+    let version = context.protocol_version();
+    if version.is_some_and(|it| it.as_str() >= ProtocolVersion::V_2026_07_28.as_str()) {
+        if !declares_url {
+            return failed(message.to_owned());
+        }
+        // The retried call finds the connection in the vault: no state travels with it.
+        let params = url_params(link, message, String::new());
+        let requests = BTreeMap::from([("connect".to_owned(), InputRequest::Elicitation(ElicitRequest::new(params)))]);
+        return InputRequiredResult::from_input_requests(requests).into();
+    }
+    if !context.peer.supported_elicitation_modes().contains(&ElicitationMode::Url) {
+        return failed(message.to_owned());
+    }
+    let params = url_params(link, message, elicitation_id());
+    match context.peer.create_elicitation_with_timeout(params, Some(ELICITATION_TIMEOUT)).await {
+        Ok(answer) if answer.action == ElicitationAction::Accept => failed(format!(
+            "Not connected yet: approve access in the page that opened, then call this tool again. \
+             If no page opened: {message}"
+        )),
+        Ok(_) => failed(format!("Not connected: the connection was declined. {message}")),
+        Err(err) => {
+            tracing::debug!(%err, "the client did not answer the connection request");
+            failed(message.to_owned())
+        }
+    }
+}
+
+fn url_params(link: &str, message: &str, elicitation_id: String) -> ElicitRequestParams {
+    ElicitRequestParams::UrlElicitationParams {
+        meta: None,
+        message: message.to_owned(),
+        url: link.to_owned(),
+        elicitation_id,
+    }
+}
+
+/// A fresh id for one elicitation (the client may show it or match a completion to it).
+fn elicitation_id() -> String {
+    let mut bytes = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return "connect".to_owned();
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
