@@ -177,11 +177,11 @@ impl Credentials {
 
     /// Gives mode `authorization_code` what serving needs (its vault, keys and flows); other
     /// modes need nothing.
-    pub fn attach(mut self, attachment: Attachment) -> Credentials {
+    pub fn attach(mut self, attachment: Attachment) -> Result<Credentials, String> {
         if let Kind::Consent(consent) = &mut self.kind {
-            consent.attach(attachment);
+            consent.attach(attachment)?;
         }
-        self
+        Ok(self)
     }
 
     /// The users' connections of mode `authorization_code`.

@@ -221,6 +221,7 @@ fn snapshot(
     let backend_url =
         catalog::backend_url(&settings, &spec, document_url.as_ref()).map_err(|err| err.to_string())?;
     let backend = Backend::new(backend_url, &settings)?;
+    let document_endpoints = authorization_code_flow(&spec);
     let catalog = Catalog::build(&settings, spec).map_err(|err| err.to_string())?;
     let mut scopes: Vec<String> = catalog.tools.iter().flat_map(|it| it.scopes.iter().cloned()).collect();
     scopes.sort();
@@ -232,12 +233,28 @@ fn snapshot(
         public_url: builder.config.public_url().to_owned(),
         title: catalog.title.clone(),
         scopes,
-    });
+        document_endpoints,
+    })
+    .map_err(|err| format!("credentials: {err}"))?;
     let access = match &builder.verifier {
         Some(verifier) => Some(guard(&builder.config, verifier, &settings, &catalog)?),
         None => None,
     };
     Ok(Snapshot { slug: settings.slug.to_string(), catalog, access, backend, credentials })
+}
+
+/// The authorization and token endpoints of the document's first oauth2 scheme with an
+/// authorization code flow whose URLs are absolute http(s) URLs.
+fn authorization_code_flow(spec: &crate::openapi::Spec) -> Option<(url::Url, url::Url)> {
+    let absolute = |text: &Option<String>| {
+        url::Url::parse(text.as_deref()?).ok().filter(|it| matches!(it.scheme(), "https" | "http"))
+    };
+    spec.security_schemes.iter().find_map(|scheme| match &scheme.kind {
+        crate::openapi::SecurityKind::OAuth2 { authorization_url, token_url } => {
+            Some((absolute(authorization_url)?, absolute(token_url)?))
+        }
+        _ => None,
+    })
 }
 
 fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted {

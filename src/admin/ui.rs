@@ -97,7 +97,13 @@ async fn server(
     match state.workspace.draft(&slug) {
         Ok(draft) => {
             let dev = state.workspace.hosting().config().dev.is_some();
-            render(&templates, "server", &server_context(&admin, &draft, dev))
+            let mut context = server_context(&admin, &draft, dev);
+            // Mode `authorization_code`: how many users have connected their account, as served.
+            let connected = state.workspace.connections(&slug).ok().map(|it| it.len());
+            context["settings"]["connected"] = json!(connected);
+            context["settings"]["redirect_uri"] =
+                json!(format!("{}/connect/{slug}/callback", state.workspace.hosting().config().public_url()));
+            render(&templates, "server", &context)
         }
         Err(err) => {
             let status = super::api::ApiError::from(err).into_response().status();
@@ -202,7 +208,10 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
         "settings": {
             "backend_url": draft.settings.backend_url.as_ref().map(ToString::to_string).unwrap_or_default(),
             "timeout_secs": draft.settings.timeout_secs,
-            "modes": choose(&mode, &["none", "static", "client_credentials", "token_exchange", "entra_obo"]),
+            "modes": choose(
+                &mode,
+                &["none", "static", "client_credentials", "token_exchange", "entra_obo", "authorization_code"],
+            ),
             "schemes": choose(&text("scheme"), &["header", "query", "bearer", "basic"]),
             "client_auths": choose(
                 &text("client_auth"),
@@ -211,6 +220,9 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
             "name": text("name"),
             "username": text("username"),
             "token_endpoint": text("token_endpoint"),
+            "issuer": text("issuer"),
+            "authorization_endpoint": text("authorization_endpoint"),
+            "revocation_endpoint": text("revocation_endpoint"),
             "tenant": text("tenant"),
             "client_id": text("client_id"),
             "private_key_id": text("private_key_id"),

@@ -55,9 +55,13 @@ pub struct Attachment {
     pub title: String,
     /// The scopes to ask for when none are configured: every tool's.
     pub scopes: Vec<String>,
+    /// The authorization and token endpoints of the document's oauth2 scheme, if it has an
+    /// authorization code flow: used where neither the settings nor discovery name them.
+    pub document_endpoints: Option<(Url, Url)>,
 }
 
 struct Attached {
+    document_endpoints: Option<(Url, Url)>,
     vault: Vault,
     keyring: Arc<Keyring>,
     flows: Flows,
@@ -111,15 +115,16 @@ pub struct Connected {
 
 impl Consent {
     pub fn new(server: &str, config: &GrantConfig) -> Result<Consent, String> {
-        let probe = match (&config.authorization_endpoint, &config.token_endpoint, &config.issuer) {
-            (Some(_), Some(token), _) => token.clone(),
-            (_, _, Some(issuer)) => Url::parse(issuer).map_err(|_| format!("issuer `{issuer}` is not a URL"))?,
-            _ => {
-                return Err("authorization_code needs `issuer` (its endpoints are discovered), or \
-                            `authorization_endpoint` and `token_endpoint`"
-                    .to_owned());
-            }
-        };
+        if let Some(issuer) = &config.issuer {
+            Url::parse(issuer).map_err(|_| format!("issuer `{issuer}` is not a URL"))?;
+        }
+        // Without an issuer or both endpoints, the document's oauth2 scheme must give them
+        // (checked when the server is built, with its document).
+        let probe = config
+            .token_endpoint
+            .clone()
+            .or_else(|| Url::parse("https://authorization-server.invalid/token").ok())
+            .ok_or("no token endpoint")?;
         for url in [&config.authorization_endpoint, &config.revocation_endpoint].into_iter().flatten() {
             if !matches!(url.scheme(), "https" | "http") {
                 return Err(format!("{url} is not an http(s) URL"));
@@ -137,10 +142,19 @@ impl Consent {
         })
     }
 
-    pub fn attach(&mut self, attachment: Attachment) {
-        let Attachment { store, keyring, flows, public_url, title, scopes } = attachment;
+    pub fn attach(&mut self, attachment: Attachment) -> Result<(), String> {
+        let Attachment { store, keyring, flows, public_url, title, scopes, document_endpoints } = attachment;
+        let config = &self.config;
+        let configured = config.authorization_endpoint.is_some() && config.token_endpoint.is_some();
+        if config.issuer.is_none() && !configured && document_endpoints.is_none() {
+            return Err("authorization_code needs `issuer` (its endpoints are discovered), or \
+                        `authorization_endpoint` and `token_endpoint`, or a document whose oauth2 scheme \
+                        has an authorization code flow"
+                .to_owned());
+        }
         let scopes = self.config.scopes.clone().unwrap_or(scopes);
         self.attached = Some(Attached {
+            document_endpoints,
             vault: Vault::new(store, keyring.clone(), &self.server),
             keyring,
             flows,
@@ -148,6 +162,7 @@ impl Consent {
             title,
             scopes,
         });
+        Ok(())
     }
 
     fn attached(&self) -> Result<&Attached, Failure> {
@@ -302,10 +317,22 @@ impl Consent {
                 ))
             })?),
         };
-        let pick = |configured: &Option<Url>, found: Option<Url>| configured.clone().or(found);
-        let authorize = pick(&config.authorization_endpoint, discovered.as_ref().map(|it| it.authorization_endpoint.clone()));
-        let token = pick(&config.token_endpoint, discovered.as_ref().map(|it| it.token_endpoint.clone()));
-        let revoke = pick(&config.revocation_endpoint, discovered.as_ref().and_then(|it| it.revocation_endpoint.clone()));
+        // Configured, else discovered, else the document's.
+        let document = self.attached.as_ref().and_then(|it| it.document_endpoints.clone());
+        let pick = |configured: &Option<Url>, found: Option<Url>, written: Option<Url>| {
+            configured.clone().or(found).or(written)
+        };
+        let authorize = pick(
+            &config.authorization_endpoint,
+            discovered.as_ref().map(|it| it.authorization_endpoint.clone()),
+            document.as_ref().map(|it| it.0.clone()),
+        );
+        let token = pick(
+            &config.token_endpoint,
+            discovered.as_ref().map(|it| it.token_endpoint.clone()),
+            document.map(|it| it.1),
+        );
+        let revoke = config.revocation_endpoint.clone().or(discovered.and_then(|it| it.revocation_endpoint));
         let (Some(authorize), Some(token)) = (authorize, token) else {
             return Err(Failure::new("the backend's authorization server has no authorization or token endpoint"));
         };
