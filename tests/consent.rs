@@ -88,6 +88,26 @@ impl World {
         let backend = Backend::start(&runtime, Some(&backend_as));
         let spec = TempDir::new().unwrap();
         std::fs::write(spec.path().join("pets.yaml"), DOCUMENT).unwrap();
+        // `other` names no authorization server: its document's authorization code flow does.
+        let flow = format!(
+            "authorizationUrl: {0}/auth\n          tokenUrl: {0}/token",
+            backend_as.url
+        );
+        let other = DOCUMENT
+            .replace("authorizationUrl: https://idp.example.com/authorize\n          tokenUrl: https://idp.example.com/token", &flow);
+        assert_ne!(other, DOCUMENT);
+        std::fs::write(spec.path().join("other.yaml"), other).unwrap();
+        let other = json!({
+            "slug": "other",
+            "spec": spec.path().join("other.yaml").display().to_string(),
+            "backend_url": backend.url,
+            "credentials": {
+                "mode": "authorization_code",
+                "client_id": CLIENT.0,
+                "client_secret": CLIENT.1,
+                "resource": BACKEND_AUDIENCE,
+            },
+        });
         let server = json!({
             "slug": "pets",
             "spec": spec.path().join("pets.yaml").display().to_string(),
@@ -102,7 +122,7 @@ impl World {
         });
         let tables = format!(
             "[admin]\nbootstrap_token = \"{ADMIN_TOKEN}\"\n\n{}",
-            toml::to_string(&json!({"servers": [server]})).unwrap()
+            toml::to_string(&json!({"servers": [server, other]})).unwrap()
         );
         let auth = format!("mode = \"jwt\"\n\n[[auth.issuers]]\nissuer = \"{}\"", mcp_as.url);
         let gate = Gate::start_logging(&auth, &tables, "debug");
@@ -115,13 +135,22 @@ impl World {
 
     /// Signs `login` in to mcpgate with the SDK (nothing is called): their token for mcpgate.
     fn sign_in(&self, login: &str) -> String {
-        let run = self.node.run(&["sdk-oauth-client.mjs", "--login", login, "--show-token", &self.url()]);
+        self.sign_in_to("pets", login)
+    }
+
+    fn sign_in_to(&self, slug: &str, login: &str) -> String {
+        let url = self.gate.mcp_url(slug);
+        let run = self.node.run(&["sdk-oauth-client.mjs", "--login", login, "--show-token", &url]);
         assert_eq!(run.code, Some(0), "{run}\n--- mcpgate\n{}\n--- AS\n{}", self.gate.log_text(), self.mcp_as.log());
         run.stdout_json()["access_token"].as_str().expect("the SDK shows its token").to_owned()
     }
 
     fn call(&self, token: &str) -> Value {
         self.runtime.block_on(call(&self.url(), token, "2025-11-25", json!({})))
+    }
+
+    fn call_other(&self, token: &str) -> Value {
+        self.runtime.block_on(call(&self.gate.mcp_url("other"), token, "2025-11-25", json!({})))
     }
 
     /// Follows `link` as `login` in the headless browser: the final page and what it visited.
@@ -180,14 +209,20 @@ fn text(result: &Value) -> String {
     result["content"].as_array().into_iter().flatten().filter_map(|it| it["text"].as_str()).collect::<Vec<_>>().join("\n")
 }
 
-/// The connect link in a tool error's text.
+/// The connect link to `pets` in a tool error's text.
 #[track_caller]
 fn link(result: &Value) -> String {
+    link_to("pets", result)
+}
+
+/// The connect link to the server `slug` in a tool error's text.
+#[track_caller]
+fn link_to(slug: &str, result: &Value) -> String {
     assert_eq!(result["isError"], true, "{result}");
     let text = text(result);
     let start = text.find("http://").unwrap_or_else(|| panic!("no link in {text}"));
     let link = text[start..].split_whitespace().next().unwrap().to_owned();
-    assert!(link.contains("/connect/pets/start?ticket="), "{link}");
+    assert!(link.contains(&format!("/connect/{slug}/start?ticket=")), "{link}");
     link
 }
 
@@ -263,6 +298,16 @@ fn each_user_connects_their_own_account_once() {
     let seen_bob = world.backend.take();
     assert_eq!(seen_bob[0].claims.as_ref().unwrap()["sub"], "bob");
 
+    // `other` takes its authorization server's endpoints from its document.
+    let bob_other = world.sign_in_to("other", "bob");
+    let other = world.call_other(&bob_other);
+    let page_other = world.browse(&link_to("other", &other), "bob");
+    assert!(page_other["text"].as_str().unwrap().contains("connected for bob"), "{page_other}");
+    let result = world.call_other(&bob_other);
+    assert_eq!(owner(&result), "bob", "{result}");
+    results.extend([other, result]);
+    let seen_other = world.backend.take();
+
     // The callback refuses a state used already, and one mcpgate never issued.
     let replayed = http_get(world.gate.addr, &callback(&page)).unwrap();
     assert_eq!(replayed.0, 400, "{replayed:?}");
@@ -272,7 +317,10 @@ fn each_user_connects_their_own_account_once() {
     // A link of one server does not start a connection to another.
     let elsewhere = bob_link.replace("/connect/pets/", "/connect/other/");
     let path = &elsewhere[elsewhere.find("/connect/").unwrap()..];
-    assert_eq!(http_get(world.gate.addr, path).unwrap().0, 404);
+    let refused = http_get(world.gate.addr, path).unwrap();
+    assert_eq!(refused.0, 400, "{refused:?}");
+    assert!(refused.1.contains("not valid"), "{refused:?}");
+    assert_eq!(http_get(world.gate.addr, "/connect/nowhere/start?ticket=x").unwrap().0, 404);
 
     // The admin API lists the connections, without tokens.
     let (status, listed) = world.admin(reqwest::Method::GET, "/admin/api/servers/pets/connections");
@@ -313,11 +361,11 @@ fn each_user_connects_their_own_account_once() {
     assert!(world.backend.take().is_empty());
     results.extend([asked, again]);
 
-    let all_seen: Vec<_> = seen.iter().chain(&seen_bob).cloned().collect();
-    assert_never_forwarded(&all_seen, &[alice.clone(), bob.clone()]);
-    let backend_tokens: Vec<String> = seen.iter().chain(&seen_bob).filter_map(|it| it.token.clone()).collect();
+    let all_seen: Vec<_> = seen.iter().chain(&seen_bob).chain(&seen_other).cloned().collect();
+    assert_never_forwarded(&all_seen, &[alice.clone(), bob.clone(), bob_other.clone()]);
+    let backend_tokens: Vec<String> = all_seen.iter().filter_map(|it| it.token.clone()).collect();
     let mut secrets: Vec<&str> = backend_tokens.iter().map(String::as_str).collect();
-    secrets.extend([alice.as_str(), bob.as_str(), CLIENT.1, ADMIN_TOKEN]);
+    secrets.extend([alice.as_str(), bob.as_str(), bob_other.as_str(), CLIENT.1, ADMIN_TOKEN]);
     assert_no_leaks(&world.gate, &results, &listed, &secrets);
 }
 
