@@ -20,11 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use std::sync::Arc;
-
 use crate::credentials::{PageError, Purpose};
 use crate::hosting::Hosting;
-use crate::snapshot::Snapshot;
 
 const COOKIE: &str = "mcpgate_connect";
 
@@ -56,28 +53,28 @@ struct Callback {
     error: Option<String>,
 }
 
-/// The hosted server `slug` as it is now, if it connects users' accounts.
-fn server(pages: &Pages, slug: &str) -> Result<Arc<Snapshot>, Response> {
-    let snapshot = pages.hosting.get(slug).map(|it| it.host.current());
-    match snapshot {
-        Some(snapshot) if snapshot.credentials.consent().is_some() => Ok(snapshot),
-        _ => Err(page(StatusCode::NOT_FOUND, "Not found", "<p>There is no server here whose accounts connect.</p>")),
-    }
-}
-
+/// Binds `$snapshot` to the hosted server `$slug` as it is now and `$consent` to its users'
+/// connections, or answers 404 when it has none.
 macro_rules! consent_of {
     ($pages:expr, $slug:expr, $snapshot:ident, $consent:ident) => {
-        let $snapshot = match server(&$pages, &$slug) {
-            Ok(it) => it,
-            Err(response) => return response,
+        let Some($snapshot) = $pages.hosting.get(&$slug).map(|it| it.host.current()) else {
+            return no_server();
         };
         let Some($consent) = $snapshot.credentials.consent() else {
-            return page(StatusCode::NOT_FOUND, "Not found", "<p>There is no server here whose accounts connect.</p>");
+            return no_server();
         };
     };
 }
 
-async fn start_page(State(pages): State<Pages>, Path(slug): Path<String>, Query(query): Query<Ticket>) -> Response {
+fn no_server() -> Response {
+    page(StatusCode::NOT_FOUND, "Not found", "<p>There is no server here whose accounts connect.</p>")
+}
+
+async fn start_page(
+    State(pages): State<Pages>,
+    Path(slug): Path<String>,
+    Query(query): Query<Ticket>,
+) -> Response {
     {
         consent_of!(pages, slug, snapshot, consent);
         let user = match consent.ticket_user(Purpose::Connect, &query.ticket) {
@@ -110,7 +107,11 @@ async fn start(
     Form(form): Form<Ticket>,
 ) -> Response {
     if !same_origin(&pages, &headers) {
-        return page(StatusCode::FORBIDDEN, "Refused", "<p>This form may be sent only from mcpgate's own page.</p>");
+        return page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "<p>This form may be sent only from mcpgate's own page.</p>",
+        );
     }
     {
         consent_of!(pages, slug, snapshot, consent);
@@ -125,11 +126,17 @@ async fn start(
         );
         let mut response = StatusCode::SEE_OTHER.into_response();
         let headers = response.headers_mut();
-        if let (Ok(location), Ok(cookie)) = (HeaderValue::from_str(begun.redirect.as_str()), HeaderValue::from_str(&cookie)) {
+        if let (Ok(location), Ok(cookie)) =
+            (HeaderValue::from_str(begun.redirect.as_str()), HeaderValue::from_str(&cookie))
+        {
             headers.insert(header::LOCATION, location);
             headers.insert(header::SET_COOKIE, cookie);
         } else {
-            return page(StatusCode::BAD_GATEWAY, "Cannot connect", "<p>The authorization server's address is unusable.</p>");
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "Cannot connect",
+                "<p>The authorization server's address is unusable.</p>",
+            );
         }
         protect(headers);
         response
@@ -148,9 +155,8 @@ async fn callback(
         let Some(state) = query.state.as_deref().filter(|it| it.len() <= 256) else {
             return refused(&PageError { status: 400, message: "The callback carries no state.".to_owned() });
         };
-        let connected = consent
-            .complete(state, query.code.as_deref(), query.error.as_deref(), cookie.as_deref())
-            .await;
+        let connected =
+            consent.complete(state, query.code.as_deref(), query.error.as_deref(), cookie.as_deref()).await;
         let mut response = match connected {
             Ok(connected) => {
                 let manage = connected.manage.map_or_else(String::new, |ticket| {
@@ -180,7 +186,11 @@ async fn callback(
     }
 }
 
-async fn manage(State(pages): State<Pages>, Path(slug): Path<String>, Query(query): Query<Ticket>) -> Response {
+async fn manage(
+    State(pages): State<Pages>,
+    Path(slug): Path<String>,
+    Query(query): Query<Ticket>,
+) -> Response {
     {
         consent_of!(pages, slug, snapshot, consent);
         let user = match consent.ticket_user(Purpose::Manage, &query.ticket) {
@@ -218,7 +228,11 @@ async fn revoke(
     Form(form): Form<Ticket>,
 ) -> Response {
     if !same_origin(&pages, &headers) {
-        return page(StatusCode::FORBIDDEN, "Refused", "<p>This form may be sent only from mcpgate's own page.</p>");
+        return page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "<p>This form may be sent only from mcpgate's own page.</p>",
+        );
     }
     {
         consent_of!(pages, slug, snapshot, consent);
@@ -234,7 +248,11 @@ async fn revoke(
             ),
             Err(err) => {
                 tracing::error!(server = %slug, %err, "a connection could not be ended");
-                page(StatusCode::SERVICE_UNAVAILABLE, "Not disconnected", "<p>mcpgate cannot end the connection now. Try again later.</p>")
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Not disconnected",
+                    "<p>mcpgate cannot end the connection now. Try again later.</p>",
+                )
             }
         }
     }

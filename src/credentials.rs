@@ -170,7 +170,9 @@ impl Credentials {
                 Kind::Grant(Box::new(grant(Flow::TokenExchange, config)?))
             }
             CredentialsConfig::EntraObo(config) => Kind::Grant(Box::new(grant(Flow::EntraObo, config)?)),
-            CredentialsConfig::AuthorizationCode(config) => Kind::Consent(Box::new(Consent::new(server, config)?)),
+            CredentialsConfig::AuthorizationCode(config) => {
+                Kind::Consent(Box::new(Consent::new(server, config)?))
+            }
         };
         Ok(Credentials { server: server.to_owned(), kind })
     }

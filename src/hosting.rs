@@ -226,16 +226,17 @@ fn snapshot(
     let mut scopes: Vec<String> = catalog.tools.iter().flat_map(|it| it.scopes.iter().cloned()).collect();
     scopes.sort();
     scopes.dedup();
-    let credentials = credentials.attach(Attachment {
-        store: builder.store.clone(),
-        keyring: builder.keyring.clone(),
-        flows: builder.flows.clone(),
-        public_url: builder.config.public_url().to_owned(),
-        title: catalog.title.clone(),
-        scopes,
-        document_endpoints,
-    })
-    .map_err(|err| format!("credentials: {err}"))?;
+    let credentials = credentials
+        .attach(Attachment {
+            store: builder.store.clone(),
+            keyring: builder.keyring.clone(),
+            flows: builder.flows.clone(),
+            public_url: builder.config.public_url().to_owned(),
+            title: catalog.title.clone(),
+            scopes,
+            document_endpoints,
+        })
+        .map_err(|err| format!("credentials: {err}"))?;
     let access = match &builder.verifier {
         Some(verifier) => Some(guard(&builder.config, verifier, &settings, &catalog)?),
         None => None,

@@ -367,8 +367,12 @@ impl Store {
         let key = connection_key(slug, id);
         self.run(|db| {
             let tx = db.begin_write().map_err(db_error)?;
-            let existed =
-                tx.open_table(CONNECTIONS).map_err(db_error)?.remove(key.as_str()).map_err(db_error)?.is_some();
+            let existed = tx
+                .open_table(CONNECTIONS)
+                .map_err(db_error)?
+                .remove(key.as_str())
+                .map_err(db_error)?
+                .is_some();
             tx.commit().map_err(db_error)?;
             Ok(existed)
         })
@@ -553,7 +557,10 @@ mod tests {
         store.put_connection("pets", "a", b"1").unwrap();
         store.put_connection("pets-2", "c", b"3").unwrap();
         store.put_connection("pet", "d", b"4").unwrap();
-        assert_eq!(store.connections("pets").unwrap(), [("a".to_owned(), b"1".to_vec()), ("b".to_owned(), b"2".to_vec())]);
+        assert_eq!(
+            store.connections("pets").unwrap(),
+            [("a".to_owned(), b"1".to_vec()), ("b".to_owned(), b"2".to_vec())]
+        );
         assert_eq!(store.connection("pets", "a").unwrap().as_deref(), Some(&b"1"[..]));
         assert!(store.delete_connection("pets", "a").unwrap());
         assert!(!store.delete_connection("pets", "a").unwrap());

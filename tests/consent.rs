@@ -23,6 +23,8 @@ use tempfile::TempDir;
 
 #[path = "support/harness.rs"]
 mod harness;
+// Each including test uses its own part.
+#[allow(dead_code)]
 #[path = "support/parties.rs"]
 mod parties;
 
@@ -89,10 +91,7 @@ impl World {
         let spec = TempDir::new().unwrap();
         std::fs::write(spec.path().join("pets.yaml"), DOCUMENT).unwrap();
         // `other` names no authorization server: its document's authorization code flow does.
-        let flow = format!(
-            "authorizationUrl: {0}/auth\n          tokenUrl: {0}/token",
-            backend_as.url
-        );
+        let flow = format!("authorizationUrl: {0}/auth\n          tokenUrl: {0}/token", backend_as.url);
         let other = DOCUMENT
             .replace("authorizationUrl: https://idp.example.com/authorize\n          tokenUrl: https://idp.example.com/token", &flow);
         assert_ne!(other, DOCUMENT);
@@ -141,7 +140,13 @@ impl World {
     fn sign_in_to(&self, slug: &str, login: &str) -> String {
         let url = self.gate.mcp_url(slug);
         let run = self.node.run(&["sdk-oauth-client.mjs", "--login", login, "--show-token", &url]);
-        assert_eq!(run.code, Some(0), "{run}\n--- mcpgate\n{}\n--- AS\n{}", self.gate.log_text(), self.mcp_as.log());
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{run}\n--- mcpgate\n{}\n--- AS\n{}",
+            self.gate.log_text(),
+            self.mcp_as.log()
+        );
         run.stdout_json()["access_token"].as_str().expect("the SDK shows its token").to_owned()
     }
 
@@ -156,7 +161,13 @@ impl World {
     /// Follows `link` as `login` in the headless browser: the final page and what it visited.
     fn browse(&self, link: &str, login: &str) -> Value {
         let run = self.node.run(&["browse.mjs", link, login]);
-        assert_eq!(run.code, Some(0), "{run}\n--- mcpgate\n{}\n--- AS\n{}", self.gate.log_text(), self.backend_as.log());
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{run}\n--- mcpgate\n{}\n--- AS\n{}",
+            self.gate.log_text(),
+            self.backend_as.log()
+        );
         run.stdout_json()
     }
 
@@ -206,7 +217,13 @@ async fn call(url: &str, token: &str, version: &str, arguments: Value) -> Value 
 }
 
 fn text(result: &Value) -> String {
-    result["content"].as_array().into_iter().flatten().filter_map(|it| it["text"].as_str()).collect::<Vec<_>>().join("\n")
+    result["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|it| it["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The connect link to `pets` in a tool error's text.
@@ -229,7 +246,8 @@ fn link_to(slug: &str, result: &Value) -> String {
 /// The path and query of the callback request among `visited` (`METHOD URL -> STATUS`).
 fn callback(page: &Value) -> String {
     let visited: Vec<&str> = page["visited"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    let line = visited.iter().find(|it| it.contains("/connect/pets/callback?")).expect("the callback was visited");
+    let line =
+        visited.iter().find(|it| it.contains("/connect/pets/callback?")).expect("the callback was visited");
     let url = line.split(' ').nth(1).unwrap();
     let url = url::Url::parse(url).unwrap();
     format!("{}?{}", url.path(), url.query().unwrap_or_default())
@@ -259,7 +277,13 @@ fn each_user_connects_their_own_account_once() {
         &url,
         "listPets",
     ]);
-    assert_eq!(run.code, Some(0), "{run}\n--- mcpgate\n{}\n--- AS\n{}", world.gate.log_text(), world.backend_as.log());
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{run}\n--- mcpgate\n{}\n--- AS\n{}",
+        world.gate.log_text(),
+        world.backend_as.log()
+    );
     let summary = run.stdout_json();
     let elicitation = &summary["elicitations"][0];
     assert_eq!(elicitation["mode"], "url", "{summary}");
@@ -270,7 +294,10 @@ fn each_user_connects_their_own_account_once() {
     assert!(text(&summary["first"]).contains("call this tool again"), "{summary}");
     assert!(summary["connect"]["text"].as_str().unwrap().contains("connected for alice"), "{summary}");
     assert_eq!(summary["result"]["isError"], false, "{summary}");
-    assert_eq!(summary["result"]["structuredContent"], json!({"owner": "alice", "pets": [{"id": 1, "name": "Tom"}]}));
+    assert_eq!(
+        summary["result"]["structuredContent"],
+        json!({"owner": "alice", "pets": [{"id": 1, "name": "Tom"}]})
+    );
     let alice = summary["access_token"].as_str().unwrap().to_owned();
     let mut results = vec![summary["first"].clone(), summary["result"].clone()];
 
@@ -312,7 +339,8 @@ fn each_user_connects_their_own_account_once() {
     let replayed = http_get(world.gate.addr, &callback(&page)).unwrap();
     assert_eq!(replayed.0, 400, "{replayed:?}");
     assert!(replayed.1.contains("used already"), "{replayed:?}");
-    let forged = http_get(world.gate.addr, "/connect/pets/callback?state=forged-state&code=forged-code").unwrap();
+    let forged =
+        http_get(world.gate.addr, "/connect/pets/callback?state=forged-state&code=forged-code").unwrap();
     assert_eq!(forged.0, 400, "{forged:?}");
     // A link of one server does not start a connection to another.
     let elsewhere = bob_link.replace("/connect/pets/", "/connect/other/");
@@ -326,8 +354,12 @@ fn each_user_connects_their_own_account_once() {
     let (status, listed) = world.admin(reqwest::Method::GET, "/admin/api/servers/pets/connections");
     assert_eq!(status, 200, "{listed}");
     let connections: Value = serde_json::from_str(&listed).unwrap();
-    let subjects: Vec<&str> =
-        connections["connections"].as_array().unwrap().iter().filter_map(|it| it["subject"].as_str()).collect();
+    let subjects: Vec<&str> = connections["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|it| it["subject"].as_str())
+        .collect();
     let mut sorted = subjects.clone();
     sorted.sort();
     assert_eq!(sorted, ["alice", "bob"], "{listed}");
@@ -343,11 +375,14 @@ fn each_user_connects_their_own_account_once() {
         .append_pair("issuer", &world.mcp_as.url)
         .append_pair("subject", "bob")
         .finish();
-    let (status, body) = world.admin(reqwest::Method::DELETE, &format!("/admin/api/servers/pets/connections?{query}"));
+    let (status, body) =
+        world.admin(reqwest::Method::DELETE, &format!("/admin/api/servers/pets/connections?{query}"));
     assert_eq!(status, 204, "{body}");
     let log = world.gate.log_text();
     assert!(
-        log.lines().any(|it| it.contains("mcpgate::audit") && it.contains("\"disconnect\"") && it.contains("outcome=revoked")),
+        log.lines().any(|it| it.contains("mcpgate::audit")
+            && it.contains("\"disconnect\"")
+            && it.contains("outcome=revoked")),
         "no revocation in the log:\n{log}"
     );
     let asked = world.runtime.block_on(call(&url, &bob, "2026-07-28", json!({})));
@@ -390,7 +425,12 @@ fn refreshes_and_asks_again_when_the_grant_is_gone() {
     assert_ne!(seen[0].token, seen[1].token, "the second call carried a refreshed token");
     assert!(seen.iter().all(|it| it.refused.is_none()), "{seen:#?}");
     let refreshes = |outcome: &str| {
-        world.backend_as.grants().iter().filter(|it| it["grant_type"] == "refresh_token" && it["outcome"] == outcome).count()
+        world
+            .backend_as
+            .grants()
+            .iter()
+            .filter(|it| it["grant_type"] == "refresh_token" && it["outcome"] == outcome)
+            .count()
     };
     assert_eq!(refreshes("issued"), 1, "{:#?}", world.backend_as.grants());
 
@@ -402,7 +442,12 @@ fn refreshes_and_asks_again_when_the_grant_is_gone() {
     let again = world.call(&alice);
     let relink = link(&again);
     link(&asked);
-    assert_eq!(refreshes("invalid_grant"), 1, "one refused refresh, then no more tries: {:#?}", world.backend_as.grants());
+    assert_eq!(
+        refreshes("invalid_grant"),
+        1,
+        "one refused refresh, then no more tries: {:#?}",
+        world.backend_as.grants()
+    );
     assert!(world.backend.take().is_empty());
     world.browse(&relink, "alice");
     assert_eq!(owner(&world.call(&alice)), "alice");
@@ -418,7 +463,12 @@ fn refreshes_and_asks_again_when_the_grant_is_gone() {
     let asked_again = world.call(&alice);
     link(&asked_again);
     assert!(world.backend.take().is_empty());
-    assert_no_leaks(&world.gate, &[first, result, refreshed, asked, again, refused, asked_again], "", &[alice.as_str(), CLIENT.1]);
+    assert_no_leaks(
+        &world.gate,
+        &[first, result, refreshed, asked, again, refused, asked_again],
+        "",
+        &[alice.as_str(), CLIENT.1],
+    );
     let tokens: Vec<String> = seen.iter().filter_map(|it| it.token.clone()).collect();
     assert_no_leaks(&world.gate, &[], "", &tokens.iter().map(String::as_str).collect::<Vec<_>>());
 }

@@ -267,7 +267,10 @@ async fn restore(
     Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
-async fn connections(State(state): State<AdminState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
+async fn connections(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
     let connections = state.workspace.connections(&slug)?;
     Ok(Json(json!({"connections": connections})).into_response())
 }

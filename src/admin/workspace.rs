@@ -487,7 +487,9 @@ impl Workspace {
     pub fn connections(&self, slug: &str) -> Result<Vec<serde_json::Value>, Error> {
         let snapshot = self.hosting.get(slug).ok_or_else(|| Error::NotFound(slug.to_owned()))?.host.current();
         let Some(consent) = snapshot.credentials.consent() else {
-            return Err(Error::Invalid(format!("server `{slug}` does not use credentials mode `authorization_code`")));
+            return Err(Error::Invalid(format!(
+                "server `{slug}` does not use credentials mode `authorization_code`"
+            )));
         };
         let connections = consent.connections().map_err(Error::Invalid)?;
         Ok(connections
@@ -507,10 +509,18 @@ impl Workspace {
 
     /// Ends the connection of the user `issuer`/`subject` to the backend of `slug`, and revokes
     /// its tokens at the backend's authorization server when it can; whether there was one.
-    pub async fn revoke_connection(&self, actor: &str, slug: &str, issuer: &str, subject: &str) -> Result<bool, Error> {
+    pub async fn revoke_connection(
+        &self,
+        actor: &str,
+        slug: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<bool, Error> {
         let snapshot = self.hosting.get(slug).ok_or_else(|| Error::NotFound(slug.to_owned()))?.host.current();
         let Some(consent) = snapshot.credentials.consent() else {
-            return Err(Error::Invalid(format!("server `{slug}` does not use credentials mode `authorization_code`")));
+            return Err(Error::Invalid(format!(
+                "server `{slug}` does not use credentials mode `authorization_code`"
+            )));
         };
         let user = crate::credentials::User { issuer: issuer.to_owned(), subject: subject.to_owned() };
         let existed = consent.revoke(&user, actor).await.map_err(Error::Invalid)?;

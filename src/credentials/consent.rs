@@ -194,7 +194,8 @@ impl Consent {
         let Some(ticket) = flows::ticket(&attached.keyring, Purpose::Connect, &self.server, user) else {
             return Failure::new("mcpgate cannot make a connection link now. Try again later.");
         };
-        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("ticket", &ticket).finish();
+        let query =
+            url::form_urlencoded::Serializer::new(String::new()).append_pair("ticket", &ticket).finish();
         let link = format!("{}/connect/{}/start?{query}", attached.public_url, self.server);
         let message = format!(
             "To use {title}, connect your {title} account first: open {link} in your browser and approve \
@@ -269,7 +270,12 @@ impl Consent {
         }
     }
 
-    fn needs_consent(&self, attached: &Attached, mut connection: Connection, why: &str) -> Result<(), Failure> {
+    fn needs_consent(
+        &self,
+        attached: &Attached,
+        mut connection: Connection,
+        why: &str,
+    ) -> Result<(), Failure> {
         tracing::info!(
             target: "mcpgate::audit",
             event = "consent_required",
@@ -334,7 +340,9 @@ impl Consent {
         );
         let revoke = config.revocation_endpoint.clone().or(discovered.and_then(|it| it.revocation_endpoint));
         let (Some(authorize), Some(token)) = (authorize, token) else {
-            return Err(Failure::new("the backend's authorization server has no authorization or token endpoint"));
+            return Err(Failure::new(
+                "the backend's authorization server has no authorization or token endpoint",
+            ));
         };
         let unusable = |err: String| Failure::new(format!("the backend's authorization server: {err}"));
         let endpoints = Arc::new(Endpoints {
@@ -405,16 +413,24 @@ impl Consent {
                 Refused::OtherBrowser => "it was started in another browser",
             };
             tracing::warn!(server = %self.server, reason = why, "a connection callback was refused");
-            page_error(400, format!("This connection attempt is not valid: {why}. Start again from your MCP client."))
+            page_error(
+                400,
+                format!("This connection attempt is not valid: {why}. Start again from your MCP client."),
+            )
         })?;
         if let Some(error) = error {
-            let code: String = error.chars().filter(|it| it.is_ascii_alphanumeric() || *it == '_').take(64).collect();
+            let code: String =
+                error.chars().filter(|it| it.is_ascii_alphanumeric() || *it == '_').take(64).collect();
             return Err(page_error(
                 400,
-                format!("The authorization server did not approve the connection ({code}). Nothing was connected."),
+                format!(
+                    "The authorization server did not approve the connection ({code}). Nothing was connected."
+                ),
             ));
         }
-        let code = code.filter(|it| !it.is_empty() && it.len() <= 4096).ok_or_else(|| page_error(400, "The callback carries no authorization code."))?;
+        let code = code
+            .filter(|it| !it.is_empty() && it.len() <= 4096)
+            .ok_or_else(|| page_error(400, "The callback carries no authorization code."))?;
         let endpoints = self.endpoints().await.map_err(|it| page_error(502, it.to_string()))?;
         let redirect_uri = self.redirect_uri(attached);
         let mut form = vec![
@@ -427,7 +443,12 @@ impl Consent {
         let result = endpoints.token.request(&form).await;
         self.audit("authorization_code", &pending.user, &result);
         let issued = result.map_err(|err| {
-            page_error(502, format!("The authorization server did not issue a token: {err}. Start again from your MCP client."))
+            page_error(
+                502,
+                format!(
+                    "The authorization server did not issue a token: {err}. Start again from your MCP client."
+                ),
+            )
         })?;
         let mut connection = Connection {
             user: pending.user.clone(),

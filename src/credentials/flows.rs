@@ -53,11 +53,8 @@ struct Ticket {
 
 /// A ticket for `user` on `server`, to put in a URL.
 pub fn ticket(keyring: &Keyring, purpose: Purpose, server: &str, user: &User) -> Option<String> {
-    let ticket = Ticket {
-        iss: user.issuer.clone(),
-        sub: user.subject.clone(),
-        exp: now() + FLOW_LIFETIME.as_secs(),
-    };
+    let ticket =
+        Ticket { iss: user.issuer.clone(), sub: user.subject.clone(), exp: now() + FLOW_LIFETIME.as_secs() };
     let json = Zeroizing::new(serde_json::to_string(&ticket).ok()?);
     let sealed = keyring.seal(&Secret::new(json.as_str()), &purpose.place(server)).ok()?;
     match serde_json::to_value(&sealed).ok()? {
@@ -127,7 +124,13 @@ pub enum Refused {
 impl Flows {
     /// Keeps an authorization of `user` on `server` started with `verifier` by the browser
     /// holding `cookie`: its `state`, or `None` when too many are under way.
-    pub fn begin(&self, server: &str, user: User, verifier: Zeroizing<String>, cookie: &str) -> Option<String> {
+    pub fn begin(
+        &self,
+        server: &str,
+        user: User,
+        verifier: Zeroizing<String>,
+        cookie: &str,
+    ) -> Option<String> {
         let state = random_token()?;
         let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if pending.len() >= MAX_PENDING {
@@ -197,7 +200,11 @@ mod tests {
         let verifier = || Zeroizing::new("v".to_owned());
         let state = flows.begin("pets", user("alice"), verifier(), "cookie-1").unwrap();
         assert_eq!(flows.finish("pets", &state, Some("cookie-2")).err(), Some(Refused::OtherBrowser));
-        assert_eq!(flows.finish("pets", &state, Some("cookie-1")).err(), Some(Refused::Unknown), "taken once");
+        assert_eq!(
+            flows.finish("pets", &state, Some("cookie-1")).err(),
+            Some(Refused::Unknown),
+            "taken once"
+        );
         let state = flows.begin("pets", user("alice"), verifier(), "cookie-1").unwrap();
         assert_eq!(flows.finish("apps", &state, Some("cookie-1")).err(), Some(Refused::OtherServer));
         let state = flows.begin("pets", user("alice"), verifier(), "cookie-1").unwrap();

@@ -64,7 +64,9 @@ pub fn now() -> u64 {
 
 fn unavailable(err: impl std::fmt::Display) -> Failure {
     tracing::error!(%err, "the connections vault cannot be used");
-    Failure::new("mcpgate cannot read its stored connections now. Try again later, or tell the administrator.")
+    Failure::new(
+        "mcpgate cannot read its stored connections now. Try again later, or tell the administrator.",
+    )
 }
 
 impl Vault {
@@ -86,7 +88,9 @@ impl Vault {
         if connection.user != *user {
             return Ok(None);
         }
-        for (field, slot) in [("access_token", &mut connection.access_token), ("refresh_token", &mut connection.refresh_token)] {
+        for (field, slot) in
+            [("access_token", &mut connection.access_token), ("refresh_token", &mut connection.refresh_token)]
+        {
             if let Some(secret) = slot.as_ref() {
                 *slot = Some(self.keyring.open(secret, &self.place(user, field)).map_err(unavailable)?);
             }
@@ -97,7 +101,9 @@ impl Vault {
     pub fn put(&self, connection: &Connection) -> Result<(), Failure> {
         let mut sealed = connection.clone();
         let user = &connection.user;
-        for (field, slot) in [("access_token", &mut sealed.access_token), ("refresh_token", &mut sealed.refresh_token)] {
+        for (field, slot) in
+            [("access_token", &mut sealed.access_token), ("refresh_token", &mut sealed.refresh_token)]
+        {
             if let Some(secret) = slot.as_ref() {
                 *slot = Some(self.keyring.seal(secret, &self.place(user, field)).map_err(unavailable)?);
             }

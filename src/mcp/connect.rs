@@ -29,10 +29,8 @@ const ELICITATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// The answer to a call that needs the caller to connect at `link` first; `message` says so.
 pub(super) async fn ask(link: &str, message: &str, context: &RequestContext<RoleServer>) -> CallToolResponse {
     let failed = |text: String| CallToolResult::error(vec![ContentBlock::text(text)]).into();
-    let declares_url = context
-        .client_capabilities()
-        .and_then(|it| it.elicitation)
-        .is_some_and(|it| it.url.is_some());
+    let declares_url =
+        context.client_capabilities().and_then(|it| it.elicitation).is_some_and(|it| it.url.is_some());
     let version = context.protocol_version();
     if version.is_some_and(|it| it.as_str() >= ProtocolVersion::V_2026_07_28.as_str()) {
         if !declares_url {
@@ -40,7 +38,8 @@ pub(super) async fn ask(link: &str, message: &str, context: &RequestContext<Role
         }
         // The retried call finds the connection in the vault: no state travels with it.
         let params = url_params(link, message, String::new());
-        let requests = BTreeMap::from([("connect".to_owned(), InputRequest::Elicitation(ElicitRequest::new(params)))]);
+        let requests =
+            BTreeMap::from([("connect".to_owned(), InputRequest::Elicitation(ElicitRequest::new(params)))]);
         return InputRequiredResult::from_input_requests(requests).into();
     }
     if !context.peer.supported_elicitation_modes().contains(&ElicitationMode::Url) {

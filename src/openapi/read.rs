@@ -147,8 +147,12 @@ impl<'a> Reader<'a> {
                         .get("flows")
                         .and_then(|it| it.get("authorizationCode"))
                         .or_else(|| (text("flow") == "accessCode").then_some(value));
-                    let url = |key: &str| flow.and_then(|it| it.get(key)).and_then(Node::as_str).map(str::to_owned);
-                    SecurityKind::OAuth2 { authorization_url: url("authorizationUrl"), token_url: url("tokenUrl") }
+                    let url =
+                        |key: &str| flow.and_then(|it| it.get(key)).and_then(Node::as_str).map(str::to_owned);
+                    SecurityKind::OAuth2 {
+                        authorization_url: url("authorizationUrl"),
+                        token_url: url("tokenUrl"),
+                    }
                 }
                 "openIdConnect" => SecurityKind::OpenIdConnect,
                 "mutualTLS" => SecurityKind::MutualTls,
