@@ -6,9 +6,10 @@
 //! A leaf: it keeps [`Record`]s, whose settings its callers serialize (with their secrets
 //! sealed), and knows nothing of what they mean.
 //!
-//! Invariants: a server's settings and its document change together, in one transaction; every
-//! settings value carries the version of its format; after a failed write (a full disk, say)
-//! the database is opened again, so the store works once the cause is gone, without a restart.
+//! Invariants: a server's settings and its document change together, in one transaction, and its
+//! users' connections go when it does; every settings value carries the version of its format;
+//! after a failed write (a full disk, say) the database is opened again, so the store works once
+//! the cause is gone, without a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -245,6 +246,12 @@ impl Store {
                 documents.remove(slug).map_err(db_error)?;
                 existed |= servers.remove(slug).map_err(db_error)?.is_some();
             }
+            // Users' connections to its backend go with it.
+            let prefix = connection_key(slug, "");
+            tx.open_table(CONNECTIONS)
+                .map_err(db_error)?
+                .retain(|key, _| !key.starts_with(prefix.as_str()))
+                .map_err(db_error)?;
             tx.commit().map_err(db_error)?;
             Ok(existed)
         })
@@ -565,6 +572,10 @@ mod tests {
         assert!(store.delete_connection("pets", "a").unwrap());
         assert!(!store.delete_connection("pets", "a").unwrap());
         assert_eq!(store.connections("pets").unwrap().len(), 1);
+        // Deleting a server forgets its connections, and only its.
+        store.delete_server("pets").unwrap();
+        assert!(store.connections("pets").unwrap().is_empty());
+        assert_eq!(store.connections("pets-2").unwrap().len(), 1);
     }
 
     #[test]

@@ -335,6 +335,40 @@ fn each_user_connects_their_own_account_once() {
     results.extend([other, result]);
     let seen_other = world.backend.take();
 
+    // The page the callback links to shows bob his connection to `other` and ends it.
+    let manage = page_other["links"][0].as_str().expect("a link to the connection's page").to_owned();
+    assert!(manage.contains("/connect/other/manage?ticket="), "{page_other}");
+    let (status, shown) = world.runtime.block_on(async {
+        let response = reqwest::get(&manage).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{shown}");
+    assert!(shown.contains("is connected for <strong>bob</strong>"), "{shown}");
+    let ticket = url::Url::parse(&manage)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "ticket")
+        .unwrap()
+        .1
+        .into_owned();
+    let (status, ended) = world.runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/connect/other/revoke", world.gate.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("ticket", &ticket).finish(),
+            )
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{ended}");
+    assert!(ended.contains("no longer connected"), "{ended}");
+    let asked_other = world.call_other(&bob_other);
+    link_to("other", &asked_other);
+    results.push(asked_other);
+
     // The callback refuses a state used already, and one mcpgate never issued.
     let replayed = http_get(world.gate.addr, &callback(&page)).unwrap();
     assert_eq!(replayed.0, 400, "{replayed:?}");

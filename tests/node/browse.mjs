@@ -6,7 +6,8 @@
 //   node browse.mjs URL LOGIN
 //
 // Prints one JSON object on stdout: {"url": the last URL, "status": its status, "text": the last
-// page's text without tags, "visited": ["METHOD URL -> STATUS", ...]}. Exit status 0, or 1 with
+// page's text without tags, "links": the absolute URLs of its links, "visited": ["METHOD URL ->
+// STATUS", ...]}. Exit status 0, or 1 with
 // the reason on stderr.
 //
 // Imported by sdk-oauth-client.mjs, which follows the link mcpgate hands out to connect an account.
@@ -23,7 +24,7 @@ export async function browse(start, login, stop = () => false) {
   let init = { method: "GET" };
   for (let step = 0; step < MAX_STEPS; step++) {
     if (stop(url)) {
-      return { url: url.href, status: 0, text: "", visited };
+      return { url: url.href, status: 0, text: "", links: [], visited };
     }
     const headers = new Headers(init.headers);
     if (jar.size > 0) {
@@ -45,7 +46,8 @@ export async function browse(start, login, stop = () => false) {
     const html = await response.text();
     const form = html.match(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/);
     if (response.status !== 200 || !form) {
-      return { url: url.href, status: response.status, text: textOf(html), visited };
+      const links = [...html.matchAll(/<a[^>]*href="([^"]+)"/g)].map((it) => new URL(unescape(it[1]), url).href);
+      return { url: url.href, status: response.status, text: textOf(html), links, visited };
     }
     const fields = new URLSearchParams();
     for (const input of form[2].matchAll(/<input[^>]*>/g)) {
