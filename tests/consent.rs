@@ -403,6 +403,13 @@ fn each_user_connects_their_own_account_once() {
         assert!(connection["expires_at"].as_u64().is_some() && connection["connected_at"].as_u64().is_some());
     }
 
+    // The admin UI shows the mode and how many users connected.
+    let (status, ui) = world.admin(reqwest::Method::GET, "/admin/servers/pets");
+    assert_eq!(status, 200, "{ui}");
+    assert!(ui.contains("<option value=\"authorization_code\" selected>"), "{ui}");
+    assert!(ui.contains("Connected users: <strong>2</strong>"), "{ui}");
+    assert!(ui.contains("/connect/pets/callback"), "{ui}");
+
     // The administrator ends bob's connection: it is revoked at the backend's server, and bob is
     // asked again, by a 2026-07-28 client with an InputRequiredResult.
     let query = url::form_urlencoded::Serializer::new(String::new())
@@ -435,7 +442,7 @@ fn each_user_connects_their_own_account_once() {
     let backend_tokens: Vec<String> = all_seen.iter().filter_map(|it| it.token.clone()).collect();
     let mut secrets: Vec<&str> = backend_tokens.iter().map(String::as_str).collect();
     secrets.extend([alice.as_str(), bob.as_str(), bob_other.as_str(), CLIENT.1, ADMIN_TOKEN]);
-    assert_no_leaks(&world.gate, &results, &listed, &secrets);
+    assert_no_leaks(&world.gate, &results, &format!("{listed}{ui}"), &secrets);
 }
 
 /// Tokens are refreshed before they expire; a grant revoked at the backend's authorization
