@@ -25,6 +25,9 @@ pub const FLOW_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// Authorizations under way at once, for all servers; beyond it the oldest expired go, then new
 /// ones are refused.
 const MAX_PENDING: usize = 10_000;
+/// Authorizations under way for one user on one server; a new one ends their oldest, so that
+/// one user's clicks cannot fill [`MAX_PENDING`].
+const MAX_PENDING_PER_USER: usize = 5;
 
 /// What a ticket is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +136,16 @@ impl Flows {
     ) -> Option<String> {
         let state = random_token()?;
         let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let theirs = |it: &Pending| it.server == server && it.user == user;
+        while pending.values().filter(|it| theirs(it)).count() >= MAX_PENDING_PER_USER {
+            let oldest = pending
+                .iter()
+                .filter(|(_, it)| theirs(it))
+                .min_by_key(|(_, it)| it.expires)
+                .map(|(state, _)| state.clone());
+            let Some(oldest) = oldest else { break };
+            pending.remove(&oldest);
+        }
         if pending.len() >= MAX_PENDING {
             let now = Instant::now();
             pending.retain(|_, it| it.expires > now);
@@ -213,6 +226,16 @@ mod tests {
         let state = flows.begin("pets", user("alice"), verifier(), "cookie-1").unwrap();
         let pending = flows.finish("pets", &state, Some("cookie-1")).unwrap();
         assert_eq!((pending.user, pending.verifier.as_str()), (user("alice"), "v"));
+        // One user's authorizations under way are capped: a new one ends their oldest.
+        let mut states = Vec::new();
+        for _ in 0..=MAX_PENDING_PER_USER {
+            states.push(flows.begin("pets", user("alice"), verifier(), "cookie-1").unwrap());
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        let bob = flows.begin("pets", user("bob"), verifier(), "cookie-b").unwrap();
+        assert_eq!(flows.finish("pets", &states[0], Some("cookie-1")).err(), Some(Refused::Unknown));
+        assert!(flows.finish("pets", &states[MAX_PENDING_PER_USER], Some("cookie-1")).is_ok());
+        assert!(flows.finish("pets", &bob, Some("cookie-b")).is_ok());
         // RFC 7636, appendix B.
         assert_eq!(
             challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
