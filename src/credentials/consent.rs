@@ -565,3 +565,81 @@ fn usable(connection: &Connection) -> Option<Token> {
     let left = expires_at.checked_sub(now() + margin).filter(|it| *it > 0)?;
     Some(Token { value, refresh_at: Instant::now() + Duration::from_secs(left) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Secret;
+
+    fn connection(issued_at: u64, expires_at: u64) -> Connection {
+        Connection {
+            user: User { issuer: "https://idp".into(), subject: "alice".into() },
+            connected_at: issued_at,
+            scopes: vec!["read".into()],
+            issued_at,
+            expires_at: Some(expires_at),
+            access_token: Some(Secret::new("access")),
+            refresh_token: Some(Secret::new("refresh")),
+            needs_consent: false,
+        }
+    }
+
+    #[test]
+    fn a_token_is_used_while_more_than_a_fifth_of_its_life_or_30_seconds_is_left() {
+        let now = now();
+        assert!(usable(&connection(now, now + 10)).is_some());
+        assert!(usable(&connection(now - 9, now + 1)).is_none(), "a 10 s token with 1 s left");
+        assert!(usable(&connection(now - 3560, now + 40)).is_some());
+        assert!(usable(&connection(now - 3580, now + 20)).is_none(), "a 1 h token with 20 s left");
+        let mut dropped = connection(now, now + 3600);
+        dropped.access_token = None;
+        assert!(usable(&dropped).is_none(), "a token a backend refused is not used again");
+    }
+
+    #[test]
+    fn renewing_keeps_the_refresh_token_unless_a_new_one_comes() {
+        let mut kept = connection(0, 1);
+        kept.needs_consent = true;
+        let issued: Issued = serde_json::from_str(r#"{"access_token": "a2", "expires_in": 60}"#).unwrap();
+        renew(&mut kept, issued);
+        assert_eq!(kept.refresh_token.as_ref().and_then(Secret::expose), Some("refresh"));
+        assert_eq!(kept.access_token.as_ref().and_then(Secret::expose), Some("a2"));
+        assert_eq!(kept.expires_at, Some(kept.issued_at + 60));
+        assert!(!kept.needs_consent);
+        let issued: Issued =
+            serde_json::from_str(r#"{"access_token": "a3", "refresh_token": "r2", "scope": "read write"}"#)
+                .unwrap();
+        renew(&mut kept, issued);
+        assert_eq!(kept.refresh_token.as_ref().and_then(Secret::expose), Some("r2"));
+        assert_eq!(kept.scopes, ["read", "write"]);
+        assert_eq!(kept.expires_at, Some(kept.issued_at + DEFAULT_LIFETIME.as_secs()));
+    }
+
+    #[test]
+    fn settings_must_lead_to_an_authorization_server() {
+        let config = |text: &str| -> GrantConfig { toml::from_str(text).unwrap() };
+        let bare = config("client_id = 'c'\nclient_secret = 's'");
+        assert!(
+            Consent::new("pets", &config("client_id = 'c'\nclient_secret = 's'\nissuer = 'not a url'"))
+                .is_err()
+        );
+        let no_key = config("client_id = 'c'\nclient_auth = 'private_key_jwt'\nissuer = 'https://as'");
+        assert!(Consent::new("pets", &no_key).err().unwrap().contains("private_key"));
+        let dir = tempfile::tempdir().unwrap();
+        let attachment = |document_endpoints| Attachment {
+            store: Store::open(dir.path()).unwrap(),
+            keyring: Arc::new(Keyring::configured_or_local(&[], dir.path()).unwrap()),
+            flows: Flows::default(),
+            public_url: "https://mcp.example".into(),
+            title: "Pets".into(),
+            scopes: Vec::new(),
+            document_endpoints,
+        };
+        let mut consent = Consent::new("pets", &bare).unwrap();
+        assert!(consent.attach(attachment(None)).unwrap_err().contains("issuer"));
+        let written =
+            Some((Url::parse("https://as/authorize").unwrap(), Url::parse("https://as/token").unwrap()));
+        let mut consent = Consent::new("pets", &bare).unwrap();
+        assert!(consent.attach(attachment(written)).is_ok());
+    }
+}
