@@ -492,14 +492,16 @@ fn refreshes_and_asks_again_when_the_grant_is_gone() {
     assert!(world.backend.take().is_empty());
     world.browse(&relink, "alice");
     assert_eq!(owner(&world.call(&alice)), "alice");
+    let reconnected = world.backend.take();
 
     // The backend refuses the token, and the refreshed one: the call fails, the next asks.
-    world.backend.take();
     world.backend.refuse_every_token();
     let refused = world.call(&alice);
     assert_eq!(refused["isError"], true, "{refused}");
     assert!(text(&refused).contains("401"), "{refused}");
-    assert_eq!(world.backend.take().len(), 2, "one retry with a refreshed token");
+    let refusals = world.backend.take();
+    assert_eq!(refusals.len(), 2, "one retry with a refreshed token: {refusals:#?}");
+    assert_ne!(refusals[0].token, refusals[1].token, "{refusals:#?}");
     world.backend.refuse_next(0);
     let asked_again = world.call(&alice);
     link(&asked_again);
@@ -510,7 +512,9 @@ fn refreshes_and_asks_again_when_the_grant_is_gone() {
         "",
         &[alice.as_str(), CLIENT.1],
     );
-    let tokens: Vec<String> = seen.iter().filter_map(|it| it.token.clone()).collect();
+    let tokens: Vec<String> =
+        seen.iter().chain(&reconnected).chain(&refusals).filter_map(|it| it.token.clone()).collect();
+    assert_eq!(tokens.len(), 5);
     assert_no_leaks(&world.gate, &[], "", &tokens.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
