@@ -125,28 +125,48 @@ impl Authorization {
 #[derive(Debug, Clone)]
 pub struct Failure {
     message: Arc<str>,
-    /// The link that connects the user to the backend (mode `authorization_code`).
-    link: Option<Arc<str>>,
+    /// What connects the user to the backend (mode `authorization_code`).
+    connect: Option<Connect>,
     /// The user has no usable connection (before a link is made for them).
     not_connected: bool,
 }
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure { message: message.into().into(), link: None, not_connected: false }
+        Failure { message: message.into().into(), connect: None, not_connected: false }
     }
 
     fn not_connected() -> Failure {
         Failure { not_connected: true, ..Failure::new("not connected") }
     }
 
-    fn connect(message: String, link: String) -> Failure {
-        Failure { link: Some(link.into()), ..Failure::new(message) }
+    fn asking_to_connect(message: String, connect: Connect) -> Failure {
+        Failure { connect: Some(connect), ..Failure::new(message) }
     }
 
-    /// The link where the user connects their account, when that is what the call needs.
-    pub fn connect_link(&self) -> Option<&str> {
-        self.link.as_deref()
+    /// Where the user connects their account, when that is what the call needs.
+    pub fn connect(&self) -> Option<&Connect> {
+        self.connect.as_ref()
+    }
+}
+
+/// A call's need for its user to connect their account first: the link, and a way to hear of
+/// connections made since the link was.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    link: Arc<str>,
+    completions: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Connect {
+    pub fn link(&self) -> &str {
+        &self.link
+    }
+
+    /// Waits until some user completes a connection to this server's backend after the link
+    /// was made (whose, the caller learns by trying again); `false` if none ever can.
+    pub async fn completed(&mut self) -> bool {
+        self.completions.changed().await.is_ok()
     }
 }
 

@@ -202,7 +202,10 @@ impl Consent {
              access, then call this tool again. The link is yours alone and works for 10 minutes.",
             title = attached.title
         );
-        Failure::connect(message, link)
+        Failure::asking_to_connect(
+            message,
+            super::Connect { link: link.into(), completions: attached.flows.completions() },
+        )
     }
 
     /// The token of `user`'s connection, refreshed if it expires soon.
@@ -464,6 +467,7 @@ impl Consent {
         attached.vault.put(&connection).map_err(|it| page_error(503, it.to_string()))?;
         self.cache.clear(&cache_key(&pending.user)).await;
         self.refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&pending.user);
+        attached.flows.completed();
         let manage = flows::ticket(&attached.keyring, Purpose::Manage, &self.server, &pending.user);
         Ok(Connected { user: pending.user, manage })
     }

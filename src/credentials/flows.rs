@@ -107,10 +107,19 @@ pub struct Pending {
 
 /// Every authorization under way, by `state`. Shared by every server and every publication of
 /// one (a publication while a user approves must not lose their authorization).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Flows {
     // A std lock: held only to insert or take, never across an await.
     pending: Arc<Mutex<HashMap<String, Pending>>>,
+    /// Bumped at each completed connection, whoever's: calls waiting for their user to connect
+    /// try again.
+    completions: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Flows {
+    fn default() -> Flows {
+        Flows { pending: Arc::default(), completions: Arc::new(tokio::sync::watch::Sender::new(0)) }
+    }
 }
 
 /// Why a callback is refused, in words for the page.
@@ -162,6 +171,16 @@ impl Flows {
         };
         pending.insert(state.clone(), entry);
         Some(state)
+    }
+
+    /// Hears of connections completed from now on.
+    pub fn completions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.completions.subscribe()
+    }
+
+    /// Tells the calls waiting for a connection that one was made.
+    pub fn completed(&self) {
+        self.completions.send_modify(|it| *it += 1);
     }
 
     /// Takes the authorization `state` for `server`, if the browser holding `cookie` started it

@@ -5,14 +5,15 @@
 //!   `elicitation/create` in URL mode; its retry runs the call again, which asks again until the
 //!   user has connected;
 //! - a 2025-11-25 client in a session that declared URL-mode elicitation gets an
-//!   `elicitation/create` in URL mode; whatever the user answers, the call then ends with a tool
-//!   error saying to call again once connected (the connection happens in the browser, and the
-//!   call does not wait for it);
+//!   `elicitation/create` in URL mode; once the user accepts, the call waits (up to
+//!   [`CONNECT_WAIT`]) for the connection to be made in the browser and then runs, else ends with
+//!   a tool error saying to call again once connected;
 //! - any other client gets a tool error whose text holds the link.
 //!
 //! The link is the user's own (see `credentials::flows`), so it is shown only to the caller.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
 use base64::Engine;
@@ -23,11 +24,28 @@ use rmcp::model::{
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 
+use crate::credentials::Connect;
+use crate::upstream::{self, Outcome};
+
 /// How long a client may take to show the link and answer.
 const ELICITATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a call whose user accepted to connect waits for the connection. Shorter than the
+/// usual client request timeout (60 s for the TypeScript SDK), so the client hears why.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(45);
 
-/// The answer to a call that needs the caller to connect at `link` first; `message` says so.
-pub(super) async fn ask(link: &str, message: &str, context: &RequestContext<RoleServer>) -> CallToolResponse {
+/// The answer to a call that needs the caller to connect first (`message` says so); `retry`
+/// runs the call again.
+pub(super) async fn ask<F, Fut>(
+    connect: &Connect,
+    message: &str,
+    context: &RequestContext<RoleServer>,
+    retry: F,
+) -> CallToolResponse
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Outcome, upstream::Error>>,
+{
+    let link = connect.link();
     let failed = |text: String| CallToolResult::error(vec![ContentBlock::text(text)]).into();
     let declares_url =
         context.client_capabilities().and_then(|it| it.elicitation).is_some_and(|it| it.url.is_some());
@@ -47,14 +65,41 @@ pub(super) async fn ask(link: &str, message: &str, context: &RequestContext<Role
     }
     let params = url_params(link, message, elicitation_id());
     match context.peer.create_elicitation_with_timeout(params, Some(ELICITATION_TIMEOUT)).await {
-        Ok(answer) if answer.action == ElicitationAction::Accept => failed(format!(
-            "Not connected yet: approve access in the page that opened, then call this tool again. \
-             If no page opened: {message}"
-        )),
+        Ok(answer) if answer.action == ElicitationAction::Accept => {
+            if let Some(result) = once_connected(connect.clone(), retry).await {
+                return result;
+            }
+            failed(format!(
+                "Not connected yet: approve access in the page that opened, then call this tool again. \
+                 If no page opened: {message}"
+            ))
+        }
         Ok(_) => failed(format!("Not connected: the connection was declined. {message}")),
         Err(err) => {
             tracing::debug!(%err, "the client did not answer the connection request");
             failed(message.to_owned())
+        }
+    }
+}
+
+/// The call's answer once its user has connected, or `None` if they have not within
+/// [`CONNECT_WAIT`]. Each completed connection (anyone's) is a reason to try the call again.
+async fn once_connected<F, Fut>(mut connect: Connect, retry: F) -> Option<CallToolResponse>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Outcome, upstream::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, connect.completed()).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return None,
+        }
+        match retry().await {
+            Ok(outcome) => return Some(super::gateway::into_result(outcome).into()),
+            // Someone else connected: keep waiting.
+            Err(err) if err.connect().is_some() => {}
+            Err(err) => return Some(CallToolResult::error(vec![ContentBlock::text(err.to_string())]).into()),
         }
     }
 }

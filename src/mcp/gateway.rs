@@ -161,8 +161,11 @@ impl ServerHandler for Gateway {
         // (retry, tell the user), not a protocol error.
         let result = match upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await {
             Ok(outcome) => into_result(outcome),
-            Err(err) => match err.connect_link() {
-                Some(link) => return Ok(super::connect::ask(link, &err.to_string(), &context).await),
+            Err(err) => match err.connect() {
+                Some(connect) => {
+                    let retry = || upstream::forward(&snapshot.backend, tool, &arguments, &credentials);
+                    return Ok(super::connect::ask(connect, &err.to_string(), &context, retry).await);
+                }
                 None => CallToolResult::error(vec![ContentBlock::text(err.to_string())]),
             },
         };
@@ -214,7 +217,7 @@ impl ServerHandler for Gateway {
     }
 }
 
-fn into_result(outcome: Outcome) -> CallToolResult {
+pub(super) fn into_result(outcome: Outcome) -> CallToolResult {
     let content = outcome
         .content
         .into_iter()

@@ -85,11 +85,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// The link where the user connects their account to the backend, when the call needs that
-    /// first (mode `authorization_code`).
-    pub fn connect_link(&self) -> Option<&str> {
+    /// Where the user connects their account to the backend, when the call needs that first
+    /// (mode `authorization_code`).
+    pub fn connect(&self) -> Option<&crate::credentials::Connect> {
         match self {
-            Error::Credentials(failure) => failure.connect_link(),
+            Error::Credentials(failure) => failure.connect(),
             _ => None,
         }
     }

@@ -20,9 +20,9 @@
 // make its own requests with it and check that it never goes further than mcpgate.
 // With `--elicit-url`, the client declares URL-mode elicitation (2025-11-25) and accepts every
 // `elicitation/create`, recording its parameters (`"elicitations"`). With `--connect-as LOGIN`,
-// when the call's answer asks to connect an account (by elicitation, or a link in its text), the
-// client follows the link as LOGIN with browse.mjs (`"connect"`: the final page) and calls again;
-// the first answer is `"first"`, the second `"result"`.
+// the client follows a URL elicitation's link as LOGIN with browse.mjs as it accepts it, while
+// the call waits (`"connect"`: the final page); when instead the call's answer is an error whose
+// text holds a link, it follows that link and calls again (the first answer is `"first"`).
 // Exit status: 0 on success, 1 on any error (message on stderr), 2 when the call's result has
 // `isError: true` (the summary is still printed).
 
@@ -246,9 +246,14 @@ async function main(argv) {
   const elicitations = [];
   const capabilities = options.elicitUrl ? { elicitation: { url: {} } } : {};
   client = new Client({ name: "mcpgate-sdk-oauth-client", version: "1.0.0" }, { capabilities });
+  let browsing;
   if (options.elicitUrl) {
     client.setRequestHandler(ElicitRequestSchema, async (request) => {
       elicitations.push(request.params);
+      if (options.connectAs && request.params.mode === "url") {
+        // The user opens the page as they accept; the call waits for the connection.
+        browsing = browse(request.params.url, options.connectAs);
+      }
       return { action: "accept" };
     });
   }
@@ -257,8 +262,8 @@ async function main(argv) {
     const { tools } = await client.listTools();
     let result = tool ? await client.callTool({ name: tool, arguments: args }) : null;
     let first;
-    let connected;
-    if (options.connectAs && result?.isError) {
+    let connected = await browsing;
+    if (options.connectAs && result?.isError && !connected) {
       const text = result.content.map((it) => it.text ?? "").join("\n");
       const link = elicitations[0]?.url ?? text.match(/https?:\/\/\S+\/connect\/\S+/)?.[0];
       if (link) {
