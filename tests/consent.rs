@@ -151,11 +151,11 @@ impl World {
     }
 
     fn call(&self, token: &str) -> Value {
-        self.runtime.block_on(call(&self.url(), token, "2025-11-25", json!({})))
+        self.runtime.block_on(call(&self.url(), token, "2025-11-25", Value::Null))
     }
 
     fn call_other(&self, token: &str) -> Value {
-        self.runtime.block_on(call(&self.gate.mcp_url("other"), token, "2025-11-25", json!({})))
+        self.runtime.block_on(call(&self.gate.mcp_url("other"), token, "2025-11-25", Value::Null))
     }
 
     /// Follows `link` as `login` in the headless browser: the final page and what it visited.
@@ -185,9 +185,13 @@ impl World {
 }
 
 /// `tools/call listPets` over plain HTTP with `token`, as a client of protocol `version`
-/// (2026-07-28 declares URL-mode elicitation in `_meta`): the call's result.
-async fn call(url: &str, token: &str, version: &str, arguments: Value) -> Value {
-    let mut params = json!({"name": "listPets", "arguments": arguments});
+/// (2026-07-28 declares URL-mode elicitation in `_meta`, and may answer input requests with
+/// `answers`): the call's result.
+async fn call(url: &str, token: &str, version: &str, answers: Value) -> Value {
+    let mut params = json!({"name": "listPets", "arguments": {}});
+    if !answers.is_null() {
+        params["inputResponses"] = answers;
+    }
     if version >= "2026-07-28" {
         params["_meta"] = json!({
             "io.modelcontextprotocol/protocolVersion": version,
@@ -427,7 +431,7 @@ fn each_user_connects_their_own_account_once() {
             && it.contains("outcome=revoked")),
         "no revocation in the log:\n{log}"
     );
-    let asked = world.runtime.block_on(call(&url, &bob, "2026-07-28", json!({})));
+    let asked = world.runtime.block_on(call(&url, &bob, "2026-07-28", Value::Null));
     assert_eq!(asked["resultType"], "input_required", "{asked}");
     let request = &asked["inputRequests"]["connect"];
     assert_eq!(request["method"], "elicitation/create", "{asked}");
@@ -436,7 +440,17 @@ fn each_user_connects_their_own_account_once() {
     let again = world.call(&bob);
     link(&again);
     assert!(world.backend.take().is_empty());
-    results.extend([asked, again]);
+    // The client retries with bob's acceptance while he connects: the retry waits, then runs.
+    let retry = world.runtime.spawn({
+        let (url, bob) = (url.clone(), bob.clone());
+        async move { call(&url, &bob, "2026-07-28", json!({"connect": {"action": "accept"}})).await }
+    });
+    let page = world.browse(request["params"]["url"].as_str().unwrap(), "bob");
+    assert!(page["text"].as_str().unwrap().contains("connected for bob"), "{page}");
+    let retried = world.runtime.block_on(retry).unwrap();
+    assert_eq!(owner(&retried), "bob", "{retried}");
+    assert_eq!(world.backend.take().len(), 1);
+    results.extend([asked, again, retried]);
 
     let all_seen: Vec<_> = seen.iter().chain(&seen_bob).chain(&seen_other).cloned().collect();
     assert_never_forwarded(&all_seen, &[alice.clone(), bob.clone(), bob_other.clone()]);

@@ -2,8 +2,8 @@
 //! in the way their client understands:
 //!
 //! - a 2026-07-28 client that declares URL-mode elicitation gets an `InputRequiredResult` with an
-//!   `elicitation/create` in URL mode; its retry runs the call again, which asks again until the
-//!   user has connected;
+//!   `elicitation/create` in URL mode; its retry, carrying the user's acceptance, waits (up to
+//!   [`CONNECT_WAIT`]) for the connection and runs, else asks again;
 //! - a 2025-11-25 client in a session that declared URL-mode elicitation gets an
 //!   `elicitation/create` in URL mode; once the user accepts, the call waits (up to
 //!   [`CONNECT_WAIT`]) for the connection to be made in the browser and then runs, else ends with
@@ -20,7 +20,7 @@ use base64::Engine;
 use rmcp::RoleServer;
 use rmcp::model::{
     CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams, ElicitationAction,
-    InputRequest, InputRequiredResult, ProtocolVersion,
+    InputRequest, InputRequiredResult, InputResponses, ProtocolVersion,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 
@@ -32,12 +32,15 @@ const ELICITATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a call whose user accepted to connect waits for the connection. Shorter than the
 /// usual client request timeout (60 s for the TypeScript SDK), so the client hears why.
 pub const CONNECT_WAIT: Duration = Duration::from_secs(45);
+/// The key of the connection request among a 2026-07-28 result's `inputRequests`.
+const CONNECT_REQUEST: &str = "connect";
 
 /// The answer to a call that needs the caller to connect first (`message` says so); `retry`
 /// runs the call again.
 pub(super) async fn ask<F, Fut>(
     connect: &Connect,
     message: &str,
+    answers: Option<&InputResponses>,
     context: &RequestContext<RoleServer>,
     retry: F,
 ) -> CallToolResponse
@@ -54,10 +57,21 @@ where
         if !declares_url {
             return failed(message.to_owned());
         }
-        // The retried call finds the connection in the vault: no state travels with it.
+        // A retry whose user accepted to connect waits for the connection, as a session's call
+        // does; the connection itself is in the vault, so no state travels with the request.
+        let accepted = answers
+            .and_then(|it| it.get(CONNECT_REQUEST))
+            .and_then(|it| it.get("action"))
+            .and_then(serde_json::Value::as_str)
+            == Some("accept");
+        if accepted && let Some(result) = once_connected(connect.clone(), retry).await {
+            return result;
+        }
         let params = url_params(link, message, String::new());
-        let requests =
-            BTreeMap::from([("connect".to_owned(), InputRequest::Elicitation(ElicitRequest::new(params)))]);
+        let requests = BTreeMap::from([(
+            CONNECT_REQUEST.to_owned(),
+            InputRequest::Elicitation(ElicitRequest::new(params)),
+        )]);
         return InputRequiredResult::from_input_requests(requests).into();
     }
     if !context.peer.supported_elicitation_modes().contains(&ElicitationMode::Url) {

@@ -164,7 +164,8 @@ impl ServerHandler for Gateway {
             Err(err) => match err.connect() {
                 Some(connect) => {
                     let retry = || upstream::forward(&snapshot.backend, tool, &arguments, &credentials);
-                    return Ok(super::connect::ask(connect, &err.to_string(), &context, retry).await);
+                    let answers = request.input_responses.as_ref();
+                    return Ok(super::connect::ask(connect, &err.to_string(), answers, &context, retry).await);
                 }
                 None => CallToolResult::error(vec![ContentBlock::text(err.to_string())]),
             },
