@@ -31,7 +31,7 @@ use crate::upstream::{self, Outcome};
 const ELICITATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a call whose user accepted to connect waits for the connection. Shorter than the
 /// usual client request timeout (60 s for the TypeScript SDK), so the client hears why.
-pub const CONNECT_WAIT: Duration = Duration::from_secs(45);
+const CONNECT_WAIT: Duration = Duration::from_secs(45);
 /// The key of the connection request among a 2026-07-28 result's `inputRequests`.
 const CONNECT_REQUEST: &str = "connect";
 
