@@ -307,7 +307,7 @@ pub async fn build(config: &Config) -> Result<App, Error> {
     let admin = crate::admin::router(config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
     let state =
         AppState { hosting: hosting.clone(), max_request_bytes: config.http.max_request_bytes, store };
-    let mut router = router(state).merge(admin);
+    let mut router = router(state).merge(admin).merge(crate::connect::router(hosting.clone()));
     let mut metrics = Some(metrics_router(hosting.clone()));
     if config.http.metrics_listen.is_none() {
         router = router.merge(metrics.take().unwrap_or_default());

@@ -37,6 +37,9 @@ pub enum Decision {
     Busy,
     /// No backend credential could be had (the token endpoint refused or failed).
     CredentialsFailed,
+    /// The user has not connected their account at the backend's authorization server (mode
+    /// `authorization_code`): asked to, the backend not called.
+    ConsentRequired,
     /// The backend could not be reached, did not answer in time, or redirected elsewhere.
     BackendError,
     /// The client went away before the call ended.
@@ -44,6 +47,20 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Every decision, in the order filters offer them.
+    pub const ALL: [Decision; 10] = [
+        Decision::Allowed,
+        Decision::InvalidArguments,
+        Decision::UnknownTool,
+        Decision::InsufficientScope,
+        Decision::RateLimited,
+        Decision::Busy,
+        Decision::CredentialsFailed,
+        Decision::ConsentRequired,
+        Decision::BackendError,
+        Decision::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Allowed => "allowed",
@@ -53,6 +70,7 @@ impl Decision {
             Decision::RateLimited => "rate_limited",
             Decision::Busy => "busy",
             Decision::CredentialsFailed => "credentials_failed",
+            Decision::ConsentRequired => "consent_required",
             Decision::BackendError => "backend_error",
             Decision::Cancelled => "cancelled",
         }

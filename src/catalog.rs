@@ -157,7 +157,7 @@ fn tool_scopes(settings: &ServerSettings, spec: &Spec, tool: &ToolSpec) -> Vec<S
     }
     let scoped = |name: &str| {
         spec.security_schemes.iter().any(|it| {
-            it.name == name && matches!(it.kind, SecurityKind::OAuth2 | SecurityKind::OpenIdConnect)
+            it.name == name && matches!(it.kind, SecurityKind::OAuth2 { .. } | SecurityKind::OpenIdConnect)
         })
     };
     let alternatives: Vec<Vec<String>> = operation

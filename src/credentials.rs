@@ -1,7 +1,8 @@
 //! How a tool call authenticates to its backend. The caller's own token is never sent: the
 //! backend gets a fixed credential (`static`), mcpgate's own token (`client_credentials`), or a
 //! token issued for the caller and meant for the backend (`token_exchange`, RFC 8693, or
-//! `entra_obo`, Microsoft Entra ID's on-behalf-of flow).
+//! `entra_obo`, Microsoft Entra ID's on-behalf-of flow), or the token the user approved at the
+//! backend's own authorization server (`authorization_code`, kept per user in a vault).
 //!
 //! Tokens obtained are cached per subject and scopes (each hosted server has its own
 //! [`Credentials`], and so its own audience) until shortly before they expire, and never past
@@ -10,7 +11,14 @@
 
 mod assertion;
 mod cache;
+mod consent;
+mod flows;
 mod token_endpoint;
+mod vault;
+
+pub use consent::{Attachment, Begun, Connected, ConnectionInfo, Consent, PageError};
+pub use flows::{Flows, Purpose};
+pub use vault::User;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -52,6 +60,7 @@ enum Kind {
     None,
     Static(Applied),
     Grant(Box<Grant>),
+    Consent(Box<Consent>),
 }
 
 struct Grant {
@@ -116,11 +125,50 @@ impl Authorization {
 
 /// Why no credential could be had, in words for the user; never a token or secret.
 #[derive(Debug, Clone)]
-pub struct Failure(Arc<str>);
+pub struct Failure {
+    message: Arc<str>,
+    /// What connects the user to the backend (mode `authorization_code`).
+    connect: Option<Connect>,
+    /// The user has no usable connection (before a link is made for them).
+    not_connected: bool,
+}
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure(message.into().into())
+        Failure { message: message.into().into(), connect: None, not_connected: false }
+    }
+
+    fn not_connected() -> Failure {
+        Failure { not_connected: true, ..Failure::new("not connected") }
+    }
+
+    fn asking_to_connect(message: String, connect: Connect) -> Failure {
+        Failure { connect: Some(connect), ..Failure::new(message) }
+    }
+
+    /// Where the user connects their account, when that is what the call needs.
+    pub fn connect(&self) -> Option<&Connect> {
+        self.connect.as_ref()
+    }
+}
+
+/// A call's need for its user to connect their account first: the link, and a way to hear of
+/// connections made since the link was.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    link: Arc<str>,
+    completions: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Connect {
+    pub fn link(&self) -> &str {
+        &self.link
+    }
+
+    /// Waits until some user completes a connection to this server's backend after the link
+    /// was made (whose, the caller learns by trying again); `false` if none ever can.
+    pub async fn completed(&mut self) -> bool {
+        self.completions.changed().await.is_ok()
     }
 }
 
@@ -128,7 +176,7 @@ impl std::error::Error for Failure {}
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -144,6 +192,9 @@ impl Credentials {
                 Kind::Grant(Box::new(grant(Flow::TokenExchange, config)?))
             }
             CredentialsConfig::EntraObo(config) => Kind::Grant(Box::new(grant(Flow::EntraObo, config)?)),
+            CredentialsConfig::AuthorizationCode(config) => {
+                Kind::Consent(Box::new(Consent::new(server, config)?))
+            }
         };
         Ok(Credentials { server: server.to_owned(), kind, metrics: metrics::server(server) })
     }
@@ -153,7 +204,25 @@ impl Credentials {
     pub fn audience(&self) -> Option<&str> {
         match &self.kind {
             Kind::Grant(grant) => grant.audience.as_deref().or(grant.resource.as_deref()),
+            Kind::Consent(consent) => consent.audience(),
             Kind::None | Kind::Static(_) => None,
+        }
+    }
+
+    /// Gives mode `authorization_code` what serving needs (its vault, keys and flows); other
+    /// modes need nothing.
+    pub fn attach(mut self, attachment: Attachment) -> Result<Credentials, String> {
+        if let Kind::Consent(consent) = &mut self.kind {
+            consent.attach(attachment)?;
+        }
+        Ok(self)
+    }
+
+    /// The users' connections of mode `authorization_code`.
+    pub fn consent(&self) -> Option<&Consent> {
+        match &self.kind {
+            Kind::Consent(consent) => Some(consent),
+            _ => None,
         }
     }
 
@@ -174,6 +243,16 @@ impl Credentials {
                 return Ok(Authorization { applied: Some(applied.clone()), cached: None });
             }
             Kind::Grant(grant) => grant,
+            Kind::Consent(consent) => {
+                let caller = caller.ok_or_else(|| {
+                    Failure::new(
+                        "This server acts for the signed-in user, but the call carries no user: mcpgate's \
+                         configuration needs auth mode `jwt`.",
+                    )
+                })?;
+                let (key, token) = consent.authorize(caller).await?;
+                return bearer(&self.server, key, token);
+            }
         };
         let mut scopes = grant.scopes.clone().unwrap_or_else(|| tool_scopes.to_vec());
         scopes.sort();
@@ -213,24 +292,15 @@ impl Credentials {
         } else {
             self.metrics.token_cache_hit()
         }
-        let token = token?;
-        let value = Zeroizing::new(format!("Bearer {}", token.value.expose().unwrap_or_default()));
-        let header = sensitive(&value).ok_or_else(|| {
-            Failure::new(format!(
-                "The token issued for the backend of {} is not usable in a header.",
-                self.server
-            ))
-        })?;
-        Ok(Authorization {
-            applied: Some(Applied::Header(AUTHORIZATION, header)),
-            cached: Some((key, token)),
-        })
+        bearer(&self.server, key, token?)
     }
 
     /// Drops the token of `authorization`, which the backend refused.
     async fn forget(&self, authorization: &Authorization) {
-        if let (Kind::Grant(grant), Some((key, token))) = (&self.kind, &authorization.cached) {
-            grant.cache.forget(key, token).await;
+        match (&self.kind, &authorization.cached) {
+            (Kind::Grant(grant), Some((key, token))) => grant.cache.forget(key, token).await,
+            (Kind::Consent(consent), Some((key, token))) => consent.forget(key, token).await,
+            _ => {}
         }
     }
 
@@ -295,6 +365,15 @@ impl Credentials {
         }
         Ok(Token { value: issued.access_token, refresh_at })
     }
+}
+
+/// `Authorization: Bearer` with a cached token, which a refusal can make forgotten.
+fn bearer(server: &str, key: Key, token: Arc<Token>) -> Result<Authorization, Failure> {
+    let value = Zeroizing::new(format!("Bearer {}", token.value.expose().unwrap_or_default()));
+    let header = sensitive(&value).ok_or_else(|| {
+        Failure::new(format!("The token issued for the backend of {server} is not usable in a header."))
+    })?;
+    Ok(Authorization { applied: Some(Applied::Header(AUTHORIZATION, header)), cached: Some((key, token)) })
 }
 
 impl Flow {

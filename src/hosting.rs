@@ -13,7 +13,7 @@ use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use crate::auth::{Guard, Resource, Verifier};
 use crate::catalog::{self, Catalog};
 use crate::config::{self, Config, ServerSettings};
-use crate::credentials::Credentials;
+use crate::credentials::{Attachment, Credentials, Flows};
 use crate::mcp::{self, Gateway};
 use crate::secrets::Keyring;
 use crate::snapshot::{self, Snapshot};
@@ -45,8 +45,12 @@ struct Builder {
     config: Config,
     http: StreamableHttpServerConfig,
     verifier: Option<Verifier>,
-    /// Seals and opens the secrets of stored settings.
+    /// Seals and opens the secrets of stored settings, users' connections and their links.
     keyring: Arc<Keyring>,
+    /// Where users' connections to backends are kept (credentials mode `authorization_code`).
+    store: Store,
+    /// Connections being approved, kept across publications.
+    flows: Flows,
 }
 
 impl Hosting {
@@ -110,8 +114,14 @@ pub async fn provision(
     keyring: Arc<Keyring>,
     verifier: Option<&Verifier>,
 ) -> Hosting {
-    let builder =
-        Builder { config: config.clone(), http: rmcp_config(config), verifier: verifier.cloned(), keyring };
+    let builder = Builder {
+        config: config.clone(),
+        http: rmcp_config(config),
+        verifier: verifier.cloned(),
+        keyring,
+        store: store.clone(),
+        flows: Flows::default(),
+    };
     let mut servers = BTreeMap::new();
     let mut failed = BTreeMap::new();
     for settings in &config.servers {
@@ -211,12 +221,41 @@ fn snapshot(
     let backend_url =
         catalog::backend_url(&settings, &spec, document_url.as_ref()).map_err(|err| err.to_string())?;
     let backend = Backend::new(backend_url, &settings)?;
+    let document_endpoints = authorization_code_flow(&spec);
     let catalog = Catalog::build(&settings, spec).map_err(|err| err.to_string())?;
+    let mut scopes: Vec<String> = catalog.tools.iter().flat_map(|it| it.scopes.iter().cloned()).collect();
+    scopes.sort();
+    scopes.dedup();
+    let credentials = credentials
+        .attach(Attachment {
+            store: builder.store.clone(),
+            keyring: builder.keyring.clone(),
+            flows: builder.flows.clone(),
+            public_url: builder.config.public_url().to_owned(),
+            title: catalog.title.clone(),
+            scopes,
+            document_endpoints,
+        })
+        .map_err(|err| format!("credentials: {err}"))?;
     let access = match &builder.verifier {
         Some(verifier) => Some(guard(&builder.config, verifier, &settings, &catalog)?),
         None => None,
     };
     Ok(Snapshot { slug: settings.slug.to_string(), catalog, access, backend, credentials })
+}
+
+/// The authorization and token endpoints of the document's first oauth2 scheme with an
+/// authorization code flow whose URLs are absolute http(s) URLs.
+fn authorization_code_flow(spec: &crate::openapi::Spec) -> Option<(url::Url, url::Url)> {
+    let absolute = |text: &Option<String>| {
+        url::Url::parse(text.as_deref()?).ok().filter(|it| matches!(it.scheme(), "https" | "http"))
+    };
+    spec.security_schemes.iter().find_map(|scheme| match &scheme.kind {
+        crate::openapi::SecurityKind::OAuth2 { authorization_url, token_url } => {
+            Some((absolute(authorization_url)?, absolute(token_url)?))
+        }
+        _ => None,
+    })
 }
 
 fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted {

@@ -24,6 +24,7 @@ pub mod calls;
 pub mod catalog;
 pub mod snapshot;
 pub mod credentials;
+pub mod connect;
 pub mod mcp;
 pub mod upstream;
 pub mod store;

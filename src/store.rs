@@ -1,13 +1,15 @@
 //! The embedded store (redb): hosted servers' settings and the documents they were made from,
 //! so that a restart keeps everything even when a document's URL is unreachable; the audit log;
-//! and the admin sessions that were signed out before they expired.
+//! the admin sessions that were signed out before they expired; and users' connections to
+//! backends (opaque bytes, sealed by their owner).
 //!
 //! A leaf: it keeps [`Record`]s, whose settings its callers serialize (with their secrets
 //! sealed), and knows nothing of what they mean.
 //!
-//! Invariants: a server's settings and its document change together, in one transaction; every
-//! settings value carries the version of its format; after a failed write (a full disk, say)
-//! the database is opened again, so the store works once the cause is gone, without a restart.
+//! Invariants: a server's settings and its document change together, in one transaction, and its
+//! users' connections go when it does; every settings value carries the version of its format;
+//! after a failed write (a full disk, say) the database is opened again, so the store works once
+//! the cause is gone, without a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -26,6 +28,10 @@ const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// session id → when that session would have expired, in seconds since the Unix epoch: the
 /// sessions ended before then. Kept until that time only, after which nothing accepts them.
 const REVOKED_SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
+
+/// `{server}/{connection id}` → one user's connection to that server's backend, as its owner
+/// serialized it (tokens sealed). Listed per server by the `{server}/` prefix.
+const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -157,6 +163,7 @@ impl Store {
         }
         tx.open_table(AUDIT).map_err(db_error)?;
         tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
+        tx.open_table(CONNECTIONS).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         *slot = Some(db);
         Ok(())
@@ -239,6 +246,12 @@ impl Store {
                 documents.remove(slug).map_err(db_error)?;
                 existed |= servers.remove(slug).map_err(db_error)?.is_some();
             }
+            // Users' connections to its backend go with it.
+            let prefix = connection_key(slug, "");
+            tx.open_table(CONNECTIONS)
+                .map_err(db_error)?
+                .retain(|key, _| !key.starts_with(prefix.as_str()))
+                .map_err(db_error)?;
             tx.commit().map_err(db_error)?;
             Ok(existed)
         })
@@ -321,6 +334,57 @@ impl Store {
         })
     }
 
+    /// Keeps `value` as the connection `id` of the server `slug`, replacing any.
+    pub fn put_connection(&self, slug: &str, id: &str, value: &[u8]) -> Result<(), Error> {
+        let key = connection_key(slug, id);
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            tx.open_table(CONNECTIONS).map_err(db_error)?.insert(key.as_str(), value).map_err(db_error)?;
+            tx.commit().map_err(db_error)
+        })
+    }
+
+    pub fn connection(&self, slug: &str, id: &str) -> Result<Option<Vec<u8>>, Error> {
+        let key = connection_key(slug, id);
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let connections = tx.open_table(CONNECTIONS).map_err(db_error)?;
+            Ok(connections.get(key.as_str()).map_err(db_error)?.map(|it| it.value().to_vec()))
+        })
+    }
+
+    /// Every connection of the server `slug`: id and value, in the order of their ids.
+    pub fn connections(&self, slug: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let prefix = connection_key(slug, "");
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let connections = tx.open_table(CONNECTIONS).map_err(db_error)?;
+            let mut found = Vec::new();
+            for entry in connections.range(prefix.as_str()..).map_err(db_error)? {
+                let (key, value) = entry.map_err(db_error)?;
+                let Some(id) = key.value().strip_prefix(prefix.as_str()) else { break };
+                found.push((id.to_owned(), value.value().to_vec()));
+            }
+            Ok(found)
+        })
+    }
+
+    /// Forgets the connection `id` of the server `slug`; whether there was one.
+    pub fn delete_connection(&self, slug: &str, id: &str) -> Result<bool, Error> {
+        let key = connection_key(slug, id);
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            let existed = tx
+                .open_table(CONNECTIONS)
+                .map_err(db_error)?
+                .remove(key.as_str())
+                .map_err(db_error)?
+                .is_some();
+            tx.commit().map_err(db_error)?;
+            Ok(existed)
+        })
+    }
+
     /// The newest `limit` audit entries, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
         self.run(|db| {
@@ -336,6 +400,11 @@ impl Store {
             Ok(entries)
         })
     }
+}
+
+/// Slugs hold no `/`, so `{slug}/` prefixes exactly the connections of one server.
+fn connection_key(slug: &str, id: &str) -> String {
+    format!("{slug}/{id}")
 }
 
 #[cfg(test)]
@@ -485,6 +554,28 @@ mod tests {
         }
         let log = store.audit_log(10).unwrap();
         assert_eq!(log.iter().map(|it| it.action.as_str()).collect::<Vec<_>>(), ["publish", "create"]);
+    }
+
+    #[test]
+    fn connections_are_kept_and_listed_per_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put_connection("pets", "b", b"2").unwrap();
+        store.put_connection("pets", "a", b"1").unwrap();
+        store.put_connection("pets-2", "c", b"3").unwrap();
+        store.put_connection("pet", "d", b"4").unwrap();
+        assert_eq!(
+            store.connections("pets").unwrap(),
+            [("a".to_owned(), b"1".to_vec()), ("b".to_owned(), b"2".to_vec())]
+        );
+        assert_eq!(store.connection("pets", "a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert!(store.delete_connection("pets", "a").unwrap());
+        assert!(!store.delete_connection("pets", "a").unwrap());
+        assert_eq!(store.connections("pets").unwrap().len(), 1);
+        // Deleting a server forgets its connections, and only its.
+        store.delete_server("pets").unwrap();
+        assert!(store.connections("pets").unwrap().is_empty());
+        assert_eq!(store.connections("pets-2").unwrap().len(), 1);
     }
 
     #[test]

@@ -31,6 +31,8 @@ use tempfile::TempDir;
 
 #[path = "support/harness.rs"]
 mod harness;
+// Each including test uses its own part.
+#[allow(dead_code)]
 #[path = "support/parties.rs"]
 mod parties;
 

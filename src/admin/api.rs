@@ -30,6 +30,7 @@ pub fn router() -> axum::Router<AdminState> {
         .route("/servers/{slug}/publish", post(publish))
         .route("/servers/{slug}/export", get(export))
         .route("/servers/{slug}/calls", get(calls))
+        .route("/servers/{slug}/connections", get(connections).delete(revoke_connection))
         .route("/restore", post(restore))
         .route("/audit", get(audit))
 }
@@ -266,6 +267,33 @@ async fn restore(
 ) -> Result<Response, ApiError> {
     let imported = state.workspace.restore(&admin.name, export)?;
     Ok((StatusCode::CREATED, Json(imported)).into_response())
+}
+
+async fn connections(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let connections = state.workspace.connections(&slug)?;
+    Ok(Json(json!({"connections": connections})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ConnectionUser {
+    issuer: String,
+    subject: String,
+}
+
+async fn revoke_connection(
+    State(state): State<AdminState>,
+    Extension(admin): Extension<Admin>,
+    Path(slug): Path<String>,
+    query: Result<Query<ConnectionUser>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(user) = query.map_err(|err| ApiError::bad(err.body_text()))?;
+    match state.workspace.revoke_connection(&admin.name, &slug, &user.issuer, &user.subject).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::new(StatusCode::NOT_FOUND, "no such connection")),
+    }
 }
 
 #[derive(Deserialize)]

@@ -42,19 +42,6 @@ const ASSETS: [(&str, &str, &str); 2] = [
 const AUDIT_PAGE: usize = 500;
 /// How many calls a page of recent calls shows.
 const CALLS_PAGE: usize = 100;
-/// The decisions the recent calls page filters by.
-const DECISIONS: [Decision; 9] = [
-    Decision::Allowed,
-    Decision::InvalidArguments,
-    Decision::UnknownTool,
-    Decision::InsufficientScope,
-    Decision::RateLimited,
-    Decision::Busy,
-    Decision::CredentialsFailed,
-    Decision::BackendError,
-    Decision::Cancelled,
-];
-
 type Templates = Arc<Handlebars<'static>>;
 
 /// The UI's routes, with the templates compiled.
@@ -114,7 +101,13 @@ async fn server(
     match state.workspace.draft(&slug) {
         Ok(draft) => {
             let dev = state.workspace.hosting().config().dev.is_some();
-            render(&templates, "server", &server_context(&admin, &draft, dev))
+            let mut context = server_context(&admin, &draft, dev);
+            // Mode `authorization_code`: how many users have connected their account, as served.
+            let connected = state.workspace.connections(&slug).ok().map(|it| it.len());
+            context["settings"]["connected"] = json!(connected);
+            context["settings"]["redirect_uri"] =
+                json!(format!("{}/connect/{slug}/callback", state.workspace.hosting().config().public_url()));
+            render(&templates, "server", &context)
         }
         Err(err) => {
             let status = super::api::ApiError::from(err).into_response().status();
@@ -181,7 +174,7 @@ async fn recent_calls(
     };
     // A query string the form did not make filters nothing.
     let filters = filters.map(|it| it.0).unwrap_or_default();
-    let decision = DECISIONS.into_iter().find(|it| it.as_str() == filters.decision);
+    let decision = Decision::ALL.into_iter().find(|it| it.as_str() == filters.decision);
     let query = calls::Query {
         tool: Some(filters.tool.clone()).filter(|it| !it.is_empty()),
         subject: Some(filters.subject.clone()).filter(|it| !it.is_empty()),
@@ -224,7 +217,7 @@ async fn recent_calls(
         format!("/admin/servers/{slug}/calls?{}", link.finish())
     });
     let decisions: Vec<Value> =
-        DECISIONS.iter().map(|it| json!({"value": it.as_str(), "selected": Some(*it) == decision})).collect();
+        Decision::ALL.iter().map(|it| json!({"value": it.as_str(), "selected": Some(*it) == decision})).collect();
     let context = json!({
         "page": page(&admin, &format!("{slug} — recent calls"), "servers"),
         "slug": slug,
@@ -302,7 +295,10 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
         "settings": {
             "backend_url": draft.settings.backend_url.as_ref().map(ToString::to_string).unwrap_or_default(),
             "timeout_secs": draft.settings.timeout_secs,
-            "modes": choose(&mode, &["none", "static", "client_credentials", "token_exchange", "entra_obo"]),
+            "modes": choose(
+                &mode,
+                &["none", "static", "client_credentials", "token_exchange", "entra_obo", "authorization_code"],
+            ),
             "schemes": choose(&text("scheme"), &["header", "query", "bearer", "basic"]),
             "client_auths": choose(
                 &text("client_auth"),
@@ -311,6 +307,9 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
             "name": text("name"),
             "username": text("username"),
             "token_endpoint": text("token_endpoint"),
+            "issuer": text("issuer"),
+            "authorization_endpoint": text("authorization_endpoint"),
+            "revocation_endpoint": text("revocation_endpoint"),
             "tenant": text("tenant"),
             "client_id": text("client_id"),
             "private_key_id": text("private_key_id"),

@@ -497,6 +497,52 @@ impl Workspace {
         Ok(hosted.service.calls().query(query))
     }
 
+    /// The users connected to the backend of `slug` (credentials mode `authorization_code`),
+    /// without any token.
+    pub fn connections(&self, slug: &str) -> Result<Vec<serde_json::Value>, Error> {
+        let snapshot = self.hosting.get(slug).ok_or_else(|| Error::NotFound(slug.to_owned()))?.host.current();
+        let Some(consent) = snapshot.credentials.consent() else {
+            return Err(Error::Invalid(format!(
+                "server `{slug}` does not use credentials mode `authorization_code`"
+            )));
+        };
+        let connections = consent.connections().map_err(Error::Invalid)?;
+        Ok(connections
+            .into_iter()
+            .map(|it| {
+                serde_json::json!({
+                    "issuer": it.issuer,
+                    "subject": it.subject,
+                    "connected_at": it.connected_at,
+                    "scopes": it.scopes,
+                    "expires_at": it.expires_at,
+                    "needs_consent": it.needs_consent,
+                })
+            })
+            .collect())
+    }
+
+    /// Ends the connection of the user `issuer`/`subject` to the backend of `slug`, and revokes
+    /// its tokens at the backend's authorization server when it can; whether there was one.
+    pub async fn revoke_connection(
+        &self,
+        actor: &str,
+        slug: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<bool, Error> {
+        let snapshot = self.hosting.get(slug).ok_or_else(|| Error::NotFound(slug.to_owned()))?.host.current();
+        let Some(consent) = snapshot.credentials.consent() else {
+            return Err(Error::Invalid(format!(
+                "server `{slug}` does not use credentials mode `authorization_code`"
+            )));
+        };
+        let user = crate::credentials::User { issuer: issuer.to_owned(), subject: subject.to_owned() };
+        let existed = consent.revoke(&user, actor).await.map_err(Error::Invalid)?;
+        self.audit(actor, "revoke_connection", Some(slug), &format!("{subject} ({issuer})"));
+        Ok(existed)
+    }
+
     /// The draft, else the served copy.
     fn current(&self, slug: &str) -> Result<(ServerSettings, Vec<u8>), Error> {
         if let Some(draft) = self.load(Stage::Draft, slug)? {

@@ -24,6 +24,9 @@ pub struct IssuerMetadata {
     pub introspection_endpoint: Option<Url>,
     #[serde(default)]
     pub registration_endpoint: Option<Url>,
+    /// RFC 7009 token revocation.
+    #[serde(default)]
+    pub revocation_endpoint: Option<Url>,
     #[serde(default)]
     pub scopes_supported: Vec<String>,
     #[serde(default)]

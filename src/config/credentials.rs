@@ -23,6 +23,10 @@ pub enum CredentialsConfig {
     TokenExchange(GrantConfig),
     /// A token for the caller from Microsoft Entra ID's on-behalf-of flow.
     EntraObo(GrantConfig),
+    /// A token for the caller from the backend's own authorization server, which the user
+    /// approves once in their browser (authorization code with PKCE); kept per user and
+    /// refreshed.
+    AuthorizationCode(GrantConfig),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -51,9 +55,16 @@ pub enum StaticScheme {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantConfig {
+    /// The authorization server (`authorization_code`): its endpoints are discovered from its
+    /// metadata (RFC 8414, then OpenID Connect discovery) unless configured below.
+    pub issuer: Option<String>,
+    /// Where users approve mcpgate (`authorization_code`).
+    pub authorization_endpoint: Option<Url>,
     /// The authorization server's token endpoint. For `entra_obo`, derived from `tenant` when
     /// absent.
     pub token_endpoint: Option<Url>,
+    /// RFC 7009 token revocation (`authorization_code`): told when a user disconnects.
+    pub revocation_endpoint: Option<Url>,
     /// The Entra ID tenant (`entra_obo`).
     pub tenant: Option<String>,
     pub client_id: String,
@@ -89,7 +100,12 @@ pub enum ClientAuth {
 impl CredentialsConfig {
     /// Whether the mode acts for the caller, and so needs an authenticated caller.
     pub fn per_user(&self) -> bool {
-        matches!(self, CredentialsConfig::TokenExchange(_) | CredentialsConfig::EntraObo(_))
+        matches!(
+            self,
+            CredentialsConfig::TokenExchange(_)
+                | CredentialsConfig::EntraObo(_)
+                | CredentialsConfig::AuthorizationCode(_)
+        )
     }
 
     /// The header or query parameter the credential occupies in backend requests.
@@ -112,7 +128,8 @@ impl CredentialsConfig {
             CredentialsConfig::Static(it) => vec![("value", &mut it.value), ("password", &mut it.password)],
             CredentialsConfig::ClientCredentials(it)
             | CredentialsConfig::TokenExchange(it)
-            | CredentialsConfig::EntraObo(it) => {
+            | CredentialsConfig::EntraObo(it)
+            | CredentialsConfig::AuthorizationCode(it) => {
                 vec![("client_secret", &mut it.client_secret), ("private_key", &mut it.private_key)]
             }
         }

@@ -92,6 +92,12 @@ impl TokenCache {
         }
     }
 
+    /// Drops whatever is kept for `key` (a new connection replaces it).
+    pub async fn clear(&self, key: &Key) {
+        let slot = self.slot(key);
+        *slot.state.lock().await = State::default();
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.slots.lock().map_or(0, |it| it.len())

@@ -42,6 +42,12 @@ pub struct Issued {
     /// Seconds; some older endpoints (ADFS, Entra v1) send it as a string.
     #[serde(default, deserialize_with = "seconds")]
     pub expires_in: Option<u64>,
+    /// For the authorization code and refresh token grants.
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+    /// The scopes granted, when they differ from those asked for (RFC 6749 §5.1).
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -125,6 +131,17 @@ impl TokenEndpoint {
             }),
             Err(_) => Err(self.unusable(status.as_u16(), "not an OAuth error response")),
         }
+    }
+
+    /// POSTs `form` with the client's authentication where no answer but the status matters, as
+    /// for RFC 7009 revocation (200 whether or not the token was known).
+    pub async fn notify(&self, form: &[(&str, &str)]) -> Result<(), Error> {
+        let response = self.prepare(form)?.send().await.map_err(|err| self.unreachable(&err))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(self.unusable(status.as_u16(), "refused"))
     }
 
     /// The POST of `grant`, authenticated.

@@ -151,10 +151,18 @@ impl Gateway {
                 audit.backend_status(outcome.status);
                 into_result(outcome)
             }
-            Err(err) => {
-                audit.decide(decision(&err));
-                CallToolResult::error(vec![ContentBlock::text(err.to_string())])
-            }
+            Err(err) => match err.connect() {
+                Some(connect) => {
+                    audit.decide(Decision::ConsentRequired);
+                    let retry = || upstream::forward(&snapshot.backend, tool, &arguments, &credentials);
+                    let answers = request.input_responses.as_ref();
+                    return Ok(super::connect::ask(connect, &err.to_string(), answers, &context, retry).await);
+                }
+                None => {
+                    audit.decide(decision(&err));
+                    CallToolResult::error(vec![ContentBlock::text(err.to_string())])
+                }
+            },
         };
         Ok(result.into())
     }
@@ -315,7 +323,7 @@ fn decision(err: &upstream::Error) -> Decision {
     }
 }
 
-fn into_result(outcome: Outcome) -> CallToolResult {
+pub(super) fn into_result(outcome: Outcome) -> CallToolResult {
     let content = outcome
         .content
         .into_iter()

@@ -71,7 +71,11 @@ pub enum SecurityKind {
     Http {
         scheme: String,
     },
-    OAuth2,
+    /// With the endpoints of its authorization code flow, when it has one.
+    OAuth2 {
+        authorization_url: Option<String>,
+        token_url: Option<String>,
+    },
     OpenIdConnect,
     MutualTls,
     Other(String),

@@ -140,7 +140,20 @@ impl<'a> Reader<'a> {
                 },
                 "http" => SecurityKind::Http { scheme: text("scheme").to_ascii_lowercase() },
                 "basic" => SecurityKind::Http { scheme: "basic".to_owned() },
-                "oauth2" => SecurityKind::OAuth2,
+                "oauth2" => {
+                    // Where users approve: OpenAPI 3's `flows.authorizationCode`, Swagger 2.0's
+                    // `accessCode` flow.
+                    let flow = value
+                        .get("flows")
+                        .and_then(|it| it.get("authorizationCode"))
+                        .or_else(|| (text("flow") == "accessCode").then_some(value));
+                    let url =
+                        |key: &str| flow.and_then(|it| it.get(key)).and_then(Node::as_str).map(str::to_owned);
+                    SecurityKind::OAuth2 {
+                        authorization_url: url("authorizationUrl"),
+                        token_url: url("tokenUrl"),
+                    }
+                }
                 "openIdConnect" => SecurityKind::OpenIdConnect,
                 "mutualTLS" => SecurityKind::MutualTls,
                 other => SecurityKind::Other(other.to_owned()),

@@ -86,6 +86,17 @@ pub enum Error {
     Redirected { host: String, status: u16 },
 }
 
+impl Error {
+    /// Where the user connects their account to the backend, when the call needs that first
+    /// (mode `authorization_code`).
+    pub fn connect(&self) -> Option<&crate::credentials::Connect> {
+        match self {
+            Error::Credentials(failure) => failure.connect(),
+            _ => None,
+        }
+    }
+}
+
 /// Sends a call of `tool` with `arguments` to `backend`: the backend's answer, whatever its
 /// status, or why there is none.
 pub async fn forward(
@@ -114,6 +125,12 @@ pub async fn forward(
         let renewed = credentials.authorize(&tool.scopes).instrument(traces::credentials()).await?;
         tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
         result = attempt(backend, tool, &request, &renewed).await;
+        // Refused again: the new token goes too, so that the next call does not repeat this one.
+        if let Ok(response) = &result
+            && response.status() == reqwest::StatusCode::UNAUTHORIZED
+        {
+            credentials.forget(&renewed).await;
+        }
     }
     tracing::info!(
         server = %backend.slug,

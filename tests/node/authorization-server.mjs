@@ -25,6 +25,13 @@
 // clients) signs users in to mcpgate's admin UI; ID tokens carry `preferred_username` and `roles`,
 // which is `["mcpgate-admin"]` for logins ending in `-admin` and empty otherwise.
 //
+// As a backend's own authorization server (tests/consent.rs): the confidential client
+// `mcpgate-consent` (`client_secret_basic`, secret `mcpgate-consent-secret`) uses the
+// authorization code grant, with PKCE and `resource` naming a backend, and the refresh token grant;
+// its redirect URI is any loopback port of `http://127.0.0.1/connect/pets/callback` (mcpgate's
+// callback) or of `http://127.0.0.1/connect/other/callback`. Refresh tokens are issued to clients
+// allowed the refresh token grant; RFC 7009 revocation is at `/token/revocation`.
+//
 // Test controls, on the same port:
 //   GET  /test/exchanges               every token-exchange request that reached the grant
 //                                      (`{"exchanges": [{client_id, client_auth, subject, audience,
@@ -32,6 +39,9 @@
 //   POST /test/fail-next?error=CODE    the next exchange fails with the OAuth error CODE
 //   POST /test/lifetime?seconds=N      exchanged tokens live N seconds from now on (default 300)
 //   POST /test/delay?ms=N              each exchange answers after N ms (default 0)
+//   GET  /test/grants                  every token request that succeeded or failed
+//                                      (`{"grants": [{grant_type, client_id, outcome}]}`, in order)
+//   POST /test/revoke-grants?sub=NAME  ends every grant NAME gave (their refresh tokens stop working)
 //
 // Prints `listening http://127.0.0.1:PORT` on stdout when ready. The signing key is generated at
 // start, so the JWKS is stable for the life of the process.
@@ -66,6 +76,9 @@ const controls = {
   failures: [],
   lifetimeSeconds: 300,
   delayMs: 0,
+  grants: [],
+  /** Grant ids by account, from the authorization codes issued. */
+  grantIds: new Map(),
 };
 
 function main(argv) {
@@ -114,6 +127,16 @@ function main(argv) {
     redirect_uris: ["http://127.0.0.1/admin/callback"],
     scope: "openid profile",
   });
+  clients.push({
+    client_id: "mcpgate-consent",
+    client_secret: "mcpgate-consent-secret",
+    application_type: "native",
+    token_endpoint_auth_method: "client_secret_basic",
+    grant_types: ["authorization_code", "refresh_token"],
+    response_types: ["code"],
+    redirect_uris: ["http://127.0.0.1/connect/pets/callback", "http://127.0.0.1/connect/other/callback"],
+    scope: RESOURCE_SCOPES,
+  });
   if (process.env.CLIENT_JWKS) {
     clients.push(
       mcpgateClient({
@@ -132,6 +155,7 @@ function main(argv) {
     // The ID token carries the profile claims itself (mcpgate reads roles from it).
     conformIdTokenClaims: false,
     pkce: { required: () => true },
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed("refresh_token"),
     // Any account exists; `sub` is the login typed in.
     findAccount: (_ctx, sub) => ({
       accountId: sub,
@@ -140,6 +164,7 @@ function main(argv) {
     features: {
       devInteractions: { enabled: true },
       registration: { enabled: true },
+      revocation: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -154,6 +179,7 @@ function main(argv) {
             scope: RESOURCE_SCOPES,
             audience: resource,
             accessTokenFormat: "jwt",
+            accessTokenTTL: controls.lifetimeSeconds,
             jwt: { sign: { alg: "RS256" } },
           };
         },
@@ -169,7 +195,21 @@ function main(argv) {
     }),
     EXCHANGE_PARAMETERS,
   );
-  provider.use(testControls);
+  provider.use(testControls(provider));
+  provider.on("authorization_code.saved", (code) => {
+    const ids = controls.grantIds.get(code.accountId) ?? new Set();
+    ids.add(code.grantId);
+    controls.grantIds.set(code.accountId, ids);
+  });
+  const recordGrant = (ctx, outcome) => {
+    controls.grants.push({
+      grant_type: ctx.oidc.params?.grant_type ?? null,
+      client_id: ctx.oidc.client?.clientId ?? null,
+      outcome,
+    });
+  };
+  provider.on("grant.success", (ctx) => recordGrant(ctx, "issued"));
+  provider.on("grant.error", (ctx, err) => recordGrant(ctx, err?.error ?? "error"));
   provider.on("server_error", (_ctx, err) => {
     process.stderr.write(`authorization-server: server_error: ${err?.stack ?? err}\n`);
   });
@@ -321,7 +361,7 @@ function testFailure(code) {
 }
 
 /** `/test/...`: the test's view of the exchanges and its switches. */
-async function testControls(ctx, next) {
+const testControls = (provider) => async function testControl(ctx, next) {
   if (!ctx.path.startsWith("/test/")) {
     return next();
   }
@@ -347,10 +387,19 @@ async function testControls(ctx, next) {
   } else if (route === "POST /test/delay") {
     controls.delayMs = number("ms");
     ctx.status = 204;
+  } else if (route === "GET /test/grants") {
+    ctx.body = { grants: controls.grants };
+  } else if (route === "POST /test/revoke-grants") {
+    for (const id of controls.grantIds.get(String(ctx.query.sub)) ?? []) {
+      const grant = await provider.Grant.find(id);
+      await grant?.destroy();
+    }
+    controls.grantIds.delete(String(ctx.query.sub));
+    ctx.status = 204;
   } else {
     ctx.status = 404;
   }
-}
+};
 
 try {
   main(process.argv.slice(2));

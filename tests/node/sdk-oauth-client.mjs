@@ -18,12 +18,20 @@
 //    "authorization": {params of the authorize URL}, "exchanges": ["METHOD URL -> STATUS", ...]}
 // With `--show-token`, the summary has the access token too (`"access_token"`), so that a test can
 // make its own requests with it and check that it never goes further than mcpgate.
+// With `--elicit-url`, the client declares URL-mode elicitation (2025-11-25) and accepts every
+// `elicitation/create`, recording its parameters (`"elicitations"`). With `--connect-as LOGIN`,
+// the client follows a URL elicitation's link as LOGIN with browse.mjs as it accepts it, while
+// the call waits (`"connect"`: the final page); when instead the call's answer is an error whose
+// text holds a link, it follows that link and calls again (the first answer is `"first"`).
 // Exit status: 0 on success, 1 on any error (message on stderr), 2 when the call's result has
 // `isError: true` (the summary is still printed).
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+
+import { browse } from "./browse.mjs";
 
 const REDIRECT_URL = "http://127.0.0.1:1/callback";
 const DEFAULT_LOGIN = "alice";
@@ -193,7 +201,7 @@ async function connect(url, provider) {
 
 /** The options (`--login NAME`, `--show-token`) and the positional arguments. */
 function parseArguments(argv) {
-  const options = { login: DEFAULT_LOGIN, showToken: false };
+  const options = { login: DEFAULT_LOGIN, showToken: false, elicitUrl: false, connectAs: undefined };
   const rest = [...argv];
   while (rest[0]?.startsWith("--")) {
     const option = rest.shift();
@@ -201,6 +209,10 @@ function parseArguments(argv) {
       options.login = rest.shift();
     } else if (option === "--show-token") {
       options.showToken = true;
+    } else if (option === "--elicit-url") {
+      options.elicitUrl = true;
+    } else if (option === "--connect-as" && rest.length > 0) {
+      options.connectAs = rest.shift();
     } else {
       throw new Error(`unknown option ${option}`);
     }
@@ -231,11 +243,35 @@ async function main(argv) {
     fetch: loggedFetch,
   });
   await transport.finishAuth(provider.authorizationCode);
-  client = new Client({ name: "mcpgate-sdk-oauth-client", version: "1.0.0" });
+  const elicitations = [];
+  const capabilities = options.elicitUrl ? { elicitation: { url: {} } } : {};
+  client = new Client({ name: "mcpgate-sdk-oauth-client", version: "1.0.0" }, { capabilities });
+  let browsing;
+  if (options.elicitUrl) {
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      elicitations.push(request.params);
+      if (options.connectAs && request.params.mode === "url") {
+        // The user opens the page as they accept; the call waits for the connection.
+        browsing = browse(request.params.url, options.connectAs);
+      }
+      return { action: "accept" };
+    });
+  }
   await client.connect(transport);
   try {
     const { tools } = await client.listTools();
-    const result = tool ? await client.callTool({ name: tool, arguments: args }) : null;
+    let result = tool ? await client.callTool({ name: tool, arguments: args }) : null;
+    let first;
+    let connected = await browsing;
+    if (options.connectAs && result?.isError && !connected) {
+      const text = result.content.map((it) => it.text ?? "").join("\n");
+      const link = elicitations[0]?.url ?? text.match(/https?:\/\/\S+\/connect\/\S+/)?.[0];
+      if (link) {
+        connected = await browse(link, options.connectAs);
+        first = result;
+        result = await client.callTool({ name: tool, arguments: args });
+      }
+    }
     const claims = decodeJwtPayload(provider.tokens().access_token);
     const summary = {
       tools: tools.map((it) => it.name),
@@ -250,6 +286,9 @@ async function main(argv) {
       client_id: provider.clientInformation()?.client_id,
       authorization: provider.authorizationParams,
       exchanges,
+      elicitations,
+      first,
+      connect: connected,
     };
     if (options.showToken) {
       summary.access_token = provider.tokens().access_token;

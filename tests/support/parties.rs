@@ -1,8 +1,8 @@
 //! The parties around mcpgate in `tests/credentials.rs`: the authorization server
 //! (`tests/node/authorization-server.mjs` in a Node child process), a backend that checks the
 //! tokens it gets against that server's keys and records them, a stand-in for Entra ID's token
-//! endpoint, and the keys of mcpgate's `private_key_jwt` client.
-
+//! endpoint, and the keys of mcpgate's `private_key_jwt` client. `tests/consent.rs` uses the
+//! authorization server (twice: the users' and the backend's own) and the backend.
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -102,6 +102,14 @@ impl AuthorizationServer {
         assert_eq!(status, 200, "{body}");
         let body: Value = serde_json::from_str(&body).unwrap();
         body["exchanges"].as_array().unwrap().clone()
+    }
+
+    /// Every token request the server answered, in order: `grant_type`, `client_id`, `outcome`.
+    pub fn grants(&self) -> Vec<Value> {
+        let (status, body) = harness::http_get(self.addr(), "/test/grants").expect("the AS answers");
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        body["grants"].as_array().unwrap().clone()
     }
 
     /// `POST path` to the test controls.
