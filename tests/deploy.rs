@@ -150,12 +150,16 @@ fn wait_listening(addr: SocketAddr, child: &mut Running, log: &Path) {
 fn the_example_configurations_load() {
     // Secrets come from the environment, as the examples say.
     let secrets = [
-        ("MCPGATE_STORE__SECRET_KEYS", r#"[{id = "2026-12", key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]"#),
+        (
+            "MCPGATE_STORE__SECRET_KEYS",
+            r#"[{id = "2026-12", key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]"#,
+        ),
         ("MCPGATE_ADMIN__SESSION_KEY", "0123456789abcdef0123456789abcdef0123456789"),
         ("MCPGATE_ADMIN__BOOTSTRAP_TOKEN", "a-long-random-bootstrap-token"),
         ("MCPGATE_SERVERS__0__CREDENTIALS__CLIENT_SECRET", "backend-client-secret"),
     ];
-    let env: Vec<(String, String)> = secrets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let env: Vec<(String, String)> =
+        secrets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let example = std::fs::read_to_string(Path::new(ROOT).join("deploy/mcpgate.toml")).unwrap();
     let config = mcpgate::config::Config::parse(&example, &env).unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(config.public_url(), "https://mcp.example.com");
@@ -176,7 +180,10 @@ fn the_example_configurations_load() {
 #[test]
 fn the_health_check_asks_the_configured_address() {
     let gate = Gate::start("");
-    let config = gate.dir().join("mcpgate.toml");
+    // A copy: the gate's folder goes with it.
+    let kept = TempDir::new().unwrap();
+    let config = kept.path().join("mcpgate.toml");
+    std::fs::copy(gate.dir().join("mcpgate.toml"), &config).unwrap();
     let check = || {
         Command::new(env!("CARGO_BIN_EXE_mcpgate"))
             .args(["healthcheck", "--config"])
@@ -227,7 +234,12 @@ fn kubernetes_overlays_render_validate_and_pass_checkov() {
         }
         match overlay {
             "single" => {
-                for needed in ["replicas: 1\n", "type: Recreate", "claimName: mcpgate-data", "kind: PersistentVolumeClaim"] {
+                for needed in [
+                    "replicas: 1\n",
+                    "type: Recreate",
+                    "claimName: mcpgate-data",
+                    "kind: PersistentVolumeClaim",
+                ] {
                     assert!(text.contains(needed), "single: no `{needed}`");
                 }
             }
@@ -249,7 +261,11 @@ fn kubernetes_overlays_render_validate_and_pass_checkov() {
             .output()
             .unwrap();
         let report: Value = serde_json::from_slice(&scan.stdout).unwrap_or_else(|err| {
-            panic!("checkov's output is not JSON ({err}):\n{}\n{}", stdout(&scan), String::from_utf8_lossy(&scan.stderr))
+            panic!(
+                "checkov's output is not JSON ({err}):\n{}\n{}",
+                stdout(&scan),
+                String::from_utf8_lossy(&scan.stderr)
+            )
         });
         let failed: Vec<String> = report["results"]["failed_checks"]
             .as_array()
@@ -334,7 +350,14 @@ async fn the_image_builds_and_serves_as_its_user_from_the_mounted_image() {
         return unavailable("the image check runs the image's entrypoint with chroot, which needs root");
     }
     let binary = std::env::var_os("MCPGATE_IMAGE_BINARY").map_or_else(
-        || Path::new(env!("CARGO_BIN_EXE_mcpgate")).parent().unwrap().parent().unwrap().join("release/mcpgate"),
+        || {
+            Path::new(env!("CARGO_BIN_EXE_mcpgate"))
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("release/mcpgate")
+        },
         PathBuf::from,
     );
     if !binary.is_file() {
@@ -346,7 +369,8 @@ async fn the_image_builds_and_serves_as_its_user_from_the_mounted_image() {
 
     // Build: stage the files, then the Containerfile, as deploy/README.md says.
     let staged = run(Command::new(Path::new(ROOT).join("deploy/stage-image")).arg(&binary));
-    let target_dir = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| Path::new(ROOT).join("target"), PathBuf::from);
+    let target_dir =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| Path::new(ROOT).join("target"), PathBuf::from);
     let context = target_dir.join("image");
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let buildah = Buildah { program: buildah.clone(), storage: TempDir::new_in(tmp).unwrap() };
@@ -378,7 +402,10 @@ async fn the_image_builds_and_serves_as_its_user_from_the_mounted_image() {
         .iter()
         .filter_map(|it| it.as_str()?.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
         .collect();
-    assert!(image_env.contains(&("MCPGATE_HTTP__LISTEN".to_owned(), "0.0.0.0:8080".to_owned())), "{image_env:?}");
+    assert!(
+        image_env.contains(&("MCPGATE_HTTP__LISTEN".to_owned(), "0.0.0.0:8080".to_owned())),
+        "{image_env:?}"
+    );
 
     let container = buildah.run(&["from", tag]);
     let mounted = PathBuf::from(buildah.run(&["mount", &container]));
@@ -387,8 +414,14 @@ async fn the_image_builds_and_serves_as_its_user_from_the_mounted_image() {
     let files = walk(&mounted);
     let size: u64 = files.iter().map(|(_, len)| len).sum();
     let names: Vec<String> = files.iter().map(|(path, _)| path.clone()).collect();
-    assert!(size <= IMAGE_BUDGET, "the image holds {size} bytes, more than {IMAGE_BUDGET}: {names:?}\n{}", stdout(&staged));
-    for needed in ["/usr/local/bin/mcpgate", "/etc/ssl/certs/ca-certificates.crt", "/lib64/ld-linux-x86-64.so.2"] {
+    assert!(
+        size <= IMAGE_BUDGET,
+        "the image holds {size} bytes, more than {IMAGE_BUDGET}: {names:?}\n{}",
+        stdout(&staged)
+    );
+    for needed in
+        ["/usr/local/bin/mcpgate", "/etc/ssl/certs/ca-certificates.crt", "/lib64/ld-linux-x86-64.so.2"]
+    {
         assert!(names.iter().any(|it| it == needed), "no {needed} in {names:?}");
     }
     assert!(!names.iter().any(|it| it.ends_with("/sh") || it.ends_with("/busybox")), "a shell: {names:?}");
@@ -435,13 +468,24 @@ async fn the_image_builds_and_serves_as_its_user_from_the_mounted_image() {
     );
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     wait_listening(addr, &mut serving, &log);
+    // The socket is bound before mcpgate says so.
+    let said = format!("listening on http://{listen}");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap().contains(&said) && start.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(logged.contains(&format!("listening on http://{listen}")), "{logged}");
+    assert!(logged.contains(&said), "{logged}");
     assert_eq!(http_get(addr, "/healthz").map(|(status, _)| status), Some(200));
     assert_eq!(http_get(addr, "/readyz").map(|(status, _)| status), Some(200), "{logged}");
 
     let health = in_image(&healthcheck[1..]).output().unwrap();
-    assert!(health.status.success(), "the image's health check fails: {}", String::from_utf8_lossy(&health.stderr));
+    assert!(
+        health.status.success(),
+        "the image's health check fails: {}",
+        String::from_utf8_lossy(&health.stderr)
+    );
 
     let client = McpClient::new(reqwest::Client::new(), format!("http://{addr}/mcp/pets"));
     let result = client.call("listPets", json!({})).await;
@@ -574,11 +618,7 @@ async fn nginx_in_front_passes_events_at_once_and_keeps_the_public_url_and_host_
 
     let ca = reqwest::Certificate::from_pem(&ca).unwrap();
     let client_for = |host: &str| {
-        reqwest::Client::builder()
-            .tls_certs_only([ca.clone()])
-            .resolve(host, https)
-            .build()
-            .unwrap()
+        reqwest::Client::builder().tls_certs_only([ca.clone()]).resolve(host, https).build().unwrap()
     };
     let http = client_for(PUBLIC_HOST);
     let client = McpClient::new(http.clone(), format!("{public}/mcp/pets"));
@@ -597,7 +637,10 @@ async fn nginx_in_front_passes_events_at_once_and_keeps_the_public_url_and_host_
     let misdirected =
         http.get(format!("{public}/healthz")).header("host", "evil.example.com").send().await.unwrap();
     assert_eq!(misdirected.status(), 421);
-    let other = client_for("evil.example.com").get(format!("https://evil.example.com:{https_port}/healthz")).send().await;
+    let other = client_for("evil.example.com")
+        .get(format!("https://evil.example.com:{https_port}/healthz"))
+        .send()
+        .await;
     assert!(other.is_err(), "{other:?}");
     // And by mcpgate, were a proxy to pass it.
     let direct = reqwest::Client::new()
@@ -624,7 +667,11 @@ async fn nginx_in_front_passes_events_at_once_and_keeps_the_public_url_and_host_
     let published = Instant::now();
     app.publish("pets", PETS_AFTER);
     let heard = tokio::time::timeout(Duration::from_secs(3), events.until(LIST_CHANGED)).await;
-    assert!(heard.is_ok(), "list_changed did not pass nginx within 3 s:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        heard.is_ok(),
+        "list_changed did not pass nginx within 3 s:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     eprintln!("list_changed through nginx after {:?}", published.elapsed());
     assert_eq!(alice.list_in_session(&session).await, ["listPets", "adoptPet"]);
     drop(proxy);
@@ -634,11 +681,16 @@ async fn nginx_in_front_passes_events_at_once_and_keeps_the_public_url_and_host_
 /// (`cert.pem`, `key.pem`): the authority's certificate, PEM.
 fn certificates(openssl: &Path, dir: &Path) -> Vec<u8> {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    run(Command::new(openssl)
-        .current_dir(dir)
-        .args(["req", "-x509"])
-        .args(ec)
-        .args(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=mcpgate test CA"]));
+    run(Command::new(openssl).current_dir(dir).args(["req", "-x509"]).args(ec).args([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=mcpgate test CA",
+    ]));
     run(Command::new(openssl)
         .current_dir(dir)
         .arg("req")
@@ -651,8 +703,21 @@ fn certificates(openssl: &Path, dir: &Path) -> Vec<u8> {
     )
     .unwrap();
     run(Command::new(openssl).current_dir(dir).args([
-        "x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-        "cert.pem", "-days", "2", "-extfile", "cert.ext",
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "cert.ext",
     ]));
     std::fs::read(dir.join("ca.pem")).unwrap()
 }

@@ -100,8 +100,11 @@ impl Setup {
     pub async fn start(self) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let text = config_text(addr, &self.dir.path().join("store"), &self.auth, &self.tables)
-            .replacen("[http]\n", &format!("[http]\n{}", self.http), 1);
+        let text = config_text(addr, &self.dir.path().join("store"), &self.auth, &self.tables).replacen(
+            "[http]\n",
+            &format!("[http]\n{}", self.http),
+            1,
+        );
         let config = Config::parse(&text, &[])
             .unwrap_or_else(|err| panic!("the test configuration is invalid: {err}\n{text}"));
         let built = app::build(&config).await.unwrap_or_else(|err| panic!("mcpgate does not start: {err}"));
