@@ -1,6 +1,7 @@
-//! The command line: `mcpgate serve` and `mcpgate convert`.
+//! The command line: `mcpgate serve`, `mcpgate convert` and `mcpgate healthcheck`.
 
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,6 +30,9 @@ enum Command {
     Serve(ServeArgs),
     /// Convert an OpenAPI document to MCP tool definitions and print them with a report.
     Convert(ConvertArgs),
+    /// Ask the mcpgate a configuration file describes whether it serves (`GET /healthz`); exit
+    /// status 0 when it answers 200. For container health checks, where no HTTP client is at hand.
+    Healthcheck(HealthcheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +57,14 @@ struct ServeArgs {
     /// Log JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+}
+
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// The configuration file of the mcpgate to ask: its `http.listen` (with `MCPGATE_...`
+    /// overrides) is asked, on loopback when it is an unspecified address such as `0.0.0.0`.
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +101,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Convert(args) => convert(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
     }
 }
 
@@ -160,6 +173,62 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+/// How long a health check waits for the answer: container runtimes give it 30 s by default.
+const HEALTHCHECK_DEADLINE: Duration = Duration::from_secs(5);
+
+async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = probe_address(config.http.listen);
+    match tokio::time::timeout(HEALTHCHECK_DEADLINE, healthz_status(addr)).await {
+        Ok(Ok(200)) => ExitCode::SUCCESS,
+        Ok(Ok(status)) => {
+            eprintln!("error: http://{addr}/healthz answered {status}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(err)) => {
+            eprintln!("error: cannot ask http://{addr}/healthz: {err}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("error: http://{addr}/healthz did not answer within {HEALTHCHECK_DEADLINE:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where a process listening on `listen` can be reached from the same host: an unspecified
+/// address (`0.0.0.0`, `[::]`) listens on loopback too.
+fn probe_address(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
+/// The status of `GET /healthz` at `addr`, over a plain HTTP/1.1 connection: no proxy, no
+/// redirect, no TLS, and at most the first kilobyte of the answer read.
+async fn healthz_status(addr: SocketAddr) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(1024);
+    stream.take(1024).read_to_end(&mut head).await?;
+    let status = head
+        .strip_prefix(b"HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok());
+    status.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "the answer is not HTTP/1.1"))
 }
 
 async fn convert(args: ConvertArgs) -> ExitCode {
@@ -273,5 +342,18 @@ fn version_name(spec: &Spec) -> &'static str {
     match spec.version {
         crate::openapi::Version::Swagger2 => "Swagger",
         _ => "OpenAPI",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_check_asks_an_unspecified_address_on_loopback() {
+        let probe = |listen: &str| probe_address(listen.parse().unwrap()).to_string();
+        assert_eq!(probe("0.0.0.0:8080"), "127.0.0.1:8080");
+        assert_eq!(probe("[::]:9000"), "[::1]:9000");
+        assert_eq!(probe("10.1.2.3:8080"), "10.1.2.3:8080");
     }
 }

@@ -40,6 +40,8 @@ pub const VERSION: &str = "2025-11-25";
 /// otherwise. Its temporary folder holds the servers' documents and mcpgate's data (`store/`).
 pub struct Setup {
     dir: TempDir,
+    /// Keys of the `[http]` table besides `listen`, such as `public_url` behind a proxy.
+    http: String,
     /// The body of the `[auth]` table, `[[auth.issuers]]` tables included.
     auth: String,
     /// `[admin]` and `[[servers]]` tables.
@@ -48,7 +50,19 @@ pub struct Setup {
 
 impl Setup {
     pub fn new() -> Setup {
-        Setup { dir: TempDir::new().unwrap(), auth: "mode = \"none\"\n".to_owned(), tables: String::new() }
+        Setup {
+            dir: TempDir::new().unwrap(),
+            http: String::new(),
+            auth: "mode = \"none\"\n".to_owned(),
+            tables: String::new(),
+        }
+    }
+
+    /// Adds `keys` (TOML lines) to the `[http]` table.
+    pub fn http(mut self, keys: &str) -> Setup {
+        self.http.push_str(keys);
+        self.http.push('\n');
+        self
     }
 
     /// Auth mode `jwt` trusting `issuers`, each serving its keys at `{issuer}/jwks`.
@@ -86,7 +100,11 @@ impl Setup {
     pub async fn start(self) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let text = config_text(addr, &self.dir.path().join("store"), &self.auth, &self.tables);
+        let text = config_text(addr, &self.dir.path().join("store"), &self.auth, &self.tables).replacen(
+            "[http]\n",
+            &format!("[http]\n{}", self.http),
+            1,
+        );
         let config = Config::parse(&text, &[])
             .unwrap_or_else(|err| panic!("the test configuration is invalid: {err}\n{text}"));
         let built = app::build(&config).await.unwrap_or_else(|err| panic!("mcpgate does not start: {err}"));
