@@ -216,8 +216,10 @@ async fn recent_calls(
             .append_pair("before", &before.to_string());
         format!("/admin/servers/{slug}/calls?{}", link.finish())
     });
-    let decisions: Vec<Value> =
-        Decision::ALL.iter().map(|it| json!({"value": it.as_str(), "selected": Some(*it) == decision})).collect();
+    let decisions: Vec<Value> = Decision::ALL
+        .iter()
+        .map(|it| json!({"value": it.as_str(), "selected": Some(*it) == decision}))
+        .collect();
     let context = json!({
         "page": page(&admin, &format!("{slug} — recent calls"), "servers"),
         "slug": slug,
