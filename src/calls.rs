@@ -16,8 +16,9 @@ use tokio::time::Instant;
 
 /// Calls each hosted server keeps for the admin API.
 pub const RECENT: usize = 5_000;
-/// The longest tool name a record quotes whole (an unknown tool's name is the caller's text).
-const MAX_TOOL_CHARS: usize = 128;
+/// The longest tool name or claim a record quotes whole (an unknown tool's name and the
+/// token's claims are the caller's text).
+const MAX_FIELD_CHARS: usize = 128;
 
 /// What became of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +138,16 @@ pub struct Page {
     pub next: Option<u64>,
 }
 
+/// `text` without control characters, cut after `max` characters (marked with `…`).
+fn loggable(text: &str, max: usize) -> String {
+    let mut out: String =
+        text.chars().map(|it| if it.is_control() { '\u{fffd}' } else { it }).take(max).collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 impl CallLog {
     pub fn new(server: &str) -> CallLog {
         CallLog::with_capacity(server, RECENT)
@@ -151,10 +162,16 @@ impl CallLog {
     /// [`Pending`] is dropped, with what it was told by then.
     pub fn begin(&self, tool: &str, who: Who, audience: Option<&str>) -> Pending<'_> {
         let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |it| it.as_millis() as u64);
-        let tool = match tool.char_indices().nth(MAX_TOOL_CHARS) {
-            Some((end, _)) => format!("{}…", &tool[..end]),
-            None => tool.to_owned(),
-        };
+        // The tool's name and the token's claims are the caller's words: clipped so that a
+        // record's size is bounded, and without control characters so that a text log line
+        // cannot be forged with a newline.
+        let clip = |text: &str| loggable(text, MAX_FIELD_CHARS);
+        let tool = clip(tool);
+        let (issuer, subject, client_id) = (
+            who.issuer.as_deref().map(clip),
+            who.subject.as_deref().map(clip),
+            who.client_id.as_deref().map(clip),
+        );
         Pending {
             log: self,
             started: Instant::now(),
@@ -162,9 +179,9 @@ impl CallLog {
                 id: 0,
                 at_ms,
                 tool,
-                issuer: who.issuer,
-                subject: who.subject,
-                client_id: who.client_id,
+                issuer,
+                subject,
+                client_id,
                 decision: Decision::Cancelled,
                 audience: audience.map(str::to_owned),
                 backend_status: None,
@@ -199,7 +216,7 @@ impl CallLog {
         tracing::info!(
             target: "mcpgate::audit::call",
             server = %self.server,
-            tool = %record.tool,
+            tool = record.tool.as_str(),
             issuer = record.issuer.as_deref(),
             subject = record.subject.as_deref(),
             client_id = record.client_id.as_deref(),
@@ -325,7 +342,20 @@ mod tests {
         let page = log.query(&Query { limit: 1, ..Query::default() });
         let record = &page.calls[0];
         assert_eq!(record.decision, Decision::Cancelled);
-        assert_eq!(record.tool.chars().count(), MAX_TOOL_CHARS + 1);
+        assert_eq!(record.tool.chars().count(), MAX_FIELD_CHARS + 1);
         assert_eq!(record.audience.as_deref(), Some("api://pets"));
+    }
+
+    #[test]
+    fn caller_text_cannot_break_a_log_line_or_grow_a_record() {
+        let log = CallLog::new("pets");
+        let mut caller = who("alice\nmcpgate::audit::call: forged");
+        caller.client_id = Some("c".repeat(10_000));
+        drop(log.begin("getPet\r\ndecision=allowed", caller, None));
+        let page = log.query(&Query { limit: 1, ..Query::default() });
+        let record = &page.calls[0];
+        assert!(!record.tool.contains(['\r', '\n']), "{}", record.tool);
+        assert!(!record.subject.as_deref().unwrap_or_default().contains('\n'));
+        assert_eq!(record.client_id.as_deref().map(|it| it.chars().count()), Some(MAX_FIELD_CHARS + 1));
     }
 }

@@ -40,15 +40,18 @@ pub enum Outcome {
     InvalidRequest,
     /// JSON-RPC -32603.
     InternalError,
+    /// The client went away before the call ended.
+    Cancelled,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Ok,
         Outcome::ToolError,
         Outcome::InvalidParams,
         Outcome::InvalidRequest,
         Outcome::InternalError,
+        Outcome::Cancelled,
     ];
 
     /// The conventions' `error.type`: `None` for a success.
@@ -59,6 +62,7 @@ impl Outcome {
             Outcome::InvalidParams => Some("-32602"),
             Outcome::InvalidRequest => Some("-32600"),
             Outcome::InternalError => Some("-32603"),
+            Outcome::Cancelled => Some("cancelled"),
         }
     }
 }
@@ -107,7 +111,7 @@ pub struct ToolSeries {
     server: Arc<str>,
     tool: Box<str>,
     /// `tools/call` durations, by [`Outcome`] (in the order of `Outcome::ALL`).
-    calls: [Histogram; 5],
+    calls: [Histogram; Outcome::ALL.len()],
     /// Backend request durations, by status class (in the order of `STATUS_CLASSES`).
     backend: [Histogram; 6],
     rate_limited: AtomicU64,
@@ -116,8 +120,8 @@ pub struct ToolSeries {
 impl ToolSeries {
     /// A `tools/call` of this tool that took `elapsed` and ended as `outcome`.
     pub fn called(&self, outcome: Outcome, elapsed: Duration) {
-        let idx = Outcome::ALL.iter().position(|it| *it == outcome).unwrap_or(0);
-        self.calls[idx].observe(elapsed);
+        // `Outcome::ALL` lists every variant in declaration order, so the index is in bounds.
+        self.calls[outcome as usize].observe(elapsed);
     }
 
     /// A backend request answered with `status` after `elapsed`.
@@ -142,6 +146,9 @@ pub struct ServerSeries {
     server: Arc<str>,
     /// `tools/call` naming a tool the catalog does not have: counted here, never by its name.
     unknown_tool: Histogram,
+    /// `tools/list` durations: answered, and refused for a bad cursor (-32602).
+    listed: Histogram,
+    list_refused: Histogram,
     refusals: [AtomicU64; 6],
     tokens_issued: AtomicU64,
     tokens_failed: AtomicU64,
@@ -152,6 +159,11 @@ pub struct ServerSeries {
 impl ServerSeries {
     pub fn unknown_tool(&self, elapsed: Duration) {
         self.unknown_tool.observe(elapsed);
+    }
+
+    /// A `tools/list` that took `elapsed`, answered (`ok`) or refused for its cursor.
+    pub fn listed(&self, ok: bool, elapsed: Duration) {
+        if ok { &self.listed } else { &self.list_refused }.observe(elapsed);
     }
 
     pub fn refused(&self, refusal: Refusal) {
@@ -213,6 +225,8 @@ pub fn server(server: &str) -> Arc<ServerSeries> {
     let series = Arc::new(ServerSeries {
         server: server.into(),
         unknown_tool: Histogram::default(),
+        listed: Histogram::default(),
+        list_refused: Histogram::default(),
         refusals: Default::default(),
         tokens_issued: AtomicU64::new(0),
         tokens_failed: AtomicU64::new(0),
@@ -240,15 +254,6 @@ pub fn tool(server: &str, tool: &str) -> Arc<ToolSeries> {
     });
     tools.insert(tool.into(), series.clone());
     series
-}
-
-/// Counts a call of `tool` of `server` refused by a rate limit; a tool no catalog has is not
-/// counted (it has no series, and a call cannot make one). Where the caller holds the
-/// `catalog::Tool`, [`ToolSeries::rate_limited`] on its series needs no lookup.
-pub fn rate_limited(server: &str, tool: &str) {
-    if let Some(series) = registry().tools.get(server).and_then(|it| it.get(tool)) {
-        series.rate_limited();
-    }
 }
 
 /// A fetch of an issuer's keys succeeded.
@@ -302,8 +307,7 @@ mod tests {
         tool.called(Outcome::ToolError, Duration::from_millis(30));
         tool.backend_answered(404, Duration::from_millis(2));
         tool.backend_failed(Duration::from_secs(1));
-        rate_limited("metrics-unit", "listThings");
-        rate_limited("metrics-unit", "noSuchTool");
+        tool.rate_limited();
         server.refused(Refusal::InvalidToken);
         server.token_cache_hit();
         let text =

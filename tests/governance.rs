@@ -179,6 +179,14 @@ async fn calls_over_a_rate_limit_are_tool_errors_saying_when_to_retry() {
     }
     wait(2).await;
     assert!(allowed(&app.call("dave", "addPet", json!({"name": "after the wait"})).await));
+
+    // Each refusal is counted in the metrics, by tool.
+    let metrics = app.app.http.get(format!("{}/metrics", app.app.base)).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    for (tool, refused) in [("getPet", 3), ("addPet", 1)] {
+        let line = format!(r#"mcpgate_rate_limited_calls_total{{server="pets",tool="{tool}"}} {refused}"#);
+        assert!(text.lines().any(|it| it == line), "no `{line}` in:\n{text}");
+    }
 }
 
 /// What this test binary logs under `mcpgate::audit::call`, as JSON lines. One subscriber for

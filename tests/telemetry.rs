@@ -121,6 +121,10 @@ async fn metrics_count_calls_refusals_sessions_and_keys_without_users() {
     assert_eq!(failed["isError"], true, "a 502 is a tool error: {failed}");
     let unknown = reader.rpc("tools/call", json!({"name": "no-such-tool-xyz", "arguments": {}})).await;
     assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    let listed = reader.rpc("tools/list", json!({})).await;
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    let bad_cursor = reader.rpc("tools/list", json!({"cursor": "not-a-cursor"})).await;
+    assert_eq!(bad_cursor["error"]["code"], -32602, "{bad_cursor}");
     // Refused at the edge: no token, then a token without the tool's scope.
     let anonymous = McpClient::new(app.http.clone(), url.clone());
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "listPets", "arguments": {}}});
@@ -145,6 +149,9 @@ async fn metrics_count_calls_refusals_sessions_and_keys_without_users() {
     let unknown = r#"server="metered",mcp_method_name="tools/call",error_type="-32602""#;
     assert_eq!(value(&text, &format!("{op}_count{{{unknown}}}")), 1.0);
     assert!(!text.contains("no-such-tool-xyz"), "an unknown tool name makes no series:\n{text}");
+    let tools_list = r#"server="metered",mcp_method_name="tools/list""#;
+    assert_eq!(value(&text, &format!("{op}_count{{{tools_list}}}")), 1.0);
+    assert_eq!(value(&text, &format!("{op}_count{{{tools_list},error_type=\"-32602\"}}")), 1.0);
 
     let backend_duration = "mcpgate_backend_request_duration_seconds_count";
     assert_eq!(

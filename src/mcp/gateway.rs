@@ -14,6 +14,7 @@
 use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use base64::Engine;
 use rmcp::model::{
@@ -153,10 +154,28 @@ impl Gateway {
             }
             Err(err) => match err.connect() {
                 Some(connect) => {
-                    audit.decide(Decision::ConsentRequired);
-                    let retry = || upstream::forward(&snapshot.backend, tool, &arguments, &credentials);
+                    // The user may connect while the call waits, and its retry reach the backend:
+                    // the audit then says so, with the backend's status (0: not reached).
+                    let reached = AtomicU16::new(0);
+                    let retry = || async {
+                        let result =
+                            upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await;
+                        if let Ok(outcome) = &result {
+                            reached.store(outcome.status, Ordering::Relaxed);
+                        }
+                        result
+                    };
                     let answers = request.input_responses.as_ref();
-                    return Ok(super::connect::ask(connect, &err.to_string(), answers, &context, retry).await);
+                    let response =
+                        super::connect::ask(connect, &err.to_string(), answers, &context, retry).await;
+                    match reached.load(Ordering::Relaxed) {
+                        0 => audit.decide(Decision::ConsentRequired),
+                        status => {
+                            audit.decide(Decision::Allowed);
+                            audit.backend_status(status);
+                        }
+                    }
+                    return Ok(response);
                 }
                 None => {
                     audit.decide(decision(&err));
@@ -166,6 +185,33 @@ impl Gateway {
         };
         Ok(result.into())
     }
+}
+
+/// One page of the tools `context`'s caller may see.
+fn list_page(
+    snapshot: &Snapshot,
+    request: Option<PaginatedRequestParams>,
+    context: &RequestContext<RoleServer>,
+) -> Result<ListToolsResult, ErrorData> {
+    let filter = snapshot.access.as_ref().is_some_and(|it| it.filter_tools);
+    let caller = caller(context).filter(|_| filter);
+    let visible: Vec<&crate::catalog::Tool> = snapshot
+        .catalog
+        .tools
+        .iter()
+        .filter(|it| caller.is_none_or(|caller| caller.has_scopes(&it.scopes)))
+        .collect();
+    let start = match request.and_then(|it| it.cursor) {
+        None => 0,
+        Some(cursor) => decode_cursor(&cursor)
+            .filter(|it| *it <= visible.len())
+            .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
+    };
+    let end = (start + PAGE_SIZE).min(visible.len());
+    let page = visible[start..end].iter().map(|it| tool_definition(&it.spec)).collect();
+    let mut result = ListToolsResult::with_all_items(page);
+    result.next_cursor = (end < visible.len()).then(|| encode_cursor(end));
+    Ok(result)
 }
 
 fn parts(context: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {
@@ -223,26 +269,11 @@ impl ServerHandler for Gateway {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let started = std::time::Instant::now();
         let snapshot = self.snapshot(&context);
-        let filter = snapshot.access.as_ref().is_some_and(|it| it.filter_tools);
-        let caller = caller(&context).filter(|_| filter);
-        let visible: Vec<&crate::catalog::Tool> = snapshot
-            .catalog
-            .tools
-            .iter()
-            .filter(|it| caller.is_none_or(|caller| caller.has_scopes(&it.scopes)))
-            .collect();
-        let start = match request.and_then(|it| it.cursor) {
-            None => 0,
-            Some(cursor) => decode_cursor(&cursor)
-                .filter(|it| *it <= visible.len())
-                .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
-        };
-        let end = (start + PAGE_SIZE).min(visible.len());
-        let page = visible[start..end].iter().map(|it| tool_definition(&it.spec)).collect();
-        let mut result = ListToolsResult::with_all_items(page);
-        result.next_cursor = (end < visible.len()).then(|| encode_cursor(end));
-        Ok(result)
+        let result = list_page(&snapshot, request, &context);
+        snapshot.catalog.metrics.listed(result.is_ok(), started.elapsed());
+        result
     }
 
     async fn call_tool(

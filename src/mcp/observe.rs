@@ -38,14 +38,32 @@ where
         };
         traces::set_remote_parent(&span, traceparent, tracestate);
     }
-    let result = call(request, context).instrument(span.clone()).await;
-    let outcome = outcome(&result);
-    match tool {
-        Some(tool) => tool.metrics.called(outcome, started.elapsed()),
-        None => snapshot.catalog.metrics.unknown_tool(started.elapsed()),
-    }
-    traces::end(&span, outcome.error_type());
+    // A client that goes away drops this future mid-call: the guard still records the call,
+    // as cancelled, so that the metrics and the trace agree with the call audit.
+    let mut record = Record { snapshot, tool, span: span.clone(), started, outcome: Outcome::Cancelled };
+    let result = call(request, context).instrument(span).await;
+    record.outcome = outcome(&result);
     result
+}
+
+/// Records a call when dropped, however it ended.
+struct Record<'a> {
+    snapshot: &'a Snapshot,
+    tool: Option<&'a crate::catalog::Tool>,
+    span: tracing::Span,
+    started: Instant,
+    outcome: Outcome,
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        match self.tool {
+            Some(tool) => tool.metrics.called(self.outcome, elapsed),
+            None => self.snapshot.catalog.metrics.unknown_tool(elapsed),
+        }
+        traces::end(&self.span, self.outcome.error_type());
+    }
 }
 
 fn outcome(result: &Result<CallToolResponse, ErrorData>) -> Outcome {

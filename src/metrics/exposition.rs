@@ -42,6 +42,15 @@ pub fn write(scrape: &Scrape<'_>) -> String {
         let labels =
             [("server", &*server.server), ("mcp_method_name", "tools/call"), ("error_type", "-32602")];
         histogram(out, name, &labels, &server.unknown_tool);
+        histogram(
+            out,
+            name,
+            &[("server", &*server.server), ("mcp_method_name", "tools/list")],
+            &server.listed,
+        );
+        let labels =
+            [("server", &*server.server), ("mcp_method_name", "tools/list"), ("error_type", "-32602")];
+        histogram(out, name, &labels, &server.list_refused);
     }
 
     let name = "mcpgate_backend_request_duration_seconds";

@@ -174,8 +174,10 @@ pub fn backend_answered(span: &Span, status: Option<u16>) {
     match status {
         Some(status) => {
             span.record("http.response.status_code", status);
-            if status >= 500 {
-                span.record("error.type", status);
+            // The HTTP conventions: on a client span, a 4xx answer is an error too, and
+            // `error.type` is the status as a string.
+            if status >= 400 {
+                span.record("error.type", status.to_string());
                 span.record("otel.status_code", "error");
             }
         }
