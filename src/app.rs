@@ -214,7 +214,9 @@ async fn verifier(config: &Config) -> Result<Verifier, Error> {
     for it in &config.auth.issuers {
         let jwks_uri = match &it.jwks_uri {
             Some(uri) => uri.clone(),
-            None => auth::discover_through(&it.issuer, config.http.outbound_proxy.as_ref()).await?.jwks_uri,
+            None => auth::discover_through(&it.issuer, config.http.outbound_proxy.as_ref())
+                .await?
+                .signing_keys()?,
         };
         issuers.push(IssuerConfig {
             issuer: it.issuer.clone(),

@@ -60,11 +60,9 @@ impl SignIn {
         let metadata = auth::discover_through(&settings.issuer, proxy.as_ref())
             .await
             .map_err(|err| format!("admin sign-in: {err}"))?;
-        let issuer = IssuerConfig {
-            issuer: settings.issuer.clone(),
-            jwks_uri: Some(metadata.jwks_uri),
-            shared_secret: None,
-        };
+        let jwks_uri = metadata.signing_keys().map_err(|err| format!("admin sign-in: {err}"))?;
+        let issuer =
+            IssuerConfig { issuer: settings.issuer.clone(), jwks_uri: Some(jwks_uri), shared_secret: None };
         let mut verifier_config = VerifierConfig::new(vec![issuer], vec![settings.client_id.clone()]);
         verifier_config.jwks.proxy = proxy.clone();
         let verifier = Verifier::new(&verifier_config).map_err(|err| format!("admin sign-in: {err}"))?;

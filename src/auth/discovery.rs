@@ -17,7 +17,11 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct IssuerMetadata {
     pub issuer: String,
-    pub jwks_uri: Url,
+    /// Optional in RFC 8414: a server that signs no tokens anyone verifies (a backend's own
+    /// authorization server, to mcpgate) may leave it out. [`IssuerMetadata::signing_keys`] is
+    /// where a verifier asks for it.
+    #[serde(default)]
+    pub jwks_uri: Option<Url>,
     pub authorization_endpoint: Url,
     pub token_endpoint: Url,
     #[serde(default)]
@@ -36,6 +40,16 @@ pub struct IssuerMetadata {
     /// MCP clients refuse an authorization server that does not list `S256` here.
     #[serde(default)]
     pub code_challenge_methods_supported: Vec<String>,
+}
+
+impl IssuerMetadata {
+    /// The URL of the issuer's signing keys, which verifying its tokens needs.
+    pub fn signing_keys(&self) -> Result<Url, Error> {
+        self.jwks_uri.clone().ok_or_else(|| Error::Invalid {
+            url: self.issuer.clone(),
+            reason: "its metadata names no `jwks_uri`, so its tokens cannot be verified".to_owned(),
+        })
+    }
 }
 
 /// Reads the metadata of `issuer`, given exactly as tokens carry it in `iss` (a string, since

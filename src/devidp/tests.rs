@@ -267,7 +267,7 @@ async fn metadata_names_endpoints_and_capabilities() {
     }
     // mcpgate's own discovery reads it.
     let discovered = crate::auth::discover(issuer).await.unwrap();
-    assert_eq!(discovered.jwks_uri.as_str(), t.idp.jwks_uri());
+    assert_eq!(discovered.jwks_uri.as_ref().map(Url::as_str), Some(t.idp.jwks_uri().as_str()));
 
     let (status, jwks) = t.get("/dev-idp/jwks").await;
     assert_eq!(status, StatusCode::OK);

@@ -62,7 +62,7 @@ async fn finds_rfc_8414_metadata_by_path_insertion() {
     server.json("/.well-known/oauth-authorization-server/tenant", &metadata(&issuer));
     let found = discover(&issuer).await.unwrap();
     assert_eq!(found.issuer, issuer);
-    assert_eq!(found.jwks_uri, server.url("/tenant/jwks"));
+    assert_eq!(found.jwks_uri, Some(server.url("/tenant/jwks")));
     assert_eq!(found.authorization_endpoint, server.url("/tenant/authorize"));
     assert_eq!(found.token_endpoint, server.url("/tenant/token"));
     assert_eq!(found.introspection_endpoint, Some(server.url("/tenant/introspect")));
@@ -132,8 +132,23 @@ async fn reports_missing_or_incomplete_metadata() {
     assert!(matches!(&err, Error::NoMetadata { tried } if tried.contains("openid-configuration")), "{err}");
 
     let mut incomplete = metadata(&issuer);
-    incomplete.as_object_mut().unwrap().remove("jwks_uri");
+    incomplete.as_object_mut().unwrap().remove("token_endpoint");
     server.json("/.well-known/oauth-authorization-server/tenant", &incomplete);
     let err = discover(&issuer).await.unwrap_err();
-    assert!(matches!(&err, Error::Invalid { reason, .. } if reason.contains("jwks_uri")), "{err}");
+    assert!(matches!(&err, Error::Invalid { reason, .. } if reason.contains("token_endpoint")), "{err}");
+}
+
+#[tokio::test]
+async fn metadata_without_signing_keys_serves_an_oauth_client_but_no_verifier() {
+    // RFC 8414 makes `jwks_uri` optional: a backend's own authorization server, which mcpgate
+    // only asks for tokens, may leave it out.
+    let server = FakeIssuer::start().await;
+    let issuer = server.origin();
+    let mut document = metadata(&issuer);
+    document.as_object_mut().unwrap().remove("jwks_uri");
+    server.json("/.well-known/oauth-authorization-server", &document);
+    let found = discover(&issuer).await.unwrap();
+    assert_eq!(found.token_endpoint, server.url("/token"));
+    let err = found.signing_keys().unwrap_err().to_string();
+    assert!(err.contains("jwks_uri"), "{err}");
 }
