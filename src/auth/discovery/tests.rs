@@ -144,10 +144,10 @@ async fn metadata_without_signing_keys_serves_an_oauth_client_but_no_verifier() 
     // only asks for tokens, may leave it out.
     let server = FakeIssuer::start().await;
     let issuer = server.origin();
-    let mut document = metadata(&issuer);
+    let mut document = metadata(issuer);
     document.as_object_mut().unwrap().remove("jwks_uri");
     server.json("/.well-known/oauth-authorization-server", &document);
-    let found = discover(&issuer).await.unwrap();
+    let found = discover(issuer).await.unwrap();
     assert_eq!(found.token_endpoint, server.url("/token"));
     let err = found.signing_keys().unwrap_err().to_string();
     assert!(err.contains("jwks_uri"), "{err}");
