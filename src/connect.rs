@@ -100,6 +100,12 @@ async fn start_page(
     }
 }
 
+/// The answer to a form posted from another origin (a page tricking the user into connecting or
+/// revoking).
+fn cross_origin() -> Response {
+    page(StatusCode::FORBIDDEN, "Refused", "<p>This form may be sent only from mcpgate's own page.</p>")
+}
+
 async fn start(
     State(pages): State<Pages>,
     Path(slug): Path<String>,
@@ -107,11 +113,7 @@ async fn start(
     Form(form): Form<Ticket>,
 ) -> Response {
     if !same_origin(&pages, &headers) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "<p>This form may be sent only from mcpgate's own page.</p>",
-        );
+        return cross_origin();
     }
     {
         consent_of!(pages, slug, snapshot, consent);
@@ -228,11 +230,7 @@ async fn revoke(
     Form(form): Form<Ticket>,
 ) -> Response {
     if !same_origin(&pages, &headers) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "<p>This form may be sent only from mcpgate's own page.</p>",
-        );
+        return cross_origin();
     }
     {
         consent_of!(pages, slug, snapshot, consent);
