@@ -7,6 +7,7 @@
 //! decision and numbers. The ring lives in the process: each replica keeps its own last
 //! [`RECENT`] calls of each server, lost at restart; the log is the lasting record.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,10 +82,10 @@ impl Decision {
 /// Who made a call: in auth mode `jwt` the token's issuer, subject and client (`client_id` or
 /// `azp`); in mode `none` the client's address as subject.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Who {
-    pub issuer: Option<String>,
-    pub subject: Option<String>,
-    pub client_id: Option<String>,
+pub struct Who<'a> {
+    pub issuer: Option<&'a str>,
+    pub subject: Option<Cow<'a, str>>,
+    pub client_id: Option<&'a str>,
 }
 
 /// One tool call, as the audit keeps it.
@@ -160,18 +161,15 @@ impl CallLog {
 
     /// Starts the record of a call of `tool` by `who`; it is written when the returned
     /// [`Pending`] is dropped, with what it was told by then.
-    pub fn begin(&self, tool: &str, who: Who, audience: Option<&str>) -> Pending<'_> {
+    pub fn begin(&self, tool: &str, who: Who<'_>, audience: Option<&str>) -> Pending<'_> {
         let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |it| it.as_millis() as u64);
         // The tool's name and the token's claims are the caller's words: clipped so that a
         // record's size is bounded, and without control characters so that a text log line
         // cannot be forged with a newline.
         let clip = |text: &str| loggable(text, MAX_FIELD_CHARS);
         let tool = clip(tool);
-        let (issuer, subject, client_id) = (
-            who.issuer.as_deref().map(clip),
-            who.subject.as_deref().map(clip),
-            who.client_id.as_deref().map(clip),
-        );
+        let (issuer, subject, client_id) =
+            (who.issuer.map(clip), who.subject.as_deref().map(clip), who.client_id.map(clip));
         Pending {
             log: self,
             started: Instant::now(),
@@ -287,8 +285,8 @@ fn empty() -> Record {
 mod tests {
     use super::*;
 
-    fn who(subject: &str) -> Who {
-        Who { subject: Some(subject.to_owned()), ..Who::default() }
+    fn who(subject: &str) -> Who<'_> {
+        Who { subject: Some(Cow::Borrowed(subject)), ..Who::default() }
     }
 
     fn call(log: &CallLog, tool: &str, subject: &str, decision: Decision) {
@@ -350,7 +348,8 @@ mod tests {
     fn caller_text_cannot_break_a_log_line_or_grow_a_record() {
         let log = CallLog::new("pets");
         let mut caller = who("alice\nmcpgate::audit::call: forged");
-        caller.client_id = Some("c".repeat(10_000));
+        let long = "c".repeat(10_000);
+        caller.client_id = Some(&long);
         drop(log.begin("getPet\r\ndecision=allowed", caller, None));
         let page = log.query(&Query { limit: 1, ..Query::default() });
         let record = &page.calls[0];

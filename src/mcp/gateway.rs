@@ -11,6 +11,7 @@
 //! retry, never an HTTP 429 or a JSON-RPC error; every call leaves one audit record
 //! (`calls::CallLog`), however it ends.
 
+use std::borrow::Cow;
 use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use super::listeners::Listeners;
 use super::observe::observed;
 use crate::auth::Caller;
 use crate::calls::{CallLog, Decision, Who};
+use crate::catalog::Tool;
 use crate::ratelimit::{Limiter, Refusal};
 use crate::snapshot::{self, Snapshot};
 use crate::upstream::{self, Outcome, Part};
@@ -99,13 +101,14 @@ impl Gateway {
     async fn call(
         &self,
         snapshot: &Snapshot,
+        tool: Option<&Tool>,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let (caller, peer) = (caller(&context), peer(&context));
         // Written when dropped, with what the call came to.
         let mut audit = self.calls.begin(&request.name, who(caller, peer), snapshot.credentials.audience());
-        let Some(tool) = snapshot.catalog.tool(&request.name) else {
+        let Some(tool) = tool else {
             audit.decide(Decision::UnknownTool);
             return Err(ErrorData::invalid_params(format!("unknown tool {}", request.name), None));
         };
@@ -195,7 +198,7 @@ fn list_page(
 ) -> Result<ListToolsResult, ErrorData> {
     let filter = snapshot.access.as_ref().is_some_and(|it| it.filter_tools);
     let caller = caller(context).filter(|_| filter);
-    let visible: Vec<&crate::catalog::Tool> = snapshot
+    let visible: Vec<&Tool> = snapshot
         .catalog
         .tools
         .iter()
@@ -229,14 +232,16 @@ fn peer(context: &RequestContext<RoleServer>) -> Option<SocketAddr> {
 }
 
 /// Who a call's audit record names: the caller in auth mode `jwt`, else the client's address.
-pub(super) fn who(caller: Option<&Caller>, peer: Option<SocketAddr>) -> Who {
+pub(super) fn who(caller: Option<&Caller>, peer: Option<SocketAddr>) -> Who<'_> {
     match caller {
         Some(caller) => Who {
-            issuer: Some(caller.claims.issuer.clone()),
-            subject: Some(caller.claims.subject.clone()),
-            client_id: caller.claims.client_id.clone(),
+            issuer: Some(&caller.claims.issuer),
+            subject: Some(Cow::Borrowed(&caller.claims.subject)),
+            client_id: caller.claims.client_id.as_deref(),
         },
-        None => Who { subject: peer.map(|it| it.ip().to_canonical().to_string()), ..Who::default() },
+        None => {
+            Who { subject: peer.map(|it| Cow::Owned(it.ip().to_canonical().to_string())), ..Who::default() }
+        }
     }
 }
 
@@ -283,7 +288,12 @@ impl ServerHandler for Gateway {
     ) -> Result<CallToolResponse, ErrorData> {
         // One snapshot for the whole call, even if the server is published again meanwhile.
         let snapshot = self.snapshot(&context);
-        observed(&snapshot, request, context, |request, context| self.call(&snapshot, request, context)).await
+        // Looked up once, for the call and for what observes it.
+        let tool = snapshot.catalog.tool(&request.name);
+        observed(&snapshot, tool, request, context, |request, context| {
+            self.call(&snapshot, tool, request, context)
+        })
+        .await
     }
 
     /// Called when a session's client says it is initialized (rmcp also makes gateways it never

@@ -11,13 +11,16 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorData};
 use rmcp::service::RequestContext;
 use tracing::Instrument;
 
+use crate::catalog::Tool;
 use crate::metrics::Outcome;
 use crate::snapshot::Snapshot;
 use crate::telemetry::traces;
 
-/// Runs `call` with `request` and `context`, timed and traced.
+/// Runs `call` with `request` and `context`, timed and traced; `tool` is the called tool, if the
+/// catalog has it.
 pub(super) async fn observed<F, Fut>(
     snapshot: &Snapshot,
+    tool: Option<&Tool>,
     request: CallToolRequestParams,
     context: RequestContext<RoleServer>,
     call: F,
@@ -27,7 +30,6 @@ where
     Fut: Future<Output = Result<CallToolResponse, ErrorData>>,
 {
     let started = Instant::now();
-    let tool = snapshot.catalog.tool(&request.name);
     let span = traces::tool_call(&snapshot.slug, tool.map(|it| it.spec.name.as_str()));
     if !span.is_disabled() {
         let headers = context.extensions.get::<axum::http::request::Parts>().map(|it| &it.headers);
@@ -49,7 +51,7 @@ where
 /// Records a call when dropped, however it ended.
 struct Record<'a> {
     snapshot: &'a Snapshot,
-    tool: Option<&'a crate::catalog::Tool>,
+    tool: Option<&'a Tool>,
     span: tracing::Span,
     started: Instant,
     outcome: Outcome,
