@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ))?;
     let credentials = Arc::new(Credentials::new("bench", &config)?);
     let caller = |subject: usize| Caller {
-        claims: Claims {
+        claims: Arc::new(Claims {
             subject: format!("user-{subject}"),
             issuer: "https://idp.example".to_owned(),
             audience: vec!["http://127.0.0.1/mcp/bench".to_owned()],
@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             expires_at: SystemTime::now() + Duration::from_secs(3600),
             client_id: None,
             raw: Default::default(),
-        },
+        }),
         token: Secret::new("caller-token"),
     };
     let scopes = vec!["pets:read".to_owned()];

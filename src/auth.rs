@@ -9,6 +9,7 @@ mod challenge;
 mod discovery;
 mod guard;
 mod jwks;
+mod verified;
 mod verify;
 
 #[cfg(test)]

@@ -564,7 +564,7 @@ mod tests {
         .unwrap();
         let credentials = Credentials::new("pets", &config).unwrap();
         let caller = |subject: &str, client: &str| Caller {
-            claims: crate::auth::Claims {
+            claims: std::sync::Arc::new(crate::auth::Claims {
                 subject: subject.to_owned(),
                 issuer: "https://idp".to_owned(),
                 audience: Vec::new(),
@@ -572,7 +572,7 @@ mod tests {
                 expires_at: SystemTime::now() + Duration::from_secs(600),
                 client_id: Some(client.to_owned()),
                 raw: Default::default(),
-            },
+            }),
             token: Secret::new(format!("{subject}-{client}")),
         };
         let header = |authorization: Authorization| match authorization.applied {

@@ -5,6 +5,7 @@
 
 mod connect;
 mod definition;
+mod direct;
 mod endpoint;
 mod envelope;
 mod gateway;

@@ -6,11 +6,13 @@
 //! Invariant: no request reaches rmcp, and so no tool, without passing here (auth mode `jwt`).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::http::{StatusCode, header, request};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::verified::Verified;
 use super::{Challenge, Claims, Resource, Verifier, VerifyError};
 use crate::secrets::Secret;
 
@@ -19,7 +21,8 @@ use crate::secrets::Secret;
 /// to a backend).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub claims: Claims,
+    /// Shared with [`Verified`], which may hand the same claims to the token's next request.
+    pub claims: Arc<Claims>,
     pub token: Secret,
 }
 
@@ -32,6 +35,8 @@ impl Caller {
 #[derive(Clone)]
 pub struct Guard {
     verifier: Verifier,
+    /// Tokens this server verified recently; shared by the guard's clones.
+    verified: Arc<Verified>,
     pub resource: Resource,
     /// Whether `tools/list` hides the tools the caller's scopes do not allow.
     pub filter_tools: bool,
@@ -47,7 +52,7 @@ pub enum Refusal {
 
 impl Guard {
     pub fn new(verifier: Verifier, resource: Resource, filter_tools: bool) -> Guard {
-        Guard { verifier, resource, filter_tools }
+        Guard { verifier, verified: Arc::default(), resource, filter_tools }
     }
 
     /// The caller whose bearer token `request` carries, if it is accepted and has the server's
@@ -82,7 +87,15 @@ impl Guard {
         let Some(token) = token.filter(|it| !it.is_empty()) else {
             return refuse(Challenge::Missing);
         };
-        let claims = match self.verifier.verify(token).await {
+        let claims = match self.verified.get(token) {
+            Some(claims) => Ok(claims),
+            None => self.verifier.verify(token).await.map(|claims| {
+                let claims = Arc::new(claims);
+                self.verified.put(token, claims.clone());
+                claims
+            }),
+        };
+        let claims = match claims {
             Ok(claims) => claims,
             Err(VerifyError::KeysUnavailable) => return Err(Refusal::KeysUnavailable),
             Err(err) => return refuse(Challenge::InvalidToken { description: err.to_string() }),

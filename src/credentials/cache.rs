@@ -345,7 +345,7 @@ mod tests {
             client_id: None,
             raw: serde_json::Map::new(),
         };
-        Caller { claims, token: Secret::new("caller-token") }
+        Caller { claims: std::sync::Arc::new(claims), token: Secret::new("caller-token") }
     }
 
     /// The token `authorize` hands out for `caller`.

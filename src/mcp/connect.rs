@@ -8,7 +8,8 @@
 //!   `elicitation/create` in URL mode; once the user accepts, the call waits (up to
 //!   [`CONNECT_WAIT`]) for the connection to be made in the browser and then runs, else ends with
 //!   a tool error saying to call again once connected;
-//! - any other client gets a tool error whose text holds the link.
+//! - any other client, and any call that came without rmcp (`mcp::direct`), gets a tool error
+//!   whose text holds the link.
 //!
 //! The link is the user's own (see `credentials::flows`), so it is shown only to the caller.
 
@@ -41,7 +42,7 @@ pub(super) async fn ask<F, Fut>(
     connect: &Connect,
     message: &str,
     answers: Option<&InputResponses>,
-    context: &RequestContext<RoleServer>,
+    context: Option<&RequestContext<RoleServer>>,
     retry: F,
 ) -> CallToolResponse
 where
@@ -50,6 +51,7 @@ where
 {
     let link = connect.link();
     let failed = |text: String| CallToolResult::error(vec![ContentBlock::text(text)]).into();
+    let Some(context) = context else { return failed(message.to_owned()) };
     let declares_url =
         context.client_capabilities().and_then(|it| it.elicitation).is_some_and(|it| it.url.is_some());
     let version = context.protocol_version();

@@ -5,7 +5,10 @@
 //!   (rmcp's `LocalSessionManager`, SSE answers). A session's client may open the GET stream, on
 //!   which it hears `notifications/tools/list_changed`, and ends the session with DELETE;
 //! - any other request goes to the stateless service (JSON answers), as before sessions existed:
-//!   a client that never initializes, such as a 2026-07-28 one, needs none.
+//!   a client that never initializes, such as a 2026-07-28 one, needs none;
+//! - but `tools/call` and `tools/list`, the requests a client makes most, are answered by
+//!   `mcp::direct` without either service when it can answer them as rmcp would, in a session
+//!   (of its subject, open here) or not.
 //!
 //! Invariant: in auth mode `jwt`, a session is used only by the subject (issuer and `sub`) that
 //! opened it; anyone else presenting its id is answered 404, as for an unknown session.
@@ -31,6 +34,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::direct;
 use super::envelope;
 use super::gateway::{self, Gateway};
 use super::listeners::{self, Listeners};
@@ -71,6 +75,8 @@ pub struct Endpoint {
 }
 
 struct Inner {
+    /// What answers the requests `mcp::direct` serves; rmcp's services hold clones.
+    gateway: Gateway,
     stateless: StreamableHttpService<Gateway, NeverSessionManager>,
     sessions: StreamableHttpService<Gateway, LocalSessionManager>,
     manager: Arc<LocalSessionManager>,
@@ -122,6 +128,17 @@ impl Subject {
     }
 }
 
+/// What a session id is to the subject presenting it.
+#[derive(Debug, PartialEq)]
+enum Claim {
+    /// A session this endpoint opened, for this subject (or in mode `none`, for anyone).
+    Open,
+    /// A session of another subject.
+    Foreign,
+    /// No session this endpoint knows.
+    Unknown,
+}
+
 /// An open session as this endpoint knows it.
 #[derive(Clone, Debug)]
 struct Opened {
@@ -153,6 +170,7 @@ impl Endpoint {
         );
 
         let calls = gateway.calls().clone();
+        let direct_gateway = gateway.clone();
         let listeners = Arc::new(Listeners::default());
         listeners::spawn_notifier(gateway.host(), listeners.clone(), token.cancelled_owned());
         let session_gateway = gateway.with_listeners(listeners);
@@ -166,6 +184,7 @@ impl Endpoint {
         );
         Endpoint {
             inner: Arc::new(Inner {
+                gateway: direct_gateway,
                 stateless,
                 sessions,
                 manager,
@@ -219,6 +238,7 @@ impl Endpoint {
         // rmcp reads a non-text id as no id; here it matches no session.
         let session = parts.headers.get(SESSION_HEADER).map(|it| it.to_str().unwrap_or_default().to_owned());
         let mut initialize = false;
+        let mut direct = None;
         let body = if parts.method == Method::POST {
             let bytes = match axum::body::to_bytes(body, self.inner.max_body_bytes).await {
                 Ok(bytes) => bytes,
@@ -240,10 +260,26 @@ impl Endpoint {
                 return refuse(&snapshot, guard, refusal);
             }
             initialize = envelope.initialize.is_some();
+            direct = envelope.tools.filter(|it| direct::serves(&parts.headers, it, &snapshot));
             Body::from(bytes)
         } else {
             body
         };
+        if let Some(request) = direct {
+            let here = match &session {
+                None => true,
+                Some(session) => match self.inner.claim(session, &subject) {
+                    Claim::Foreign => return self.inner.foreign(&snapshot),
+                    // rmcp answers for a session it has ended: 404.
+                    Claim::Open => self.inner.manager.sessions.read().await.contains_key(session.as_str()),
+                    Claim::Unknown => false,
+                },
+            };
+            if here {
+                let sender = direct::Sender { caller: caller.as_ref(), peer, headers: &parts.headers };
+                return direct::answer(&self.inner.gateway, &snapshot, request, sender).await;
+            }
+        }
         if let Some(caller) = caller {
             parts.extensions.insert(caller);
         }
@@ -288,26 +324,17 @@ impl Inner {
 
     /// A request naming `session`: refused as unknown when another subject opened it.
     async fn in_session(&self, session: &str, subject: Subject, request: Request) -> Response {
-        {
-            let mut opened = self.opened();
-            let entry = opened.get_mut(session);
-            // In auth mode `none` there is no subject to check: the session id is the only key,
-            // and the client's address may change.
-            let owner_matches = match &subject {
-                Subject::Caller { .. } => entry.as_ref().is_some_and(|it| it.subject == subject),
-                Subject::Address(_) | Subject::Unknown => true,
-            };
-            if !owner_matches {
-                tracing::debug!("a session id was presented by a subject other than its owner");
-                if let (Some(_), Some(snapshot)) = (entry, request.extensions().get::<Arc<Snapshot>>()) {
-                    snapshot.catalog.metrics.refused(metrics::Refusal::ForeignSession);
-                }
-                return session_not_found();
+        match self.claim(session, &subject) {
+            Claim::Foreign => {
+                let snapshot = request.extensions().get::<Arc<Snapshot>>();
+                return match snapshot {
+                    Some(snapshot) => self.foreign(snapshot),
+                    None => session_not_found(),
+                };
             }
-            if let Some(entry) = entry {
-                entry.last_used = Instant::now();
-                entry.came_back = true;
-            }
+            // In mode `jwt`, only sessions opened here are known to belong to their subject.
+            Claim::Unknown if matches!(subject, Subject::Caller { .. }) => return session_not_found(),
+            Claim::Unknown | Claim::Open => {}
         }
         let method = request.method().clone();
         let response = self.sessions.handle(request).await;
@@ -325,6 +352,31 @@ impl Inner {
             return StatusCode::NO_CONTENT.into_response();
         }
         response.map(Body::new)
+    }
+
+    /// Whether `subject` may use `session`, which counts as its use when it may.
+    fn claim(&self, session: &str, subject: &Subject) -> Claim {
+        let mut opened = self.opened();
+        let Some(entry) = opened.get_mut(session) else { return Claim::Unknown };
+        // In auth mode `none` there is no subject to check: the session id is the only key, and
+        // the client's address may change.
+        let owner_matches = match subject {
+            Subject::Caller { .. } => entry.subject == *subject,
+            Subject::Address(_) | Subject::Unknown => true,
+        };
+        if !owner_matches {
+            return Claim::Foreign;
+        }
+        entry.last_used = Instant::now();
+        entry.came_back = true;
+        Claim::Open
+    }
+
+    /// The answer to a subject presenting another's session: what an unknown session gets.
+    fn foreign(&self, snapshot: &Snapshot) -> Response {
+        tracing::debug!("a session id was presented by a subject other than its owner");
+        snapshot.catalog.metrics.refused(metrics::Refusal::ForeignSession);
+        session_not_found()
     }
 
     /// Ends `session` after `after` unless a request came for it meanwhile: a client that

@@ -1,12 +1,11 @@
 //! The JSON-RPC envelope of an MCP POST, read once at the edge: what routing to a session and the
-//! step-up scope check need, and whether the message is JSON-RPC at all. rmcp reads the whole
-//! message afterwards; arguments are skipped here, not built.
-
-use std::fmt;
+//! step-up scope check need, whether the message is JSON-RPC at all, and the parameters of the
+//! `tools/call` and `tools/list` requests that `mcp::direct` answers without rmcp. rmcp reads
+//! any other message again.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde::de::{Deserializer, IgnoredAny};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Envelope {
@@ -14,6 +13,26 @@ pub(super) struct Envelope {
     pub initialize: Option<Value>,
     /// The tool a `tools/call` request names.
     pub called: Option<String>,
+    /// A `tools/call` or `tools/list` request (not a notification), whole.
+    pub tools: Option<ToolsRequest>,
+}
+
+/// A `tools/call` or `tools/list` request: its id, and its parameters as sent.
+#[derive(Debug, PartialEq)]
+pub(super) struct ToolsRequest {
+    pub id: Value,
+    pub call: bool,
+    pub params: Map<String, Value>,
+}
+
+impl ToolsRequest {
+    /// Whether the request names its own protocol version in `_meta` (a 2026-07-28 request).
+    pub fn versioned(&self) -> bool {
+        self.params
+            .get("_meta")
+            .and_then(Value::as_object)
+            .is_some_and(|it| it.contains_key("io.modelcontextprotocol/protocolVersion"))
+    }
 }
 
 /// Why a body is not a JSON-RPC message mcpgate accepts, with the JSON-RPC error it gets.
@@ -36,63 +55,13 @@ struct Message {
     /// `Some(Value::Null)` for `"id": null`, which is not the same as no id.
     #[serde(default, deserialize_with = "present")]
     id: Option<Value>,
-    params: Option<Params>,
+    /// Built whole: `method` may come after it, and parameters are small but for a call's
+    /// arguments, which the call needs built anyway.
+    params: Option<Value>,
 }
 
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(deserializer).map(Some)
-}
-
-#[derive(Deserialize)]
-struct Params {
-    name: Option<Value>,
-    arguments: Option<Kind>,
-}
-
-/// What kind of JSON value a member holds, read without building it.
-#[derive(Debug, PartialEq)]
-enum Kind {
-    Object,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Kind {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Kind, D::Error> {
-        struct KindVisitor;
-        impl<'de> Visitor<'de> for KindVisitor {
-            type Value = Kind;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Kind::Object)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Kind::Other)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Kind, E> {
-                Ok(Kind::Other)
-            }
-        }
-        deserializer.deserialize_any(KindVisitor)
-    }
 }
 
 /// What `body` says, or why it is refused. Batches are refused: MCP has not had them since
@@ -125,18 +94,35 @@ pub(super) fn read(body: &[u8]) -> Result<Envelope, Malformed> {
     }
     let method = message.method.as_deref();
     let mut called = None;
-    if method == Some("tools/call") {
-        let params = message.params.as_ref();
-        if params.and_then(|it| it.arguments.as_ref()).is_some_and(|it| *it != Kind::Object) {
-            return Err(Malformed { code: INVALID_PARAMS, message: "`arguments` must be an object", id });
-        }
-        called = match params.and_then(|it| it.name.as_ref()) {
-            Some(Value::String(name)) => Some(name.clone()),
-            _ => return Err(Malformed { code: INVALID_PARAMS, message: "`name` must be a tool's name", id }),
+    let mut tools = None;
+    if let Some(method @ ("tools/call" | "tools/list")) = method {
+        let call = method == "tools/call";
+        let params = match message.params {
+            None => Map::new(),
+            Some(Value::Object(params)) => params,
+            Some(_) => {
+                return Err(Malformed { code: INVALID_PARAMS, message: "`params` must be an object", id });
+            }
         };
+        if call {
+            if params.get("arguments").is_some_and(|it| !it.is_object()) {
+                return Err(Malformed { code: INVALID_PARAMS, message: "`arguments` must be an object", id });
+            }
+            called = match params.get("name") {
+                Some(Value::String(name)) => Some(name.clone()),
+                _ => {
+                    return Err(Malformed {
+                        code: INVALID_PARAMS,
+                        message: "`name` must be a tool's name",
+                        id,
+                    });
+                }
+            };
+        }
+        tools = id.clone().map(|id| ToolsRequest { id, call, params });
     }
     let initialize = if method == Some("initialize") { id } else { None };
-    Ok(Envelope { initialize, called })
+    Ok(Envelope { initialize, called, tools })
 }
 
 #[cfg(test)]
@@ -161,6 +147,23 @@ mod tests {
         assert_eq!(read(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap().called, None);
         let response = br#"{"jsonrpc":"2.0","id":"s-1","result":{}}"#;
         assert_eq!(read(response).unwrap(), Envelope::default(), "a client's response");
+        let notification = br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"addPet"}}"#;
+        let read_notification = read(notification).unwrap();
+        assert_eq!(read_notification.called.as_deref(), Some("addPet"));
+        assert_eq!(read_notification.tools, None, "a notification is answered by no one");
+    }
+
+    #[test]
+    fn keeps_tools_requests_whole() {
+        let call = br#"{"params":{"arguments":{"petId":1},"name":"getPetById"},"method":"tools/call","id":"c","jsonrpc":"2.0"}"#;
+        let tools = read(call).unwrap().tools.unwrap();
+        assert_eq!((tools.id, tools.call), (json!("c"), true));
+        assert_eq!(Value::Object(tools.params), json!({"name": "getPetById", "arguments": {"petId": 1}}));
+        let list = read(br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).unwrap().tools.unwrap();
+        assert!(!list.call && list.params.is_empty() && !list.versioned());
+        let versioned = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        assert!(read(versioned).unwrap().tools.unwrap().versioned());
+        assert_eq!(read(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap().tools, None);
     }
 
     #[test]
@@ -182,5 +185,9 @@ mod tests {
         assert_eq!((refused.code, refused.id), (INVALID_PARAMS, Some(json!(3))));
         let no_name = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":7}}"#;
         assert_eq!(code(no_name), Some(INVALID_PARAMS));
+        assert_eq!(
+            code(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":[]}"#),
+            Some(INVALID_PARAMS)
+        );
     }
 }

@@ -96,16 +96,57 @@ impl Gateway {
     }
 }
 
+/// Who a request comes from and what came with it, whichever path brought it: rmcp's, or
+/// `mcp::direct`'s.
+pub(super) struct Origin<'a> {
+    pub caller: Option<&'a Caller>,
+    pub peer: Option<SocketAddr>,
+    /// The client's trace context (`traceparent`, `tracestate`): `_meta`'s, else the HTTP headers'.
+    pub trace: (Option<&'a str>, Option<&'a str>),
+    /// The request as rmcp handed it over, through which a call can ask its client something
+    /// (to connect an account); `None` on the direct path, which serves no such call.
+    pub rmcp: Option<&'a RequestContext<RoleServer>>,
+}
+
+impl<'a> Origin<'a> {
+    fn of(context: &'a RequestContext<RoleServer>) -> Origin<'a> {
+        let parts = parts(context);
+        let header = |name: &str| parts?.headers.get(name)?.to_str().ok();
+        let trace = match context.meta.get_traceparent() {
+            Some(parent) => (Some(parent), context.meta.get_tracestate()),
+            None => (header("traceparent"), header("tracestate")),
+        };
+        Origin { caller: caller(context), peer: peer(context), trace, rmcp: Some(context) }
+    }
+}
+
 impl Gateway {
-    /// `tools/call` on `snapshot`; [`observed`] around it times and traces it.
+    /// `tools/call` on `snapshot`, timed and traced; `tool` is the called tool, looked up once for
+    /// the call and for what observes it.
+    pub(super) async fn call_on(
+        &self,
+        snapshot: &Snapshot,
+        request: CallToolRequestParams,
+        origin: &Origin<'_>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = snapshot.catalog.tool(&request.name);
+        observed(snapshot, tool, origin.trace, self.call(snapshot, tool, request, origin)).await
+    }
+
+    /// Whether a call on `snapshot` may need to ask its client something while it runs, which
+    /// only a request rmcp handles can do.
+    pub(super) fn may_ask(snapshot: &Snapshot) -> bool {
+        snapshot.credentials.consent().is_some()
+    }
+
     async fn call(
         &self,
         snapshot: &Snapshot,
         tool: Option<&Tool>,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        origin: &Origin<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let (caller, peer) = (caller(&context), peer(&context));
+        let (caller, peer) = (origin.caller, origin.peer);
         // Written when dropped, with what the call came to.
         let mut audit = self.calls.begin(&request.name, who(caller, peer), snapshot.credentials.audience());
         let Some(tool) = tool else {
@@ -170,7 +211,7 @@ impl Gateway {
                     };
                     let answers = request.input_responses.as_ref();
                     let response =
-                        super::connect::ask(connect, &err.to_string(), answers, &context, retry).await;
+                        super::connect::ask(connect, &err.to_string(), answers, origin.rmcp, retry).await;
                     match reached.load(Ordering::Relaxed) {
                         0 => audit.decide(Decision::ConsentRequired),
                         status => {
@@ -190,14 +231,25 @@ impl Gateway {
     }
 }
 
-/// One page of the tools `context`'s caller may see.
+/// One page of the tools `caller` may see, counted in the metrics.
+pub(super) fn list_tools_on(
+    snapshot: &Snapshot,
+    request: Option<PaginatedRequestParams>,
+    caller: Option<&Caller>,
+) -> Result<ListToolsResult, ErrorData> {
+    let started = std::time::Instant::now();
+    let result = list_page(snapshot, request, caller);
+    snapshot.catalog.metrics.listed(result.is_ok(), started.elapsed());
+    result
+}
+
 fn list_page(
     snapshot: &Snapshot,
     request: Option<PaginatedRequestParams>,
-    context: &RequestContext<RoleServer>,
+    caller: Option<&Caller>,
 ) -> Result<ListToolsResult, ErrorData> {
     let filter = snapshot.access.as_ref().is_some_and(|it| it.filter_tools);
-    let caller = caller(context).filter(|_| filter);
+    let caller = caller.filter(|_| filter);
     let visible: Vec<&Tool> = snapshot
         .catalog
         .tools
@@ -274,11 +326,8 @@ impl ServerHandler for Gateway {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let started = std::time::Instant::now();
         let snapshot = self.snapshot(&context);
-        let result = list_page(&snapshot, request, &context);
-        snapshot.catalog.metrics.listed(result.is_ok(), started.elapsed());
-        result
+        list_tools_on(&snapshot, request, caller(&context))
     }
 
     async fn call_tool(
@@ -288,12 +337,7 @@ impl ServerHandler for Gateway {
     ) -> Result<CallToolResponse, ErrorData> {
         // One snapshot for the whole call, even if the server is published again meanwhile.
         let snapshot = self.snapshot(&context);
-        // Looked up once, for the call and for what observes it.
-        let tool = snapshot.catalog.tool(&request.name);
-        observed(&snapshot, tool, request, context, |request, context| {
-            self.call(&snapshot, tool, request, context)
-        })
-        .await
+        self.call_on(&snapshot, request, &Origin::of(&context)).await
     }
 
     /// Called when a session's client says it is initialized (rmcp also makes gateways it never

@@ -6,9 +6,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use rmcp::RoleServer;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorData};
-use rmcp::service::RequestContext;
+use rmcp::model::{CallToolResponse, ErrorData};
 use tracing::Instrument;
 
 use crate::catalog::Tool;
@@ -16,34 +14,26 @@ use crate::metrics::Outcome;
 use crate::snapshot::Snapshot;
 use crate::telemetry::traces;
 
-/// Runs `call` with `request` and `context`, timed and traced; `tool` is the called tool, if the
-/// catalog has it.
-pub(super) async fn observed<F, Fut>(
+/// Runs `call`, timed and traced as a call of `tool` (the called tool, if the catalog has it)
+/// whose client's trace context is `trace` (`traceparent`, `tracestate`).
+pub(super) async fn observed<Fut>(
     snapshot: &Snapshot,
     tool: Option<&Tool>,
-    request: CallToolRequestParams,
-    context: RequestContext<RoleServer>,
-    call: F,
+    trace: (Option<&str>, Option<&str>),
+    call: Fut,
 ) -> Result<CallToolResponse, ErrorData>
 where
-    F: FnOnce(CallToolRequestParams, RequestContext<RoleServer>) -> Fut,
     Fut: Future<Output = Result<CallToolResponse, ErrorData>>,
 {
     let started = Instant::now();
     let span = traces::tool_call(&snapshot.slug, tool.map(|it| it.spec.name.as_str()));
     if !span.is_disabled() {
-        let headers = context.extensions.get::<axum::http::request::Parts>().map(|it| &it.headers);
-        let header = |name: &str| headers.and_then(|it| it.get(name)).and_then(|it| it.to_str().ok());
-        let (traceparent, tracestate) = match context.meta.get_traceparent() {
-            Some(parent) => (Some(parent), context.meta.get_tracestate()),
-            None => (header("traceparent"), header("tracestate")),
-        };
-        traces::set_remote_parent(&span, traceparent, tracestate);
+        traces::set_remote_parent(&span, trace.0, trace.1);
     }
     // A client that goes away drops this future mid-call: the guard still records the call,
     // as cancelled, so that the metrics and the trace agree with the call audit.
     let mut record = Record { snapshot, tool, span: span.clone(), started, outcome: Outcome::Cancelled };
-    let result = call(request, context).instrument(span).await;
+    let result = call.instrument(span).await;
     record.outcome = outcome(&result);
     result
 }
