@@ -41,6 +41,8 @@ pub struct Config {
     #[serde(default)]
     pub telemetry: TelemetryConfig,
     #[serde(default)]
+    pub sessions: SessionsConfig,
+    #[serde(default)]
     pub servers: Vec<ServerSettings>,
     /// Set by `serve --dev` only: run the development identity provider and sample backend.
     #[serde(skip)]
@@ -87,6 +89,39 @@ pub struct HttpConfig {
     /// reach mcpgate by an address the `Host` check does not accept. When set, the main address
     /// does not serve `/metrics`. Default: none, `/metrics` on the main address.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// How many MCP sessions each hosted server keeps open. A session holds a task and buffers until
+/// it ends; a new one beyond a cap ends the least recently used (see `mcp::SessionLimits`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Sessions of one subject: the caller in auth mode `jwt`, the client's address in mode `none`.
+    #[serde(default = "default_sessions_per_subject")]
+    pub per_subject: SessionCount,
+    /// Sessions of one hosted server, whoever opened them.
+    #[serde(default = "default_sessions_per_server")]
+    pub per_server: SessionCount,
+}
+
+/// A cap on open sessions.
+pub type SessionCount = Bounded<1, 1_000_000>;
+
+impl Default for SessionsConfig {
+    fn default() -> SessionsConfig {
+        SessionsConfig {
+            per_subject: default_sessions_per_subject(),
+            per_server: default_sessions_per_server(),
+        }
+    }
+}
+
+fn default_sessions_per_subject() -> SessionCount {
+    SessionCount::const_new::<20>()
+}
+
+fn default_sessions_per_server() -> SessionCount {
+    SessionCount::const_new::<1000>()
 }
 
 /// Traces. Off unless an OTLP endpoint is configured.

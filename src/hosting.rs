@@ -264,6 +264,13 @@ fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted 
     );
     let host = snapshot::Host::new(snapshot);
     let service = mcp::Endpoint::new(Gateway::new(host.clone()), builder.http.clone());
+    let sessions = builder.config.sessions;
+    let count = |it: config::SessionCount| usize::try_from(it.get()).unwrap_or(usize::MAX);
+    service.set_session_limits(mcp::SessionLimits {
+        per_subject: count(sessions.per_subject),
+        per_server: count(sessions.per_server),
+        ..mcp::SessionLimits::DEFAULT
+    });
     Hosted { host, service, provisioned }
 }
 

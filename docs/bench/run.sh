@@ -1,35 +1,84 @@
 #!/usr/bin/env bash
-# Forwarding benchmark: MCP tools/call through mcpgate versus the same GET sent to the backend
-# directly, in one run. Two backends: nginx answering a fixed JSON at once (the cost of mcpgate
-# itself), and examples/bench_backend.rs answering after 5 ms (an API that does some work).
-# Needs nginx and wrk (Debian packages `nginx-light` or `nginx`, and `wrk`).
+# Forwarding benchmark: MCP tools/call getPetById through mcpgate, without and with sessions,
+# in auth modes none and jwt, at 1, 8 and 64 connections, beside the same GET sent to the
+# backend directly and a floor (nginx writing mcpgate's answer to the same POST at once), all in
+# one run, ROUNDS times; summary.py prints the medians. mcpgate's CPU per call is its process's
+# CPU time over the calls of a case. Two backends: nginx answering a fixed JSON at once, and
+# examples/bench_backend.rs answering after 5 ms (an API that does some work).
+# Needs nginx, wrk, openssl and python3 (Debian packages nginx-light, wrk, openssl, python3).
+#   DURATION=5s ROUNDS=3 docs/bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p /tmp/mcpgate-bench
+B=/tmp/mcpgate-bench
+rm -rf "$B" && mkdir -p "$B"
 (cd ../.. && cargo build --release --quiet && cargo build --release --quiet --example bench_backend)
-nginx -c "$PWD/nginx.conf" -p /tmp/mcpgate-bench &
+TOKEN=$(python3 jwt.py "$B" http://127.0.0.1:18094/mcp/petstore)
+nginx -c "$PWD/nginx.conf" -p "$B" &
 NGINX=$!
 ../../target/release/examples/bench_backend 18092 5 &
 SLOW=$!
-RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate.toml 2>/tmp/mcpgate-bench/mcpgate.log &
-MCPGATE=$!
-trap 'kill $MCPGATE $SLOW $NGINX 2>/dev/null' EXIT
-for _ in $(seq 50); do curl -sf http://127.0.0.1:18090/healthz >/dev/null && break; sleep 0.1; done
-# One session, opened as a client does (initialize, then notifications/initialized).
-MCP_SESSION=$(curl -s -D - -o /dev/null http://127.0.0.1:18090/mcp/petstore \
-  -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
-  -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"wrk","version":"1"}}}' \
-  | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
-export MCP_SESSION
-curl -s -o /dev/null http://127.0.0.1:18090/mcp/petstore -H 'content-type: application/json' \
-  -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2025-11-25' \
-  -H "mcp-session-id: $MCP_SESSION" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
-DURATION=${DURATION:-10s}
-run() { echo "== $1"; shift; wrk -t1 -d"$DURATION" --latency "$@" | grep -E ' 50%| 99%|Requests/sec'; }
-for c in 64 1; do
-  run "c=$c direct, instant backend" -c$c http://127.0.0.1:18091/api/v3/pet/7
-  run "c=$c mcpgate, instant backend" -c$c -s call.lua http://127.0.0.1:18090/mcp/petstore
-  run "c=$c mcpgate with a session, instant backend" -c$c -s session.lua http://127.0.0.1:18090/mcp/petstore
-  run "c=$c direct, 5 ms backend" -c$c http://127.0.0.1:18092/api/v3/pet/7
-  run "c=$c mcpgate, 5 ms backend" -c$c -s call.lua http://127.0.0.1:18090/mcp/petstore-5ms
+RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate.toml 2>"$B/mcpgate.log" &
+GATE=$!
+RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate-jwt.toml 2>"$B/mcpgate-jwt.log" &
+GATE_JWT=$!
+trap 'kill $GATE $GATE_JWT $SLOW $NGINX 2>/dev/null' EXIT
+for port in 18090 18094; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 done
+
+# Opens $2 sessions at $1 as a client does (initialize, then notifications/initialized), with
+# the bearer token $3 if given; prints their ids.
+open_sessions() {
+  local auth=() ids=() id
+  [ -n "${3:-}" ] && auth=(-H "authorization: Bearer $3")
+  for _ in $(seq "$2"); do
+    id=$(curl -s -D - -o /dev/null "$1" "${auth[@]}" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' \
+      -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"wrk","version":"1"}}}' \
+      | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
+    curl -s -o /dev/null "$1" "${auth[@]}" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2025-11-25' \
+      -H "mcp-session-id: $id" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    ids+=("$id")
+  done
+  echo "${ids[@]}"
+}
+SESSIONS=$(open_sessions http://127.0.0.1:18090/mcp/petstore 64)
+SESSIONS_JWT=$(open_sessions http://127.0.0.1:18094/mcp/petstore 64 "$TOKEN")
+first() { echo "$1" | tr ' ' '\n' | head -n "$2" | tr '\n' ' '; }
+
+# The CPU time of process $1 so far, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
+OUT="$B/results.txt"
+: >"$OUT"
+# case NAME CONNECTIONS PID-OR-0 WRK-ARGS...: one wrk run, appended to $OUT.
+case_() {
+  local name=$1 c=$2 pid=$3 before=0 after=0
+  shift 3
+  [ "$pid" != 0 ] && before=$(ticks "$pid")
+  local report
+  report=$(wrk -t1 -c"$c" -d"$DURATION" --latency "$@")
+  [ "$pid" != 0 ] && after=$(ticks "$pid")
+  { echo "== $name|$c|$((after - before))|$(getconf CLK_TCK)"; echo "$report"; } >>"$OUT"
+}
+for round in $(seq "$ROUNDS"); do
+  echo "round $round of $ROUNDS" >&2
+  for c in 1 8 64; do
+    case_ "backend directly" $c 0 http://127.0.0.1:18091/api/v3/pet/7
+    case_ "floor (nginx, same answer)" $c 0 -s call.lua http://127.0.0.1:18091/floor
+    case_ "mcpgate, no session" $c $GATE -s call.lua http://127.0.0.1:18090/mcp/petstore
+    MCP_SESSIONS=$(first "$SESSIONS" $c) case_ "mcpgate, a session per connection" $c $GATE \
+      -s session.lua http://127.0.0.1:18090/mcp/petstore
+    MCP_TOKEN=$TOKEN case_ "mcpgate jwt, no session" $c $GATE_JWT -s call.lua http://127.0.0.1:18094/mcp/petstore
+    MCP_TOKEN=$TOKEN MCP_SESSIONS=$(first "$SESSIONS_JWT" $c) case_ "mcpgate jwt, a session per connection" $c \
+      $GATE_JWT -s session.lua http://127.0.0.1:18094/mcp/petstore
+  done
+  for c in 1 64; do
+    case_ "5 ms backend directly" $c 0 http://127.0.0.1:18092/api/v3/pet/7
+    case_ "mcpgate, no session, 5 ms backend" $c $GATE -s call.lua http://127.0.0.1:18090/mcp/petstore-5ms
+  done
+done
+grep -c "Non-2xx\|Socket errors" "$OUT" >/dev/null && grep -B12 "Non-2xx\|Socket errors" "$OUT" | grep "==" | sed 's/^/errors in: /' >&2 || true
+python3 summary.py "$OUT"

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Reads the wrk reports run.sh collected and prints, per case, the median over the rounds of
+throughput, p50 and p99 latency, and mcpgate's CPU per call, as a Markdown table."""
+import re, statistics, sys
+from collections import defaultdict
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+def ms(text):
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(number) * UNITS[unit]
+
+cases = defaultdict(list)
+order = []
+for block in open(sys.argv[1]).read().split("== ")[1:]:
+    head, report = block.split("\n", 1)
+    name, c, ticks, hz = head.split("|")
+    requests = int(re.search(r"(\d+) requests in", report).group(1))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", report))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", report))
+    row = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", report).group(1)),
+        "p50": ms(re.search(r" 50%\s+(\S+)", report).group(1)),
+        "p99": ms(re.search(r" 99%\s+(\S+)", report).group(1)),
+        "cpu": int(ticks) / int(hz) * 1e6 / requests if int(ticks) else None,
+        "errors": errors,
+    }
+    key = (name, int(c))
+    if key not in cases:
+        order.append(key)
+    cases[key].append(row)
+
+median = lambda rows, k: statistics.median(r[k] for r in rows)
+print("| case | connections | req/s | p50 | p99 | mcpgate CPU per call | errors |")
+print("|---|---|---|---|---|---|---|")
+for key in sorted(order, key=lambda k: (k[1], order.index(k))):
+    rows = cases[key]
+    cpu = [r["cpu"] for r in rows if r["cpu"] is not None]
+    cpu = f"{statistics.median(cpu):.0f} µs" if cpu else ""
+    print(f"| {key[0]} | {key[1]} | {median(rows, 'rps'):,.0f} | {median(rows, 'p50'):.3f} ms "
+          f"| {median(rows, 'p99'):.3f} ms | {cpu} | {sum(r['errors'] for r in rows)} |")
