@@ -14,7 +14,7 @@ mod app;
 #[path = "support/harness.rs"]
 mod harness;
 
-use app::{Backend, Events, McpClient, Seen, Setup};
+use app::{Backend, Events, McpClient, Seen, Setup, VERSION, content_type};
 
 const DOCUMENT: &str = r#"
 openapi: 3.0.3
@@ -680,4 +680,74 @@ async fn calls_in_a_session_are_not_held_back_by_nagles_algorithm() {
     took.sort();
     let median = took[took.len() / 2];
     assert!(median < Duration::from_millis(20), "median {median:?} of {took:?}");
+}
+
+/// `tools/call` and `tools/list` are answered by mcpgate's direct path, and anything it does not
+/// serve by rmcp: both answer alike. Each request is sent as the direct path takes it, and again
+/// with an allowed `Origin`, which only rmcp checks and so takes; the answers must be the same,
+/// without a session and in one (where rmcp answers with SSE, the direct path with JSON).
+#[tokio::test]
+async fn the_direct_path_answers_as_rmcp_does() {
+    let recorder = Backend::start(answer).await;
+    let app = Setup::new()
+        .http("allowed_origins = [\"http://app.example\"]")
+        .server(
+            "recorder",
+            DOCUMENT,
+            &format!("{}/v1", recorder.url),
+            "timeout_secs = 1\nmax_response_bytes = 1000\n",
+        )
+        .start()
+        .await;
+    let mcp = app.mcp("recorder");
+    let session = mcp.open_session().await;
+    let requests = [
+        json!({"method": "tools/call", "params": {"name": "getItem", "arguments": {"id": "a/b"}}}),
+        json!({"method": "tools/call", "params": {"name": "listThings", "arguments": {}}}),
+        json!({"method": "tools/call", "params": {"name": "createThing", "arguments": {"size": 0}}}),
+        json!({"method": "tools/call", "params": {"name": "getKind", "arguments": {"kind": "missing"}}}),
+        json!({"method": "tools/call", "params": {"name": "getKind", "arguments": {"kind": "image"}}}),
+        json!({"method": "tools/call", "params": {"name": "nope", "arguments": {}}}),
+        json!({"method": "tools/call", "params": {"name": "getItem", "arguments": {"id": "1"},
+            "_meta": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}}),
+        json!({"method": "tools/list", "params": {}}),
+        json!({"method": "tools/list"}),
+        json!({"method": "tools/list", "params": {"cursor": "garbage"}}),
+    ];
+    for (n, request) in requests.iter().enumerate() {
+        let mut request = request.clone();
+        request["jsonrpc"] = json!("2.0");
+        request["id"] = json!(n);
+        for session in [None, Some(session.as_str())] {
+            let send = |origin: Option<&'static str>| {
+                let mut it = mcp
+                    .http
+                    .post(&mcp.url)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", VERSION)
+                    .json(&request);
+                if let Some(session) = session {
+                    it = it.header("mcp-session-id", session);
+                }
+                if let Some(origin) = origin {
+                    it = it.header("origin", origin);
+                }
+                it.send()
+            };
+            let direct = send(None).await.unwrap();
+            let through_rmcp = send(Some("http://app.example")).await.unwrap();
+            assert_eq!(direct.status(), through_rmcp.status(), "{request} in session {session:?}");
+            assert_eq!(content_type(&direct), "application/json", "the direct path answered {request}");
+            let direct: Value = direct.json().await.unwrap();
+            let through_rmcp = match session {
+                Some(_) => {
+                    assert_eq!(content_type(&through_rmcp), "text/event-stream", "rmcp answered {request}");
+                    Events::new(through_rmcp).next().await.expect("rmcp's answer")
+                }
+                None => through_rmcp.json().await.unwrap(),
+            };
+            assert_eq!(direct, through_rmcp, "{request} in session {session:?}");
+        }
+    }
+    assert!(!recorder.take().is_empty(), "calls reached the backend");
 }

@@ -97,13 +97,13 @@ pub(super) async fn answer(
             }
             Err(err) => Err(invalid("tools/call", err)),
         };
-        encode(&id, &outcome)
+        encode(&id, outcome)
     } else {
         let outcome = match serde_json::from_value::<Option<PaginatedRequestParams>>(params) {
-            Ok(params) => gateway::list_tools_on(snapshot, params, sender.caller),
+            Ok(params) => gateway::list_tools_on(snapshot, params, sender.caller).map(ServerResult::from),
             Err(err) => Err(invalid("tools/list", err)),
         };
-        encode(&id, &outcome)
+        encode(&id, outcome)
     };
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::OK;
@@ -111,9 +111,21 @@ pub(super) async fn answer(
     response
 }
 
-/// The JSON-RPC response to the request `id` that came to `outcome`.
-fn encode<T: Serialize>(id: &Value, outcome: &Result<T, ErrorData>) -> Vec<u8> {
-    let answer = match outcome {
+/// The JSON-RPC response to the request `id` that came to `outcome`, in the shape of the
+/// protocol versions before 2026-07-28, the only ones this path serves (as rmcp's handler does).
+fn encode(id: &Value, outcome: Result<ServerResult, ErrorData>) -> Vec<u8> {
+    let outcome = outcome.and_then(|mut result| {
+        if matches!(result, ServerResult::InputRequiredResult(_)) {
+            return Err(ErrorData::invalid_request(
+                "InputRequiredResult requires negotiated protocol version 2026-07-28 or newer",
+                None,
+            ));
+        }
+        result.strip_result_type_for_legacy_peer();
+        result.strip_non_object_output_for_legacy_peer();
+        Ok(result)
+    });
+    let answer = match &outcome {
         Ok(result) => Answer { jsonrpc: "2.0", id, result: Some(result), error: None },
         Err(error) => Answer { jsonrpc: "2.0", id, result: None, error: Some(error) },
     };

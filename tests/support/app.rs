@@ -333,11 +333,15 @@ impl McpClient {
         session
     }
 
-    /// `tools/list` within `session`: the tool names.
+    /// `tools/list` within `session`: the tool names. The answer may be JSON or an SSE stream, as
+    /// the transport allows; clients take both.
     pub async fn list_in_session(&self, session: &str) -> Vec<String> {
         let response =
             self.post(Some(session), json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})).await;
         assert_eq!(response.status(), 200);
+        if content_type(&response) == "application/json" {
+            return names(&response.json().await.expect("a JSON-RPC response"));
+        }
         let mut events = Events::new(response);
         loop {
             let message = events.next().await.expect("the tools/list response");
