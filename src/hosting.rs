@@ -263,7 +263,8 @@ fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted 
         server = %snapshot.slug, tools = snapshot.catalog.tools.len(), backend = %snapshot.backend.url(), "server provisioned"
     );
     let host = snapshot::Host::new(snapshot);
-    let service = mcp::Endpoint::new(Gateway::new(host.clone()), builder.http.clone());
+    let service =
+        mcp::Endpoint::new(Gateway::new(host.clone()), builder.http.clone(), builder.keyring.clone());
     let sessions = builder.config.sessions;
     let count = |it: config::SessionCount| usize::try_from(it.get()).unwrap_or(usize::MAX);
     service.set_session_limits(mcp::SessionLimits {

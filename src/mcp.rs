@@ -11,6 +11,7 @@ mod envelope;
 mod gateway;
 mod listeners;
 mod observe;
+mod session_ids;
 
 pub use definition::tool_definition;
 pub use endpoint::{Endpoint, IDLE_TIMEOUT, SessionLimits};

@@ -430,3 +430,67 @@ async fn shutdown_ends_open_session_streams() {
     assert!(stopped.is_ok(), "graceful shutdown waited for the open GET stream");
     assert_eq!(events.next().await, None);
 }
+
+/// Two replicas behind one address (one `public_url`), sharing the store's keys, as a load
+/// balancer spreads a client's requests: a session opened on one is served by the other (its
+/// listings and calls, its GET stream, which hears the other replica's changes, and its other
+/// messages), for its subject alone; a replica with other keys does not know it; the replica
+/// that opened it ends it.
+#[tokio::test]
+async fn a_session_opened_on_one_replica_is_served_by_another() {
+    const PUBLIC: &str = "http://gateway.test";
+    let issuer = FakeIssuer::start().await;
+    let key = TestKey::rsa();
+    issuer.json("/jwks", &testing::jwks(&[key.jwk("k1")]));
+    let replica = |secret: &'static str| {
+        Setup::new()
+            .http(&format!("public_url = \"{PUBLIC}\""))
+            .store(&format!("secret_keys = [{{ id = \"k1\", key = \"{secret}\" }}]"))
+            .jwt(&[issuer.origin()])
+            .server("pets", BEFORE, "http://127.0.0.1:9", "")
+            .start()
+    };
+    const SHARED: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let (a, b) = (replica(SHARED).await, replica(SHARED).await);
+    let other_keys = replica("CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg=").await;
+    let as_subject = |app: &TestApp, subject: &str| {
+        let claims = json!({"iss": issuer.origin(), "sub": subject, "aud": format!("{PUBLIC}/mcp/pets"),
+            "exp": unix_now() + 300, "iat": unix_now()});
+        app.mcp("pets").with_token(key.sign(json!({"kid": "k1", "typ": "at+jwt"}), &claims))
+    };
+    let (alice_a, alice_b) = (as_subject(&a, "alice"), as_subject(&b, "alice"));
+    let session = alice_a.open_session().await;
+
+    assert_eq!(alice_b.list_in_session(&session).await, ["listPets", "getPet"]);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "listPets"}});
+    let called = alice_b.post(Some(&session), call).await;
+    assert_eq!(called.status(), 200);
+    let called: Value = called.json().await.unwrap();
+    assert_eq!(called["result"]["isError"], true, "the backend is unreachable: {called}");
+    let ping = alice_b.post(Some(&session), json!({"jsonrpc": "2.0", "id": 3, "method": "ping"})).await;
+    assert_eq!(ping.status(), 200, "other messages are served too");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(alice_b.post(Some(&session), initialized).await.status(), 202);
+
+    let stream = alice_b.get(Some(&session)).await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(content_type(&stream), "text/event-stream");
+    let mut events = Events::new(stream);
+    b.publish("pets", AFTER);
+    assert_eq!(events.until(LIST_CHANGED).await["method"], LIST_CHANGED);
+
+    let bob_b = as_subject(&b, "bob");
+    let foreign =
+        bob_b.post(Some(&session), json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"})).await;
+    assert_eq!(foreign.status(), 404, "another subject");
+    assert_eq!(bob_b.get(Some(&session)).await.status(), 404);
+    let elsewhere = as_subject(&other_keys, "alice");
+    let unknown =
+        elsewhere.post(Some(&session), json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})).await;
+    assert_eq!(unknown.status(), 404, "a replica with other keys");
+
+    assert_eq!(alice_a.delete(Some(&session)).await.status(), 204);
+    let ended =
+        alice_a.post(Some(&session), json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list"})).await;
+    assert_eq!(ended.status(), 404, "ended where it was opened");
+}

@@ -10,6 +10,12 @@
 //!   `mcp::direct` without either service when it can answer them as rmcp would, in a session
 //!   (of its subject, open here) or not.
 //!
+//! A session's id is sealed (`mcp::session_ids`): rmcp's id, the subject and an expiry. A request
+//! naming a session another replica opened (or this one, before a restart) is served here as far
+//! as no state of the session is needed: `tools/call` and `tools/list` by the direct path, a GET
+//! by a stream of `notifications/tools/list_changed` of its own, other messages by the stateless
+//! service. Only the replica that opened a session ends it (DELETE, or unused).
+//!
 //! Invariant: in auth mode `jwt`, a session is used only by the subject (issuer and `sub`) that
 //! opened it; anyone else presenting its id is answered 404, as for an unknown session.
 //! Invariant: `initialize` is never refused for want of room, and one subject cannot end another's
@@ -26,7 +32,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -38,9 +44,11 @@ use super::direct;
 use super::envelope;
 use super::gateway::{self, Gateway};
 use super::listeners::{self, Listeners};
+use super::session_ids::SessionIds;
 use crate::auth::{Caller, Challenge, Guard, Refusal};
 use crate::calls::{CallLog, Decision};
 use crate::metrics;
+use crate::secrets::Keyring;
 use crate::snapshot::Snapshot;
 
 /// A session nobody has used for this long ends. SSE keep-alive pings do not count as use, and a
@@ -86,6 +94,11 @@ struct Inner {
     /// `initialize`.
     // A std lock: held only to look up, insert or remove, never across an await.
     opened: Mutex<HashMap<String, Opened>>,
+    /// rmcp's ids of the sessions this endpoint opened and ended, with when their sealed ids
+    /// expire: they must not be taken for sessions of another replica. A std lock, as above.
+    ended: Mutex<HashMap<String, Instant>>,
+    /// Seals and opens the ids clients see.
+    ids: SessionIds,
     // A std lock: held only to copy or replace the limits.
     limits: Mutex<SessionLimits>,
     /// Taken by each `initialize`, so that the sessions cannot change between making room and
@@ -131,13 +144,20 @@ impl Subject {
 /// What a session id is to the subject presenting it.
 #[derive(Debug, PartialEq)]
 enum Claim {
-    /// A session this endpoint opened, for this subject (or in mode `none`, for anyone).
-    Open,
+    /// A session this endpoint opened and has open, of this subject (or in mode `none`, of
+    /// anyone); rmcp's id of it.
+    Here(String),
+    /// A session of this subject that this endpoint did not open (another replica did).
+    Elsewhere,
     /// A session of another subject.
     Foreign,
-    /// No session this endpoint knows.
+    /// No session: not an id of this server's, expired, or ended here.
     Unknown,
 }
+
+/// Ended sessions remembered at most: beyond, a session ended here may be served as another
+/// replica's until its id expires.
+const MAX_ENDED: usize = 100_000;
 
 /// An open session as this endpoint knows it.
 #[derive(Clone, Debug)]
@@ -154,7 +174,7 @@ impl Endpoint {
     /// (allowed hosts and origins, body limit) and [`SessionLimits::DEFAULT`]. Spawns the task
     /// that tells its sessions when the catalog changes, so it must be called within the Tokio
     /// runtime.
-    pub fn new(gateway: Gateway, config: StreamableHttpServerConfig) -> Endpoint {
+    pub fn new(gateway: Gateway, config: StreamableHttpServerConfig, keyring: Arc<Keyring>) -> Endpoint {
         // The server's own token: cancelled when the endpoint is dropped (the server was removed),
         // it ends the server's sessions and streams, and stops its notifier.
         let token = config.cancellation_token.child_token();
@@ -170,6 +190,7 @@ impl Endpoint {
         );
 
         let calls = gateway.calls().clone();
+        let ids = SessionIds::new(keyring, &gateway.host().current().slug);
         let direct_gateway = gateway.clone();
         let listeners = Arc::new(Listeners::default());
         listeners::spawn_notifier(gateway.host(), listeners.clone(), token.cancelled_owned());
@@ -189,6 +210,8 @@ impl Endpoint {
                 sessions,
                 manager,
                 opened: Mutex::new(HashMap::new()),
+                ended: Mutex::new(HashMap::new()),
+                ids,
                 limits: Mutex::new(SessionLimits::DEFAULT),
                 opening: tokio::sync::Mutex::new(()),
                 max_body_bytes,
@@ -235,8 +258,6 @@ impl Endpoint {
         };
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|it| it.0);
         let subject = Subject::of(caller.as_ref(), peer);
-        // rmcp reads a non-text id as no id; here it matches no session.
-        let session = parts.headers.get(SESSION_HEADER).map(|it| it.to_str().unwrap_or_default().to_owned());
         let mut initialize = false;
         let mut direct = None;
         let body = if parts.method == Method::POST {
@@ -265,15 +286,21 @@ impl Endpoint {
         } else {
             body
         };
+        // A header that is not text names no session.
+        let session = match parts.headers.get(SESSION_HEADER).map(|it| it.to_str().unwrap_or_default()) {
+            None => None,
+            Some(presented) => match self.inner.claim(presented, &subject) {
+                Claim::Foreign => return self.inner.foreign(&snapshot),
+                Claim::Unknown => return session_not_found(),
+                Claim::Here(local) => Some(Some(local)),
+                Claim::Elsewhere => Some(None),
+            },
+        };
         if let Some(request) = direct {
             let here = match &session {
-                None => true,
-                Some(session) => match self.inner.claim(session, &subject) {
-                    Claim::Foreign => return self.inner.foreign(&snapshot),
-                    // rmcp answers for a session it has ended: 404.
-                    Claim::Open => self.inner.manager.sessions.read().await.contains_key(session.as_str()),
-                    Claim::Unknown => false,
-                },
+                None | Some(None) => true,
+                // rmcp answers for a session it has ended: 404.
+                Some(Some(local)) => self.inner.manager.sessions.read().await.contains_key(local.as_str()),
             };
             if here {
                 let sender = direct::Sender { caller: caller.as_ref(), peer, headers: &parts.headers };
@@ -284,12 +311,20 @@ impl Endpoint {
             parts.extensions.insert(caller);
         }
         parts.extensions.insert(snapshot);
-        let request = Request::from_parts(parts, body);
         match (session, initialize) {
-            (Some(session), _) => self.inner.in_session(&session, subject, request).await,
-            (None, true) => Inner::open(&self.inner, subject, request).await,
+            (Some(Some(local)), _) => {
+                // rmcp knows the session by its own id.
+                if let Ok(value) = HeaderValue::from_str(&local) {
+                    parts.headers.insert(SESSION_HEADER, value);
+                }
+                self.inner.in_session(&local, Request::from_parts(parts, body)).await
+            }
+            (Some(None), _) => self.inner.elsewhere(Request::from_parts(parts, body)).await,
+            (None, true) => Inner::open(&self.inner, subject, Request::from_parts(parts, body)).await,
             // GET and DELETE without a session: the stateless service answers 405.
-            (None, false) => self.inner.stateless.handle(request).await.map(Body::new),
+            (None, false) => {
+                self.inner.stateless.handle(Request::from_parts(parts, body)).await.map(Body::new)
+            }
         }
     }
 }
@@ -304,38 +339,41 @@ impl Inner {
             let live = self.manager.sessions.read().await;
             let mut opened = self.opened();
             // Only open sessions count: forget those that ended by themselves.
-            opened.retain(|it, _| live.contains_key(it.as_str()));
+            let gone: Vec<String> =
+                opened.keys().filter(|it| !live.contains_key(it.as_str())).cloned().collect();
+            for it in &gone {
+                opened.remove(it);
+            }
+            drop(opened);
+            self.ended_now(gone);
+            let opened = self.opened();
             make_room(&opened, &subject, &limits)
         };
         for victim in victims {
             tracing::debug!(?subject, "a session ends to make room for a new one");
             self.end(&victim).await;
         }
-        let response = self.sessions.handle(request).await;
-        let session = response.headers().get(SESSION_HEADER).and_then(|it| it.to_str().ok());
+        let mut response = self.sessions.handle(request).await;
+        let session =
+            response.headers().get(SESSION_HEADER).and_then(|it| it.to_str().ok()).map(str::to_owned);
         if let Some(session) = session {
+            let Some(id) = self.ids.issue(&session, &subject).and_then(|it| HeaderValue::from_str(&it).ok())
+            else {
+                self.end(&session).await;
+                tracing::error!("a session id could not be sealed");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            response.headers_mut().insert(SESSION_HEADER, id);
             // Recorded before the client learns the id, so no request can use it unbound.
             let opened = Opened { subject, last_used: Instant::now(), came_back: false };
-            self.opened().insert(session.to_owned(), opened);
-            self.end_if_unused(session.to_owned(), limits.unused);
+            self.opened().insert(session.clone(), opened);
+            self.end_if_unused(session, limits.unused);
         }
         response.map(Body::new)
     }
 
-    /// A request naming `session`: refused as unknown when another subject opened it.
-    async fn in_session(&self, session: &str, subject: Subject, request: Request) -> Response {
-        match self.claim(session, &subject) {
-            Claim::Foreign => {
-                let snapshot = request.extensions().get::<Arc<Snapshot>>();
-                return match snapshot {
-                    Some(snapshot) => self.foreign(snapshot),
-                    None => session_not_found(),
-                };
-            }
-            // In mode `jwt`, only sessions opened here are known to belong to their subject.
-            Claim::Unknown if matches!(subject, Subject::Caller { .. }) => return session_not_found(),
-            Claim::Unknown | Claim::Open => {}
-        }
+    /// A request in `session` (rmcp's id), which its subject opened here.
+    async fn in_session(&self, session: &str, request: Request) -> Response {
         let method = request.method().clone();
         let response = self.sessions.handle(request).await;
         let ended = match response.status() {
@@ -345,6 +383,7 @@ impl Inner {
         };
         if ended {
             self.opened().remove(session);
+            self.ended_now([session.to_owned()]);
         }
         if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
             // rmcp answers 202, which says the work is still to be done; the session has ended,
@@ -354,22 +393,53 @@ impl Inner {
         response.map(Body::new)
     }
 
-    /// Whether `subject` may use `session`, which counts as its use when it may.
-    fn claim(&self, session: &str, subject: &Subject) -> Claim {
-        let mut opened = self.opened();
-        let Some(entry) = opened.get_mut(session) else { return Claim::Unknown };
-        // In auth mode `none` there is no subject to check: the session id is the only key, and
-        // the client's address may change.
-        let owner_matches = match subject {
-            Subject::Caller { .. } => entry.subject == *subject,
-            Subject::Address(_) | Subject::Unknown => true,
-        };
-        if !owner_matches {
+    /// What the session id `presented` is to `subject`; a use of the session when it is here.
+    fn claim(&self, presented: &str, subject: &Subject) -> Claim {
+        let Some(sealed) = self.ids.open(presented) else { return Claim::Unknown };
+        if !sealed.admits(subject) {
             return Claim::Foreign;
         }
-        entry.last_used = Instant::now();
-        entry.came_back = true;
-        Claim::Open
+        if let Some(entry) = self.opened().get_mut(&sealed.local) {
+            entry.last_used = Instant::now();
+            entry.came_back = true;
+            return Claim::Here(sealed.local);
+        }
+        if self.ended_sessions().contains_key(&sealed.local) {
+            return Claim::Unknown;
+        }
+        Claim::Elsewhere
+    }
+
+    /// A request in a session another replica opened (or this one, before it restarted).
+    async fn elsewhere(&self, mut request: Request) -> Response {
+        match *request.method() {
+            Method::GET => {
+                listeners::stream(self.gateway.host(), self.sessions.config.cancellation_token.clone())
+            }
+            // Only the replica that opened it can end it; here there is nothing to end.
+            Method::DELETE => StatusCode::NO_CONTENT.into_response(),
+            _ => {
+                request.headers_mut().remove(SESSION_HEADER);
+                self.stateless.handle(request).await.map(Body::new)
+            }
+        }
+    }
+
+    /// Remembers that the sessions `local` (rmcp's ids) ended here, until their ids expire.
+    fn ended_now(&self, local: impl IntoIterator<Item = String>) {
+        let now = Instant::now();
+        let mut ended = self.ended_sessions();
+        ended.retain(|_, expires| *expires > now);
+        for it in local {
+            if ended.len() >= MAX_ENDED {
+                break;
+            }
+            ended.insert(it, now + super::session_ids::LIFETIME);
+        }
+    }
+
+    fn ended_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The answer to a subject presenting another's session: what an unknown session gets.
@@ -403,6 +473,7 @@ impl Inner {
     /// task is told to stop in a task of its own, since telling it waits for room in its queue.
     async fn end(&self, session: &str) {
         self.opened().remove(session);
+        self.ended_now([session.to_owned()]);
         let handle = self.manager.sessions.write().await.remove(session);
         if let Some(handle) = handle {
             tokio::spawn(async move {

@@ -68,3 +68,35 @@ pub(super) fn spawn_notifier(
         }
     });
 }
+
+/// How often a change stream says it is alive when nothing changed, so proxies keep it open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A session's GET stream served by a replica that did not open the session: an SSE stream of
+/// `notifications/tools/list_changed` after each change of `host`, until the client goes away
+/// or `stop` is cancelled (the hosted server is removed, or the process stops).
+pub(super) fn stream(
+    host: &snapshot::Host,
+    stop: tokio_util::sync::CancellationToken,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+
+    const CHANGED: &str = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
+    let changes = host.changes();
+    let events = futures_util::stream::unfold((changes, stop), |(mut changes, stop)| async move {
+        let event = tokio::select! {
+            () = stop.cancelled() => return None,
+            changed = changes.changed() => match changed {
+                Ok(()) => CHANGED,
+                Err(_) => return None,
+            },
+            () = tokio::time::sleep(KEEP_ALIVE) => ":\n\n",
+        };
+        Some((Ok::<_, std::convert::Infallible>(event), (changes, stop)))
+    });
+    let mut response = axum::response::Response::new(axum::body::Body::from_stream(events));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

@@ -42,6 +42,8 @@ pub struct Setup {
     dir: TempDir,
     /// Keys of the `[http]` table besides `listen`, such as `public_url` behind a proxy.
     http: String,
+    /// Keys of the `[store]` table besides `data_dir`, such as `secret_keys`.
+    store: String,
     /// The body of the `[auth]` table, `[[auth.issuers]]` tables included.
     auth: String,
     /// `[admin]` and `[[servers]]` tables.
@@ -53,6 +55,7 @@ impl Setup {
         Setup {
             dir: TempDir::new().unwrap(),
             http: String::new(),
+            store: String::new(),
             auth: "mode = \"none\"\n".to_owned(),
             tables: String::new(),
         }
@@ -62,6 +65,13 @@ impl Setup {
     pub fn http(mut self, keys: &str) -> Setup {
         self.http.push_str(keys);
         self.http.push('\n');
+        self
+    }
+
+    /// Adds `keys` (TOML lines) to the `[store]` table.
+    pub fn store(mut self, keys: &str) -> Setup {
+        self.store.push_str(keys);
+        self.store.push('\n');
         self
     }
 
@@ -100,11 +110,9 @@ impl Setup {
     pub async fn start(self) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let text = config_text(addr, &self.dir.path().join("store"), &self.auth, &self.tables).replacen(
-            "[http]\n",
-            &format!("[http]\n{}", self.http),
-            1,
-        );
+        let text = config_text(addr, &self.dir.path().join("store"), &self.auth, &self.tables)
+            .replacen("[http]\n", &format!("[http]\n{}", self.http), 1)
+            .replacen("[auth]\n", &format!("{}[auth]\n", self.store), 1);
         let config = Config::parse(&text, &[])
             .unwrap_or_else(|err| panic!("the test configuration is invalid: {err}\n{text}"));
         let built = app::build(&config).await.unwrap_or_else(|err| panic!("mcpgate does not start: {err}"));
