@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Where mcpgate's CPU goes per call: mcpgate (release build) under callgrind serves tools/call
+# getPetById, without a session and then in one, from one wrk connection; the counters are
+# zeroed before each load and dumped after, so start-up is not counted. Prints the instructions
+# per call and the functions that take the most (self cost). Needs valgrind, wrk and nginx.
+#   docs/bench/profile.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+B=/tmp/mcpgate-profile
+rm -rf "$B" && mkdir -p "$B"
+(cd ../.. && cargo build --release --quiet)
+sed "s|/tmp/mcpgate-bench|$B|g" nginx.conf >"$B/nginx.conf"
+nginx -c "$B/nginx.conf" -p "$B" &
+NGINX=$!
+sed "s|/tmp/mcpgate-bench|$B|g" mcpgate.toml >"$B/mcpgate.toml"
+RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.%p" \
+  ../../target/release/mcpgate serve --config "$B/mcpgate.toml" 2>"$B/valgrind.log" &
+GATE=$!
+trap 'kill $GATE $NGINX 2>/dev/null' EXIT
+for _ in $(seq 600); do curl -sf http://127.0.0.1:18090/healthz >/dev/null && break; sleep 0.5; done
+SESSION=$(curl -s -D - -o /dev/null http://127.0.0.1:18090/mcp/petstore \
+  -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+  -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"wrk","version":"1"}}}' \
+  | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
+profile() {
+  local name=$1 requests
+  shift
+  callgrind_control --zero "$GATE" >/dev/null
+  requests=$(wrk -t1 -c1 -d"${DURATION:-20s}" "$@" | awk '/requests in/{print $1}')
+  callgrind_control --dump="$name" "$GATE" >/dev/null
+  sleep 1
+  local file
+  file=$(ls -t "$B"/callgrind.* | head -1)
+  local total
+  total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+  echo "== $name: $requests calls, $((total / requests)) instructions per call"
+  callgrind_annotate --threshold=80 "$file" 2>/dev/null | sed -n '/file:function/,$p' | head -25
+}
+profile "no session" -s call.lua http://127.0.0.1:18090/mcp/petstore
+MCP_SESSIONS=$SESSION profile "in a session" -s session.lua http://127.0.0.1:18090/mcp/petstore
