@@ -6,7 +6,7 @@
 //! Servers declared in the configuration file are shown but not changed here: the file would
 //! undo the change at the next start.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,8 @@ pub enum Error {
     Provisioned(String),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    #[error("mcpgate is stopping: not published")]
+    Stopping,
 }
 
 impl From<config::Error> for Error {
@@ -146,6 +148,9 @@ pub struct Settings {
     /// credentials with every secret replaced by `"(set)"`.
     #[serde(default)]
     pub credentials: Option<Value>,
+    /// Serve the server as search, describe and call meta-tools.
+    #[serde(default)]
+    pub catalog_mode: Option<bool>,
 }
 
 /// A change to one operation's curation.
@@ -324,6 +329,8 @@ impl Workspace {
         }
         let spec = parse(&settings, &document)?;
         let keys: Vec<String> = spec.operations.iter().map(|it| it.key()).collect();
+        // A set: one request may change every operation of a large document.
+        let known: HashSet<&str> = keys.iter().map(String::as_str).collect();
         let before = settings.clone();
         let mut exposed: BTreeSet<String> = settings
             .expose
@@ -331,7 +338,7 @@ impl Workspace {
             .map_or_else(|| keys.iter().cloned().collect(), |it| it.into_iter().collect());
         let exposed_before = exposed.clone();
         for change in changes {
-            if !keys.contains(&change.key) {
+            if !known.contains(change.key.as_str()) {
                 return Err(Error::Invalid(format!("no operation `{}` in the document", change.key)));
             }
             match change.exposed {
@@ -418,6 +425,9 @@ impl Workspace {
         if let Some(rate_limits) = change.rate_limits {
             settings.rate_limits = rate_limits;
         }
+        if let Some(catalog_mode) = change.catalog_mode {
+            settings.catalog_mode = catalog_mode;
+        }
         let changed_credentials = change.credentials.is_some();
         if let Some(value) = change.credentials {
             settings.credentials = merge_credentials(&settings.credentials, value)?;
@@ -430,7 +440,18 @@ impl Workspace {
     }
 
     /// Serves the draft: its tools replace the old at once, and connected sessions are told.
-    pub fn publish(&self, actor: &str, slug: &str) -> Result<usize, Error> {
+    /// Built off the async workers (a large document takes seconds), and given up when the
+    /// process stops meanwhile.
+    pub async fn publish(&self, actor: &str, slug: &str) -> Result<usize, Error> {
+        let (workspace, actor, slug) = (self.clone(), actor.to_owned(), slug.to_owned());
+        let built = tokio::task::spawn_blocking(move || workspace.publish_now(&actor, &slug));
+        tokio::select! {
+            built = built => built.map_err(|err| Error::Invalid(format!("publishing failed: {err}")))?,
+            () = self.hosting.stopped() => Err(Error::Stopping),
+        }
+    }
+
+    fn publish_now(&self, actor: &str, slug: &str) -> Result<usize, Error> {
         let (settings, document) = self.editable(slug)?;
         let spec = parse(&settings, &document)?;
         self.hosting.publish(settings, spec).map_err(Error::Invalid)?;
@@ -747,6 +768,7 @@ fn settings_view(settings: &ServerSettings) -> Settings {
         headers: Some(settings.headers.clone()),
         rate_limits: Some(settings.rate_limits.clone()),
         credentials: Some(redacted(&settings.credentials)),
+        catalog_mode: Some(settings.catalog_mode),
     }
 }
 
