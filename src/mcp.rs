@@ -3,6 +3,7 @@
 //! handler, [`Gateway`], reads the server's current catalog and forwards tool calls through
 //! `upstream`; sessions hear when the catalog changes.
 
+mod catalog_mode;
 mod connect;
 mod definition;
 mod endpoint;
@@ -11,6 +12,7 @@ mod gateway;
 mod listeners;
 mod observe;
 
+pub use catalog_mode::called_tool;
 pub use definition::tool_definition;
 pub use endpoint::{Endpoint, IDLE_TIMEOUT, SessionLimits};
 pub use gateway::Gateway;

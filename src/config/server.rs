@@ -62,6 +62,10 @@ pub struct ServerSettings {
     /// `METHOD /path`).
     #[serde(default)]
     pub tools: BTreeMap<String, ToolOverride>,
+    /// Served as three meta-tools (search the operations, describe one, call one) rather than
+    /// one tool per operation: for APIs too large to list in a model's context.
+    #[serde(default)]
+    pub catalog_mode: bool,
 }
 
 impl ServerSettings {
@@ -83,6 +87,7 @@ impl ServerSettings {
             scopes: Vec::new(),
             tool_scopes: BTreeMap::new(),
             tools: BTreeMap::new(),
+            catalog_mode: false,
         }
     }
 
