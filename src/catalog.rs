@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::config::{BackendUrl, ServerSettings};
+use crate::config::{BackendUrl, Budget, ServerSettings};
 use crate::metrics;
 use crate::openapi::{ParamLocation, SecurityKind, Spec};
 use crate::ratelimit::{self, Rate};
@@ -55,7 +55,7 @@ impl Catalog {
     /// validators.
     pub fn build(settings: &ServerSettings, mut spec: Spec) -> Result<Catalog, Error> {
         shape(settings, &mut spec);
-        let generated = tools::generate(&spec, &tools::Options::default());
+        let generated = tools::generate(&spec, &options(settings));
         // Sets, so that publishing stays linear in the number of tools: a tool is exposed when
         // its name, its operation's key or its label is listed.
         let wanted: Option<HashSet<&str>> =
@@ -121,6 +121,30 @@ impl Catalog {
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.by_name.get(name).map(|&idx| &self.tools[idx])
     }
+}
+
+/// The converter's options under the server's context budget, and each tool's over it (unset
+/// values take the lean defaults).
+pub fn options(settings: &ServerSettings) -> tools::Options {
+    let of = |budget: &Budget| {
+        let it = budget.resolved();
+        let size = |value: u32| usize::try_from(value).unwrap_or(usize::MAX);
+        tools::Options {
+            max_description_len: size(it.max_description_chars),
+            max_schema_tokens: size(it.max_schema_tokens),
+            max_output_schema_tokens: size(it.max_output_schema_tokens),
+            optional_depth: Some(size(it.optional_depth)),
+            ..tools::Options::default()
+        }
+    };
+    let mut options = of(&settings.budget);
+    options.per_operation = settings
+        .tools
+        .iter()
+        .filter(|(_, it)| !it.budget.is_empty())
+        .map(|(key, it)| (key.clone(), of(&it.budget.over(&settings.budget))))
+        .collect();
+    options
 }
 
 /// The scopes a tool needs: configured ones, else those of the operation's OAuth `security`

@@ -263,6 +263,7 @@ async fn convert(args: ConvertArgs) -> ExitCode {
         max_schema_tokens: args.max_schema_tokens,
         max_output_schema_tokens: args.max_output_schema_tokens,
         optional_depth: args.optional_depth,
+        per_operation: std::collections::HashMap::new(),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let written = if args.json {

@@ -40,6 +40,8 @@ pub struct Options {
     /// Optional properties of objects nested deeper than this are left out of the schemas (the
     /// arguments are depth 0); required ones are always kept.
     pub optional_depth: Option<usize>,
+    /// Options of single operations, by key (operationId, else `METHOD path`), instead of these.
+    pub per_operation: HashMap<String, Options>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             max_schema_tokens: 6000,
             max_output_schema_tokens: 6000,
             optional_depth: None,
+            per_operation: HashMap::new(),
         }
     }
 }
@@ -117,6 +120,11 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
     let mut per_tool = Vec::with_capacity(spec.operations.len());
     let mut output_cache: HashMap<Target, LoweredOutput> = HashMap::new();
     for (idx, operation) in spec.operations.iter().enumerate() {
+        let shared = options;
+        let options = match shared.per_operation.is_empty() {
+            true => shared,
+            false => shared.per_operation.get(&operation.key()).unwrap_or(shared),
+        };
         let label = operation.label();
         let location = spec.render_location(&operation.location);
         let mut warn = |kind, message: String| {
@@ -168,9 +176,12 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
         let (mut input_schema, recursive_in, issues_in) = finish(input.schema, builder);
         if let Some(depth) = options.optional_depth {
             budget::prune_optional(&mut input_schema, depth);
+            budget::fit(&mut input_schema, options.max_schema_tokens, budget::Keep::Arguments);
         }
 
-        let output = match output::cache_key(spec, operation) {
+        // Operations with options of their own lower their output alone.
+        let cache_key = output::cache_key(spec, operation).filter(|_| std::ptr::eq(options, shared));
+        let output = match cache_key {
             Some(key) => match output_cache.get(&key) {
                 // Operations that return the same schema share its lowering; its issues were
                 // reported the first time.
@@ -294,6 +305,7 @@ fn lower_output(spec: &Spec, operation: &Operation, memo: &mut Memo, options: &O
             let (mut schema, recursive, issues) = finish(schema, builder);
             if let Some(depth) = options.optional_depth {
                 budget::prune_optional(&mut schema, depth);
+                budget::fit(&mut schema, options.max_output_schema_tokens, budget::Keep::RootShape);
             }
             (Some(Arc::new(schema)), recursive, issues)
         }

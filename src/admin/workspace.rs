@@ -151,6 +151,9 @@ pub struct Settings {
     /// Serve the server as search, describe and call meta-tools.
     #[serde(default)]
     pub catalog_mode: Option<bool>,
+    /// The server's context budget (each tool's is in its curation).
+    #[serde(default)]
+    pub budget: Option<crate::config::Budget>,
 }
 
 /// A change to one operation's curation.
@@ -279,7 +282,8 @@ impl Workspace {
         // path, tags or summary, so the shaped document serves for both.
         let mut spec = parse(&settings, &document)?;
         crate::catalog::shape(&settings, &mut spec);
-        let generated = tools::generate(&spec, &tools::Options::default());
+        // As it will be served: under the server's context budget.
+        let generated = tools::generate(&spec, &crate::catalog::options(&settings));
         let by_operation: BTreeMap<usize, &ToolSpec> =
             generated.tools.iter().map(|it| (it.operation, it)).collect();
         let exposed_keys: Option<BTreeSet<&String>> = settings.expose.as_ref().map(|it| it.iter().collect());
@@ -427,6 +431,9 @@ impl Workspace {
         }
         if let Some(catalog_mode) = change.catalog_mode {
             settings.catalog_mode = catalog_mode;
+        }
+        if let Some(budget) = change.budget {
+            settings.budget = budget;
         }
         let changed_credentials = change.credentials.is_some();
         if let Some(value) = change.credentials {
@@ -769,6 +776,7 @@ fn settings_view(settings: &ServerSettings) -> Settings {
         rate_limits: Some(settings.rate_limits.clone()),
         credentials: Some(redacted(&settings.credentials)),
         catalog_mode: Some(settings.catalog_mode),
+        budget: Some(settings.budget),
     }
 }
 

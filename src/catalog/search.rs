@@ -107,7 +107,7 @@ impl Index {
     pub fn search(&self, query: &str, limit: usize, visible: impl Fn(usize) -> bool) -> Vec<usize> {
         let n = self.lengths.len() as f32;
         let mut scores: HashMap<u32, f32> = HashMap::new();
-        let mut query_terms: Vec<String> = terms(query).map(canonical).collect();
+        let mut query_terms: Vec<String> = terms(query).collect();
         query_terms.sort();
         query_terms.dedup();
         for term in query_terms.iter().take(MAX_QUERY_TERMS) {
@@ -156,7 +156,11 @@ pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
     if !word.is_empty() {
         words.push(word);
     }
-    words.into_iter().filter(|it| it.chars().count() <= MAX_TERM_CHARS && !is_stop_word(it)).map(stem)
+    words
+        .into_iter()
+        .filter(|it| it.chars().count() <= MAX_TERM_CHARS && !is_stop_word(it))
+        .map(stem)
+        .map(canonical)
 }
 
 /// The first sentence of a description, without markup: what the operation does.
@@ -166,7 +170,7 @@ fn first_sentence(description: &str) -> &str {
     sentence.char_indices().nth(200).map_or(sentence, |(cut, _)| &sentence[..cut])
 }
 
-/// Words of a query for the same action, as APIs name it (stemmed as [`terms`] stems).
+/// One word for words of the same action, in documents and queries alike (after stemming).
 fn canonical(term: String) -> String {
     let canonical = match term.as_str() {
         "add" | "new" | "open" | "mak" | "make" => "creat",
@@ -256,8 +260,8 @@ mod tests {
     fn terms_split_cases_and_stem() {
         let it: Vec<String> = terms("listIssuesForRepo list_repositories, Creating the webhooks").collect();
         assert_eq!(it, ["list", "issu", "repo", "list", "repository", "creat", "webhook"]);
-        let it: Vec<String> = terms("create created updates issue").collect();
-        assert_eq!(it, ["creat", "creat", "updat", "issu"]);
+        let it: Vec<String> = terms("create created updates issue add new").collect();
+        assert_eq!(it, ["creat", "creat", "updat", "issu", "creat", "creat"]);
         let it: Vec<String> = terms("GET /repos/{owner}/{repo}/pulls").collect();
         assert_eq!(it, ["get", "repo", "owner", "repo", "pull"]);
     }

@@ -66,6 +66,9 @@ pub struct ServerSettings {
     /// one tool per operation: for APIs too large to list in a model's context.
     #[serde(default)]
     pub catalog_mode: bool,
+    /// How much of a model's context each tool may take; per tool in `tools."op".budget`.
+    #[serde(default)]
+    pub budget: super::Budget,
 }
 
 impl ServerSettings {
@@ -88,6 +91,7 @@ impl ServerSettings {
             tool_scopes: BTreeMap::new(),
             tools: BTreeMap::new(),
             catalog_mode: false,
+            budget: super::Budget::default(),
         }
     }
 
@@ -108,6 +112,14 @@ impl ServerSettings {
         }
         if let Some(problem) = self.rate_limits.problem() {
             return invalid(problem);
+        }
+        if let Some(problem) = self.budget.problem() {
+            return invalid(problem);
+        }
+        if let Some((key, problem)) =
+            self.tools.iter().find_map(|(key, it)| Some((key, it.budget.problem()?)))
+        {
+            return invalid(format!("tools.`{key}`: {problem}"));
         }
         // The credentials module owns what makes credentials usable; building them is the check.
         if let Err(reason) = crate::credentials::Credentials::new(self.slug.as_str(), &self.credentials) {

@@ -32,6 +32,95 @@ pub fn prune_optional(schema: &mut Map<String, Value>, depth: usize) -> usize {
     removed
 }
 
+/// Makes `schema` fit about `tokens` tokens, in steps that each lose more: nested optional
+/// properties are left out (depth 0), then the descriptions below the root's own properties,
+/// then, for an output schema (`Keep::RootShape`), everything below the root's properties, and
+/// those too when they are hundreds.
+/// Required arguments are never left out: an input schema may stay over its budget.
+pub fn fit(schema: &mut Map<String, Value>, tokens: usize, keep: Keep) {
+    if size(schema) <= tokens {
+        return;
+    }
+    prune_optional(schema, 0);
+    if size(schema) <= tokens {
+        return;
+    }
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        for property in properties.values_mut() {
+            strip_descriptions(property, 0);
+        }
+    }
+    if let Some(Value::Object(defs)) = schema.get_mut("$defs") {
+        for def in defs.values_mut() {
+            strip_descriptions(def, 0);
+        }
+    }
+    if size(schema) <= tokens || keep == Keep::Arguments {
+        return;
+    }
+    // An output schema only describes: its root's properties, each any value, still tell the
+    // model what comes back.
+    schema.remove("$defs");
+    for key in ["allOf", "anyOf", "oneOf"] {
+        schema.remove(key);
+    }
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        for property in properties.values_mut() {
+            *property = Value::Object(Map::new());
+        }
+    }
+    // Hundreds of properties: the output is described as an object, no more.
+    if size(schema) > tokens {
+        for key in ["properties", "required", "additionalProperties", "patternProperties"] {
+            schema.remove(key);
+        }
+    }
+}
+
+/// What [`fit`] must keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every argument with its schema (an input schema is what calls are checked against).
+    Arguments,
+    /// The root and the names of its properties (an output schema).
+    RootShape,
+}
+
+/// About one token per four bytes of compact JSON.
+fn size(schema: &Map<String, Value>) -> usize {
+    serde_json::to_string(schema).map_or(0, |it| it.len()).div_ceil(4)
+}
+
+fn strip_descriptions(value: &mut Value, steps: usize) {
+    if steps > MAX_DEPTH {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            map.remove("description");
+            map.remove("examples");
+            for (key, child) in map.iter_mut() {
+                // Property names are data, not keywords: `properties.description` stays.
+                if key == "properties" || key == "$defs" || key == "patternProperties" {
+                    if let Value::Object(named) = child {
+                        for schema in named.values_mut() {
+                            strip_descriptions(schema, steps + 1);
+                        }
+                    }
+                } else if key != "const" && key != "default" && key != "enum" {
+                    strip_descriptions(child, steps + 1);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                strip_descriptions(item, steps + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn walk(value: &mut Value, level: usize, depth: usize, steps: usize, removed: &mut usize) {
     let Value::Object(schema) = value else { return };
     if steps > MAX_DEPTH {
@@ -73,10 +162,16 @@ fn prune_properties(schema: &mut Map<String, Value>, level: usize, depth: usize,
         Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         _ => BTreeSet::new(),
     };
+    let mut pruned = false;
     if let Some(Value::Object(properties)) = schema.get_mut("properties") {
         let before = properties.len();
         properties.retain(|name, _| required.contains(name));
+        pruned = properties.len() < before;
         *removed += before - properties.len();
+    }
+    // What is left out is not forbidden: a caller that knows the property may still send it.
+    if pruned && schema.get("additionalProperties") == Some(&Value::Bool(false)) {
+        schema.remove("additionalProperties");
     }
 }
 
