@@ -3,6 +3,9 @@
 //! has an input or output schema over its budget (with a margin for what must be kept: the
 //! required arguments).
 
+// The corpus location is a test fixture path, not configuration.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "support/corpus.rs"]
 mod corpus;
 

@@ -2,6 +2,9 @@
 //! with the operation that does it, must find that operation among the first five results for
 //! at least 90% of them. The figure is printed (`--nocapture`) and kept in `docs/benchmarks.md`.
 
+// The corpus location is a test fixture path, not configuration.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::HashMap;
 
 #[path = "support/corpus.rs"]

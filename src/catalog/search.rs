@@ -236,9 +236,9 @@ fn stem(word: String) -> String {
         word[..word.len() - 2].to_owned()
     } else if cut("ing", 3) {
         word[..word.len() - 3].to_owned()
-    } else if cut("ed", 3) && !word.ends_with("eed") {
-        word[..word.len() - 2].to_owned()
-    } else if cut("es", 3) && (word.ends_with("ches") || word.ends_with("shes") || word.ends_with("xes")) {
+    } else if (cut("ed", 3) && !word.ends_with("eed"))
+        || (cut("es", 3) && (word.ends_with("ches") || word.ends_with("shes") || word.ends_with("xes")))
+    {
         word[..word.len() - 2].to_owned()
     } else if cut("s", 2) && !word.ends_with("ss") && !word.ends_with("us") {
         word[..word.len() - 1].to_owned()
