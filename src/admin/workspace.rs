@@ -759,10 +759,20 @@ fn readiness(tool: &ToolSpec, operation: &crate::openapi::Operation) -> Vec<Stri
         warnings.push(format!("large definition: about {} tokens", tool.tokens));
     }
     let wanted = operation.mcp.name.clone().or_else(|| operation.operation_id.clone());
-    if wanted.is_some_and(|it| it != tool.name) {
+    // A name whose every character tool names refuse became `_` (GitHub's `issues/create` is
+    // `issues_create`) changed mechanically: said on every row of such a document, it would
+    // drown the warnings that matter.
+    if wanted.is_some_and(|it| it != tool.name && !mechanical(&it, &tool.name)) {
         warnings.push(format!("name changed to `{}` (length or characters)", tool.name));
     }
     warnings
+}
+
+/// Whether `name` is `wanted` with only the characters tool names refuse replaced by `_`.
+fn mechanical(wanted: &str, name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    wanted.chars().count() == name.chars().count()
+        && wanted.chars().zip(name.chars()).all(|(a, b)| a == b || (b == '_' && !allowed(a)))
 }
 
 /// The settings as shown: no secret, only whether it is set.
@@ -891,5 +901,13 @@ mod tests {
             (count(0, "tool"), count(1, "tool"), count(2, "tool")),
             ("0 tools".to_owned(), "1 tool".to_owned(), "2 tools".to_owned())
         );
+    }
+
+    #[test]
+    fn renames_of_refused_characters_are_mechanical() {
+        assert!(mechanical("issues/create", "issues_create"));
+        assert!(mechanical("repos/get-content", "repos_get-content"));
+        assert!(!mechanical("issues/create", "issues_create_2"));
+        assert!(!mechanical("getPet", "get_pet"));
     }
 }
