@@ -365,6 +365,7 @@ function settingsForm(base, status) {
     const settings = {};
     if (value("backend_url")) settings.backend_url = value("backend_url");
     if (value("timeout_secs")) settings.timeout_secs = Number(value("timeout_secs"));
+    settings.catalog_mode = form.elements.catalog_mode.checked;
     const limits = {};
     for (const name of ["per_user", "per_user_write", "per_tool", "per_tool_write"]) {
       if (value(name)) limits[name] = Number(value(name));

@@ -65,6 +65,9 @@ pub async fn router(config: &Config, hosting: Hosting, store: Store) -> Result<R
         .merge(signin::router())
         .merge(ui::router()?)
         .layer(middleware::from_fn(security_headers))
+        // The server page and the draft of a large document are megabytes of text, which gzip
+        // makes a tenth of that.
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .with_state(state))
 }
 

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use crate::auth::{self, IssuerConfig, Verifier, VerifierConfig};
 use crate::config::{AuthMode, Config, DevConfig};
 use crate::devidp::DevIdp;
-use crate::hosting::{self, Hosting};
+use crate::hosting::Hosting;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -124,13 +124,16 @@ async fn metrics(State(hosting): State<Hosting>) -> Response {
 }
 
 /// Counts only: anyone may ask, and the reasons name internal URLs and connection errors. They
-/// are in the log (at provisioning) and in the admin API's server list (`failure`).
+/// are in the log (at provisioning) and in the admin API's server list (`failure`). `loading`
+/// counts the servers still being built at start-up, while the port is already open.
 async fn ready(State(state): State<AppState>) -> Response {
     let failed = state.hosting.failed().len();
-    let ready = failed == 0 && state.store.is_usable();
+    let loading = state.hosting.loading();
+    let ready = failed == 0 && loading == 0 && state.store.is_usable();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let servers = state.hosting.slugs().len();
-    (status, axum::Json(json!({"ready": ready, "servers": servers, "failed": failed}))).into_response()
+    let body = json!({"ready": ready, "servers": servers, "failed": failed, "loading": loading});
+    (status, axum::Json(body)).into_response()
 }
 
 /// The `Host` values requests may name: `host` or `host:port` entries, an entry without a port
@@ -281,7 +284,15 @@ pub struct App {
 
 /// Provisions the hosted servers and assembles the routes: the MCP endpoints, the admin API
 /// and UI, and under `serve --dev` the development identity provider and sample backend.
+/// Returns once every server is provisioned or has failed.
 pub async fn build(config: &Config) -> Result<App, Error> {
+    let (app, loading) = assemble(config).await?;
+    loading.await;
+    Ok(app)
+}
+
+/// The routes, with the servers still loading: the second value completes once they are.
+async fn assemble(config: &Config) -> Result<(App, impl Future<Output = ()> + Send + 'static), Error> {
     let data_dir = &config.store.data_dir;
     if config.store.secret_keys.is_empty() && config.dev.is_none() {
         tracing::warn!(
@@ -301,9 +312,18 @@ pub async fn build(config: &Config) -> Result<App, Error> {
         }
         AuthMode::Jwt => Some(verifier(config).await?),
     };
-    let hosting = hosting::provision(config, &store, std::sync::Arc::new(keyring), verifier.as_ref()).await;
-    for slug in hosting.slugs() {
-        tracing::info!("serving {}/mcp/{slug}", config.public_url());
+    let hosting = Hosting::new(config, &store, std::sync::Arc::new(keyring), verifier.as_ref());
+    let loader = hosting.clone();
+    let public_url = config.public_url().to_owned();
+    let mut loading = tokio::spawn(async move {
+        loader.load().await;
+        for slug in loader.slugs() {
+            tracing::info!("serving {public_url}/mcp/{slug}");
+        }
+    });
+    // The development identity provider offers the scopes of the servers: they must be loaded.
+    if config.dev.is_some() {
+        let _ = (&mut loading).await;
     }
     let dev = config.dev.as_ref().map(|dev| development(config, dev, &hosting)).transpose()?;
     let admin = crate::admin::router(config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
@@ -320,7 +340,11 @@ pub async fn build(config: &Config) -> Result<App, Error> {
     // Last, so that it wraps every route above.
     let hosts = AcceptedHosts::new(&config.http.accepted_hosts());
     let router = router.layer(middleware::from_fn_with_state(hosts, check_host));
-    Ok(App { router, metrics, hosting, public_url: config.public_url().to_owned() })
+    let app = App { router, metrics, hosting, public_url: config.public_url().to_owned() };
+    // A load that panicked has left its servers out, which `/readyz` counts.
+    Ok((app, async move {
+        let _ = loading.await;
+    }))
 }
 
 impl App {
@@ -335,6 +359,7 @@ impl App {
         tracing::info!("listening on {public_url}; administration at {public_url}/admin");
         let shutdown = async move {
             shutdown.await;
+            hosting.stop();
             // Sessions' GET streams never end by themselves, and graceful shutdown waits for them.
             for slug in hosting.slugs() {
                 if let Some(hosted) = hosting.get(&slug) {
@@ -353,7 +378,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let app = build(&config).await?;
+    // The port opens before the servers are built: probes and the admin UI answer meanwhile,
+    // and `/readyz` counts the servers still loading.
+    let (app, loading) = assemble(&config).await?;
+    tokio::spawn(loading);
     if let (Some(address), Some(router)) = (config.http.metrics_listen, app.metrics.clone()) {
         let listener = TcpListener::bind(address).await.map_err(|err| {
             Error::Config(format!("http.metrics_listen: cannot listen on {address}: {err}"))
@@ -408,7 +436,7 @@ mod tests {
         let config = Config::parse("[http]\n[store]\n[auth]\nmode = \"none\"", &[]).unwrap();
         let keyring = Arc::new(crate::secrets::Keyring::configured_or_local(&[], dir.path()).unwrap());
         let store = Store::open(dir.path()).unwrap();
-        let hosting = hosting::provision(&config, &store, keyring, None).await;
+        let hosting = crate::hosting::provision(&config, &store, keyring, None).await;
         for (store, status, ready) in [(store, 200, true), (Store::unusable(), 503, false)] {
             let state = AppState { hosting: hosting.clone(), max_request_bytes: 1024, store };
             let request = Request::get("/readyz").body(Body::empty()).unwrap();
@@ -416,7 +444,7 @@ mod tests {
             assert_eq!(response.status(), status);
             let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(body, json!({"ready": ready, "servers": 0, "failed": 0}));
+            assert_eq!(body, json!({"ready": ready, "servers": 0, "failed": 0, "loading": 0}));
         }
     }
 }

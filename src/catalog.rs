@@ -2,12 +2,14 @@
 //! validator and the scopes it needs. Built from a document and the server's settings; the
 //! OpenAPI model is not kept once the tools are made.
 
-use std::collections::HashMap;
+pub mod search;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use url::Url;
 
-use crate::config::{BackendUrl, ServerSettings};
+use crate::config::{BackendUrl, Budget, ServerSettings};
 use crate::metrics;
 use crate::openapi::{ParamLocation, SecurityKind, Spec};
 use crate::ratelimit::{self, Rate};
@@ -20,6 +22,8 @@ pub struct Catalog {
     pub report: Report,
     /// The server's metrics that no tool names (a call naming an unknown tool, refusals).
     pub metrics: Arc<metrics::ServerSeries>,
+    /// In catalog mode, the index the search meta-tool ranks `tools` with; `None` otherwise.
+    pub search: Option<search::Index>,
 }
 
 pub struct Tool {
@@ -51,40 +55,38 @@ impl Catalog {
     /// validators.
     pub fn build(settings: &ServerSettings, mut spec: Spec) -> Result<Catalog, Error> {
         shape(settings, &mut spec);
-        let generated = tools::generate(&spec, &tools::Options::default());
-        let exposed = |tool: &ToolSpec| match &settings.expose {
-            None => true,
-            Some(list) => {
-                let operation = &spec.operations[tool.operation];
-                list.iter().any(|it| *it == tool.name || *it == operation.key() || *it == operation.label())
-            }
-        };
-        if let Some(list) = &settings.expose {
-            for name in list {
-                let known = generated.tools.iter().any(|tool| {
-                    let operation = &spec.operations[tool.operation];
-                    *name == tool.name || *name == operation.key() || *name == operation.label()
-                });
-                if !known {
-                    return Err(Error::UnknownExposed {
-                        slug: settings.slug.to_string(),
-                        name: name.clone(),
-                    });
-                }
-            }
-        }
+        let generated = tools::generate(&spec, &options(settings));
+        // Sets, so that publishing stays linear in the number of tools: a tool is exposed when
+        // its name, its operation's key or its label is listed.
+        let wanted: Option<HashSet<&str>> =
+            settings.expose.as_ref().map(|list| list.iter().map(String::as_str).collect());
+        let mut matched: HashSet<String> = HashSet::new();
+        let mut limited: HashSet<String> = HashSet::new();
         let mut tools = Vec::new();
-        for tool in generated.tools.into_iter().filter(|it| exposed(it)) {
+        for tool in generated.tools {
+            let operation = &spec.operations[tool.operation];
+            let (key, label) = (operation.key(), operation.label());
+            let names = [tool.name.as_str(), key.as_str(), label.as_str()];
+            if let Some(wanted) = &wanted {
+                let listed: Vec<&str> = names.iter().copied().filter(|it| wanted.contains(it)).collect();
+                if listed.is_empty() {
+                    continue;
+                }
+                matched.extend(listed.into_iter().map(str::to_owned));
+            }
+            limited.extend(
+                names
+                    .iter()
+                    .filter(|it| settings.rate_limits.tools.contains_key(**it))
+                    .map(|it| (*it).to_owned()),
+            );
             let schema = serde_json::Value::Object((*tool.input_schema).clone());
             let output_validator = tool
                 .output_schema
                 .as_ref()
                 .and_then(|it| jsonschema::draft202012::new(&serde_json::Value::Object((**it).clone())).ok());
             let scopes = tool_scopes(settings, &spec, &tool);
-            let operation = &spec.operations[tool.operation];
-            let (per_user, per_tool) = settings
-                .rate_limits
-                .for_tool(&[&tool.name, &operation.key(), &operation.label()], tool.annotations.read_only);
+            let (per_user, per_tool) = settings.rate_limits.for_tool(&names, tool.annotations.read_only);
             let limits = ratelimit::Limits {
                 per_user: Rate::per_minute(per_user),
                 per_tool: Rate::per_minute(per_tool),
@@ -101,24 +103,48 @@ impl Catalog {
                 }
             }
         }
+        if let Some(name) = settings.expose.iter().flatten().find(|it| !matched.contains(it.as_str())) {
+            return Err(Error::UnknownExposed { slug: settings.slug.to_string(), name: name.clone() });
+        }
         // Rates named for no exposed tool apply to nothing: say so rather than stay silent.
-        for name in settings.rate_limits.tools.keys() {
-            let applies = tools.iter().any(|it| {
-                let operation = &spec.operations[it.spec.operation];
-                *name == it.spec.name || *name == operation.key() || *name == operation.label()
-            });
-            if !applies {
-                tracing::warn!(server = %settings.slug, tool = %name, "rate_limits.tools names no exposed tool");
-            }
+        for name in settings.rate_limits.tools.keys().filter(|it| !limited.contains(it.as_str())) {
+            tracing::warn!(server = %settings.slug, tool = %name, "rate_limits.tools names no exposed tool");
         }
         let by_name = tools.iter().enumerate().map(|(idx, it)| (it.spec.name.clone(), idx)).collect();
         let metrics = metrics::server(settings.slug.as_str());
-        Ok(Catalog { title: spec.info.title, tools, by_name, report: generated.report, metrics })
+        let search = settings.catalog_mode.then(|| {
+            search::Index::build(tools.iter().map(|it| (&it.spec, &spec.operations[it.spec.operation])))
+        });
+        Ok(Catalog { title: spec.info.title, tools, by_name, report: generated.report, metrics, search })
     }
 
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.by_name.get(name).map(|&idx| &self.tools[idx])
     }
+}
+
+/// The converter's options under the server's context budget, and each tool's over it (unset
+/// values take the lean defaults).
+pub fn options(settings: &ServerSettings) -> tools::Options {
+    let of = |budget: &Budget| {
+        let it = budget.resolved();
+        let size = |value: u32| usize::try_from(value).unwrap_or(usize::MAX);
+        tools::Options {
+            max_description_len: size(it.max_description_chars),
+            max_schema_tokens: size(it.max_schema_tokens),
+            max_output_schema_tokens: size(it.max_output_schema_tokens),
+            optional_depth: Some(size(it.optional_depth)),
+            ..tools::Options::default()
+        }
+    };
+    let mut options = of(&settings.budget);
+    options.per_operation = settings
+        .tools
+        .iter()
+        .filter(|(_, it)| !it.budget.is_empty())
+        .map(|(key, it)| (key.clone(), of(&it.budget.over(&settings.budget))))
+        .collect();
+    options
 }
 
 /// The scopes a tool needs: configured ones, else those of the operation's OAuth `security`

@@ -86,6 +86,12 @@ struct ConvertArgs {
     /// Estimated tokens per tool schema after which referenced schemas are no longer expanded.
     #[arg(long, default_value_t = 6000)]
     max_schema_tokens: usize,
+    /// The same for output schemas; 0 leaves them out.
+    #[arg(long, default_value_t = 6000)]
+    max_output_schema_tokens: usize,
+    /// Leave out optional properties of objects nested deeper than this (arguments are depth 0).
+    #[arg(long)]
+    optional_depth: Option<usize>,
     /// Largest document read, in bytes (all its files together).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_bytes: u64,
@@ -242,6 +248,12 @@ async fn convert(args: ConvertArgs) -> ExitCode {
         Ok(loaded) => loaded.spec,
         Err(err) => {
             eprintln!("error: {err}");
+            if matches!(
+                err,
+                source::Error::TooLarge { .. } | source::Error::Fetch(source::fetch::Error::TooLarge { .. })
+            ) {
+                eprintln!("hint: raise the limit with --max-bytes (now {} bytes)", args.max_bytes);
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -249,6 +261,9 @@ async fn convert(args: ConvertArgs) -> ExitCode {
         max_name_len: args.max_name_len,
         max_description_len: args.max_description_len,
         max_schema_tokens: args.max_schema_tokens,
+        max_output_schema_tokens: args.max_output_schema_tokens,
+        optional_depth: args.optional_depth,
+        per_operation: std::collections::HashMap::new(),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let written = if args.json {

@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+mod budget;
 mod credentials;
 mod curation;
 mod rate_limits;
 mod server;
 
+pub use budget::{Budget, LEAN as LEAN_BUDGET, Resolved as ResolvedBudget};
 pub use credentials::{ClientAuth, CredentialsConfig, GrantConfig, StaticCredential, StaticScheme};
 pub use curation::{ANNOTATIONS, ToolOverride};
 pub use rate_limits::{CallsPerMinute, RateLimits, ToolRateLimits};

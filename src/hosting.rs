@@ -6,6 +6,7 @@
 //! stopping the others.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
@@ -37,6 +38,10 @@ pub struct Hosting {
     servers: Arc<RwLock<BTreeMap<String, Arc<Hosted>>>>,
     /// Servers that could not be provisioned, with the reason.
     failed: Arc<RwLock<BTreeMap<String, String>>>,
+    /// Servers being provisioned at start-up.
+    loading: Arc<AtomicUsize>,
+    /// Set when the process stops.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
     builder: Arc<Builder>,
 }
 
@@ -107,72 +112,140 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Provisions the servers of `config`, then those only the store knows.
+/// Provisions the servers of `config`, then those only the store knows, and returns once every
+/// one is served or has failed.
 pub async fn provision(
     config: &Config,
     store: &Store,
     keyring: Arc<Keyring>,
     verifier: Option<&Verifier>,
 ) -> Hosting {
-    let builder = Builder {
-        config: config.clone(),
-        http: rmcp_config(config),
-        verifier: verifier.cloned(),
-        keyring,
-        store: store.clone(),
-        flows: Flows::default(),
-    };
-    let mut servers = BTreeMap::new();
-    let mut failed = BTreeMap::new();
-    for settings in &config.servers {
-        match provision_one(settings.clone(), store, &builder).await {
-            Ok(hosted) => {
-                servers.insert(settings.slug.to_string(), Arc::new(hosted));
-            }
-            Err(reason) => {
-                tracing::error!(server = %settings.slug, %reason, "server not provisioned");
-                failed.insert(settings.slug.to_string(), reason);
-            }
+    let hosting = Hosting::new(config, store, keyring, verifier);
+    hosting.load().await;
+    hosting
+}
+
+impl Hosting {
+    /// No server yet: [`Hosting::load`] provisions them, while requests are already served.
+    pub fn new(
+        config: &Config,
+        store: &Store,
+        keyring: Arc<Keyring>,
+        verifier: Option<&Verifier>,
+    ) -> Hosting {
+        let builder = Builder {
+            config: config.clone(),
+            http: rmcp_config(config),
+            verifier: verifier.cloned(),
+            keyring,
+            store: store.clone(),
+            flows: Flows::default(),
+        };
+        Hosting {
+            servers: Arc::default(),
+            failed: Arc::default(),
+            // Counted from the start, so that `/readyz` never says ready before loading begins.
+            loading: Arc::new(AtomicUsize::new(config.servers.len())),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            builder: Arc::new(builder),
         }
     }
-    let stored = store.slugs().unwrap_or_else(|err| {
-        tracing::error!(%err, "cannot list stored servers");
-        Vec::new()
-    });
-    let only_stored: Vec<String> = stored.into_iter().filter(|it| !servers.contains_key(it)).collect();
-    for slug in only_stored {
-        let stored = store.server(&slug).map_err(|err| err.to_string()).and_then(|it| {
-            let Some(record) = it else { return Ok(None) };
-            let (settings, document) =
-                config::from_record(&slug, record, &builder.keyring).map_err(|err| err.to_string())?;
-            let settings = settings.validated(config.auth.mode).map_err(|err| err.to_string())?;
-            Ok(Some((settings, document)))
+
+    /// Servers not yet provisioned (`/readyz` counts them).
+    pub fn loading(&self) -> usize {
+        self.loading.load(Ordering::Relaxed)
+    }
+
+    /// Says that the process is stopping: a publication under way gives up rather than hold the
+    /// shutdown until it is built.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Completes once [`Hosting::stop`] is called.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        // The sender lives as long as `self`.
+        let _ = stopping.wait_for(|it| *it).await;
+    }
+
+    /// Provisions the servers of the configuration, then those only the store knows; each is
+    /// served as soon as it is built, off the async workers, a few at a time.
+    pub async fn load(&self) {
+        let builder = &self.builder;
+        let configured: Vec<ServerSettings> = builder.config.servers.clone();
+        let stored = builder.store.slugs().unwrap_or_else(|err| {
+            tracing::error!(%err, "cannot list stored servers");
+            Vec::new()
         });
-        match stored {
-            Ok(Some((settings, document))) => match from_document(settings, &document, &builder, false) {
-                Ok(hosted) => {
-                    servers.insert(slug, Arc::new(hosted));
+        let only_stored: Vec<String> =
+            stored.into_iter().filter(|it| !configured.iter().any(|c| c.slug.as_str() == it)).collect();
+        self.loading.fetch_add(only_stored.len(), Ordering::Relaxed);
+        let parallel = std::thread::available_parallelism().map_or(1, usize::from);
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+        let mut loads = tokio::task::JoinSet::new();
+        for settings in configured {
+            let (hosting, permits) = (self.clone(), permits.clone());
+            loads.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let slug = settings.slug.to_string();
+                let outcome = provision_one(settings, &hosting.builder).await;
+                hosting.loaded(slug, outcome);
+            });
+        }
+        for slug in only_stored {
+            let (hosting, permits) = (self.clone(), permits.clone());
+            loads.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let outcome = provision_stored(&slug, &hosting.builder).await;
+                match outcome {
+                    Some(outcome) => hosting.loaded(slug, outcome),
+                    None => {
+                        hosting.loading.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
-                Err(reason) => {
-                    failed.insert(slug, reason);
-                }
-            },
-            Ok(None) => {}
+            });
+        }
+        while loads.join_next().await.is_some() {}
+    }
+
+    fn loaded(&self, slug: String, outcome: Result<Hosted, String>) {
+        match outcome {
+            Ok(hosted) => {
+                write(&self.servers).insert(slug, Arc::new(hosted));
+            }
             Err(reason) => {
-                failed.insert(slug, reason);
+                tracing::error!(server = %slug, %reason, "server not provisioned");
+                write(&self.failed).insert(slug, reason);
             }
         }
-    }
-    Hosting {
-        servers: Arc::new(RwLock::new(servers)),
-        failed: Arc::new(RwLock::new(failed)),
-        builder: Arc::new(builder),
+        self.loading.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-async fn provision_one(settings: ServerSettings, store: &Store, builder: &Builder) -> Result<Hosted, String> {
+/// A server only the store knows, from its stored settings and document; `None` when the store
+/// has it no longer.
+async fn provision_stored(slug: &str, builder: &Arc<Builder>) -> Option<Result<Hosted, String>> {
+    let stored = builder.store.server(slug).map_err(|err| err.to_string()).and_then(|it| {
+        let Some(record) = it else { return Ok(None) };
+        let (settings, document) =
+            config::from_record(slug, record, &builder.keyring).map_err(|err| err.to_string())?;
+        let settings = settings.validated(builder.config.auth.mode).map_err(|err| err.to_string())?;
+        Ok(Some((settings, document)))
+    });
+    match stored {
+        Ok(Some((settings, document))) => {
+            Some(from_document(settings, document, builder.clone(), false).await)
+        }
+        Ok(None) => None,
+        Err(reason) => Some(Err(reason)),
+    }
+}
+
+async fn provision_one(settings: ServerSettings, builder: &Arc<Builder>) -> Result<Hosted, String> {
     let source = Source::parse(&settings.spec);
     let limits = Limits { allow_private_url: settings.allow_private_spec_url, ..Limits::default() };
+    let store = &builder.store;
     match source::load(&source, &limits).await {
         Ok(loaded) => {
             let stored = config::to_record(&settings, loaded.document, &builder.keyring)
@@ -183,26 +256,39 @@ async fn provision_one(settings: ServerSettings, store: &Store, builder: &Builde
             if let Err(err) = stored {
                 tracing::warn!(server = %settings.slug, %err, "document not stored");
             }
-            Ok(assemble(snapshot(settings, loaded.spec, builder)?, builder, true))
+            let builder = builder.clone();
+            off_workers(move || Ok(assemble(snapshot(settings, loaded.spec, &builder)?, &builder, true)))
+                .await
         }
         Err(err) => match store.server(settings.slug.as_str()) {
             Ok(Some(stored)) if !stored.document.is_empty() => {
                 tracing::warn!(server = %settings.slug, %err, "document unreadable; serving the stored copy");
-                from_document(settings, &stored.document, builder, true)
+                from_document(settings, stored.document, builder.clone(), true).await
             }
             _ => Err(err.to_string()),
         },
     }
 }
 
-fn from_document(
+/// Building a catalog compiles a validator per tool: seconds for the largest documents, which
+/// would hold an async worker and every request queued behind it.
+async fn off_workers<T: Send + 'static>(
+    build: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(build).await.map_err(|err| format!("building the server failed: {err}"))?
+}
+
+async fn from_document(
     settings: ServerSettings,
-    document: &[u8],
-    builder: &Builder,
+    document: Vec<u8>,
+    builder: Arc<Builder>,
     provisioned: bool,
 ) -> Result<Hosted, String> {
-    let spec = source::ingest(&settings.spec, document).map_err(|err| err.to_string())?;
-    Ok(assemble(snapshot(settings, spec, builder)?, builder, provisioned))
+    off_workers(move || {
+        let spec = source::ingest(&settings.spec, &document).map_err(|err| err.to_string())?;
+        Ok(assemble(snapshot(settings, spec, &builder)?, &builder, provisioned))
+    })
+    .await
 }
 
 /// Everything requests to the server read, built from its settings and document.

@@ -3,6 +3,7 @@
 //! handler, [`Gateway`], reads the server's current catalog and forwards tool calls through
 //! `upstream`; sessions hear when the catalog changes.
 
+mod catalog_mode;
 mod connect;
 mod definition;
 mod direct;
@@ -13,6 +14,7 @@ mod listeners;
 mod observe;
 mod session_ids;
 
+pub use catalog_mode::called_tool;
 pub use definition::tool_definition;
 pub use endpoint::{Endpoint, IDLE_TIMEOUT, SessionLimits};
 pub use gateway::Gateway;

@@ -1,6 +1,7 @@
 //! Generate: a [`Spec`] to MCP tool definitions, one per operation, with a [`Report`].
 //! No IO, and no failure: what cannot be expressed well is a warning in the report.
 
+mod budget;
 mod compact;
 mod input;
 mod naming;
@@ -33,11 +34,26 @@ pub struct Options {
     /// Referenced schemas stop being expanded once a tool's input or output schema reaches
     /// about this many tokens; the nearest references are expanded first.
     pub max_schema_tokens: usize,
+    /// The same for the output schema; 0 leaves the output schema out (results are then
+    /// unstructured text for the model, as with an API that declares no JSON response).
+    pub max_output_schema_tokens: usize,
+    /// Optional properties of objects nested deeper than this are left out of the schemas (the
+    /// arguments are depth 0); required ones are always kept.
+    pub optional_depth: Option<usize>,
+    /// Options of single operations, by key (operationId, else `METHOD path`), instead of these.
+    pub per_operation: HashMap<String, Options>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_name_len: 64, max_description_len: 1024, max_schema_tokens: 6000 }
+        Options {
+            max_name_len: 64,
+            max_description_len: 1024,
+            max_schema_tokens: 6000,
+            max_output_schema_tokens: 6000,
+            optional_depth: None,
+            per_operation: HashMap::new(),
+        }
     }
 }
 
@@ -104,6 +120,11 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
     let mut per_tool = Vec::with_capacity(spec.operations.len());
     let mut output_cache: HashMap<Target, LoweredOutput> = HashMap::new();
     for (idx, operation) in spec.operations.iter().enumerate() {
+        let shared = options;
+        let options = match shared.per_operation.is_empty() {
+            true => shared,
+            false => shared.per_operation.get(&operation.key()).unwrap_or(shared),
+        };
         let label = operation.label();
         let location = spec.render_location(&operation.location);
         let mut warn = |kind, message: String| {
@@ -152,9 +173,15 @@ pub fn generate_each(spec: &Spec, options: &Options, mut emit: impl FnMut(ToolSp
             );
         }
         let mut omitted = builder.omitted.clone();
-        let (input_schema, recursive_in, issues_in) = finish(input.schema, builder);
+        let (mut input_schema, recursive_in, issues_in) = finish(input.schema, builder);
+        if let Some(depth) = options.optional_depth {
+            budget::prune_optional(&mut input_schema, depth);
+            budget::fit(&mut input_schema, options.max_schema_tokens, budget::Keep::Arguments);
+        }
 
-        let output = match output::cache_key(spec, operation) {
+        // Operations with options of their own lower their output alone.
+        let cache_key = output::cache_key(spec, operation).filter(|_| std::ptr::eq(options, shared));
+        let output = match cache_key {
             Some(key) => match output_cache.get(&key) {
                 // Operations that return the same schema share its lowering; its issues were
                 // reported the first time.
@@ -268,16 +295,23 @@ struct LoweredOutput {
 }
 
 fn lower_output(spec: &Spec, operation: &Operation, memo: &mut Memo, options: &Options) -> LoweredOutput {
-    let mut builder = SchemaBuilder::new(spec, Direction::Output, memo, options.max_schema_tokens * 4);
+    let mut builder = SchemaBuilder::new(spec, Direction::Output, memo, options.max_output_schema_tokens * 4);
     let (schema, shape) = output::build(operation, &mut builder);
     let omitted = builder.omitted.clone();
     let (schema, recursive, issues) = match schema {
+        // Left out by choice: the response is still parsed, and shown to the model as text.
+        Some(_) if options.max_output_schema_tokens == 0 => (None, Vec::new(), Vec::new()),
         Some(schema) => {
-            let (schema, recursive, issues) = finish(schema, builder);
+            let (mut schema, recursive, issues) = finish(schema, builder);
+            if let Some(depth) = options.optional_depth {
+                budget::prune_optional(&mut schema, depth);
+                budget::fit(&mut schema, options.max_output_schema_tokens, budget::Keep::RootShape);
+            }
             (Some(Arc::new(schema)), recursive, issues)
         }
         None => (None, Vec::new(), builder.finish().1),
     };
+    let shape = if options.max_output_schema_tokens == 0 { OutputShape::Unstructured } else { shape };
     LoweredOutput { schema, shape, recursive, omitted, issues }
 }
 

@@ -478,6 +478,13 @@ async fn the_image_builds_and_serves_as_its_user_from_the_mounted_image() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains(&said), "{logged}");
     assert_eq!(http_get(addr, "/healthz").map(|(status, _)| status), Some(200));
+    // The port opens while the servers are built: ready once they are.
+    let start = Instant::now();
+    while http_get(addr, "/readyz").map(|(status, _)| status) != Some(200)
+        && start.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(http_get(addr, "/readyz").map(|(status, _)| status), Some(200), "{logged}");
 
     let health = in_image(&healthcheck[1..]).output().unwrap();

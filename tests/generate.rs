@@ -462,3 +462,81 @@ paths:
         "#]],
     );
 }
+
+/// A response that is an object through `allOf` (inheritance) is structured content as it is,
+/// not wrapped in `result`.
+#[test]
+fn an_all_of_object_response_is_not_wrapped() {
+    check(
+        r#"
+openapi: 3.1.0
+info: {title: T, version: "1"}
+paths:
+  /pets/{id}:
+    get:
+      operationId: getPet
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/Base'
+                  - {type: object, properties: {name: {type: string}}}
+components:
+  schemas:
+    Base: {type: object, properties: {id: {type: string}}}
+"#,
+        expect![[r#"
+            tool getPet (GET /pets/{id})
+              description: GET /pets/{id}
+              hints: read_only idempotent open_world
+              arg id <- path id (Simple, explode false)
+              input: {"type":"object","properties":{"id":{"type":"string"}},"required":["id"],"additionalProperties":false}
+              output (Object): {"allOf":[{"type":"object","properties":{"id":{"type":"string"}}},{"type":"object","properties":{"name":{"type":"string"}}}],"type":"object"}
+        "#]],
+    );
+}
+
+/// Webhooks are reported, and `\p{…}` patterns, which Python's `re` cannot compile, dropped
+/// with a warning.
+#[test]
+fn webhooks_are_reported_and_unicode_class_patterns_dropped() {
+    check(
+        r#"
+openapi: 3.1.0
+info: {title: T, version: "1"}
+paths:
+  /users:
+    post:
+      operationId: createUser
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                name: {type: string, pattern: '^\p{L}+$'}
+                code: {type: string, pattern: '^[a-z]+$'}
+      responses: {"201": {description: created}}
+webhooks:
+  userCreated:
+    post:
+      responses: {"200": {description: ok}}
+"#,
+        expect![[r#"
+            tool createUser (POST /users)
+              description: POST /users
+              hints: open_world
+              arg name <- body.name
+              arg code <- body.code
+              body: application/json (Json)
+              input: {"type":"object","properties":{"name":{"type":"string"},"code":{"type":"string","pattern":"^[a-z]+$"}},"additionalProperties":false}
+            warning document at #/webhooks: webhooks are requests the API sends, not operations: no tool for userCreated
+            warning schema at #/paths/~1users/post/requestBody/content/application~1json/schema/properties/name: pattern "^\\p{L}+$" uses \p{…} classes, which some clients cannot compile; ignored
+        "#]],
+    );
+}

@@ -67,6 +67,7 @@ impl From<workspace::Error> for ApiError {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Exists(_) => StatusCode::CONFLICT,
             Error::Provisioned(_) => StatusCode::FORBIDDEN,
+            Error::Stopping => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(err) => {
                 // The cause is for the operator's log, not the client.
                 tracing::error!(%err, "admin: store");
@@ -229,7 +230,11 @@ async fn curate(
     Path(slug): Path<String>,
     AppJson(changes): AppJson<Vec<Curate>>,
 ) -> Result<StatusCode, ApiError> {
-    state.workspace.curate(&admin.name, &slug, &changes)?;
+    // Parses and generates the whole draft: off the async workers, for large documents.
+    let workspace = state.workspace.clone();
+    tokio::task::spawn_blocking(move || workspace.curate(&admin.name, &slug, &changes))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the change failed; see the log"))??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -248,7 +253,7 @@ async fn publish(
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
-    let tools = state.workspace.publish(&admin.name, &slug)?;
+    let tools = state.workspace.publish(&admin.name, &slug).await?;
     Ok(Json(json!({"published": slug, "tools": tools})).into_response())
 }
 

@@ -38,6 +38,9 @@ const ASSETS: [(&str, &str, &str); 2] = [
     ("admin.css", "text/css; charset=utf-8", include_str!("../../assets/admin.css")),
 ];
 
+/// Tokens of exposed tool definitions above which the page suggests catalog mode: a tenth of a
+/// large model context, beyond which tools crowd out the conversation.
+const CATALOG_MODE_SUGGESTED_ABOVE: usize = 20_000;
 /// How many audit entries the audit page shows.
 const AUDIT_PAGE: usize = 500;
 /// How many calls a page of recent calls shows.
@@ -283,6 +286,9 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
         // `serve --dev` declares its samples itself: there is no file to change.
         "dev_sample": draft.summary.provisioned && dev,
         "exposed_tokens": draft.exposed_tokens,
+        "catalog_budget": CATALOG_MODE_SUGGESTED_ABOVE,
+        "suggest_catalog_mode": draft.exposed_tokens > CATALOG_MODE_SUGGESTED_ABOVE
+            && draft.settings.catalog_mode != Some(true),
         "n_operations": draft.operations.len(),
         "n_exposed": draft.operations.iter().filter(|it| it.exposed).count(),
         "groups": groups,
@@ -297,6 +303,7 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
         "settings": {
             "backend_url": draft.settings.backend_url.as_ref().map(ToString::to_string).unwrap_or_default(),
             "timeout_secs": draft.settings.timeout_secs,
+            "catalog_mode": draft.settings.catalog_mode == Some(true),
             "modes": choose(
                 &mode,
                 &["none", "static", "client_credentials", "token_exchange", "entra_obo", "authorization_code"],

@@ -6,7 +6,7 @@
 //! Servers declared in the configuration file are shown but not changed here: the file would
 //! undo the change at the next start.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,8 @@ pub enum Error {
     Provisioned(String),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    #[error("mcpgate is stopping: not published")]
+    Stopping,
 }
 
 impl From<config::Error> for Error {
@@ -146,6 +148,12 @@ pub struct Settings {
     /// credentials with every secret replaced by `"(set)"`.
     #[serde(default)]
     pub credentials: Option<Value>,
+    /// Serve the server as search, describe and call meta-tools.
+    #[serde(default)]
+    pub catalog_mode: Option<bool>,
+    /// The server's context budget (each tool's is in its curation).
+    #[serde(default)]
+    pub budget: Option<crate::config::Budget>,
 }
 
 /// A change to one operation's curation.
@@ -274,7 +282,8 @@ impl Workspace {
         // path, tags or summary, so the shaped document serves for both.
         let mut spec = parse(&settings, &document)?;
         crate::catalog::shape(&settings, &mut spec);
-        let generated = tools::generate(&spec, &tools::Options::default());
+        // As it will be served: under the server's context budget.
+        let generated = tools::generate(&spec, &crate::catalog::options(&settings));
         let by_operation: BTreeMap<usize, &ToolSpec> =
             generated.tools.iter().map(|it| (it.operation, it)).collect();
         let exposed_keys: Option<BTreeSet<&String>> = settings.expose.as_ref().map(|it| it.iter().collect());
@@ -324,6 +333,8 @@ impl Workspace {
         }
         let spec = parse(&settings, &document)?;
         let keys: Vec<String> = spec.operations.iter().map(|it| it.key()).collect();
+        // A set: one request may change every operation of a large document.
+        let known: HashSet<&str> = keys.iter().map(String::as_str).collect();
         let before = settings.clone();
         let mut exposed: BTreeSet<String> = settings
             .expose
@@ -331,7 +342,7 @@ impl Workspace {
             .map_or_else(|| keys.iter().cloned().collect(), |it| it.into_iter().collect());
         let exposed_before = exposed.clone();
         for change in changes {
-            if !keys.contains(&change.key) {
+            if !known.contains(change.key.as_str()) {
                 return Err(Error::Invalid(format!("no operation `{}` in the document", change.key)));
             }
             match change.exposed {
@@ -418,6 +429,12 @@ impl Workspace {
         if let Some(rate_limits) = change.rate_limits {
             settings.rate_limits = rate_limits;
         }
+        if let Some(catalog_mode) = change.catalog_mode {
+            settings.catalog_mode = catalog_mode;
+        }
+        if let Some(budget) = change.budget {
+            settings.budget = budget;
+        }
         let changed_credentials = change.credentials.is_some();
         if let Some(value) = change.credentials {
             settings.credentials = merge_credentials(&settings.credentials, value)?;
@@ -430,7 +447,18 @@ impl Workspace {
     }
 
     /// Serves the draft: its tools replace the old at once, and connected sessions are told.
-    pub fn publish(&self, actor: &str, slug: &str) -> Result<usize, Error> {
+    /// Built off the async workers (a large document takes seconds), and given up when the
+    /// process stops meanwhile.
+    pub async fn publish(&self, actor: &str, slug: &str) -> Result<usize, Error> {
+        let (workspace, actor, slug) = (self.clone(), actor.to_owned(), slug.to_owned());
+        let built = tokio::task::spawn_blocking(move || workspace.publish_now(&actor, &slug));
+        tokio::select! {
+            built = built => built.map_err(|err| Error::Invalid(format!("publishing failed: {err}")))?,
+            () = self.hosting.stopped() => Err(Error::Stopping),
+        }
+    }
+
+    fn publish_now(&self, actor: &str, slug: &str) -> Result<usize, Error> {
         let (settings, document) = self.editable(slug)?;
         let spec = parse(&settings, &document)?;
         self.hosting.publish(settings, spec).map_err(Error::Invalid)?;
@@ -731,10 +759,20 @@ fn readiness(tool: &ToolSpec, operation: &crate::openapi::Operation) -> Vec<Stri
         warnings.push(format!("large definition: about {} tokens", tool.tokens));
     }
     let wanted = operation.mcp.name.clone().or_else(|| operation.operation_id.clone());
-    if wanted.is_some_and(|it| it != tool.name) {
+    // A name whose every character tool names refuse became `_` (GitHub's `issues/create` is
+    // `issues_create`) changed mechanically: said on every row of such a document, it would
+    // drown the warnings that matter.
+    if wanted.is_some_and(|it| it != tool.name && !mechanical(&it, &tool.name)) {
         warnings.push(format!("name changed to `{}` (length or characters)", tool.name));
     }
     warnings
+}
+
+/// Whether `name` is `wanted` with only the characters tool names refuse replaced by `_`.
+fn mechanical(wanted: &str, name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    wanted.chars().count() == name.chars().count()
+        && wanted.chars().zip(name.chars()).all(|(a, b)| a == b || (b == '_' && !allowed(a)))
 }
 
 /// The settings as shown: no secret, only whether it is set.
@@ -747,6 +785,8 @@ fn settings_view(settings: &ServerSettings) -> Settings {
         headers: Some(settings.headers.clone()),
         rate_limits: Some(settings.rate_limits.clone()),
         credentials: Some(redacted(&settings.credentials)),
+        catalog_mode: Some(settings.catalog_mode),
+        budget: Some(settings.budget),
     }
 }
 
@@ -861,5 +901,13 @@ mod tests {
             (count(0, "tool"), count(1, "tool"), count(2, "tool")),
             ("0 tools".to_owned(), "1 tool".to_owned(), "2 tools".to_owned())
         );
+    }
+
+    #[test]
+    fn renames_of_refused_characters_are_mechanical() {
+        assert!(mechanical("issues/create", "issues_create"));
+        assert!(mechanical("repos/get-content", "repos_get-content"));
+        assert!(!mechanical("issues/create", "issues_create_2"));
+        assert!(!mechanical("getPet", "get_pet"));
     }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::budget::Budget;
 use crate::openapi::Operation;
 
 /// The annotation hints a curator may set (MCP `ToolAnnotations`).
@@ -21,11 +22,17 @@ pub struct ToolOverride {
     /// Hints replacing those derived from the method, by name: booleans.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub annotations: Map<String, Value>,
+    /// This tool's context budget, over the server's.
+    #[serde(default, skip_serializing_if = "Budget::is_empty")]
+    pub budget: Budget,
 }
 
 impl ToolOverride {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.description.is_none() && self.annotations.is_empty()
+        self.name.is_none()
+            && self.description.is_none()
+            && self.annotations.is_empty()
+            && self.budget.is_empty()
     }
 
     /// Why the override cannot be applied, if it cannot.
@@ -39,6 +46,9 @@ impl ToolOverride {
         }
         if self.description.as_ref().is_some_and(|it| it.len() > 16 * 1024) {
             return Some("the description is longer than 16 KiB".to_owned());
+        }
+        if let Some(problem) = self.budget.problem() {
+            return Some(problem);
         }
         for (key, value) in &self.annotations {
             if !ANNOTATIONS.contains(&key.as_str()) {

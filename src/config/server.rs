@@ -62,6 +62,13 @@ pub struct ServerSettings {
     /// `METHOD /path`).
     #[serde(default)]
     pub tools: BTreeMap<String, ToolOverride>,
+    /// Served as three meta-tools (search the operations, describe one, call one) rather than
+    /// one tool per operation: for APIs too large to list in a model's context.
+    #[serde(default)]
+    pub catalog_mode: bool,
+    /// How much of a model's context each tool may take; per tool in `tools."op".budget`.
+    #[serde(default)]
+    pub budget: super::Budget,
 }
 
 impl ServerSettings {
@@ -83,6 +90,8 @@ impl ServerSettings {
             scopes: Vec::new(),
             tool_scopes: BTreeMap::new(),
             tools: BTreeMap::new(),
+            catalog_mode: false,
+            budget: super::Budget::default(),
         }
     }
 
@@ -103,6 +112,14 @@ impl ServerSettings {
         }
         if let Some(problem) = self.rate_limits.problem() {
             return invalid(problem);
+        }
+        if let Some(problem) = self.budget.problem() {
+            return invalid(problem);
+        }
+        if let Some((key, problem)) =
+            self.tools.iter().find_map(|(key, it)| Some((key, it.budget.problem()?)))
+        {
+            return invalid(format!("tools.`{key}`: {problem}"));
         }
         // The credentials module owns what makes credentials usable; building them is the check.
         if let Err(reason) = crate::credentials::Credentials::new(self.slug.as_str(), &self.credentials) {

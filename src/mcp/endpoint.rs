@@ -40,6 +40,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::catalog_mode::called_tool;
 use super::direct;
 use super::envelope;
 use super::gateway::{self, Gateway};
@@ -269,7 +270,11 @@ impl Endpoint {
                 Ok(envelope) => envelope,
                 Err(malformed) => return refused_message(malformed),
             };
-            if let (Some(guard), Some(caller), Some(name)) = (&snapshot.access, &caller, &envelope.called)
+            // In catalog mode the tool a call runs is named in the arguments of the call meta-tool.
+            let arguments = envelope.tools.as_ref().and_then(|it| it.params.get("arguments")?.as_object());
+            let called =
+                envelope.called.as_deref().and_then(|it| called_tool(&snapshot.catalog, it, arguments));
+            if let (Some(guard), Some(caller), Some(name)) = (&snapshot.access, &caller, called)
                 && let Some(tool) = snapshot.catalog.tool(name)
                 && let Some(refusal) = guard.step_up(caller, &tool.spec.name, &tool.scopes)
             {

@@ -129,6 +129,16 @@ impl Gateway {
         request: CallToolRequestParams,
         origin: &Origin<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // In catalog mode, a meta-tool: a search or a description is answered here, a call names
+        // the operation to run.
+        let request = if snapshot.catalog.search.is_some() {
+            match super::catalog_mode::route(&snapshot.catalog, request, visible(snapshot, origin.caller)) {
+                super::catalog_mode::Route::Answered(result) => return Ok(result.into()),
+                super::catalog_mode::Route::Call(request) => request,
+            }
+        } else {
+            request
+        };
         let tool = snapshot.catalog.tool(&request.name);
         observed(snapshot, tool, origin.trace, self.call(snapshot, tool, request, origin)).await
     }
@@ -248,14 +258,11 @@ fn list_page(
     request: Option<PaginatedRequestParams>,
     caller: Option<&Caller>,
 ) -> Result<ListToolsResult, ErrorData> {
-    let filter = snapshot.access.as_ref().is_some_and(|it| it.filter_tools);
-    let caller = caller.filter(|_| filter);
-    let visible: Vec<&Tool> = snapshot
-        .catalog
-        .tools
-        .iter()
-        .filter(|it| caller.is_none_or(|caller| caller.has_scopes(&it.scopes)))
-        .collect();
+    if snapshot.catalog.search.is_some() {
+        return Ok(ListToolsResult::with_all_items(super::catalog_mode::definitions(&snapshot.catalog)));
+    }
+    let may_see = visible(snapshot, caller);
+    let visible: Vec<&Tool> = snapshot.catalog.tools.iter().filter(|it| may_see(it)).collect();
     let start = match request.and_then(|it| it.cursor) {
         None => 0,
         Some(cursor) => decode_cursor(&cursor)
@@ -267,6 +274,16 @@ fn list_page(
     let mut result = ListToolsResult::with_all_items(page);
     result.next_cursor = (end < visible.len()).then(|| encode_cursor(end));
     Ok(result)
+}
+
+/// Whether the caller may see a tool: every tool, unless the server filters the list by scope
+/// (`auth.filter_tools_by_scope`), or serves a catalog (whose search never finds what a caller
+/// may not call).
+fn visible<'a>(snapshot: &'a Snapshot, caller: Option<&'a Caller>) -> impl Fn(&Tool) -> bool + 'a {
+    let filter =
+        snapshot.access.as_ref().is_some_and(|it| it.filter_tools || snapshot.catalog.search.is_some());
+    let caller = caller.filter(|_| filter);
+    move |tool| caller.is_none_or(|caller| caller.has_scopes(&tool.scopes))
 }
 
 fn parts(context: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {

@@ -186,7 +186,29 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    /// Webhooks are requests the API sends, not operations a tool could call: said, so that an
+    /// administrator does not look for them among the tools.
+    fn webhooks(&mut self, root: &Node) {
+        for field in ["webhooks", "x-webhooks"] {
+            let Some(Node::Object(webhooks)) = root.get(field) else { continue };
+            if webhooks.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = webhooks.keys().take(5).collect();
+            let more = webhooks.len() - names.len();
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            self.warn(
+                &loc(DocId::ENTRY, format!("/{field}")),
+                format!(
+                    "webhooks are requests the API sends, not operations: no tool for {}{more}",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+
     fn paths(&mut self, root: &Node, servers: &[Server], security: &[SecurityRequirement]) -> Vec<Operation> {
+        self.webhooks(root);
         let mut operations = Vec::new();
         let paths = match root.get("paths") {
             None => return operations,

@@ -29,7 +29,7 @@ pub(super) fn build(operation: &Operation, builder: &mut SchemaBuilder<'_>) -> (
     };
     let lowered = builder.lower(schema);
     // A root `$ref` to an object schema is written out, so that the root says `type: object`.
-    let root = match def_name(&lowered).and_then(|_| builder.def(lowered.get("$ref")?.as_str()?)) {
+    let mut root = match def_name(&lowered).and_then(|_| builder.def(lowered.get("$ref")?.as_str()?)) {
         Some(def) if is_object(def) => {
             let mut root = def.clone();
             if let (Value::Object(root), Value::Object(siblings)) = (&mut root, &lowered) {
@@ -44,6 +44,13 @@ pub(super) fn build(operation: &Operation, builder: &mut SchemaBuilder<'_>) -> (
     if is_object(&root) {
         return (Some(root), OutputShape::Object);
     }
+    if all_of_object(&root, builder)
+        && let Value::Object(map) = &mut root
+    {
+        // Said at the root too, which MCP clients read without resolving `allOf`.
+        map.insert("type".to_owned(), json!("object"));
+        return (Some(root), OutputShape::Object);
+    }
     let wrapped = json!({
         "type": "object",
         "properties": {WRAPPED_FIELD: root},
@@ -54,6 +61,23 @@ pub(super) fn build(operation: &Operation, builder: &mut SchemaBuilder<'_>) -> (
 
 fn is_object(schema: &Value) -> bool {
     schema.get("type").and_then(Value::as_str) == Some("object")
+}
+
+/// A schema that is an object through `allOf` (a composition of objects, as generators write
+/// inheritance), with no `type` of its own that says otherwise: its instances are objects, so
+/// it needs no wrapping.
+fn all_of_object(schema: &Value, builder: &SchemaBuilder<'_>) -> bool {
+    if schema.get("type").is_some() {
+        return false;
+    }
+    let Some(parts) = schema.get("allOf").and_then(Value::as_array) else { return false };
+    parts.iter().any(|part| {
+        let part = match part.get("$ref").and_then(Value::as_str) {
+            Some(reference) => builder.def(reference),
+            None => Some(part),
+        };
+        part.is_some_and(is_object)
+    })
 }
 
 /// Operations whose primary response is the same `$ref` get the same output schema; this is

@@ -388,6 +388,14 @@ impl<'a> SchemaBuilder<'a> {
                     }
                     _ => self.issue(cursor, format!("`{key}` is not a string; ignored")),
                 },
+                // Unicode property classes compile in JavaScript (`u` mode) and Rust, not in
+                // Python's `re`, which many clients validate arguments with.
+                "pattern" if value.as_str().is_some_and(|it| it.contains("\\p{") || it.contains("\\P{")) => {
+                    self.issue(
+                        cursor,
+                        format!("pattern {value} uses \\p{{…}} classes, which some clients cannot compile; ignored"),
+                    );
+                }
                 "pattern" => match value.as_str().and_then(|it| self.memo.pattern(it)) {
                     Some(pattern) => {
                         out.insert(key.into(), Value::String(pattern));

@@ -241,7 +241,7 @@ impl Gate {
             let mut gate = Gate { child, addr, log, dir };
             match gate.wait_healthy() {
                 Ok(()) => {
-                    let (status, body) = http_get(addr, "/readyz").expect("/readyz answers");
+                    let (status, body) = gate.wait_loaded();
                     assert_eq!(status, 200, "not every server is provisioned: {body}\n{}", gate.log_text());
                     return gate;
                 }
@@ -269,6 +269,21 @@ impl Gate {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!("mcpgate did not serve within 120 s\n{}", self.log_text()))
+    }
+
+    /// Waits until no server is still loading (the port opens before they are built), and
+    /// returns `/readyz`'s answer then.
+    fn wait_loaded(&self) -> (u16, String) {
+        let start = Instant::now();
+        loop {
+            let (status, body) = http_get(self.addr, "/readyz").expect("/readyz answers");
+            let loading =
+                serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|it| it["loading"].as_u64());
+            if loading == Some(0) || start.elapsed() > Duration::from_secs(120) {
+                return (status, body);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn mcp_url(&self, slug: &str) -> String {
