@@ -127,10 +127,16 @@ async fn metrics(State(hosting): State<Hosting>) -> Response {
 /// are in the log (at provisioning) and in the admin API's server list (`failure`).
 async fn ready(State(state): State<AppState>) -> Response {
     let failed = state.hosting.failed().len();
-    let ready = failed == 0 && state.store.is_usable();
+    let store_up = state.store.is_usable();
+    // A shared database's outage is every replica's: they serve on from memory rather than all
+    // leave the rotation at once, unless the operator wants otherwise.
+    let store_ok = store_up || !state.hosting.config().store.required_for_readiness();
+    let ready = failed == 0 && store_ok;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let servers = state.hosting.slugs().len();
-    (status, axum::Json(json!({"ready": ready, "servers": servers, "failed": failed}))).into_response()
+    let store = if store_up { "up" } else { "down" };
+    (status, axum::Json(json!({"ready": ready, "servers": servers, "failed": failed, "store": store})))
+        .into_response()
 }
 
 /// The `Host` values requests may name: `host` or `host:port` entries, an entry without a port
@@ -193,6 +199,8 @@ async fn check_host(State(hosts): State<AcceptedHosts>, request: Request, next: 
 pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    #[error("store.secret_keys must be set when replicas share PostgreSQL (store.url): they must all open what each seals")]
+    SharedKeys,
     #[error("authorization server: {0}")]
     Auth(#[from] crate::auth::Error),
     #[error(transparent)]
@@ -289,8 +297,17 @@ pub async fn build(config: &Config) -> Result<App, Error> {
             data_dir.join("secret.key").display()
         );
     }
+    let store = match config.store.postgres() {
+        Some(postgres) => {
+            // Each replica would otherwise seal with a key of its own, which the others cannot open.
+            if config.store.secret_keys.is_empty() && config.dev.is_none() {
+                return Err(Error::SharedKeys);
+            }
+            Store::connect(postgres).await?
+        }
+        None => Store::open(data_dir)?,
+    };
     let keyring = crate::secrets::Keyring::configured_or_local(&config.store.secret_keys, data_dir)?;
-    let store = Store::open(data_dir)?;
     let verifier = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!(
@@ -302,6 +319,7 @@ pub async fn build(config: &Config) -> Result<App, Error> {
         AuthMode::Jwt => Some(verifier(config).await?),
     };
     let hosting = hosting::provision(config, &store, std::sync::Arc::new(keyring), verifier.as_ref()).await;
+    hosting::follow(&hosting, &store);
     for slug in hosting.slugs() {
         tracing::info!("serving {}/mcp/{slug}", config.public_url());
     }
@@ -416,7 +434,8 @@ mod tests {
             assert_eq!(response.status(), status);
             let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(body, json!({"ready": ready, "servers": 0, "failed": 0}));
+            let store = if ready { "up" } else { "down" };
+            assert_eq!(body, json!({"ready": ready, "servers": 0, "failed": 0, "store": store}));
         }
     }
 }

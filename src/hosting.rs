@@ -4,6 +4,13 @@
 //! A server whose document cannot be read falls back to the copy kept in the store; one with
 //! neither is left out, counted by `/readyz` and shown with the reason in the admin API, without
 //! stopping the others.
+//!
+//! On a store shared by several replicas, `follow.rs` keeps each replica serving what the store
+//! serves: a publication on one is served by all.
+
+mod follow;
+
+pub use follow::follow;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -37,8 +44,14 @@ pub struct Hosting {
     servers: Arc<RwLock<BTreeMap<String, Arc<Hosted>>>>,
     /// Servers that could not be provisioned, with the reason.
     failed: Arc<RwLock<BTreeMap<String, String>>>,
+    /// The store's generation of each served copy, as this replica serves it: a newer one in the
+    /// store is built and served; an older one never replaces a newer.
+    generations: Arc<RwLock<BTreeMap<String, u64>>>,
     builder: Arc<Builder>,
 }
+
+/// A server's snapshot built and not yet served.
+pub struct Prepared(Snapshot);
 
 /// What building a hosted server needs besides its own settings.
 struct Builder {
@@ -78,8 +91,30 @@ impl Hosting {
     /// Serves `spec` under `settings` from now on. A server already hosted keeps its sessions,
     /// which are told that the tool list changed.
     pub fn publish(&self, settings: ServerSettings, spec: crate::openapi::Spec) -> Result<(), String> {
-        let snapshot = snapshot(settings, spec, &self.builder)?;
+        let prepared = self.prepare(settings, spec)?;
+        self.install(prepared, None);
+        Ok(())
+    }
+
+    /// Builds what `spec` under `settings` would serve, without serving it: whatever fails, fails
+    /// here, before the store makes it the served copy.
+    pub fn prepare(&self, settings: ServerSettings, spec: crate::openapi::Spec) -> Result<Prepared, String> {
+        snapshot(settings, spec, &self.builder).map(Prepared)
+    }
+
+    /// Serves `prepared`, the store's `generation` of the server when it is known, unless a newer
+    /// generation is served already.
+    pub fn install(&self, prepared: Prepared, generation: Option<u64>) {
+        let snapshot = prepared.0;
         let slug = snapshot.slug.clone();
+        // Held across the swap: two followers of one server install in generation order.
+        let mut generations = write(&self.generations);
+        if let Some(generation) = generation {
+            if generations.get(&slug).is_some_and(|served| *served >= generation) {
+                return;
+            }
+            generations.insert(slug.clone(), generation);
+        }
         match self.get(&slug) {
             // One step: requests under way keep the snapshot they took.
             Some(existing) => existing.host.replace(snapshot),
@@ -89,13 +124,18 @@ impl Hosting {
             }
         }
         write(&self.failed).remove(&slug);
-        Ok(())
     }
 
     /// Stops serving `slug`; whether it was served.
     pub fn remove(&self, slug: &str) -> bool {
+        write(&self.generations).remove(slug);
         write(&self.failed).remove(slug);
         write(&self.servers).remove(slug).is_some()
+    }
+
+    /// The store's generation of the copy served, when known.
+    fn generation(&self, slug: &str) -> Option<u64> {
+        read(&self.generations).get(slug).copied()
     }
 }
 
@@ -135,22 +175,18 @@ pub async fn provision(
             }
         }
     }
-    let stored = store.slugs().unwrap_or_else(|err| {
+    let stored = store.generations().await.unwrap_or_else(|err| {
         tracing::error!(%err, "cannot list stored servers");
         Vec::new()
     });
-    let only_stored: Vec<String> = stored.into_iter().filter(|it| !servers.contains_key(it)).collect();
-    for slug in only_stored {
-        let stored = store.server(&slug).map_err(|err| err.to_string()).and_then(|it| {
-            let Some(record) = it else { return Ok(None) };
-            let (settings, document) =
-                config::from_record(&slug, record, &builder.keyring).map_err(|err| err.to_string())?;
-            let settings = settings.validated(config.auth.mode).map_err(|err| err.to_string())?;
-            Ok(Some((settings, document)))
-        });
+    let mut generations = BTreeMap::new();
+    let only_stored: Vec<(String, u64)> = stored.into_iter().filter(|(it, _)| !servers.contains_key(it)).collect();
+    for (slug, generation) in only_stored {
+        let stored = stored_settings(store, &slug, &builder).await;
         match stored {
             Ok(Some((settings, document))) => match from_document(settings, &document, &builder, false) {
                 Ok(hosted) => {
+                    generations.insert(slug.clone(), generation);
                     servers.insert(slug, Arc::new(hosted));
                 }
                 Err(reason) => {
@@ -166,8 +202,21 @@ pub async fn provision(
     Hosting {
         servers: Arc::new(RwLock::new(servers)),
         failed: Arc::new(RwLock::new(failed)),
+        generations: Arc::new(RwLock::new(generations)),
         builder: Arc::new(builder),
     }
+}
+
+/// The served copy of `slug` in the store, its settings checked.
+async fn stored_settings(
+    store: &Store,
+    slug: &str,
+    builder: &Builder,
+) -> Result<Option<(ServerSettings, Vec<u8>)>, String> {
+    let Some(record) = store.server(slug).await.map_err(|err| err.to_string())? else { return Ok(None) };
+    let (settings, document) = config::from_record(slug, record, &builder.keyring).map_err(|err| err.to_string())?;
+    let settings = settings.validated(builder.config.auth.mode).map_err(|err| err.to_string())?;
+    Ok(Some((settings, document)))
 }
 
 async fn provision_one(settings: ServerSettings, store: &Store, builder: &Builder) -> Result<Hosted, String> {
@@ -175,17 +224,16 @@ async fn provision_one(settings: ServerSettings, store: &Store, builder: &Builde
     let limits = Limits { allow_private_url: settings.allow_private_spec_url, ..Limits::default() };
     match source::load(&source, &limits).await {
         Ok(loaded) => {
-            let stored = config::to_record(&settings, loaded.document, &builder.keyring)
-                .map_err(|err| err.to_string())
-                .and_then(|record| {
-                    store.put_server(settings.slug.as_str(), &record).map_err(|err| err.to_string())
-                });
+            let stored = match config::to_record(&settings, loaded.document, &builder.keyring) {
+                Ok(record) => store.put_server(settings.slug.as_str(), &record).await.map_err(|err| err.to_string()),
+                Err(err) => Err(err.to_string()),
+            };
             if let Err(err) = stored {
                 tracing::warn!(server = %settings.slug, %err, "document not stored");
             }
             Ok(assemble(snapshot(settings, loaded.spec, builder)?, builder, true))
         }
-        Err(err) => match store.server(settings.slug.as_str()) {
+        Err(err) => match store.server(settings.slug.as_str()).await {
             Ok(Some(stored)) if !stored.document.is_empty() => {
                 tracing::warn!(server = %settings.slug, %err, "document unreadable; serving the stored copy");
                 from_document(settings, &stored.document, builder, true)
