@@ -199,7 +199,9 @@ async fn check_host(State(hosts): State<AcceptedHosts>, request: Request, next: 
 pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
-    #[error("store.secret_keys must be set when replicas share PostgreSQL (store.url): they must all open what each seals")]
+    #[error(
+        "store.secret_keys must be set when replicas share PostgreSQL (store.url): they must all open what each seals"
+    )]
     SharedKeys,
     #[error("authorization server: {0}")]
     Auth(#[from] crate::auth::Error),

@@ -180,7 +180,8 @@ pub async fn provision(
         Vec::new()
     });
     let mut generations = BTreeMap::new();
-    let only_stored: Vec<(String, u64)> = stored.into_iter().filter(|(it, _)| !servers.contains_key(it)).collect();
+    let only_stored: Vec<(String, u64)> =
+        stored.into_iter().filter(|(it, _)| !servers.contains_key(it)).collect();
     for (slug, generation) in only_stored {
         let stored = stored_settings(store, &slug, &builder).await;
         match stored {
@@ -214,7 +215,8 @@ async fn stored_settings(
     builder: &Builder,
 ) -> Result<Option<(ServerSettings, Vec<u8>)>, String> {
     let Some(record) = store.server(slug).await.map_err(|err| err.to_string())? else { return Ok(None) };
-    let (settings, document) = config::from_record(slug, record, &builder.keyring).map_err(|err| err.to_string())?;
+    let (settings, document) =
+        config::from_record(slug, record, &builder.keyring).map_err(|err| err.to_string())?;
     let settings = settings.validated(builder.config.auth.mode).map_err(|err| err.to_string())?;
     Ok(Some((settings, document)))
 }
@@ -225,7 +227,9 @@ async fn provision_one(settings: ServerSettings, store: &Store, builder: &Builde
     match source::load(&source, &limits).await {
         Ok(loaded) => {
             let stored = match config::to_record(&settings, loaded.document, &builder.keyring) {
-                Ok(record) => store.put_server(settings.slug.as_str(), &record).await.map_err(|err| err.to_string()),
+                Ok(record) => {
+                    store.put_server(settings.slug.as_str(), &record).await.map_err(|err| err.to_string())
+                }
                 Err(err) => Err(err.to_string()),
             };
             if let Err(err) = stored {

@@ -310,4 +310,3 @@ impl Store {
         Store { engine: Engine::Redb(redb::Redb::unusable()) }
     }
 }
-

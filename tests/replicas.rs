@@ -9,7 +9,6 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, ETAG, IF_MATCH};
 use serde_json::{Value, json};
 
-#[allow(dead_code)]
 #[path = "support/harness.rs"]
 mod harness;
 #[allow(dead_code)]
@@ -74,7 +73,8 @@ impl Admin {
     }
 
     async fn version(&self, gate: &Gate, slug: &str) -> String {
-        let response = self.request(gate, reqwest::Method::GET, &format!("/servers/{slug}")).send().await.unwrap();
+        let response =
+            self.request(gate, reqwest::Method::GET, &format!("/servers/{slug}")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.headers()[ETAG].to_str().unwrap().to_owned()
     }
@@ -84,7 +84,8 @@ impl Admin {
             .iter()
             .map(|key| json!({"key": key, "exposed": keys.contains(key)}))
             .collect();
-        let mut request = self.request(gate, reqwest::Method::PATCH, &format!("/servers/{slug}/operations")).json(&changes);
+        let mut request =
+            self.request(gate, reqwest::Method::PATCH, &format!("/servers/{slug}/operations")).json(&changes);
         if let Some(version) = version {
             request = request.header(IF_MATCH, version);
         }
@@ -93,7 +94,10 @@ impl Admin {
 
     async fn publish(&self, gate: &Gate, slug: &str) -> StatusCode {
         let path = format!("/servers/{slug}/publish");
-        self.request(gate, reqwest::Method::POST, &path).send().await.map_or(StatusCode::BAD_GATEWAY, |it| it.status())
+        self.request(gate, reqwest::Method::POST, &path)
+            .send()
+            .await
+            .map_or(StatusCode::BAD_GATEWAY, |it| it.status())
     }
 }
 
@@ -130,7 +134,8 @@ async fn replicas_serve_what_any_of_them_publishes() {
     assert_eq!(admin.expose(&a, "pets", &["listPets"], None).await, StatusCode::NO_CONTENT);
     assert_eq!(admin.publish(&a, "pets").await, StatusCode::OK);
     for replica in [&b, &c] {
-        let took = within(Duration::from_secs(1), || async { admin.tools(replica, "pets").await == Some(1) }).await;
+        let took =
+            within(Duration::from_secs(1), || async { admin.tools(replica, "pets").await == Some(1) }).await;
         assert!(took.is_some(), "not served by another replica within 1 s: {}", admin.servers(replica).await);
     }
 
@@ -138,7 +143,8 @@ async fn replicas_serve_what_any_of_them_publishes() {
     assert_eq!(admin.expose(&b, "pets", &["listPets", "getPet"], None).await, StatusCode::NO_CONTENT);
     assert_eq!(admin.publish(&b, "pets").await, StatusCode::OK);
     for replica in [&a, &c] {
-        let took = within(Duration::from_secs(1), || async { admin.tools(replica, "pets").await == Some(2) }).await;
+        let took =
+            within(Duration::from_secs(1), || async { admin.tools(replica, "pets").await == Some(2) }).await;
         assert!(took.is_some(), "the change did not reach every replica within 1 s");
     }
 
@@ -177,11 +183,15 @@ async fn replicas_serve_what_any_of_them_publishes() {
     assert_eq!(harness::http_get(b.addr, "/readyz").unwrap().0, 200, "MCP traffic stays in rotation");
     assert_eq!(admin.publish(&b, "pets").await, StatusCode::SERVICE_UNAVAILABLE);
     cluster.start_server();
-    let back = within(Duration::from_secs(30), || async { admin.expose(&b, "pets", &["listPets"], None).await == StatusCode::NO_CONTENT }).await;
+    let back = within(Duration::from_secs(30), || async {
+        admin.expose(&b, "pets", &["listPets"], None).await == StatusCode::NO_CONTENT
+    })
+    .await;
     assert!(back.is_some(), "admin changes did not resume");
     assert_eq!(admin.publish(&b, "pets").await, StatusCode::OK);
     for replica in [&a, &c] {
-        let took = within(Duration::from_secs(10), || async { admin.tools(replica, "pets").await == Some(1) }).await;
+        let took =
+            within(Duration::from_secs(10), || async { admin.tools(replica, "pets").await == Some(1) }).await;
         assert!(took.is_some(), "a publication after the outage did not reach every replica");
     }
 }
@@ -226,16 +236,13 @@ async fn a_replica_killed_while_publishing_leaves_the_store_consistent() {
     // One served copy and at most one draft, each whole; the edition counts every write.
     assert_eq!(cluster.sql("killed", "select count(*) from server_copies where stage = 'live'"), "1");
     let served = admin.tools(&b, "pets").await;
-    let stored: i64 = cluster
-        .sql("killed", "select generation from server_copies where stage = 'live'")
-        .parse()
-        .unwrap();
+    let stored: i64 =
+        cluster.sql("killed", "select generation from server_copies where stage = 'live'").parse().unwrap();
     assert!(stored > 0);
     // B serves the store's last generation, whole: one tool or two, as some publication left it.
-    let settled = within(Duration::from_secs(10), || async {
-        matches!(admin.tools(&b, "pets").await, Some(1 | 2))
-    })
-    .await;
+    let settled =
+        within(Duration::from_secs(10), || async { matches!(admin.tools(&b, "pets").await, Some(1 | 2)) })
+            .await;
     assert!(settled.is_some(), "{served:?}");
     // The survivor goes on publishing on the same store.
     assert_eq!(admin.expose(&b, "pets", &["getPet"], None).await, StatusCode::NO_CONTENT);

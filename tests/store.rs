@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use mcpgate::store::{AuditEntry, Error, Postgres, Record, Stage, Store};
 
-#[allow(dead_code)]
 #[path = "support/harness.rs"]
 mod harness;
 #[allow(dead_code)]
@@ -68,7 +67,10 @@ async fn keeps_servers_across_reopening() {
         let store = reopen().await;
         assert_eq!(store.slugs().await.unwrap(), ["apps", "pets"]);
         let pets = store.server("pets").await.unwrap().unwrap();
-        assert_eq!((pets.settings.as_slice(), pets.document.as_slice()), (&br#"{"slug":"pets"}"#[..], &b"openapi: 3.0.0"[..]));
+        assert_eq!(
+            (pets.settings.as_slice(), pets.document.as_slice()),
+            (&br#"{"slug":"pets"}"#[..], &b"openapi: 3.0.0"[..])
+        );
         assert!(store.delete_server("pets").await.unwrap());
         assert!(!store.delete_server("pets").await.unwrap());
         assert!(store.server("pets").await.unwrap().is_none());

@@ -215,7 +215,9 @@ impl Consent {
 
     /// The token of `user`'s connection, refreshed if it expires soon.
     async fn load(&self, attached: &Attached, user: &User) -> Result<Token, Failure> {
-        let Some(mut connection) = attached.vault.get(user).await? else { return Err(Failure::not_connected()) };
+        let Some(mut connection) = attached.vault.get(user).await? else {
+            return Err(Failure::not_connected());
+        };
         if connection.needs_consent {
             return Err(Failure::not_connected());
         }

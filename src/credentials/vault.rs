@@ -154,7 +154,10 @@ mod tests {
         let bob = User { issuer: "https://idp".into(), subject: "bob".into() };
         assert!(vault.get(&bob).await.unwrap().is_none());
         // Alice's sealed tokens moved to Bob's record do not open there.
-        store.put_connection("pets", &bob.id(), raw.replace("\"alice\"", "\"bob\"").as_bytes()).await.unwrap();
+        store
+            .put_connection("pets", &bob.id(), raw.replace("\"alice\"", "\"bob\"").as_bytes())
+            .await
+            .unwrap();
         assert!(vault.get(&bob).await.is_err());
         assert_eq!(vault.list().await.unwrap().len(), 2);
         assert!(vault.delete(&alice).await.unwrap());

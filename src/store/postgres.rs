@@ -124,9 +124,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Pg {
     pub async fn connect(settings: Postgres) -> Result<Pg, Error> {
         let ca = match &settings.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|err| {
-                Error::Database(format!("store.ca_file {}: {err}", path.display()))
-            })?),
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|err| Error::Database(format!("store.ca_file {}: {err}", path.display())))?,
+            ),
             None => None,
         };
         let tls = MakeRustls::new(ca.as_deref()).map_err(Error::Database)?;
@@ -159,7 +160,12 @@ impl Pg {
     }
 
     async fn client(&self) -> Result<Pooled<'_>, Error> {
-        let permit = self.inner.permits.acquire().await.map_err(|_| Error::Unavailable("the pool is closed".into()))?;
+        let permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the pool is closed".into()))?;
         let idle = lock(&self.inner.idle).pop();
         let client = match idle {
             Some(client) => client,
@@ -180,7 +186,9 @@ impl Pg {
     async fn run<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
         let done = match tokio::time::timeout(OPERATION_DEADLINE, op).await {
             Ok(done) => done,
-            Err(_) => Err(Error::Unavailable(format!("the database did not answer within {OPERATION_DEADLINE:?}"))),
+            Err(_) => {
+                Err(Error::Unavailable(format!("the database did not answer within {OPERATION_DEADLINE:?}")))
+            }
         };
         match &done {
             Err(Error::Unavailable(_)) => self.inner.usable.store(false, Ordering::Release),
@@ -201,7 +209,13 @@ impl Pg {
         .await
     }
 
-    pub async fn put(&self, stage: Stage, slug: &str, record: &Record, expected: Option<u64>) -> Result<u64, Error> {
+    pub async fn put(
+        &self,
+        stage: Stage,
+        slug: &str,
+        record: &Record,
+        expected: Option<u64>,
+    ) -> Result<u64, Error> {
         let settings = encode_settings(&record.settings);
         let document = compress(&record.document)?;
         self.run(async {
@@ -358,7 +372,9 @@ impl Pg {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(classify)?;
-            tx.execute("delete from revoked_sessions where expires <= $1", &[&signed(now)]).await.map_err(classify)?;
+            tx.execute("delete from revoked_sessions where expires <= $1", &[&signed(now)])
+                .await
+                .map_err(classify)?;
             tx.execute(
                 "insert into revoked_sessions (id, expires) values ($1, $2) \
                  on conflict (id) do update set expires = excluded.expires",
@@ -415,7 +431,10 @@ impl Pg {
         self.run(async {
             let client = self.client().await?;
             let rows = client
-                .query("select id, value from connections where server = $1 order by id collate \"C\"", &[&slug])
+                .query(
+                    "select id, value from connections where server = $1 order by id collate \"C\"",
+                    &[&slug],
+                )
                 .await
                 .map_err(classify)?;
             Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
@@ -440,11 +459,17 @@ impl Inner {
     async fn open(
         &self,
         url: &str,
-    ) -> Result<(Client, tokio_postgres::Connection<tokio_postgres::Socket, super::tls::Stream<tokio_postgres::Socket>>), Error>
-    {
+    ) -> Result<
+        (
+            Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, super::tls::Stream<tokio_postgres::Socket>>,
+        ),
+        Error,
+    > {
         // The URL is never quoted in an error: it may hold a password.
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|_| Error::Database("store.url is not a PostgreSQL connection string".into()))?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| Error::Database("store.url is not a PostgreSQL connection string".into()))?;
         if config.get_password().is_none() {
             if let Some(path) = &self.settings.password_file {
                 config.password(read_password(path)?);

@@ -69,7 +69,9 @@ impl Redb {
         Redb::with(Box::new(move || Database::create(&path)))
     }
 
-    fn with(open: Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>) -> Result<Redb, Error> {
+    fn with(
+        open: Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>,
+    ) -> Result<Redb, Error> {
         let store = Redb { inner: Arc::new(Inner { open, db: RwLock::new(None) }) };
         store.reopen()?;
         Ok(store)
@@ -120,7 +122,13 @@ impl Redb {
 
     /// Writes both parts of a copy of the server and bumps its edition, refusing the write when
     /// `expected` is given and is not the current edition; the new edition.
-    pub fn put(&self, stage: Stage, slug: &str, record: &Record, expected: Option<u64>) -> Result<u64, Error> {
+    pub fn put(
+        &self,
+        stage: Stage,
+        slug: &str,
+        record: &Record,
+        expected: Option<u64>,
+    ) -> Result<u64, Error> {
         let settings = encode_settings(&record.settings);
         let (servers, documents) = tables(stage);
         self.run(|db| {
@@ -457,7 +465,11 @@ mod tests {
         full.store(false, std::sync::atomic::Ordering::SeqCst);
         store.put(Stage::Live, "apps", &record("{}", b"a"), None).unwrap();
         assert!(store.is_usable());
-        assert_eq!(store.get(Stage::Live, "pets").unwrap().unwrap().document, b"v1", "the refused write left nothing");
+        assert_eq!(
+            store.get(Stage::Live, "pets").unwrap().unwrap().document,
+            b"v1",
+            "the refused write left nothing"
+        );
         assert_eq!(store.list(Stage::Live).unwrap(), ["apps", "pets"]);
     }
 }

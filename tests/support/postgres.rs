@@ -5,6 +5,9 @@
 //!
 //! Without the binaries the tests skip, unless `MCPGATE_REQUIRE_POSTGRES` is set.
 
+// The test switches are read from the environment, as `harness.rs` reads its own.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -38,7 +41,10 @@ impl Cluster {
             run(Command::new("chown").args([user, &dir.path().display().to_string()]));
         }
         let cluster = Cluster { dir, port: free_port().port(), owner };
-        cluster.pg("initdb", &["-D", &cluster.data(), "-U", "mcpgate", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        cluster.pg(
+            "initdb",
+            &["-D", &cluster.data(), "-U", "mcpgate", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        );
         cluster.start_server();
         Some(cluster)
     }
