@@ -47,6 +47,8 @@ function upload(form, url, extra) {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     xhr.setRequestHeader("X-CSRF-Token", csrf());
+    const version = document.getElementById("server")?.dataset.version;
+    if (version) xhr.setRequestHeader("If-Match", `"${version}"`);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) {
         progress.hidden = false;
@@ -422,6 +424,8 @@ function reimportForm(base, status) {
       say(local, explain(res), "error");
       return;
     }
+    // The import made a new version: the next change names it.
+    await api("GET", base);
     say(local, "Imported into the draft. Reload to curate the new operations.", "ok");
     say(status, "The document changed: unpublished until you publish.", "ok");
     const d = res.data.diff;
