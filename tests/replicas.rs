@@ -89,7 +89,8 @@ impl Admin {
         if let Some(version) = version {
             request = request.header(IF_MATCH, version);
         }
-        request.send().await.unwrap().status()
+        // A replica killed meanwhile answers nothing.
+        request.send().await.map_or(StatusCode::BAD_GATEWAY, |it| it.status())
     }
 
     async fn publish(&self, gate: &Gate, slug: &str) -> StatusCode {
@@ -99,6 +100,85 @@ impl Admin {
             .await
             .map_or(StatusCode::BAD_GATEWAY, |it| it.status())
     }
+}
+
+/// nginx on a loopback port, spreading requests over `replicas` in turn; killed on drop.
+struct Nginx {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(replicas: &[&Gate]) -> Option<Nginx> {
+        let program =
+            ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|it| std::path::Path::new(it).exists());
+        let Some(program) = program else {
+            harness::skip("nginx is not installed: the replicas were asked directly");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let addr = harness::free_port();
+        let p = dir.path().display();
+        let servers: String = replicas.iter().map(|it| format!("    server {};\n", it.addr)).collect();
+        let conf = format!(
+            "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  \
+             fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n  \
+             upstream mcpgate {{\n{servers}  }}\n  \
+             server {{\n    listen {addr};\n    location / {{\n      proxy_pass http://mcpgate;\n      \
+             proxy_http_version 1.1;\n      proxy_set_header Host $host;\n      proxy_buffering off;\n    }}\n  }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        // Workers drop root for nobody: they must be able to use the temporary folders.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let child = std::process::Command::new(program)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let nginx = Nginx { child, addr, _dir: dir };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "nginx did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    /// TERM, not KILL: the master then ends its workers too.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tools/list` without a session (any replica answers it); the tools' names.
+async fn list_tools(client: &reqwest::Client, addr: std::net::SocketAddr) -> Result<String, String> {
+    let response = client
+        .post(format!("http://{addr}/mcp/pets"))
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .map_err(|err| err.to_string())?;
+    let status = response.status();
+    let body = response.text().await.map_err(|err| err.to_string())?;
+    if status != StatusCode::OK {
+        return Err(format!("{status}: {body}"));
+    }
+    Ok(body)
 }
 
 /// Waits until `check` holds, at most `within`; how long it took.
@@ -171,9 +251,29 @@ async fn replicas_serve_what_any_of_them_publishes() {
     assert_eq!(format!("\"{}\"", body["version"]), current);
     assert_ne!(current, version);
 
+    // Behind nginx, round-robin: every replica serves the same tools.
+    let nginx = Nginx::start(&[&a, &b, &c]);
+    let client = reqwest::Client::new();
+    if let Some(nginx) = &nginx {
+        for _ in 0..6 {
+            let listed = list_tools(&client, nginx.addr).await.unwrap();
+            // Both tools: as B published them (the changes since are drafts).
+            assert!(listed.contains("listPets") && listed.contains("getPet"), "{listed}");
+        }
+    }
+
     // The database goes away: serving goes on, readiness says so without failing, admin changes
     // answer 503; all resumes when it is back.
     cluster.stop();
+    if let Some(nginx) = &nginx {
+        let mut answered = 0;
+        for _ in 0..60 {
+            let listed = list_tools(&client, nginx.addr).await;
+            assert!(listed.as_ref().is_ok_and(|it| it.contains("listPets")), "{listed:?}");
+            answered += 1;
+        }
+        assert_eq!(answered, 60, "every call was answered while the database was down");
+    }
     let (status, body) = harness::http_get(b.addr, "/readyz").unwrap();
     let down = within(Duration::from_secs(15), || async {
         harness::http_get(b.addr, "/readyz").is_some_and(|(_, body)| body.contains("\"store\":\"down\""))
