@@ -8,12 +8,18 @@ const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ??
 /** Calls the JSON API; resolves to {ok, status, data}. */
 async function api(method, url, body) {
   const headers = { "X-CSRF-Token": csrf() };
+  // A change names the version of the server it was made on: one made meanwhile by another
+  // administrator is refused (409) rather than overwritten.
+  const server = document.getElementById("server");
+  if (server?.dataset.version && method !== "GET") headers["If-Match"] = `"${server.dataset.version}"`;
   const init = { method, headers, credentials: "same-origin" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const response = await fetch(url, init);
+  const tag = response.headers.get("ETag");
+  if (server && response.ok && tag) server.dataset.version = tag.replaceAll('"', "");
   const text = await response.text();
   let data = null;
   try {
@@ -41,6 +47,8 @@ function upload(form, url, extra) {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     xhr.setRequestHeader("X-CSRF-Token", csrf());
+    const version = document.getElementById("server")?.dataset.version;
+    if (version) xhr.setRequestHeader("If-Match", `"${version}"`);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) {
         progress.hidden = false;
@@ -417,6 +425,8 @@ function reimportForm(base, status) {
       say(local, explain(res), "error");
       return;
     }
+    // The import made a new version: the next change names it.
+    await api("GET", base);
     say(local, "Imported into the draft. Reload to curate the new operations.", "ok");
     say(status, "The document changed: unpublished until you publish.", "ok");
     const d = res.data.diff;

@@ -74,7 +74,7 @@ pub async fn router(config: &Config, hosting: Hosting, store: Store) -> Result<R
 /// Refuses requests without an administrator, and browser requests that change state without
 /// the CSRF token or from another origin.
 async fn require_admin(State(state): State<AdminState>, mut request: Request, next: Next) -> Response {
-    let admin = match state.access.admin(request.headers()) {
+    let admin = match state.access.admin(request.headers()).await {
         Ok(Some(admin)) => admin,
         Ok(None) => {
             return api::ApiError::new(

@@ -129,10 +129,16 @@ async fn metrics(State(hosting): State<Hosting>) -> Response {
 async fn ready(State(state): State<AppState>) -> Response {
     let failed = state.hosting.failed().len();
     let loading = state.hosting.loading();
-    let ready = failed == 0 && loading == 0 && state.store.is_usable();
+    let store_up = state.store.is_usable();
+    // A shared database's outage is every replica's: they serve on from memory rather than all
+    // leave the rotation at once, unless the operator wants otherwise.
+    let store_ok = store_up || !state.hosting.config().store.required_for_readiness();
+    let ready = failed == 0 && loading == 0 && store_ok;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let servers = state.hosting.slugs().len();
-    let body = json!({"ready": ready, "servers": servers, "failed": failed, "loading": loading});
+    let store = if store_up { "up" } else { "down" };
+    let body =
+        json!({"ready": ready, "servers": servers, "failed": failed, "loading": loading, "store": store});
     (status, axum::Json(body)).into_response()
 }
 
@@ -196,6 +202,10 @@ async fn check_host(State(hosts): State<AcceptedHosts>, request: Request, next: 
 pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    #[error(
+        "store.secret_keys must be set when replicas share PostgreSQL (store.url): they must all open what each seals"
+    )]
+    SharedKeys,
     #[error("authorization server: {0}")]
     Auth(#[from] crate::auth::Error),
     #[error(transparent)]
@@ -300,8 +310,17 @@ async fn assemble(config: &Config) -> Result<(App, impl Future<Output = ()> + Se
             data_dir.join("secret.key").display()
         );
     }
+    let store = match config.store.postgres() {
+        Some(postgres) => {
+            // Each replica would otherwise seal with a key of its own, which the others cannot open.
+            if config.store.secret_keys.is_empty() && config.dev.is_none() {
+                return Err(Error::SharedKeys);
+            }
+            Store::connect(postgres).await?
+        }
+        None => Store::open(data_dir)?,
+    };
     let keyring = crate::secrets::Keyring::configured_or_local(&config.store.secret_keys, data_dir)?;
-    let store = Store::open(data_dir)?;
     let verifier = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!(
@@ -315,11 +334,14 @@ async fn assemble(config: &Config) -> Result<(App, impl Future<Output = ()> + Se
     let hosting = Hosting::new(config, &store, std::sync::Arc::new(keyring), verifier.as_ref());
     let loader = hosting.clone();
     let public_url = config.public_url().to_owned();
+    let followed = store.clone();
     let mut loading = tokio::spawn(async move {
         loader.load().await;
         for slug in loader.slugs() {
             tracing::info!("serving {public_url}/mcp/{slug}");
         }
+        // Once loaded, what other replicas publish (a shared store) is followed.
+        crate::hosting::follow(&loader, &followed);
     });
     // The development identity provider offers the scopes of the servers: they must be loaded.
     if config.dev.is_some() {
@@ -444,7 +466,11 @@ mod tests {
             assert_eq!(response.status(), status);
             let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(body, json!({"ready": ready, "servers": 0, "failed": 0, "loading": 0}));
+            let store = if ready { "up" } else { "down" };
+            assert_eq!(
+                body,
+                json!({"ready": ready, "servers": 0, "failed": 0, "loading": 0, "store": store})
+            );
         }
     }
 }

@@ -228,6 +228,67 @@ pub struct StoreConfig {
     /// the first seals, all open. Default: a key kept in `{data_dir}/secret.key`.
     #[serde(default)]
     pub secret_keys: Vec<crate::secrets::KeyConfig>,
+    /// PostgreSQL, shared by several replicas (`postgres://user@host/db?sslmode=require`);
+    /// without it, the embedded store in `data_dir`. Never logged: it may hold a password.
+    #[serde(default)]
+    pub url: Option<crate::secrets::Secret>,
+    /// Where the connection that listens for other replicas' changes goes, when `url` names a
+    /// pooler in transaction mode (PgBouncer), which keeps no `LISTEN`: the database itself, or
+    /// a pooler in session mode.
+    #[serde(default)]
+    pub listen_url: Option<crate::secrets::Secret>,
+    /// Connections to PostgreSQL each replica keeps at most (the listener aside).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// The environment variable holding the database password, when the URL has none.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// A file holding the database password, read at each new connection.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// PEM certificates trusted for the database's TLS, besides the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_store_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Whether `/readyz` fails while the store cannot be used. Default: yes for the embedded
+    /// store (a full disk is this node's own trouble), no for PostgreSQL (every replica shares
+    /// the outage, and each serves on from memory).
+    #[serde(default)]
+    pub required_for_readiness: Option<bool>,
+    /// The password `password_env` named, read with the rest of the configuration.
+    #[serde(skip)]
+    password: Option<crate::secrets::Secret>,
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+
+fn default_store_connect_timeout_secs() -> u64 {
+    5
+}
+
+impl StoreConfig {
+    /// The PostgreSQL settings when `url` is set.
+    pub fn postgres(&self) -> Option<crate::store::Postgres> {
+        // Sealed values are refused when the configuration is read.
+        let url = self.url.as_ref()?.expose()?;
+        Some(crate::store::Postgres {
+            url: url.to_owned(),
+            listen_url: self.listen_url.as_ref().and_then(|it| it.expose()).map(str::to_owned),
+            pool_size: self.pool_size,
+            password: self.password.as_ref().and_then(|it| it.expose()).map(str::to_owned),
+            password_file: self.password_file.clone(),
+            ca_file: self.ca_file.clone(),
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout_secs),
+        })
+    }
+
+    /// Whether `/readyz` fails while the store is unusable.
+    pub fn required_for_readiness(&self) -> bool {
+        self.required_for_readiness.unwrap_or(self.url.is_none())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -383,6 +444,19 @@ impl Config {
             config.http.public_url = Some(url);
         }
         config.telemetry.apply_otel_env(env)?;
+        if let Some(name) = &config.store.password_env {
+            let value = env.iter().find(|(it, _)| it == name).map(|(_, value)| value.clone());
+            let Some(value) = value else {
+                return Err(Error::Invalid(format!("store.password_env: the variable {name} is not set")));
+            };
+            config.store.password = Some(crate::secrets::Secret::new(value));
+        }
+        if [&config.store.url, &config.store.listen_url].into_iter().flatten().any(|it| it.is_sealed()) {
+            return Err(Error::Invalid("store.url and store.listen_url cannot be sealed values".to_owned()));
+        }
+        if !(1..=256).contains(&config.store.pool_size) {
+            return Err(Error::Invalid("store.pool_size must be between 1 and 256".to_owned()));
+        }
         config.validate()?;
         Ok(config)
     }

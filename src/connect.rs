@@ -199,7 +199,7 @@ async fn manage(
             Ok(user) => user,
             Err(err) => return refused(&err),
         };
-        let status = match consent.status(&user) {
+        let status = match consent.status(&user).await {
             Ok(status) => status,
             Err(err) => return refused(&err),
         };

@@ -4,6 +4,13 @@
 //! A server whose document cannot be read falls back to the copy kept in the store; one with
 //! neither is left out, counted by `/readyz` and shown with the reason in the admin API, without
 //! stopping the others.
+//!
+//! On a store shared by several replicas, `follow.rs` keeps each replica serving what the store
+//! serves: a publication on one is served by all.
+
+mod follow;
+
+pub use follow::follow;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,8 +49,14 @@ pub struct Hosting {
     loading: Arc<AtomicUsize>,
     /// Set when the process stops.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The store's generation of each served copy, as this replica serves it: a newer one in the
+    /// store is built and served; an older one never replaces a newer.
+    generations: Arc<RwLock<BTreeMap<String, u64>>>,
     builder: Arc<Builder>,
 }
+
+/// A server's snapshot built and not yet served.
+pub struct Prepared(Snapshot);
 
 /// What building a hosted server needs besides its own settings.
 struct Builder {
@@ -83,8 +96,30 @@ impl Hosting {
     /// Serves `spec` under `settings` from now on. A server already hosted keeps its sessions,
     /// which are told that the tool list changed.
     pub fn publish(&self, settings: ServerSettings, spec: crate::openapi::Spec) -> Result<(), String> {
-        let snapshot = snapshot(settings, spec, &self.builder)?;
+        let prepared = self.prepare(settings, spec)?;
+        self.install(prepared, None);
+        Ok(())
+    }
+
+    /// Builds what `spec` under `settings` would serve, without serving it: whatever fails, fails
+    /// here, before the store makes it the served copy.
+    pub fn prepare(&self, settings: ServerSettings, spec: crate::openapi::Spec) -> Result<Prepared, String> {
+        snapshot(settings, spec, &self.builder).map(Prepared)
+    }
+
+    /// Serves `prepared`, the store's `generation` of the server when it is known, unless a newer
+    /// generation is served already.
+    pub fn install(&self, prepared: Prepared, generation: Option<u64>) {
+        let snapshot = prepared.0;
         let slug = snapshot.slug.clone();
+        // Held across the swap: two followers of one server install in generation order.
+        let mut generations = write(&self.generations);
+        if let Some(generation) = generation {
+            if generations.get(&slug).is_some_and(|served| *served >= generation) {
+                return;
+            }
+            generations.insert(slug.clone(), generation);
+        }
         match self.get(&slug) {
             // One step: requests under way keep the snapshot they took.
             Some(existing) => existing.host.replace(snapshot),
@@ -94,13 +129,18 @@ impl Hosting {
             }
         }
         write(&self.failed).remove(&slug);
-        Ok(())
     }
 
     /// Stops serving `slug`; whether it was served.
     pub fn remove(&self, slug: &str) -> bool {
+        write(&self.generations).remove(slug);
         write(&self.failed).remove(slug);
         write(&self.servers).remove(slug).is_some()
+    }
+
+    /// The store's generation of the copy served, when known.
+    fn generation(&self, slug: &str) -> Option<u64> {
+        read(&self.generations).get(slug).copied()
     }
 }
 
@@ -147,6 +187,7 @@ impl Hosting {
             // Counted from the start, so that `/readyz` never says ready before loading begins.
             loading: Arc::new(AtomicUsize::new(config.servers.len())),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            generations: Arc::default(),
             builder: Arc::new(builder),
         }
     }
@@ -174,12 +215,12 @@ impl Hosting {
     pub async fn load(&self) {
         let builder = &self.builder;
         let configured: Vec<ServerSettings> = builder.config.servers.clone();
-        let stored = builder.store.slugs().unwrap_or_else(|err| {
+        let stored = builder.store.generations().await.unwrap_or_else(|err| {
             tracing::error!(%err, "cannot list stored servers");
             Vec::new()
         });
-        let only_stored: Vec<String> =
-            stored.into_iter().filter(|it| !configured.iter().any(|c| c.slug.as_str() == it)).collect();
+        let only_stored: Vec<(String, u64)> =
+            stored.into_iter().filter(|(it, _)| !configured.iter().any(|c| c.slug.as_str() == it)).collect();
         self.loading.fetch_add(only_stored.len(), Ordering::Relaxed);
         let parallel = std::thread::available_parallelism().map_or(1, usize::from);
         let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
@@ -193,13 +234,18 @@ impl Hosting {
                 hosting.loaded(slug, outcome);
             });
         }
-        for slug in only_stored {
+        for (slug, generation) in only_stored {
             let (hosting, permits) = (self.clone(), permits.clone());
             loads.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let outcome = provision_stored(&slug, &hosting.builder).await;
                 match outcome {
-                    Some(outcome) => hosting.loaded(slug, outcome),
+                    Some(outcome) => {
+                        if outcome.is_ok() {
+                            write(&hosting.generations).insert(slug.clone(), generation);
+                        }
+                        hosting.loaded(slug, outcome);
+                    }
                     None => {
                         hosting.loading.fetch_sub(1, Ordering::Relaxed);
                     }
@@ -223,17 +269,23 @@ impl Hosting {
     }
 }
 
+/// The served copy of `slug` in the store, its settings checked.
+async fn stored_settings(
+    store: &Store,
+    slug: &str,
+    builder: &Builder,
+) -> Result<Option<(ServerSettings, Vec<u8>)>, String> {
+    let Some(record) = store.server(slug).await.map_err(|err| err.to_string())? else { return Ok(None) };
+    let (settings, document) =
+        config::from_record(slug, record, &builder.keyring).map_err(|err| err.to_string())?;
+    let settings = settings.validated(builder.config.auth.mode).map_err(|err| err.to_string())?;
+    Ok(Some((settings, document)))
+}
+
 /// A server only the store knows, from its stored settings and document; `None` when the store
 /// has it no longer.
 async fn provision_stored(slug: &str, builder: &Arc<Builder>) -> Option<Result<Hosted, String>> {
-    let stored = builder.store.server(slug).map_err(|err| err.to_string()).and_then(|it| {
-        let Some(record) = it else { return Ok(None) };
-        let (settings, document) =
-            config::from_record(slug, record, &builder.keyring).map_err(|err| err.to_string())?;
-        let settings = settings.validated(builder.config.auth.mode).map_err(|err| err.to_string())?;
-        Ok(Some((settings, document)))
-    });
-    match stored {
+    match stored_settings(&builder.store, slug, builder).await {
         Ok(Some((settings, document))) => {
             Some(from_document(settings, document, builder.clone(), false).await)
         }
@@ -248,11 +300,12 @@ async fn provision_one(settings: ServerSettings, builder: &Arc<Builder>) -> Resu
     let store = &builder.store;
     match source::load(&source, &limits).await {
         Ok(loaded) => {
-            let stored = config::to_record(&settings, loaded.document, &builder.keyring)
-                .map_err(|err| err.to_string())
-                .and_then(|record| {
-                    store.put_server(settings.slug.as_str(), &record).map_err(|err| err.to_string())
-                });
+            let stored = match config::to_record(&settings, loaded.document, &builder.keyring) {
+                Ok(record) => {
+                    store.put_server(settings.slug.as_str(), &record).await.map_err(|err| err.to_string())
+                }
+                Err(err) => Err(err.to_string()),
+            };
             if let Err(err) = stored {
                 tracing::warn!(server = %settings.slug, %err, "document not stored");
             }
@@ -260,7 +313,7 @@ async fn provision_one(settings: ServerSettings, builder: &Arc<Builder>) -> Resu
             off_workers(move || Ok(assemble(snapshot(settings, loaded.spec, &builder)?, &builder, true)))
                 .await
         }
-        Err(err) => match store.server(settings.slug.as_str()) {
+        Err(err) => match store.server(settings.slug.as_str()).await {
             Ok(Some(stored)) if !stored.document.is_empty() => {
                 tracing::warn!(server = %settings.slug, %err, "document unreadable; serving the stored copy");
                 from_document(settings, stored.document, builder.clone(), true).await

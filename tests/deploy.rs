@@ -175,6 +175,16 @@ fn the_example_configurations_load() {
     let config = mcpgate::config::Config::parse(&base, &[&image_env[..], &env[..3]].concat())
         .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(config.http.listen.to_string(), "0.0.0.0:8080");
+
+    // The replicas overlay's file, on the PostgreSQL store its Deployment names from the Secret.
+    let replicas =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/kubernetes/overlays/replicas/mcpgate.toml"))
+            .unwrap();
+    let url =
+        ("MCPGATE_STORE__URL".to_owned(), "postgres://mcpgate:pw@db:5432/mcpgate?sslmode=require".to_owned());
+    let config = mcpgate::config::Config::parse(&replicas, &[&image_env[..], &env[..3], &[url]].concat())
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(config.store.postgres().is_some() && !config.store.required_for_readiness());
 }
 
 #[test]

@@ -533,7 +533,7 @@ async fn readiness_is_counts_and_the_reasons_are_for_administrators() {
         .await;
     let ready = app.oneshot(app.http.get(format!("{}/readyz", app.base))).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(ready.json(), json!({"ready": false, "servers": 1, "failed": 1, "loading": 0}));
+    assert_eq!(ready.json(), json!({"ready": false, "servers": 1, "failed": 1, "loading": 0, "store": "up"}));
 
     let list = app.oneshot(app.http.get(format!("{}/admin/api/servers", app.base)).bearer_auth(token)).await;
     let servers = list.json()["servers"].clone();

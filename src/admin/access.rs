@@ -94,7 +94,7 @@ impl Access {
 
     /// The administrator a request comes from, if any; an error when the store cannot say
     /// whether the session was signed out.
-    pub fn admin(&self, headers: &HeaderMap) -> Result<Option<Admin>, store::Error> {
+    pub async fn admin(&self, headers: &HeaderMap) -> Result<Option<Admin>, store::Error> {
         if let Some(token) = bearer(headers) {
             let Some(expected) = self.bootstrap.as_ref().and_then(Secret::expose) else { return Ok(None) };
             return Ok(constant_time::verify_slices_are_equal(token.as_bytes(), expected.as_bytes())
@@ -104,7 +104,7 @@ impl Access {
         let Some(session) = cookie(headers, SESSION_COOKIE).and_then(|it| self.open::<Session>(it)) else {
             return Ok(None);
         };
-        if self.store.is_session_revoked(&session.sid)? {
+        if self.store.is_session_revoked(&session.sid).await? {
             return Ok(None);
         }
         Ok(Some(Admin {
@@ -137,8 +137,8 @@ impl Access {
     }
 
     /// Ends `session` for good, wherever its cookie is presented.
-    pub fn sign_out(&self, session: &SessionId) -> Result<(), store::Error> {
-        self.store.revoke_session(&session.id, session.expires, now())
+    pub async fn sign_out(&self, session: &SessionId) -> Result<(), store::Error> {
+        self.store.revoke_session(&session.id, session.expires, now()).await
     }
 
     /// The `Set-Cookie` value that removes the session cookie from the browser.
@@ -250,58 +250,58 @@ mod tests {
         headers
     }
 
-    #[test]
-    fn sessions_are_signed_and_carry_a_csrf_token() {
+    #[tokio::test]
+    async fn sessions_are_signed_and_carry_a_csrf_token() {
         let (_dir, store) = store();
         let access = Access::new(None, None, true, store.clone()).unwrap();
         let cookie = access.sign_in("ada").unwrap();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"));
-        let admin = access.admin(&with_cookie(&cookie)).unwrap().unwrap();
+        let admin = access.admin(&with_cookie(&cookie)).await.unwrap().unwrap();
         assert_eq!(admin.name, "ada");
         let csrf = admin.csrf.clone().unwrap();
         assert!(Access::csrf_ok(&admin, Some(&csrf)));
         assert!(!Access::csrf_ok(&admin, Some("guess")) && !Access::csrf_ok(&admin, None));
         // Another process's key, or a changed payload, is not accepted.
         let other = Access::new(None, None, true, store.clone()).unwrap();
-        assert!(other.admin(&with_cookie(&cookie)).unwrap().is_none());
+        assert!(other.admin(&with_cookie(&cookie)).await.unwrap().is_none());
         // A configured key signs alike in every process (restarts, replicas).
         let key = Secret::new("k".repeat(32));
         let shared = Access::new(None, Some(&key), true, store.clone()).unwrap().sign_in("ada").unwrap();
         let replica = Access::new(None, Some(&key), true, store.clone()).unwrap();
-        let name = replica.admin(&with_cookie(&shared)).unwrap().map(|it| it.name);
+        let name = replica.admin(&with_cookie(&shared)).await.unwrap().map(|it| it.name);
         assert_eq!(name.as_deref(), Some("ada"));
         assert!(Access::new(None, Some(&Secret::new("short")), true, store).is_err());
         let forged = cookie.replacen("mcpgate_admin=", "mcpgate_admin=e30", 1);
-        assert!(access.admin(&with_cookie(&forged)).unwrap().is_none());
+        assert!(access.admin(&with_cookie(&forged)).await.unwrap().is_none());
     }
 
-    #[test]
-    fn a_signed_out_session_is_refused_everywhere_though_its_cookie_is_valid() {
+    #[tokio::test]
+    async fn a_signed_out_session_is_refused_everywhere_though_its_cookie_is_valid() {
         let (_dir, store) = store();
         let key = Secret::new("k".repeat(32));
         let access = Access::new(None, Some(&key), false, store.clone()).unwrap();
         let replica = Access::new(None, Some(&key), false, store).unwrap();
         let (kept, ended) = (access.sign_in("ada").unwrap(), access.sign_in("ada").unwrap());
-        let admin = access.admin(&with_cookie(&ended)).unwrap().unwrap();
-        access.sign_out(admin.session.as_ref().unwrap()).unwrap();
-        assert!(access.admin(&with_cookie(&ended)).unwrap().is_none());
-        assert!(replica.admin(&with_cookie(&ended)).unwrap().is_none(), "the store is shared");
-        assert!(access.admin(&with_cookie(&kept)).unwrap().is_some(), "another session goes on");
+        let admin = access.admin(&with_cookie(&ended)).await.unwrap().unwrap();
+        access.sign_out(admin.session.as_ref().unwrap()).await.unwrap();
+        assert!(access.admin(&with_cookie(&ended)).await.unwrap().is_none());
+        assert!(replica.admin(&with_cookie(&ended)).await.unwrap().is_none(), "the store is shared");
+        assert!(access.admin(&with_cookie(&kept)).await.unwrap().is_some(), "another session goes on");
         assert!(access.forget_session().contains("Max-Age=0"));
     }
 
-    #[test]
-    fn the_bootstrap_token_is_for_automation() {
+    #[tokio::test]
+    async fn the_bootstrap_token_is_for_automation() {
         let (_dir, store) = store();
         let access = Access::new(Some(Secret::new("boot")), None, false, store.clone()).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer boot"));
-        let admin = access.admin(&headers).unwrap().unwrap();
+        let admin = access.admin(&headers).await.unwrap().unwrap();
         assert!(admin.csrf.is_none() && admin.session.is_none() && Access::csrf_ok(&admin, None));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
-        assert!(access.admin(&headers).unwrap().is_none());
+        assert!(access.admin(&headers).await.unwrap().is_none());
         let closed = Access::new(None, None, false, store).unwrap();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer boot"));
-        assert!(closed.admin(&headers).unwrap().is_none());
+        assert!(closed.admin(&headers).await.unwrap().is_none());
     }
 }

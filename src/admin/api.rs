@@ -41,11 +41,13 @@ pub fn router() -> axum::Router<AdminState> {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// With a 409 for a stale change: the server's version now.
+    version: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError { status, message: message.into(), version: None }
     }
 
     fn bad(message: impl Into<String>) -> ApiError {
@@ -55,7 +57,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message}))).into_response()
+        match self.version {
+            Some(version) => {
+                let body = Json(json!({"error": self.message, "version": version}));
+                (self.status, [(header::ETAG, etag(version))], body).into_response()
+            }
+            None => (self.status, Json(json!({"error": self.message}))).into_response(),
+        }
     }
 }
 
@@ -68,18 +76,48 @@ impl From<workspace::Error> for ApiError {
             Error::Exists(_) => StatusCode::CONFLICT,
             Error::Provisioned(_) => StatusCode::FORBIDDEN,
             Error::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(crate::store::Error::Conflict { current }) => {
+                let message = "the server was changed meanwhile: reload it, and make the change again";
+                return ApiError { version: Some(*current), ..ApiError::new(StatusCode::CONFLICT, message) };
+            }
+            Error::Store(crate::store::Error::Unavailable(reason)) => {
+                tracing::error!(%reason, "admin: store");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the store cannot be reached now; nothing was changed. Try again in a moment",
+                );
+            }
             Error::Store(err) => {
                 // The cause is for the operator's log, not the client.
                 tracing::error!(%err, "admin: store");
-                let status = match err {
-                    crate::store::Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                return ApiError::new(status, "the store failed; see the log");
+                return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the store failed; see the log");
             }
         };
         ApiError::new(status, err.to_string())
     }
+}
+
+/// An entity tag of a server's version.
+fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// The version `If-Match` names (`"12"`, or weak `W/"12"`); none for `*` or no header.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let value = value.to_str().unwrap_or_default().trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    let tag = value.strip_prefix("W/").unwrap_or(value).trim_matches('"');
+    tag.parse().map(Some).map_err(|_| {
+        ApiError::new(StatusCode::PRECONDITION_FAILED, "If-Match must be a version this API gave (an ETag)")
+    })
+}
+
+/// The workspace for a change made on the version the request names.
+fn editing(state: &AdminState, headers: &HeaderMap) -> Result<workspace::Workspace, ApiError> {
+    Ok(state.workspace.expecting(if_match(headers)?))
 }
 
 /// A JSON body that could not be read: too large (413), else malformed (400).
@@ -125,7 +163,7 @@ async fn me(Extension(admin): Extension<Admin>) -> Response {
 }
 
 async fn list(State(state): State<AdminState>) -> Result<Response, ApiError> {
-    let servers = state.workspace.list()?;
+    let servers = state.workspace.list().await?;
     Ok(Json(json!({"servers": servers})).into_response())
 }
 
@@ -207,20 +245,23 @@ async fn import(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let workspace = editing(&state, &headers)?;
     let (_, document) = document(&headers, request).await?;
-    Ok(Json(state.workspace.import(&admin.name, &slug, document).await?).into_response())
+    Ok(Json(workspace.import(&admin.name, &slug, document).await?).into_response())
 }
 
 async fn read(State(state): State<AdminState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(state.workspace.draft(&slug)?).into_response())
+    let draft = state.workspace.draft(&slug).await?;
+    Ok(([(header::ETAG, etag(draft.version))], Json(draft)).into_response())
 }
 
 async fn delete(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    state.workspace.delete(&admin.name, &slug)?;
+    editing(&state, &headers)?.delete(&admin.name, &slug).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -228,32 +269,31 @@ async fn curate(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
     AppJson(changes): AppJson<Vec<Curate>>,
-) -> Result<StatusCode, ApiError> {
-    // Parses and generates the whole draft: off the async workers, for large documents.
-    let workspace = state.workspace.clone();
-    tokio::task::spawn_blocking(move || workspace.curate(&admin.name, &slug, &changes))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the change failed; see the log"))??;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response, ApiError> {
+    let version = editing(&state, &headers)?.curate(&admin.name, &slug, &changes).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag(version))]).into_response())
 }
 
 async fn configure(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
     AppJson(settings): AppJson<Settings>,
-) -> Result<StatusCode, ApiError> {
-    state.workspace.configure(&admin.name, &slug, settings)?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response, ApiError> {
+    let version = editing(&state, &headers)?.configure(&admin.name, &slug, settings).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag(version))]).into_response())
 }
 
 async fn publish(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tools = state.workspace.publish(&admin.name, &slug).await?;
+    let tools = editing(&state, &headers)?.publish(&admin.name, &slug).await?;
     Ok(Json(json!({"published": slug, "tools": tools})).into_response())
 }
 
@@ -262,15 +302,16 @@ async fn export(
     Extension(admin): Extension<Admin>,
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.workspace.export(&admin.name, &slug)?).into_response())
+    Ok(Json(state.workspace.export(&admin.name, &slug).await?).into_response())
 }
 
 async fn restore(
     State(state): State<AdminState>,
     Extension(admin): Extension<Admin>,
+    headers: HeaderMap,
     AppJson(export): AppJson<Export>,
 ) -> Result<Response, ApiError> {
-    let imported = state.workspace.restore(&admin.name, export)?;
+    let imported = editing(&state, &headers)?.restore(&admin.name, export).await?;
     Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
@@ -278,7 +319,7 @@ async fn connections(
     State(state): State<AdminState>,
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
-    let connections = state.workspace.connections(&slug)?;
+    let connections = state.workspace.connections(&slug).await?;
     Ok(Json(json!({"connections": connections})).into_response())
 }
 
@@ -311,7 +352,7 @@ async fn audit(
     query: Result<Query<Limit>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(limit) = query.map_err(|err| ApiError::bad(err.body_text()))?;
-    let entries = state.workspace.audit_log(limit.limit.unwrap_or(100).min(1000))?;
+    let entries = state.workspace.audit_log(limit.limit.unwrap_or(100).min(1000)).await?;
     Ok(Json(json!({"entries": entries})).into_response())
 }
 

@@ -297,7 +297,7 @@ async fn redeem(oidc: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<
 /// administrator out. The session is recorded as ended, so its cookie, wherever a copy of it
 /// is, no longer signs anyone in.
 async fn logout(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -> Response {
-    let admin = match state.access.admin(&headers) {
+    let admin = match state.access.admin(&headers).await {
         Ok(Some(admin)) => admin,
         // Nothing to end: an expired or ended session, or none.
         Ok(None) => return signed_out(&state),
@@ -315,7 +315,7 @@ async fn logout(State(state): State<AdminState>, headers: HeaderMap, body: Bytes
     if let Err(reason) = super::may_change(&state, &admin, &headers, token) {
         return refused(StatusCode::FORBIDDEN, &format!("not signed out: {reason}"));
     }
-    if let Err(err) = state.access.sign_out(session) {
+    if let Err(err) = state.access.sign_out(session).await {
         tracing::error!(%err, "admin: store");
         return refused(StatusCode::SERVICE_UNAVAILABLE, "not signed out: the store failed; see the log");
     }

@@ -75,11 +75,11 @@ async fn servers(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let admin = match signed_in(&state, &headers, &uri) {
+    let admin = match signed_in(&state, &headers, &uri).await {
         Ok(admin) => admin,
         Err(answer) => return *answer,
     };
-    let servers = match state.workspace.list() {
+    let servers = match state.workspace.list().await {
         Ok(it) => it,
         Err(err) => return failure(&templates, &admin, &err.to_string()),
     };
@@ -97,16 +97,16 @@ async fn server(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let admin = match signed_in(&state, &headers, &uri) {
+    let admin = match signed_in(&state, &headers, &uri).await {
         Ok(admin) => admin,
         Err(answer) => return *answer,
     };
-    match state.workspace.draft(&slug) {
+    match state.workspace.draft(&slug).await {
         Ok(draft) => {
             let dev = state.workspace.hosting().config().dev.is_some();
             let mut context = server_context(&admin, &draft, dev);
             // Mode `authorization_code`: how many users have connected their account, as served.
-            let connected = state.workspace.connections(&slug).ok().map(|it| it.len());
+            let connected = state.workspace.connections(&slug).await.ok().map(|it| it.len());
             context["settings"]["connected"] = json!(connected);
             context["settings"]["redirect_uri"] =
                 json!(format!("{}/connect/{slug}/callback", state.workspace.hosting().config().public_url()));
@@ -127,11 +127,11 @@ async fn audit(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let admin = match signed_in(&state, &headers, &uri) {
+    let admin = match signed_in(&state, &headers, &uri).await {
         Ok(admin) => admin,
         Err(answer) => return *answer,
     };
-    let entries = match state.workspace.audit_log(AUDIT_PAGE) {
+    let entries = match state.workspace.audit_log(AUDIT_PAGE).await {
         Ok(it) => it,
         Err(err) => return failure(&templates, &admin, &err.to_string()),
     };
@@ -171,7 +171,7 @@ async fn recent_calls(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let admin = match signed_in(&state, &headers, &uri) {
+    let admin = match signed_in(&state, &headers, &uri).await {
         Ok(admin) => admin,
         Err(answer) => return *answer,
     };
@@ -282,6 +282,7 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
     json!({
         "page": page(admin, &format!("{} — server", draft.summary.slug), "servers"),
         "summary": draft.summary,
+        "version": draft.version,
         "read_only": draft.summary.provisioned,
         // `serve --dev` declares its samples itself: there is no file to change.
         "dev_sample": draft.summary.provisioned && dev,
@@ -414,8 +415,8 @@ fn failure(templates: &Handlebars<'static>, admin: &Admin, message: &str) -> Res
 
 /// The administrator a page is for, or what to answer instead: the way to sign in (and then
 /// back to this page), that nobody can, or that the session cannot be checked now.
-fn signed_in(state: &AdminState, headers: &HeaderMap, uri: &Uri) -> Result<Admin, Box<Response>> {
-    match state.access.admin(headers) {
+async fn signed_in(state: &AdminState, headers: &HeaderMap, uri: &Uri) -> Result<Admin, Box<Response>> {
+    match state.access.admin(headers).await {
         Ok(Some(admin)) => Ok(admin),
         Ok(None) if !state.signin.is_available() => Err(Box::new(super::signin::not_configured())),
         Ok(None) => {

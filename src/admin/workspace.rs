@@ -36,6 +36,9 @@ const AUDIT_NAME_CHARS: usize = 80;
 pub struct Workspace {
     hosting: Hosting,
     store: Store,
+    /// The version of the server a change was made on (`If-Match`, a form's hidden field): a
+    /// change to a server changed since is refused.
+    expected: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +104,9 @@ pub struct Diff {
 #[derive(Debug, Serialize)]
 pub struct Draft {
     pub summary: Summary,
+    /// The server's version: a change made on it names it (`If-Match`), and is refused once
+    /// another has been made.
+    pub version: u64,
     pub settings: Settings,
     pub operations: Vec<OperationView>,
     /// Estimated tokens of the exposed tools' definitions together.
@@ -179,23 +185,32 @@ pub struct Export {
 
 impl Workspace {
     pub fn new(hosting: Hosting, store: Store) -> Workspace {
-        Workspace { hosting, store }
+        Workspace { hosting, store, expected: None }
+    }
+
+    /// This workspace for a change made on `version` of the server (when the client says).
+    pub fn expecting(&self, version: Option<u64>) -> Workspace {
+        Workspace { expected: version, ..self.clone() }
     }
 
     pub fn hosting(&self) -> &Hosting {
         &self.hosting
     }
 
-    pub fn list(&self) -> Result<Vec<Summary>, Error> {
+    pub async fn list(&self) -> Result<Vec<Summary>, Error> {
         let mut slugs: BTreeSet<String> = self.hosting.slugs().into_iter().collect();
-        slugs.extend(self.store.list(Stage::Draft)?);
+        slugs.extend(self.store.list(Stage::Draft).await?);
         slugs.extend(self.hosting.failed().into_iter().map(|(slug, _)| slug));
-        slugs.iter().map(|slug| self.summary(slug)).collect()
+        let mut summaries = Vec::with_capacity(slugs.len());
+        for slug in &slugs {
+            summaries.push(self.summary(slug).await?);
+        }
+        Ok(summaries)
     }
 
-    fn summary(&self, slug: &str) -> Result<Summary, Error> {
+    async fn summary(&self, slug: &str) -> Result<Summary, Error> {
         let hosted = self.hosting.get(slug);
-        let draft = self.load(Stage::Draft, slug)?;
+        let draft = self.load(Stage::Draft, slug).await?.map(|(settings, document, _)| (settings, document));
         let failure = self.hosting.failed().into_iter().find(|(it, _)| it == slug).map(|(_, reason)| reason);
         let title = match (&hosted, &draft) {
             (Some(hosted), _) => hosted.host.current().catalog.title.clone(),
@@ -225,27 +240,30 @@ impl Workspace {
     /// Creates a server from a document; nothing is exposed until chosen.
     pub async fn create(&self, actor: &str, slug: &str, document: Document) -> Result<Imported, Error> {
         let slug = Slug::parse(slug)?;
-        if self.hosting.get(slug.as_str()).is_some() || self.store.get(Stage::Draft, slug.as_str())?.is_some()
+        if self.hosting.get(slug.as_str()).is_some()
+            || self.store.get(Stage::Draft, slug.as_str()).await?.is_some()
         {
             return Err(Error::Exists(slug.to_string()));
         }
+        let version = self.store.edition(slug.as_str()).await?;
         let (name, bytes, spec) = read(document, false).await?;
         let settings = ServerSettings::new(slug, name);
-        let imported = self.save_import(actor, "create", settings, &bytes, &spec, None)?;
+        let imported = self.save_import(actor, "create", settings, &bytes, &spec, None, version).await?;
         Ok(imported)
     }
 
     /// Replaces the document of a server, keeping its curation (keyed by operation).
     pub async fn import(&self, actor: &str, slug: &str, document: Document) -> Result<Imported, Error> {
-        let (settings, previous) = self.editable(slug)?;
+        let (settings, previous, version) = self.editable(slug).await?;
         let (name, bytes, spec) = read(document, settings.allow_private_spec_url).await?;
         let mut settings = settings;
         settings.spec = name;
         let previous = source::ingest(&settings.spec, &previous).ok();
-        self.save_import(actor, "import", settings, &bytes, &spec, previous.as_ref())
+        self.save_import(actor, "import", settings, &bytes, &spec, previous.as_ref(), version).await
     }
 
-    fn save_import(
+    #[allow(clippy::too_many_arguments)]
+    async fn save_import(
         &self,
         actor: &str,
         action: &str,
@@ -253,6 +271,7 @@ impl Workspace {
         bytes: &[u8],
         spec: &Spec,
         previous: Option<&Spec>,
+        version: u64,
     ) -> Result<Imported, Error> {
         let generated = tools::generate(spec, &tools::Options::default());
         let diff = previous.map(|old| diff(old, spec)).unwrap_or_default();
@@ -262,7 +281,7 @@ impl Workspace {
             expose.retain(|it| keys.contains(it));
         }
         let settings = settings.validated(self.hosting.config().auth.mode)?;
-        self.save(Stage::Draft, &settings, bytes.to_vec())?;
+        self.save(&settings, bytes.to_vec(), version).await?;
         let detail = format!(
             "{}, {}; +{} -{} ~{}",
             count(generated.report.operations, "operation"),
@@ -271,13 +290,13 @@ impl Workspace {
             diff.removed.len(),
             diff.changed.len()
         );
-        self.audit(actor, action, Some(settings.slug.as_str()), &detail);
+        self.audit(actor, action, Some(settings.slug.as_str()), &detail).await;
         Ok(Imported { slug: settings.slug.to_string(), report: generated.report, diff })
     }
 
     /// The server's draft (or its served copy when it has none), with every operation.
-    pub fn draft(&self, slug: &str) -> Result<Draft, Error> {
-        let (settings, document) = self.current(slug)?;
+    pub async fn draft(&self, slug: &str) -> Result<Draft, Error> {
+        let (settings, document, version) = self.current(slug).await?;
         // Shaping changes what tools are made of an operation, not the operation's key, method,
         // path, tags or summary, so the shaped document serves for both.
         let mut spec = parse(&settings, &document)?;
@@ -317,7 +336,8 @@ impl Workspace {
             });
         }
         Ok(Draft {
-            summary: self.summary(slug)?,
+            summary: self.summary(slug).await?,
+            version,
             settings: settings_view(&settings),
             operations,
             exposed_tokens,
@@ -325,9 +345,9 @@ impl Workspace {
         })
     }
 
-    /// Applies curation changes to the draft.
-    pub fn curate(&self, actor: &str, slug: &str, changes: &[Curate]) -> Result<(), Error> {
-        let (mut settings, document) = self.editable(slug)?;
+    /// Applies curation changes to the draft; the server's new version.
+    pub async fn curate(&self, actor: &str, slug: &str, changes: &[Curate]) -> Result<u64, Error> {
+        let (mut settings, document, version) = self.editable(slug).await?;
         if changes.is_empty() {
             return Err(Error::Invalid("no changes given".to_owned()));
         }
@@ -399,18 +419,18 @@ impl Workspace {
                 )));
             }
         }
-        self.save(Stage::Draft, &settings, document)?;
+        let version = self.save(&settings, document, version).await?;
         let mut seen = BTreeSet::new();
         let changed: Vec<&str> =
             changes.iter().map(|it| it.key.as_str()).filter(|it| seen.insert(*it)).collect();
         let detail = curation_detail(&changed, (&before, &exposed_before), (&settings, &exposed));
-        self.audit(actor, "curate", Some(slug), &detail);
-        Ok(())
+        self.audit(actor, "curate", Some(slug), &detail).await;
+        Ok(version)
     }
 
-    /// Changes the backend settings of the draft.
-    pub fn configure(&self, actor: &str, slug: &str, change: Settings) -> Result<(), Error> {
-        let (mut settings, document) = self.editable(slug)?;
+    /// Changes the backend settings of the draft; the server's new version.
+    pub async fn configure(&self, actor: &str, slug: &str, change: Settings) -> Result<u64, Error> {
+        let (mut settings, document, version) = self.editable(slug).await?;
         if let Some(url) = change.backend_url {
             settings.backend_url = Some(url);
         }
@@ -440,45 +460,45 @@ impl Workspace {
             settings.credentials = merge_credentials(&settings.credentials, value)?;
         }
         let settings = settings.validated(self.hosting.config().auth.mode)?;
-        self.save(Stage::Draft, &settings, document)?;
+        let version = self.save(&settings, document, version).await?;
         let detail = if changed_credentials { "settings and credentials" } else { "settings" };
-        self.audit(actor, "configure", Some(slug), detail);
-        Ok(())
+        self.audit(actor, "configure", Some(slug), detail).await;
+        Ok(version)
     }
 
     /// Serves the draft: its tools replace the old at once, and connected sessions are told.
-    /// Built off the async workers (a large document takes seconds), and given up when the
-    /// process stops meanwhile.
+    /// The store makes the draft the served copy first: other replicas serve what it serves.
+    /// The tools are built off the async workers (a large document takes seconds), and the
+    /// publication is given up when the process stops meanwhile.
     pub async fn publish(&self, actor: &str, slug: &str) -> Result<usize, Error> {
-        let (workspace, actor, slug) = (self.clone(), actor.to_owned(), slug.to_owned());
-        let built = tokio::task::spawn_blocking(move || workspace.publish_now(&actor, &slug));
-        tokio::select! {
-            built = built => built.map_err(|err| Error::Invalid(format!("publishing failed: {err}")))?,
-            () = self.hosting.stopped() => Err(Error::Stopping),
-        }
-    }
-
-    fn publish_now(&self, actor: &str, slug: &str) -> Result<usize, Error> {
-        let (settings, document) = self.editable(slug)?;
-        let spec = parse(&settings, &document)?;
-        self.hosting.publish(settings, spec).map_err(Error::Invalid)?;
-        self.store.publish(slug)?;
+        let (settings, document, version) = self.editable(slug).await?;
+        let hosting = self.hosting.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let spec = parse(&settings, &document)?;
+            hosting.prepare(settings, spec).map_err(Error::Invalid)
+        });
+        let prepared = tokio::select! {
+            built = built => built.map_err(|err| Error::Invalid(format!("publishing failed: {err}")))??,
+            () = self.hosting.stopped() => return Err(Error::Stopping),
+        };
+        let generation = self.store.publish(slug, version).await?;
+        self.hosting.install(prepared, generation);
         let tools = self.hosting.get(slug).map_or(0, |it| it.host.current().catalog.tools.len());
-        self.audit(actor, "publish", Some(slug), &count(tools, "tool"));
+        self.audit(actor, "publish", Some(slug), &count(tools, "tool")).await;
         Ok(tools)
     }
 
     /// Stops serving the server and forgets it.
-    pub fn delete(&self, actor: &str, slug: &str) -> Result<(), Error> {
-        self.editable(slug)?;
+    pub async fn delete(&self, actor: &str, slug: &str) -> Result<(), Error> {
+        self.editable(slug).await?;
+        self.store.delete_server(slug).await?;
         self.hosting.remove(slug);
-        self.store.delete_server(slug)?;
-        self.audit(actor, "delete", Some(slug), "");
+        self.audit(actor, "delete", Some(slug), "").await;
         Ok(())
     }
 
-    pub fn export(&self, actor: &str, slug: &str) -> Result<Export, Error> {
-        let (settings, document) = self.current(slug)?;
+    pub async fn export(&self, actor: &str, slug: &str) -> Result<Export, Error> {
+        let (settings, document, _) = self.current(slug).await?;
         let document = String::from_utf8(document)
             .map_err(|_| Error::Invalid("the document is not UTF-8 text".to_owned()))?;
         let mut settings = settings;
@@ -487,12 +507,12 @@ impl Workspace {
             .credentials
             .seal(self.hosting.keyring(), slug)
             .map_err(|err| Error::Invalid(err.to_string()))?;
-        self.audit(actor, "export", Some(slug), "");
+        self.audit(actor, "export", Some(slug), "").await;
         Ok(Export { settings, document })
     }
 
     /// Restores an export as the server's draft (publish to serve it).
-    pub fn restore(&self, actor: &str, export: Export) -> Result<Imported, Error> {
+    pub async fn restore(&self, actor: &str, export: Export) -> Result<Imported, Error> {
         let mut settings = export.settings;
         let slug = settings.slug.to_string();
         if self.hosting.config().servers.iter().any(|it| it.slug == slug.as_str()) {
@@ -511,11 +531,15 @@ impl Workspace {
             .map_err(|err| Error::Invalid(format!("credentials: {err}")))?;
         let bytes = export.document.into_bytes();
         let spec = parse(&settings, &bytes)?;
-        self.save_import(actor, "restore", settings, &bytes, &spec, None)
+        let version = match self.expected {
+            Some(version) => version,
+            None => self.store.edition(&slug).await?,
+        };
+        self.save_import(actor, "restore", settings, &bytes, &spec, None, version).await
     }
 
-    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
-        Ok(self.store.audit_log(limit)?)
+    pub async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        Ok(self.store.audit_log(limit).await?)
     }
 
     /// The recent tool calls of a served server that `query` asks for, newest first (this
@@ -527,14 +551,14 @@ impl Workspace {
 
     /// The users connected to the backend of `slug` (credentials mode `authorization_code`),
     /// without any token.
-    pub fn connections(&self, slug: &str) -> Result<Vec<serde_json::Value>, Error> {
+    pub async fn connections(&self, slug: &str) -> Result<Vec<serde_json::Value>, Error> {
         let snapshot = self.hosting.get(slug).ok_or_else(|| Error::NotFound(slug.to_owned()))?.host.current();
         let Some(consent) = snapshot.credentials.consent() else {
             return Err(Error::Invalid(format!(
                 "server `{slug}` does not use credentials mode `authorization_code`"
             )));
         };
-        let connections = consent.connections().map_err(Error::Invalid)?;
+        let connections = consent.connections().await.map_err(Error::Invalid)?;
         Ok(connections
             .into_iter()
             .map(|it| {
@@ -567,37 +591,45 @@ impl Workspace {
         };
         let user = crate::credentials::User { issuer: issuer.to_owned(), subject: subject.to_owned() };
         let existed = consent.revoke(&user, actor).await.map_err(Error::Invalid)?;
-        self.audit(actor, "revoke_connection", Some(slug), &format!("{subject} ({issuer})"));
+        self.audit(actor, "revoke_connection", Some(slug), &format!("{subject} ({issuer})")).await;
         Ok(existed)
     }
 
-    /// The draft, else the served copy.
-    fn current(&self, slug: &str) -> Result<(ServerSettings, Vec<u8>), Error> {
-        if let Some(draft) = self.load(Stage::Draft, slug)? {
+    /// The draft, else the served copy, with the server's version.
+    async fn current(&self, slug: &str) -> Result<(ServerSettings, Vec<u8>, u64), Error> {
+        if let Some(draft) = self.load(Stage::Draft, slug).await? {
             return Ok(draft);
         }
-        self.load(Stage::Live, slug)?.ok_or_else(|| Error::NotFound(slug.to_owned()))
+        self.load(Stage::Live, slug).await?.ok_or_else(|| Error::NotFound(slug.to_owned()))
     }
 
-    fn load(&self, stage: Stage, slug: &str) -> Result<Option<(ServerSettings, Vec<u8>)>, Error> {
-        let Some(record) = self.store.get(stage, slug)? else { return Ok(None) };
-        Ok(Some(config::from_record(slug, record, self.hosting.keyring())?))
+    async fn load(&self, stage: Stage, slug: &str) -> Result<Option<(ServerSettings, Vec<u8>, u64)>, Error> {
+        let Some(record) = self.store.get(stage, slug).await? else { return Ok(None) };
+        let version = record.version;
+        let (settings, document) = config::from_record(slug, record, self.hosting.keyring())?;
+        Ok(Some((settings, document, version)))
     }
 
-    fn save(&self, stage: Stage, settings: &ServerSettings, document: Vec<u8>) -> Result<(), Error> {
+    /// Writes the draft, unless the server has changed since `version`; the new version.
+    async fn save(&self, settings: &ServerSettings, document: Vec<u8>, version: u64) -> Result<u64, Error> {
         let record = config::to_record(settings, document, self.hosting.keyring())?;
-        Ok(self.store.put(stage, settings.slug.as_str(), &record)?)
+        Ok(self.store.put_draft(settings.slug.as_str(), &record, version).await?)
     }
 
-    /// Like [`Workspace::current`], for a server this workspace may change.
-    fn editable(&self, slug: &str) -> Result<(ServerSettings, Vec<u8>), Error> {
+    /// Like [`Workspace::current`], for a server this workspace may change, and refused at once
+    /// when the change was made on an older version.
+    async fn editable(&self, slug: &str) -> Result<(ServerSettings, Vec<u8>, u64), Error> {
         if self.hosting.config().servers.iter().any(|it| it.slug == slug) {
             return Err(Error::Provisioned(slug.to_owned()));
         }
-        self.current(slug)
+        let current = self.current(slug).await?;
+        if self.expected.is_some_and(|it| it != current.2) {
+            return Err(Error::Store(crate::store::Error::Conflict { current: current.2 }));
+        }
+        Ok(current)
     }
 
-    fn audit(&self, actor: &str, action: &str, server: Option<&str>, detail: &str) {
+    async fn audit(&self, actor: &str, action: &str, server: Option<&str>, detail: &str) {
         let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |it| it.as_secs());
         tracing::info!(target: "mcpgate::audit", actor, action, server, detail, "admin change");
         let entry = AuditEntry {
@@ -607,7 +639,7 @@ impl Workspace {
             server: server.map(str::to_owned),
             detail: detail.to_owned(),
         };
-        if let Err(err) = self.store.record(&entry) {
+        if let Err(err) = self.store.record(&entry).await {
             tracing::error!(%err, "audit entry not stored");
         }
     }

@@ -136,7 +136,7 @@ pub fn to_record(settings: &ServerSettings, document: Vec<u8>, keyring: &Keyring
     let stored = |reason: String| Error::Stored { slug: settings.slug.to_string(), reason };
     sealed.credentials.seal(keyring, settings.slug.as_str()).map_err(|err| stored(err.to_string()))?;
     let json = serde_json::to_vec(&sealed).map_err(|err| stored(err.to_string()))?;
-    Ok(Record { settings: json, document })
+    Ok(Record { settings: json, document, version: 0 })
 }
 
 /// What [`to_record`] stored for `slug`, secrets opened.

@@ -215,7 +215,9 @@ impl Consent {
 
     /// The token of `user`'s connection, refreshed if it expires soon.
     async fn load(&self, attached: &Attached, user: &User) -> Result<Token, Failure> {
-        let Some(mut connection) = attached.vault.get(user)? else { return Err(Failure::not_connected()) };
+        let Some(mut connection) = attached.vault.get(user).await? else {
+            return Err(Failure::not_connected());
+        };
         if connection.needs_consent {
             return Err(Failure::not_connected());
         }
@@ -223,7 +225,7 @@ impl Consent {
             return Ok(token);
         }
         let Some(refresh_token) = connection.refresh_token.clone() else {
-            self.needs_consent(attached, connection, "expired, no refresh token")?;
+            self.needs_consent(attached, connection, "expired, no refresh token").await?;
             return Err(Failure::not_connected());
         };
         let endpoints = self.endpoints().await?;
@@ -235,14 +237,14 @@ impl Consent {
         match result {
             Ok(issued) => {
                 renew(&mut connection, issued);
-                attached.vault.put(&connection)?;
+                attached.vault.put(&connection).await?;
                 usable(&connection).ok_or_else(|| Failure::new("the refreshed token is already expired"))
             }
             // The grant is gone (revoked, expired) or no longer this client's: ask again.
             Err(token_endpoint::Error::Refused { code, .. })
                 if matches!(code.as_str(), "invalid_grant" | "unauthorized_client" | "invalid_scope") =>
             {
-                self.needs_consent(attached, connection, &code)?;
+                self.needs_consent(attached, connection, &code).await?;
                 Err(Failure::not_connected())
             }
             Err(err) => Err(Failure::new(format!(
@@ -266,19 +268,19 @@ impl Consent {
             refused.retain(|_, at| now.duration_since(*at) < REFUSAL_WINDOW);
             refused.insert(user.clone(), now).is_some()
         };
-        let Ok(Some(mut connection)) = attached.vault.get(&user) else { return };
+        let Ok(Some(mut connection)) = attached.vault.get(&user).await else { return };
         let result = if again {
-            self.needs_consent(attached, connection, "the backend refused a renewed token")
+            self.needs_consent(attached, connection, "the backend refused a renewed token").await
         } else {
             connection.access_token = None;
-            attached.vault.put(&connection)
+            attached.vault.put(&connection).await
         };
         if let Err(err) = result {
             tracing::warn!(server = %self.server, %err, "a refused token was not dropped from the vault");
         }
     }
 
-    fn needs_consent(
+    async fn needs_consent(
         &self,
         attached: &Attached,
         mut connection: Connection,
@@ -295,7 +297,7 @@ impl Consent {
         connection.needs_consent = true;
         connection.access_token = None;
         connection.refresh_token = None;
-        attached.vault.put(&connection)
+        attached.vault.put(&connection).await
     }
 
     fn audit(&self, event: &str, user: &User, result: &Result<Issued, token_endpoint::Error>) {
@@ -469,7 +471,7 @@ impl Consent {
             needs_consent: false,
         };
         renew(&mut connection, issued);
-        attached.vault.put(&connection).map_err(|it| page_error(503, it.to_string()))?;
+        attached.vault.put(&connection).await.map_err(|it| page_error(503, it.to_string()))?;
         self.cache.clear(&cache_key(&pending.user)).await;
         self.refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&pending.user);
         attached.flows.completed();
@@ -478,24 +480,24 @@ impl Consent {
     }
 
     /// The connection of `user`, without tokens.
-    pub fn status(&self, user: &User) -> Result<Option<ConnectionInfo>, PageError> {
+    pub async fn status(&self, user: &User) -> Result<Option<ConnectionInfo>, PageError> {
         let attached = self.attached().map_err(|it| page_error(503, it.to_string()))?;
-        let connection = attached.vault.get(user).map_err(|it| page_error(503, it.to_string()))?;
+        let connection = attached.vault.get(user).await.map_err(|it| page_error(503, it.to_string()))?;
         Ok(connection.as_ref().map(info))
     }
 
     /// Every connection of this server, without tokens.
-    pub fn connections(&self) -> Result<Vec<ConnectionInfo>, String> {
+    pub async fn connections(&self) -> Result<Vec<ConnectionInfo>, String> {
         let attached = self.attached().map_err(|it| it.to_string())?;
-        Ok(attached.vault.list().map_err(|it| it.to_string())?.iter().map(info).collect())
+        Ok(attached.vault.list().await.map_err(|it| it.to_string())?.iter().map(info).collect())
     }
 
     /// Ends `user`'s connection: forgotten here, and revoked at the authorization server when it
     /// has a revocation endpoint. Whether there was one.
     pub async fn revoke(&self, user: &User, actor: &str) -> Result<bool, String> {
         let attached = self.attached().map_err(|it| it.to_string())?;
-        let connection = attached.vault.get(user).map_err(|it| it.to_string())?;
-        let existed = attached.vault.delete(user).map_err(|it| it.to_string())?;
+        let connection = attached.vault.get(user).await.map_err(|it| it.to_string())?;
+        let existed = attached.vault.delete(user).await.map_err(|it| it.to_string())?;
         self.cache.clear(&cache_key(user)).await;
         let mut outcome = "forgotten".to_owned();
         let token = connection.as_ref().and_then(|it| {

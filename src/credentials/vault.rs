@@ -79,8 +79,8 @@ impl Vault {
     }
 
     /// The connection of `user`, tokens opened.
-    pub fn get(&self, user: &User) -> Result<Option<Connection>, Failure> {
-        let Some(bytes) = self.store.connection(&self.server, &user.id()).map_err(unavailable)? else {
+    pub async fn get(&self, user: &User) -> Result<Option<Connection>, Failure> {
+        let Some(bytes) = self.store.connection(&self.server, &user.id()).await.map_err(unavailable)? else {
             return Ok(None);
         };
         let mut connection: Connection = serde_json::from_slice(&bytes).map_err(unavailable)?;
@@ -98,7 +98,7 @@ impl Vault {
         Ok(Some(connection))
     }
 
-    pub fn put(&self, connection: &Connection) -> Result<(), Failure> {
+    pub async fn put(&self, connection: &Connection) -> Result<(), Failure> {
         let mut sealed = connection.clone();
         let user = &connection.user;
         for (field, slot) in
@@ -109,17 +109,17 @@ impl Vault {
             }
         }
         let bytes = serde_json::to_vec(&sealed).map_err(unavailable)?;
-        self.store.put_connection(&self.server, &user.id(), &bytes).map_err(unavailable)
+        self.store.put_connection(&self.server, &user.id(), &bytes).await.map_err(unavailable)
     }
 
     /// Forgets the connection of `user`; whether there was one.
-    pub fn delete(&self, user: &User) -> Result<bool, Failure> {
-        self.store.delete_connection(&self.server, &user.id()).map_err(unavailable)
+    pub async fn delete(&self, user: &User) -> Result<bool, Failure> {
+        self.store.delete_connection(&self.server, &user.id()).await.map_err(unavailable)
     }
 
     /// Every connection of the server, tokens left sealed (listings never need them).
-    pub fn list(&self) -> Result<Vec<Connection>, Failure> {
-        let stored = self.store.connections(&self.server).map_err(unavailable)?;
+    pub async fn list(&self) -> Result<Vec<Connection>, Failure> {
+        let stored = self.store.connections(&self.server).await.map_err(unavailable)?;
         Ok(stored.into_iter().filter_map(|(_, bytes)| serde_json::from_slice(&bytes).ok()).collect())
     }
 }
@@ -128,8 +128,8 @@ impl Vault {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tokens_are_sealed_for_their_user() {
+    #[tokio::test]
+    async fn tokens_are_sealed_for_their_user() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let keyring = Arc::new(Keyring::configured_or_local(&[], dir.path()).unwrap());
@@ -145,18 +145,21 @@ mod tests {
             refresh_token: Some(Secret::new("refresh-1234567")),
             needs_consent: false,
         };
-        vault.put(&connection).unwrap();
-        let raw = store.connection("pets", &alice.id()).unwrap().unwrap();
+        vault.put(&connection).await.unwrap();
+        let raw = store.connection("pets", &alice.id()).await.unwrap().unwrap();
         let raw = String::from_utf8_lossy(&raw);
         assert!(!raw.contains("access-1234567") && !raw.contains("refresh-1234567"), "{raw}");
-        let opened = vault.get(&alice).unwrap().unwrap();
+        let opened = vault.get(&alice).await.unwrap().unwrap();
         assert_eq!(opened.access_token.unwrap().expose(), Some("access-1234567"));
         let bob = User { issuer: "https://idp".into(), subject: "bob".into() };
-        assert!(vault.get(&bob).unwrap().is_none());
+        assert!(vault.get(&bob).await.unwrap().is_none());
         // Alice's sealed tokens moved to Bob's record do not open there.
-        store.put_connection("pets", &bob.id(), raw.replace("\"alice\"", "\"bob\"").as_bytes()).unwrap();
-        assert!(vault.get(&bob).is_err());
-        assert_eq!(vault.list().unwrap().len(), 2);
-        assert!(vault.delete(&alice).unwrap());
+        store
+            .put_connection("pets", &bob.id(), raw.replace("\"alice\"", "\"bob\"").as_bytes())
+            .await
+            .unwrap();
+        assert!(vault.get(&bob).await.is_err());
+        assert_eq!(vault.list().await.unwrap().len(), 2);
+        assert!(vault.delete(&alice).await.unwrap());
     }
 }

@@ -268,6 +268,9 @@ async function main([base, document, shots, executablePath]) {
       });
       return response.status;
     });
+    // That change made a new version of the server behind the page's back: the page would be
+    // refused as stale (409) until it is loaded again.
+    await page.reload();
 
     // Settings: the secret is sent once and never shown again.
     await page.fill('#settings input[name="backend_url"]', `${base}/dev-backend/api/v3`);

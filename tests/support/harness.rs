@@ -200,6 +200,16 @@ impl Gate {
         })
     }
 
+    /// Serves the configuration `config(dir, addr)` gives (written to `{dir}/mcpgate.toml`),
+    /// for a test that needs more than the usual tables (a store on PostgreSQL).
+    pub fn start_configured(config: impl Fn(&Path, SocketAddr) -> String) -> Gate {
+        Gate::spawn("info", |dir, addr| {
+            let config_path = dir.join("mcpgate.toml");
+            std::fs::write(&config_path, config(dir, addr)).unwrap();
+            vec!["serve".into(), "--config".into(), config_path.into_os_string()]
+        })
+    }
+
     /// `mcpgate serve --dev` on a free port, with its data in a temporary folder.
     pub fn start_dev() -> Gate {
         Gate::spawn("info", |dir, addr| {
@@ -284,6 +294,11 @@ impl Gate {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kills the process at once (`kill -9`), as a crash or an evicted pod would end it.
+    pub fn kill(&self) {
+        let _ = Command::new("kill").args(["-9", &self.child.id().to_string()]).status();
     }
 
     pub fn mcp_url(&self, slug: &str) -> String {

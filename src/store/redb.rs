@@ -1,0 +1,475 @@
+//! The embedded engine (redb), the default for one node: one file in the data directory.
+//!
+//! Invariants: after a failed write (a full disk, say) the database is opened again, so the store
+//! works once the cause is gone, without a restart; every write to a server bumps its edition in
+//! the same transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use redb::{Database, ReadableTable, TableDefinition};
+
+use super::{AuditEntry, Error, Record, Stage, connection_key, decode_settings, encode_settings};
+
+/// slug → the server's settings, as JSON.
+const SERVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("servers");
+/// slug → the OpenAPI document's bytes, as imported.
+const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
+/// The same for changes an administrator has made but not yet published.
+const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
+const DRAFT_DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("draft_documents");
+/// slug → how many times the server was written: the version a change must name.
+const EDITIONS: TableDefinition<&str, u64> = TableDefinition::new("editions");
+/// sequence number → one administrative change, as JSON.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// session id → when that session would have expired, in seconds since the Unix epoch: the
+/// sessions ended before then. Kept until that time only, after which nothing accepts them.
+const REVOKED_SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
+
+/// `{server}/{connection id}` → one user's connection to that server's backend, as its owner
+/// serialized it (tokens sealed). Listed per server by the `{server}/` prefix.
+const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
+
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+fn tables(stage: Stage) -> (Table, Table) {
+    match stage {
+        Stage::Live => (SERVERS, DOCUMENTS),
+        Stage::Draft => (DRAFTS, DRAFT_DOCUMENTS),
+    }
+}
+
+/// A cheap handle to the database.
+#[derive(Clone)]
+pub struct Redb {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    open: Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>,
+    // A std lock, held for one synchronous transaction: readers and writers share the open
+    // database; reopening it takes it alone. `None` while it cannot be opened.
+    db: RwLock<Option<Database>>,
+}
+
+/// redb has one error type per operation; the store tells storage failures from the rest.
+fn db_error(err: impl Into<redb::Error>) -> Error {
+    match err.into() {
+        err @ (redb::Error::Io(_) | redb::Error::PreviousIo) => Error::Unavailable(err.to_string()),
+        err => Error::Database(err.to_string()),
+    }
+}
+
+impl Redb {
+    /// Opens (or creates) `mcpgate.redb` in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Redb, Error> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| Error::Directory { path: data_dir.display().to_string(), source })?;
+        let path: PathBuf = data_dir.join("mcpgate.redb");
+        Redb::with(Box::new(move || Database::create(&path)))
+    }
+
+    fn with(
+        open: Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>,
+    ) -> Result<Redb, Error> {
+        let store = Redb { inner: Arc::new(Inner { open, db: RwLock::new(None) }) };
+        store.reopen()?;
+        Ok(store)
+    }
+
+    /// Whether the database is open; after a storage failure, until it opens again.
+    pub fn is_usable(&self) -> bool {
+        self.inner.db.read().is_ok_and(|it| it.is_some())
+    }
+
+    /// Runs `op` on the open database. After a storage failure the database is opened again
+    /// (redb refuses every transaction after one failed write) and `op` tried once more.
+    fn run<T>(&self, op: impl Fn(&Database) -> Result<T, Error>) -> Result<T, Error> {
+        let first = match self.inner.db.read().as_deref() {
+            Ok(Some(db)) => match op(db) {
+                Err(Error::Unavailable(reason)) => reason,
+                done => return done,
+            },
+            Ok(None) => "the database is not open".to_owned(),
+            Err(_) => "the database lock is poisoned".to_owned(),
+        };
+        tracing::warn!(reason = %first, "store: opening the database again");
+        self.reopen()?;
+        match self.inner.db.read().as_deref() {
+            Ok(Some(db)) => op(db),
+            _ => Err(Error::Unavailable(first)),
+        }
+    }
+
+    fn reopen(&self) -> Result<(), Error> {
+        let mut slot = self.inner.db.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The old handle holds the file's lock: it goes first.
+        *slot = None;
+        let db = (self.inner.open)().map_err(db_error)?;
+        // Creating the tables up front lets readers assume they exist.
+        let tx = db.begin_write().map_err(db_error)?;
+        for table in [SERVERS, DOCUMENTS, DRAFTS, DRAFT_DOCUMENTS] {
+            tx.open_table(table).map_err(db_error)?;
+        }
+        tx.open_table(EDITIONS).map_err(db_error)?;
+        tx.open_table(AUDIT).map_err(db_error)?;
+        tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
+        tx.open_table(CONNECTIONS).map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        *slot = Some(db);
+        Ok(())
+    }
+
+    /// Writes both parts of a copy of the server and bumps its edition, refusing the write when
+    /// `expected` is given and is not the current edition; the new edition.
+    pub fn put(
+        &self,
+        stage: Stage,
+        slug: &str,
+        record: &Record,
+        expected: Option<u64>,
+    ) -> Result<u64, Error> {
+        let settings = encode_settings(&record.settings);
+        let (servers, documents) = tables(stage);
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            let edition = {
+                let edition = bump(&tx, slug, expected)?;
+                let mut servers = tx.open_table(servers).map_err(db_error)?;
+                servers.insert(slug, settings.as_slice()).map_err(db_error)?;
+                let mut documents = tx.open_table(documents).map_err(db_error)?;
+                documents.insert(slug, record.document.as_slice()).map_err(db_error)?;
+                edition
+            };
+            tx.commit().map_err(db_error)?;
+            Ok(edition)
+        })
+    }
+
+    pub fn get(&self, stage: Stage, slug: &str) -> Result<Option<Record>, Error> {
+        let (servers, documents) = tables(stage);
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let servers = tx.open_table(servers).map_err(db_error)?;
+            let documents = tx.open_table(documents).map_err(db_error)?;
+            let Some(stored) = servers.get(slug).map_err(db_error)? else {
+                return Ok(None);
+            };
+            let settings = decode_settings(slug, stored.value())?;
+            let document =
+                documents.get(slug).map_err(db_error)?.map(|it| it.value().to_vec()).unwrap_or_default();
+            let version = tx.open_table(EDITIONS).map_err(db_error)?.get(slug).map_err(db_error)?;
+            Ok(Some(Record { settings, document, version: version.map_or(0, |it| it.value()) }))
+        })
+    }
+
+    pub fn list(&self, stage: Stage) -> Result<Vec<String>, Error> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let servers = tx.open_table(tables(stage).0).map_err(db_error)?;
+            let mut slugs = Vec::new();
+            for entry in servers.iter().map_err(db_error)? {
+                let (slug, _) = entry.map_err(db_error)?;
+                slugs.push(slug.value().to_owned());
+            }
+            Ok(slugs)
+        })
+    }
+
+    /// Removes both copies of the server; whether there was one.
+    pub fn delete_server(&self, slug: &str) -> Result<bool, Error> {
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            let mut existed = false;
+            for (servers, documents) in [tables(Stage::Live), tables(Stage::Draft)] {
+                let mut servers = tx.open_table(servers).map_err(db_error)?;
+                let mut documents = tx.open_table(documents).map_err(db_error)?;
+                documents.remove(slug).map_err(db_error)?;
+                existed |= servers.remove(slug).map_err(db_error)?.is_some();
+            }
+            // Editions only grow, so a server made again under the same slug is never taken for
+            // the one deleted.
+            bump(&tx, slug, None)?;
+            // Users' connections to its backend go with it.
+            let prefix = connection_key(slug, "");
+            tx.open_table(CONNECTIONS)
+                .map_err(db_error)?
+                .retain(|key, _| !key.starts_with(prefix.as_str()))
+                .map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(existed)
+        })
+    }
+
+    pub fn edition(&self, slug: &str) -> Result<u64, Error> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let editions = tx.open_table(EDITIONS).map_err(db_error)?;
+            Ok(editions.get(slug).map_err(db_error)?.map_or(0, |it| it.value()))
+        })
+    }
+
+    /// Makes the draft the served copy, in one transaction, refusing when `expected` is not the
+    /// current edition; the new edition, or `None` when there was no draft.
+    pub fn publish(&self, slug: &str, expected: u64) -> Result<Option<u64>, Error> {
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            let edition = {
+                let mut drafts = tx.open_table(DRAFTS).map_err(db_error)?;
+                let mut draft_documents = tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?;
+                let Some(settings) = drafts.remove(slug).map_err(db_error)?.map(|it| it.value().to_vec())
+                else {
+                    return Ok(None);
+                };
+                let document = draft_documents
+                    .remove(slug)
+                    .map_err(db_error)?
+                    .map(|it| it.value().to_vec())
+                    .unwrap_or_default();
+                tx.open_table(SERVERS)
+                    .map_err(db_error)?
+                    .insert(slug, settings.as_slice())
+                    .map_err(db_error)?;
+                tx.open_table(DOCUMENTS)
+                    .map_err(db_error)?
+                    .insert(slug, document.as_slice())
+                    .map_err(db_error)?;
+                bump(&tx, slug, Some(expected))?
+            };
+            tx.commit().map_err(db_error)?;
+            Ok(Some(edition))
+        })
+    }
+
+    /// Drops the draft of `slug`, keeping the served copy.
+    pub fn discard_draft(&self, slug: &str) -> Result<(), Error> {
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            tx.open_table(DRAFTS).map_err(db_error)?.remove(slug).map_err(db_error)?;
+            tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?.remove(slug).map_err(db_error)?;
+            bump(&tx, slug, None)?;
+            tx.commit().map_err(db_error)
+        })
+    }
+
+    /// Appends `entry` to the audit log.
+    pub fn record(&self, entry: &AuditEntry) -> Result<(), Error> {
+        let json = serde_json::to_vec(entry).map_err(|err| Error::Database(err.to_string()))?;
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            {
+                let mut audit = tx.open_table(AUDIT).map_err(db_error)?;
+                let next = audit.last().map_err(db_error)?.map_or(0, |(key, _)| key.value() + 1);
+                audit.insert(next, json.as_slice()).map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)
+        })
+    }
+
+    pub fn revoke_session(&self, id: &str, expires: u64, now: u64) -> Result<(), Error> {
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            {
+                let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
+                revoked.retain(|_, expires| expires > now).map_err(db_error)?;
+                revoked.insert(id, expires).map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)
+        })
+    }
+
+    pub fn is_session_revoked(&self, id: &str) -> Result<bool, Error> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let revoked = tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
+            Ok(revoked.get(id).map_err(db_error)?.is_some())
+        })
+    }
+
+    pub fn put_connection(&self, slug: &str, id: &str, value: &[u8]) -> Result<(), Error> {
+        let key = connection_key(slug, id);
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            tx.open_table(CONNECTIONS).map_err(db_error)?.insert(key.as_str(), value).map_err(db_error)?;
+            tx.commit().map_err(db_error)
+        })
+    }
+
+    pub fn connection(&self, slug: &str, id: &str) -> Result<Option<Vec<u8>>, Error> {
+        let key = connection_key(slug, id);
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let connections = tx.open_table(CONNECTIONS).map_err(db_error)?;
+            Ok(connections.get(key.as_str()).map_err(db_error)?.map(|it| it.value().to_vec()))
+        })
+    }
+
+    pub fn connections(&self, slug: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let prefix = connection_key(slug, "");
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let connections = tx.open_table(CONNECTIONS).map_err(db_error)?;
+            let mut found = Vec::new();
+            for entry in connections.range(prefix.as_str()..).map_err(db_error)? {
+                let (key, value) = entry.map_err(db_error)?;
+                let Some(id) = key.value().strip_prefix(prefix.as_str()) else { break };
+                found.push((id.to_owned(), value.value().to_vec()));
+            }
+            Ok(found)
+        })
+    }
+
+    pub fn delete_connection(&self, slug: &str, id: &str) -> Result<bool, Error> {
+        let key = connection_key(slug, id);
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            let existed = tx
+                .open_table(CONNECTIONS)
+                .map_err(db_error)?
+                .remove(key.as_str())
+                .map_err(db_error)?
+                .is_some();
+            tx.commit().map_err(db_error)?;
+            Ok(existed)
+        })
+    }
+
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let audit = tx.open_table(AUDIT).map_err(db_error)?;
+            let mut entries = Vec::new();
+            for entry in audit.iter().map_err(db_error)?.rev().take(limit) {
+                let (_, value) = entry.map_err(db_error)?;
+                if let Ok(entry) = serde_json::from_slice(value.value()) {
+                    entries.push(entry);
+                }
+            }
+            Ok(entries)
+        })
+    }
+}
+
+/// Bumps the edition of `slug` in `tx`, refusing when `expected` is given and differs; the new
+/// edition. A server never written has edition 0.
+fn bump(tx: &redb::WriteTransaction, slug: &str, expected: Option<u64>) -> Result<u64, Error> {
+    let mut editions = tx.open_table(EDITIONS).map_err(db_error)?;
+    let current = editions.get(slug).map_err(db_error)?.map_or(0, |it| it.value());
+    if expected.is_some_and(|it| it != current) {
+        return Err(Error::Conflict { current });
+    }
+    editions.insert(slug, current + 1).map_err(db_error)?;
+    Ok(current + 1)
+}
+
+#[cfg(test)]
+impl Redb {
+    /// A database that could not be opened again after a storage failure.
+    pub(super) fn unusable() -> Redb {
+        let open = Box::new(|| {
+            let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(full)))
+        });
+        Redb { inner: Arc::new(Inner { open, db: RwLock::new(None) }) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(settings: &str, document: &[u8]) -> Record {
+        Record { settings: settings.as_bytes().to_vec(), document: document.to_vec(), version: 0 }
+    }
+
+    #[test]
+    fn reads_unversioned_values_and_refuses_unknown_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Redb::open(dir.path()).unwrap();
+        let write = |value: &[u8]| {
+            store
+                .run(|db| {
+                    let tx = db.begin_write().map_err(db_error)?;
+                    tx.open_table(SERVERS).map_err(db_error)?.insert("pets", value).map_err(db_error)?;
+                    tx.commit().map_err(db_error)
+                })
+                .unwrap();
+        };
+        write(br#"{"slug":"pets"}"#);
+        assert_eq!(store.get(Stage::Live, "pets").unwrap().unwrap().settings, br#"{"slug":"pets"}"#);
+        write(b"\x09{}");
+        assert!(matches!(store.get(Stage::Live, "pets"), Err(Error::Corrupt { .. })));
+    }
+
+    /// A file whose writes fail while `full` is set, as on a full disk.
+    #[derive(Debug)]
+    struct Disk {
+        file: redb::backends::FileBackend,
+        full: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl redb::StorageBackend for Disk {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+        fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            self.file.read(offset, len)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.file.set_len(len)
+        }
+        fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+            self.check()?;
+            self.file.sync_data(eventual)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.file.write(offset, data)
+        }
+    }
+
+    impl Disk {
+        fn check(&self) -> std::io::Result<()> {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn works_again_once_a_full_disk_has_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpgate.redb");
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let disk = full.clone();
+        let store = Redb::with(Box::new(move || {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            let file = redb::backends::FileBackend::new(file)?;
+            redb::Builder::new().create_with_backend(Disk { file, full: disk.clone() })
+        }))
+        .unwrap();
+        store.put(Stage::Live, "pets", &record("{}", b"v1"), None).unwrap();
+
+        full.store(true, std::sync::atomic::Ordering::SeqCst);
+        let refused = store.put(Stage::Live, "pets", &record("{}", b"v2"), None);
+        assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+        assert!(!store.is_usable() || store.get(Stage::Live, "pets").is_ok());
+
+        full.store(false, std::sync::atomic::Ordering::SeqCst);
+        store.put(Stage::Live, "apps", &record("{}", b"a"), None).unwrap();
+        assert!(store.is_usable());
+        assert_eq!(
+            store.get(Stage::Live, "pets").unwrap().unwrap().document,
+            b"v1",
+            "the refused write left nothing"
+        );
+        assert_eq!(store.list(Stage::Live).unwrap(), ["apps", "pets"]);
+    }
+}
