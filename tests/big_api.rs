@@ -183,7 +183,7 @@ fn the_port_opens_while_servers_load_and_a_stop_is_honoured() {
         std::thread::sleep(Duration::from_millis(20));
     };
     eprintln!("{TOOLS} tools ready {:?} after the start", started.elapsed());
-    assert_eq!(ready, json!({"ready": true, "servers": 1, "failed": 0, "loading": 0}));
+    assert_eq!(ready, json!({"ready": true, "servers": 1, "failed": 0, "loading": 0, "store": "up"}));
     assert!(seen_loading, "/readyz never answered while the server was loading");
     let _ = child.kill();
     let _ = child.wait();

@@ -349,3 +349,72 @@ async fn a_replica_killed_while_publishing_leaves_the_store_consistent() {
     assert_eq!(admin.publish(&b, "pets").await, StatusCode::OK);
     assert_eq!(admin.tools(&b, "pets").await, Some(1));
 }
+
+/// The TypeScript SDK in one session through nginx, whose round-robin spreads the session's
+/// requests over three replicas: it lists, its GET stream (on whichever replica it landed) hears
+/// `notifications/tools/list_changed` after a publication through replica A, it lists the new
+/// tools, and it ends the session.
+#[test]
+fn an_sdk_session_spreads_over_the_replicas() {
+    let Some(node) = harness::Node::find(&["node_modules/@modelcontextprotocol/sdk/package.json"]) else {
+        return;
+    };
+    let Some(cluster) = postgres::Cluster::start() else { return };
+    let url = cluster.database("sessions");
+    let (a, b, c) = (replica(&url), replica(&url), replica(&url));
+    let Some(nginx) = Nginx::start(&[&a, &b, &c]) else { return };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let admin = std::sync::Arc::new(Admin::new());
+    runtime.block_on(async {
+        let created = admin
+            .request(&a, reqwest::Method::POST, "/servers")
+            .json(&json!({"slug": "pets", "text": PETSTORE}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        assert_eq!(admin.expose(&a, "pets", &["listPets"], None).await, StatusCode::NO_CONTENT);
+        assert_eq!(admin.publish(&a, "pets").await, StatusCode::OK);
+        for replica in [&b, &c] {
+            let took =
+                within(Duration::from_secs(5), || async { admin.tools(replica, "pets").await == Some(1) })
+                    .await;
+            assert!(took.is_some(), "every replica serves the server");
+        }
+    });
+    // The script asks for the change here once it has listed the tools.
+    let trigger = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let trigger_url = format!("http://{}/publish", trigger.local_addr().unwrap());
+    let (publisher, through) = (admin.clone(), a.addr);
+    let router = axum::Router::new().route(
+        "/publish",
+        axum::routing::post(move || {
+            let publisher = publisher.clone();
+            async move {
+                let client = &publisher.client;
+                let changes = json!([{"key": "getPet", "exposed": true}]);
+                let base = format!("http://{through}/admin/api/servers/pets");
+                let bearer = format!("Bearer {TOKEN}");
+                let exposed = client
+                    .patch(format!("{base}/operations"))
+                    .header(AUTHORIZATION, &bearer)
+                    .json(&changes)
+                    .send();
+                let exposed = exposed.await.map(|it| it.status());
+                let published =
+                    client.post(format!("{base}/publish")).header(AUTHORIZATION, &bearer).send().await;
+                format!("{exposed:?} {:?}", published.map(|it| it.status()))
+            }
+        }),
+    );
+    runtime.spawn(async move { axum::serve(trigger, router).await });
+
+    let run = node.run(&["sdk-listen.mjs", &format!("http://{}/mcp/pets", nginx.addr), &trigger_url]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let summary = run.stdout_json();
+    assert!(summary["sessionId"].as_str().is_some_and(|it| !it.is_empty()), "a session: {run}");
+    assert_eq!(summary["before"], json!(["listPets"]), "{run}");
+    assert!(summary["notifications"].as_u64().is_some_and(|it| it >= 1), "{run}");
+    assert_eq!(summary["after"], json!(["listPets", "getPet"]), "{run}");
+    assert_eq!(summary["terminated"], true, "{run}");
+}
