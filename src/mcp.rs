@@ -3,6 +3,7 @@
 //! handler, [`Gateway`], reads the server's current catalog and forwards tool calls through
 //! `upstream`; sessions hear when the catalog changes.
 
+mod confirm;
 mod connect;
 mod definition;
 mod endpoint;

@@ -31,6 +31,7 @@ pub fn router() -> axum::Router<AdminState> {
         .route("/servers/{slug}/export", get(export))
         .route("/servers/{slug}/calls", get(calls))
         .route("/servers/{slug}/connections", get(connections).delete(revoke_connection))
+        .route("/servers/{slug}/policies/try", post(try_policies))
         .route("/restore", post(restore))
         .route("/audit", get(audit))
 }
@@ -250,6 +251,14 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     let tools = state.workspace.publish(&admin.name, &slug)?;
     Ok(Json(json!({"published": slug, "tools": tools})).into_response())
+}
+
+async fn try_policies(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+    AppJson(trial): AppJson<super::policies::Trial>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.workspace.try_policies(&slug, trial)?).into_response())
 }
 
 async fn export(

@@ -146,6 +146,9 @@ pub struct Settings {
     /// credentials with every secret replaced by `"(set)"`.
     #[serde(default)]
     pub credentials: Option<Value>,
+    /// The server's Cedar policies; write an empty text to remove them.
+    #[serde(default)]
+    pub policies: Option<String>,
 }
 
 /// A change to one operation's curation.
@@ -417,6 +420,9 @@ impl Workspace {
         }
         if let Some(rate_limits) = change.rate_limits {
             settings.rate_limits = rate_limits;
+        }
+        if let Some(text) = change.policies {
+            settings.policies = Some(text).filter(|it| !it.trim().is_empty());
         }
         let changed_credentials = change.credentials.is_some();
         if let Some(value) = change.credentials {
@@ -747,6 +753,7 @@ fn settings_view(settings: &ServerSettings) -> Settings {
         headers: Some(settings.headers.clone()),
         rate_limits: Some(settings.rate_limits.clone()),
         credentials: Some(redacted(&settings.credentials)),
+        policies: settings.policies.clone(),
     }
 }
 

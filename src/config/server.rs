@@ -62,6 +62,13 @@ pub struct ServerSettings {
     /// `METHOD /path`).
     #[serde(default)]
     pub tools: BTreeMap<String, ToolOverride>,
+    /// Cedar policies for this server's tools, besides the configuration file's `[policy]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<String>,
+    /// Whether a tool (by name, operationId or `METHOD /path`) waits for the user's confirmation
+    /// before each call. Default: DELETE operations do.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub confirm: BTreeMap<String, bool>,
 }
 
 impl ServerSettings {
@@ -83,6 +90,8 @@ impl ServerSettings {
             scopes: Vec::new(),
             tool_scopes: BTreeMap::new(),
             tools: BTreeMap::new(),
+            policies: None,
+            confirm: BTreeMap::new(),
         }
     }
 
@@ -102,6 +111,12 @@ impl ServerSettings {
             }
         }
         if let Some(problem) = self.rate_limits.problem() {
+            return invalid(problem);
+        }
+        // Whether the policies fit the tools is checked when they are published, with the tools.
+        if let Some(text) = &self.policies
+            && let Err(problem) = crate::policy::check(text)
+        {
             return invalid(problem);
         }
         // The credentials module owns what makes credentials usable; building them is the check.

@@ -28,6 +28,7 @@ use rmcp::{RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+use super::confirm::{self, Confirmation};
 use super::definition::tool_definition;
 use super::endpoint::{SESSION_HEADER, Subject};
 use super::listeners::Listeners;
@@ -59,6 +60,8 @@ pub struct Gateway {
     limiter: Arc<Limiter>,
     /// The server's recent calls.
     calls: Arc<CallLog>,
+    /// Confirmation states already used, kept across publications.
+    confirmations: Arc<confirm::Taken>,
 }
 
 impl Gateway {
@@ -70,6 +73,7 @@ impl Gateway {
             subscriptions: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
             limiter: Arc::new(Limiter::default()),
             calls,
+            confirmations: Arc::new(confirm::Taken::default()),
         }
     }
 
@@ -85,6 +89,12 @@ impl Gateway {
 
     pub(super) fn calls(&self) -> &Arc<CallLog> {
         &self.calls
+    }
+
+    /// Whether a call of `tool` may ask the client for the user's confirmation (and so needs a
+    /// path on which the server can ask: a session's, or a 2026-07-28 multi-round call).
+    pub fn needs_confirmation(snapshot: &Snapshot, tool: &Tool) -> bool {
+        tool.confirm || snapshot.policies.may_confirm()
     }
 
     /// The snapshot the edge took for this request (the current one if none was taken).
@@ -146,6 +156,29 @@ impl Gateway {
         let Value::Object(arguments) = instance else {
             return Err(ErrorData::internal_error("arguments changed shape", None));
         };
+        let allowed = match snapshot.policies.check_call(caller.map(|it| &it.claims), tool, &arguments) {
+            Ok(allowed) => allowed,
+            Err(refused) => {
+                audit.decide(Decision::PolicyDenied);
+                return Ok(CallToolResult::error(vec![ContentBlock::text(refused.to_string())]).into());
+            }
+        };
+        if tool.confirm || allowed.confirm {
+            let call = confirm::Call {
+                slug: &snapshot.slug,
+                keyring: &snapshot.keyring,
+                taken: &self.confirmations,
+                tool,
+                caller,
+                arguments: &arguments,
+                state: request.request_state.as_deref(),
+                answers: request.input_responses.as_ref(),
+            };
+            if let Confirmation::Answer(response) = confirm::ask(call, &context).await {
+                audit.decide(Decision::NotConfirmed);
+                return Ok(response);
+            }
+        }
         let credentials = snapshot.credentials.for_call(caller);
         // A backend that cannot be reached, refuses or fails is a result the model can act on
         // (retry, tell the user), not a protocol error.
@@ -197,12 +230,14 @@ fn list_page(
     context: &RequestContext<RoleServer>,
 ) -> Result<ListToolsResult, ErrorData> {
     let filter = snapshot.access.as_ref().is_some_and(|it| it.filter_tools);
+    let claims = caller(context).map(|it| &it.claims);
     let caller = caller(context).filter(|_| filter);
     let visible: Vec<&Tool> = snapshot
         .catalog
         .tools
         .iter()
         .filter(|it| caller.is_none_or(|caller| caller.has_scopes(&it.scopes)))
+        .filter(|it| snapshot.policies.may_list(claims, it))
         .collect();
     let start = match request.and_then(|it| it.cursor) {
         None => 0,
