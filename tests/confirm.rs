@@ -151,7 +151,7 @@ fn the_typescript_sdk_confirms_through_elicitation() {
     let url = app.mcp_url("tickets");
 
     let run = node.run(&["sdk-confirm-client.mjs", &url, "deleteTicket", r#"{"id":"9"}"#, "accept"]);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let out: Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(out["result"]["isError"], false, "{out}");
     assert_eq!(out["elicitations"].as_array().map(Vec::len), Some(1), "{out}");
@@ -159,7 +159,7 @@ fn the_typescript_sdk_confirms_through_elicitation() {
     assert_eq!(backend.take_lines(), ["DELETE /tickets/9"]);
 
     let run = node.run(&["sdk-confirm-client.mjs", &url, "deleteTicket", r#"{"id":"9"}"#, "decline"]);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let out: Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(out["result"]["isError"], true, "{out}");
     assert!(backend.take().is_empty(), "a declined call reached the backend");
