@@ -24,7 +24,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Decision, Effect, Entities, Entity, EntityUid, PolicyId, PolicySet, Request, Schema,
+    ActionConstraint, Authorizer, Decision, Effect, Entities, Entity, EntityUid, PolicyId, PolicySet, Request,
+    ResourceConstraint, Schema,
     ValidationMode, Validator,
 };
 use serde::Deserialize;
@@ -61,10 +62,11 @@ pub struct Policies {
 }
 
 struct Compiled {
-    set: PolicySet,
     authorizer: Authorizer,
-    /// The resource entity of each tool, made once.
-    tools: HashMap<String, Entity>,
+    /// Each tool's resource entity, made once, and the policies that may apply to it: Cedar
+    /// evaluates every policy of the set it is given, so a policy naming another tool is left
+    /// out of this one's (the cost of a call grows with the policies of its tool, not of all).
+    tools: HashMap<String, (Entity, PolicySet)>,
     arguments: BTreeMap<String, Kind>,
     claims: BTreeMap<String, Kind>,
     call: EntityUid,
@@ -145,11 +147,21 @@ impl Policies {
         let tools = tools
             .iter()
             .map(|tool| {
-                request::resource(tool)
-                    .map(|entity| (tool.spec.name.clone(), entity))
-                    .ok_or_else(|| format!("policies: tool `{}` cannot be described to Cedar", tool.spec.name))
+                let entity = request::resource(tool)
+                    .ok_or_else(|| format!("policies: tool `{}` cannot be described to Cedar", tool.spec.name))?;
+                let uid = entity.uid();
+                // Tools have no parents: `resource in X` holds only for X itself.
+                let applies = |policy: &&cedar_policy::Policy| match policy.resource_constraint() {
+                    ResourceConstraint::Eq(it) | ResourceConstraint::In(it) | ResourceConstraint::IsIn(_, it) => {
+                        it == uid
+                    }
+                    ResourceConstraint::Any | ResourceConstraint::Is(_) => true,
+                };
+                let own = PolicySet::from_policies(set.policies().filter(applies).cloned())
+                    .map_err(|err| format!("policies: {err}"))?;
+                Ok((tool.spec.name.clone(), (entity, own)))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, String>>()?;
         let action = |name| request::uid("Action", name).ok_or("policies: bad action name".to_owned());
         let (call, list) = (action("call")?, action("list")?);
         let lists = set.policies().any(|it| match it.action_constraint() {
@@ -164,7 +176,6 @@ impl Policies {
             .collect();
         let schema = serde_json::to_string_pretty(&schema_json).unwrap_or_default();
         let compiled = Compiled {
-            set,
             authorizer: Authorizer::new(),
             tools,
             arguments,
@@ -259,7 +270,7 @@ impl Compiled {
         arguments: &Map<String, Value>,
     ) -> Result<Explanation, Refused> {
         let context = request::call_context(arguments, &self.arguments).map_err(Refused::Argument)?;
-        let (Some(principal), Some(resource)) =
+        let (Some(principal), Some((resource, set))) =
             (request::principal(claims, &self.claims), self.tools.get(&tool.spec.name))
         else {
             return Err(Refused::NotPermitted);
@@ -274,7 +285,7 @@ impl Compiled {
         .map_err(|_| Refused::NotPermitted)?;
         let entities = Entities::from_entities([principal, resource.clone()], None)
             .map_err(|_| Refused::NotPermitted)?;
-        let response = self.authorizer.is_authorized(&request, &self.set, &entities);
+        let response = self.authorizer.is_authorized(&request, set, &entities);
         let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         policies.sort();
         let errors = response.diagnostics().errors().map(ToString::to_string).collect();
@@ -290,7 +301,7 @@ impl Compiled {
     }
 
     fn may_list(&self, claims: Option<&Claims>, tool: &Tool) -> bool {
-        let (Some(principal), Some(resource), Some(context)) =
+        let (Some(principal), Some((resource, set)), Some(context)) =
             (request::principal(claims, &self.claims), self.tools.get(&tool.spec.name), request::list_context())
         else {
             return false;
@@ -300,7 +311,7 @@ impl Compiled {
         };
         let ask = |action: &EntityUid| {
             let request = Request::new(principal.uid(), action.clone(), resource.uid(), context.clone(), None).ok()?;
-            Some(self.authorizer.is_authorized_partial(&request, &self.set, &entities))
+            Some(self.authorizer.is_authorized_partial(&request, set, &entities))
         };
         let Some(call) = ask(&self.call) else { return false };
         if call.decision() == Some(Decision::Deny) {
