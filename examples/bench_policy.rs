@@ -46,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scopes: ["things:write".to_owned()].into(),
         expires_at: SystemTime::now() + Duration::from_secs(3600),
         client_id: Some("agent".to_owned()),
-        raw: json!({"groups": ["team50", "staff"], "tenant": "acme"}).as_object().cloned().unwrap_or_default(),
+        raw: json!({"groups": ["team50", "staff"], "tenant": "acme"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
     };
     let tool = catalog.tool("op50").ok_or("no tool op50")?;
     let arguments = json!({"amount": 120, "note": "refund"}).as_object().cloned().unwrap_or_default();

@@ -103,7 +103,16 @@ impl Catalog {
                         .iter()
                         .find_map(|it| settings.confirm.get(*it).copied())
                         .unwrap_or(tool.plan.method == http::Method::DELETE);
-                    tools.push(Tool { spec: tool, validator, output_validator, scopes, limits, metrics, tags, confirm });
+                    tools.push(Tool {
+                        spec: tool,
+                        validator,
+                        output_validator,
+                        scopes,
+                        limits,
+                        metrics,
+                        tags,
+                        confirm,
+                    });
                 }
                 // Generated schemas compile (the corpus test holds this); should one not, the
                 // tool is left out rather than served without validation.

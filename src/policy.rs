@@ -24,9 +24,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Decision, Effect, Entities, Entity, EntityUid, PolicyId, PolicySet, Request,
-    ResourceConstraint, Schema,
-    ValidationMode, Validator,
+    ActionConstraint, Authorizer, Decision, Effect, Entities, Entity, EntityUid, PolicyId, PolicySet,
+    Request, ResourceConstraint, Schema, ValidationMode, Validator,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -147,14 +146,15 @@ impl Policies {
         let tools = tools
             .iter()
             .map(|tool| {
-                let entity = request::resource(tool)
-                    .ok_or_else(|| format!("policies: tool `{}` cannot be described to Cedar", tool.spec.name))?;
+                let entity = request::resource(tool).ok_or_else(|| {
+                    format!("policies: tool `{}` cannot be described to Cedar", tool.spec.name)
+                })?;
                 let uid = entity.uid();
                 // Tools have no parents: `resource in X` holds only for X itself.
                 let applies = |policy: &&cedar_policy::Policy| match policy.resource_constraint() {
-                    ResourceConstraint::Eq(it) | ResourceConstraint::In(it) | ResourceConstraint::IsIn(_, it) => {
-                        it == uid
-                    }
+                    ResourceConstraint::Eq(it)
+                    | ResourceConstraint::In(it)
+                    | ResourceConstraint::IsIn(_, it) => it == uid,
                     ResourceConstraint::Any | ResourceConstraint::Is(_) => true,
                 };
                 let own = PolicySet::from_policies(set.policies().filter(applies).cloned())
@@ -230,7 +230,12 @@ impl Policies {
     }
 
     /// The decision on a call and the policies that made it (the admin console's "try it").
-    pub fn explain(&self, claims: Option<&Claims>, tool: &Tool, arguments: &Map<String, Value>) -> Explanation {
+    pub fn explain(
+        &self,
+        claims: Option<&Claims>,
+        tool: &Tool,
+        arguments: &Map<String, Value>,
+    ) -> Explanation {
         match &self.compiled {
             None => Explanation {
                 allowed: true,
@@ -275,14 +280,8 @@ impl Compiled {
         else {
             return Err(Refused::NotPermitted);
         };
-        let request = Request::new(
-            principal.uid(),
-            self.call.clone(),
-            resource.uid(),
-            context,
-            None,
-        )
-        .map_err(|_| Refused::NotPermitted)?;
+        let request = Request::new(principal.uid(), self.call.clone(), resource.uid(), context, None)
+            .map_err(|_| Refused::NotPermitted)?;
         let entities = Entities::from_entities([principal, resource.clone()], None)
             .map_err(|_| Refused::NotPermitted)?;
         let response = self.authorizer.is_authorized(&request, set, &entities);
@@ -301,16 +300,19 @@ impl Compiled {
     }
 
     fn may_list(&self, claims: Option<&Claims>, tool: &Tool) -> bool {
-        let (Some(principal), Some((resource, set)), Some(context)) =
-            (request::principal(claims, &self.claims), self.tools.get(&tool.spec.name), request::list_context())
-        else {
+        let (Some(principal), Some((resource, set)), Some(context)) = (
+            request::principal(claims, &self.claims),
+            self.tools.get(&tool.spec.name),
+            request::list_context(),
+        ) else {
             return false;
         };
         let Ok(entities) = Entities::from_entities([principal.clone(), resource.clone()], None) else {
             return false;
         };
         let ask = |action: &EntityUid| {
-            let request = Request::new(principal.uid(), action.clone(), resource.uid(), context.clone(), None).ok()?;
+            let request =
+                Request::new(principal.uid(), action.clone(), resource.uid(), context.clone(), None).ok()?;
             Some(self.authorizer.is_authorized_partial(&request, set, &entities))
         };
         let Some(call) = ask(&self.call) else { return false };

@@ -106,12 +106,20 @@ async fn a_2026_client_confirms_with_a_sealed_request_state() {
     let last = tampered.len() - 2;
     tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let refused = call(&app, "deleteTicket", id.clone(), json!({"requestState": tampered, "inputResponses": accept})).await;
+    let refused =
+        call(&app, "deleteTicket", id.clone(), json!({"requestState": tampered, "inputResponses": accept}))
+            .await;
     assert_eq!(refused["isError"], true, "{refused}");
     assert!(text(&refused).contains("invalid or has expired"), "{refused}");
 
     // The state of another call's arguments.
-    let other = call(&app, "deleteTicket", json!({"id": "8"}), json!({"requestState": state, "inputResponses": accept})).await;
+    let other = call(
+        &app,
+        "deleteTicket",
+        json!({"id": "8"}),
+        json!({"requestState": state, "inputResponses": accept}),
+    )
+    .await;
     assert_eq!(other["isError"], true, "{other}");
     assert!(text(&other).contains("another call"), "{other}");
     assert!(backend.take().is_empty());
@@ -119,10 +127,14 @@ async fn a_2026_client_confirms_with_a_sealed_request_state() {
     // Accepted: runs, once.
     let asked = call(&app, "deleteTicket", id.clone(), Value::Null).await;
     let state = asked["requestState"].as_str().unwrap().to_owned();
-    let done = call(&app, "deleteTicket", id.clone(), json!({"requestState": state, "inputResponses": accept})).await;
+    let done =
+        call(&app, "deleteTicket", id.clone(), json!({"requestState": state, "inputResponses": accept}))
+            .await;
     assert_eq!(done["isError"], false, "{done}");
     assert_eq!(backend.take_lines(), ["DELETE /tickets/7"]);
-    let replayed = call(&app, "deleteTicket", id.clone(), json!({"requestState": state, "inputResponses": accept})).await;
+    let replayed =
+        call(&app, "deleteTicket", id.clone(), json!({"requestState": state, "inputResponses": accept}))
+            .await;
     assert_eq!(replayed["isError"], true, "{replayed}");
     assert!(text(&replayed).contains("used already"), "{replayed}");
 
@@ -130,7 +142,9 @@ async fn a_2026_client_confirms_with_a_sealed_request_state() {
     let asked = call(&app, "deleteTicket", id.clone(), Value::Null).await;
     let state = asked["requestState"].as_str().unwrap().to_owned();
     let decline = json!({"confirm": {"action": "decline"}});
-    let declined = call(&app, "deleteTicket", id.clone(), json!({"requestState": state, "inputResponses": decline})).await;
+    let declined =
+        call(&app, "deleteTicket", id.clone(), json!({"requestState": state, "inputResponses": decline}))
+            .await;
     assert_eq!(declined["isError"], true, "{declined}");
     assert!(text(&declined).contains("did not confirm"), "{declined}");
     assert!(backend.take().is_empty());

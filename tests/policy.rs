@@ -176,7 +176,8 @@ fn calls_are_refused_on_claims_and_arguments() {
         assert_eq!(own["isError"], false, "{own}");
         assert_eq!(it.backend.take_lines(), ["GET /tenants/globex/reports", "GET /tickets/7"]);
 
-        let (status, calls) = it.admin(reqwest::Method::GET, "/servers/shop/calls?decision=policy_denied", None).await;
+        let (status, calls) =
+            it.admin(reqwest::Method::GET, "/servers/shop/calls?decision=policy_denied", None).await;
         assert_eq!(status, 200, "{calls}");
         assert_eq!(calls["calls"].as_array().map(Vec::len), Some(3), "{calls}");
 

@@ -59,12 +59,16 @@ fn claims(raw: Map<String, Value>) -> Claims {
     for name in ["scope", "scp"] {
         match raw.get(name) {
             Some(Value::String(it)) => scopes.extend(it.split_ascii_whitespace().map(str::to_owned)),
-            Some(Value::Array(items)) => scopes.extend(items.iter().filter_map(Value::as_str).map(str::to_owned)),
+            Some(Value::Array(items)) => {
+                scopes.extend(items.iter().filter_map(Value::as_str).map(str::to_owned))
+            }
             _ => {}
         }
     }
-    let client_id =
-        ["client_id", "azp", "appid"].iter().find_map(|name| raw.get(*name).and_then(Value::as_str)).map(str::to_owned);
+    let client_id = ["client_id", "azp", "appid"]
+        .iter()
+        .find_map(|name| raw.get(*name).and_then(Value::as_str))
+        .map(str::to_owned);
     Claims {
         subject: text("sub"),
         issuer: text("iss"),

@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use rmcp::RoleServer;
 use rmcp::model::{
-    CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams,
-    ElicitationAction, ElicitationSchema, InputRequest, InputRequiredResult, InputResponses, ProtocolVersion,
+    CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams, ElicitationAction,
+    ElicitationSchema, InputRequest, InputRequiredResult, InputResponses, ProtocolVersion,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,7 @@ const MAX_STATE_BYTES: usize = 4096;
 pub(super) enum Confirmation {
     Confirmed,
     /// The call ends with this answer (a question, a refusal), the backend not called.
-    Answer(CallToolResponse),
+    Answer(Box<CallToolResponse>),
 }
 
 /// The states already taken, by nonce, with their expiry: a state opens once.
@@ -79,9 +79,14 @@ pub(super) struct Call<'a> {
 /// Asks `context`'s user to confirm `call`.
 pub(super) async fn ask(call: Call<'_>, context: &RequestContext<RoleServer>) -> Confirmation {
     let Call { slug, keyring, taken, tool, caller, arguments, state, answers } = call;
-    let refuse = |text: String| Confirmation::Answer(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+    let refuse = |text: String| {
+        Confirmation::Answer(Box::new(CallToolResult::error(vec![ContentBlock::text(text)]).into()))
+    };
     let name = &tool.spec.name;
-    let message = format!("Allow {name} to run? It changes data at the backend ({} {}).", tool.spec.plan.method, tool.spec.plan.path);
+    let message = format!(
+        "Allow {name} to run? It changes data at the backend ({} {}).",
+        tool.spec.plan.method, tool.spec.plan.path
+    );
     let version = context.protocol_version();
     if version.is_some_and(|it| it.as_str() >= ProtocolVersion::V_2026_07_28.as_str()) {
         let declares_form = context
@@ -92,11 +97,15 @@ pub(super) async fn ask(call: Call<'_>, context: &RequestContext<RoleServer>) ->
         let digest = digest(arguments);
         if let Some(state) = state {
             let Some(opened) = open(keyring, &place, state) else {
-                return refuse(format!("The confirmation of {name} is invalid or has expired: call the tool again."));
+                return refuse(format!(
+                    "The confirmation of {name} is invalid or has expired: call the tool again."
+                ));
             };
             let (iss, sub) = who(caller);
             if opened.iss != iss || opened.sub != sub || opened.tool != *name || opened.args != digest {
-                return refuse(format!("The confirmation of {name} was given for another call: call the tool again."));
+                return refuse(format!(
+                    "The confirmation of {name} was given for another call: call the tool again."
+                ));
             }
             if !taken.take(&opened.nonce, opened.exp) {
                 return refuse(format!("The confirmation of {name} was used already: call the tool again."));
@@ -115,12 +124,21 @@ pub(super) async fn ask(call: Call<'_>, context: &RequestContext<RoleServer>) ->
         }
         let (iss, sub) = who(caller);
         let Some(nonce) = nonce() else { return refuse(cannot_confirm(name)) };
-        let state = State { iss, sub, tool: name.clone(), args: digest, exp: now() + STATE_LIFETIME.as_secs(), nonce };
+        let state = State {
+            iss,
+            sub,
+            tool: name.clone(),
+            args: digest,
+            exp: now() + STATE_LIFETIME.as_secs(),
+            nonce,
+        };
         let Some(sealed) = seal(keyring, &place, &state) else { return refuse(cannot_confirm(name)) };
         let Some(params) = form(&message) else { return refuse(cannot_confirm(name)) };
-        let requests =
-            BTreeMap::from([(CONFIRM_REQUEST.to_owned(), InputRequest::Elicitation(ElicitRequest::new(params)))]);
-        return Confirmation::Answer(InputRequiredResult::new(Some(requests), Some(sealed)).into());
+        let requests = BTreeMap::from([(
+            CONFIRM_REQUEST.to_owned(),
+            InputRequest::Elicitation(ElicitRequest::new(params)),
+        )]);
+        return Confirmation::Answer(Box::new(InputRequiredResult::new(Some(requests), Some(sealed)).into()));
     }
     if !context.peer.supported_elicitation_modes().contains(&ElicitationMode::Form) {
         return refuse(cannot_confirm(name));
@@ -146,7 +164,11 @@ fn cannot_confirm(name: &str) -> String {
 /// The question: accept or decline, no field to fill.
 fn form(message: &str) -> Option<ElicitRequestParams> {
     let schema = ElicitationSchema::builder().build().ok()?;
-    Some(ElicitRequestParams::FormElicitationParams { meta: None, message: message.to_owned(), requested_schema: schema })
+    Some(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: message.to_owned(),
+        requested_schema: schema,
+    })
 }
 
 fn who(caller: Option<&Caller>) -> (String, String) {

@@ -176,7 +176,7 @@ impl Gateway {
             };
             if let Confirmation::Answer(response) = confirm::ask(call, &context).await {
                 audit.decide(Decision::NotConfirmed);
-                return Ok(response);
+                return Ok(*response);
             }
         }
         let credentials = snapshot.credentials.for_call(caller);

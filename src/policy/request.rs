@@ -117,12 +117,16 @@ fn value(it: &Value, kind: Kind) -> Option<RestrictedExpression> {
         Kind::Long => long(it),
         Kind::Bool => it.as_bool().map(RestrictedExpression::new_bool),
         Kind::Strings => match it {
-            Value::Array(items) => items.iter().map(string).collect::<Option<Vec<_>>>().map(RestrictedExpression::new_set),
+            Value::Array(items) => {
+                items.iter().map(string).collect::<Option<Vec<_>>>().map(RestrictedExpression::new_set)
+            }
             Value::String(_) => Some(RestrictedExpression::new_set(string(it))),
             _ => None,
         },
         Kind::Longs => match it {
-            Value::Array(items) => items.iter().map(long).collect::<Option<Vec<_>>>().map(RestrictedExpression::new_set),
+            Value::Array(items) => {
+                items.iter().map(long).collect::<Option<Vec<_>>>().map(RestrictedExpression::new_set)
+            }
             _ => None,
         },
     }

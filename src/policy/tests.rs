@@ -143,7 +143,8 @@ fn policies_that_do_not_fit_the_tools_are_refused() {
     let unknown_tool_attribute = "permit(principal, action, resource) when { resource.owner == \"x\" };";
     assert!(build(unknown_tool_attribute).is_err());
     assert!(check("permit(principal, action, resource").is_err());
-    let twice = "@id(\"a\") permit(principal, action, resource);\n@id(\"a\") forbid(principal, action, resource);";
+    let twice =
+        "@id(\"a\") permit(principal, action, resource);\n@id(\"a\") forbid(principal, action, resource);";
     assert!(check(twice).unwrap_err().contains("used twice"));
 }
 
@@ -153,5 +154,8 @@ fn an_argument_of_another_type_refuses_the_call() {
     let finance = claims(json!({"groups": ["finance"]}));
     let refund = catalog.tool("createRefund").unwrap();
     let huge = json!({"amount": 1e30}).as_object().unwrap().clone();
-    assert_eq!(policies.check_call(Some(&finance), refund, &huge), Err(Refused::Argument("amount".to_owned())));
+    assert_eq!(
+        policies.check_call(Some(&finance), refund, &huge),
+        Err(Refused::Argument("amount".to_owned()))
+    );
 }
