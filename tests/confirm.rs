@@ -89,6 +89,19 @@ async fn a_2026_client_confirms_with_a_sealed_request_state() {
     let id = json!({"id": "7"});
     let accept = json!({"confirm": {"action": "accept", "content": {}}});
 
+    // Each tool carries a stable digest of its definition.
+    let hashes = |list: &Value| -> Vec<String> {
+        let tools = list["result"]["tools"].as_array().unwrap();
+        tools
+            .iter()
+            .map(|it| it["_meta"]["mcpgate/definitionHash"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let first = hashes(&app.mcp("tickets").rpc("tools/list", json!({})).await);
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|it| it.starts_with("sha256-")) && first[0] != first[1], "{first:?}");
+    assert_eq!(hashes(&app.mcp("tickets").rpc("tools/list", json!({})).await), first);
+
     // Reading needs no confirmation.
     assert_eq!(call(&app, "getTicket", id.clone(), Value::Null).await["isError"], false);
     assert_eq!(backend.take_lines(), ["GET /tickets/7"]);
