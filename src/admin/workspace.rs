@@ -149,6 +149,10 @@ pub struct Settings {
     /// The server's Cedar policies; write an empty text to remove them.
     #[serde(default)]
     pub policies: Option<String>,
+    /// Write: replaces whole which tools wait for the user's confirmation (by tool name,
+    /// operationId or `METHOD /path`; the others: DELETE operations do).
+    #[serde(default)]
+    pub confirm: Option<BTreeMap<String, bool>>,
 }
 
 /// A change to one operation's curation.
@@ -420,6 +424,9 @@ impl Workspace {
         }
         if let Some(rate_limits) = change.rate_limits {
             settings.rate_limits = rate_limits;
+        }
+        if let Some(confirm) = change.confirm {
+            settings.confirm = confirm;
         }
         if let Some(text) = change.policies {
             settings.policies = Some(text).filter(|it| !it.trim().is_empty());
@@ -754,6 +761,7 @@ fn settings_view(settings: &ServerSettings) -> Settings {
         rate_limits: Some(settings.rate_limits.clone()),
         credentials: Some(redacted(&settings.credentials)),
         policies: settings.policies.clone(),
+        confirm: Some(settings.confirm.clone()),
     }
 }
 
