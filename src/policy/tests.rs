@@ -159,3 +159,23 @@ fn an_argument_of_another_type_refuses_the_call() {
         Err(Refused::Argument("amount".to_owned()))
     );
 }
+
+#[test]
+fn global_policies_read_configured_claims() {
+    let config: PolicyConfig = toml::from_str(
+        "claims = { department = 'string' }\npolicies = '''\n@id(\"sales-only\")\npermit(principal, action, resource) \
+         when { principal.claims has department && principal.claims.department == \"sales\" };\n'''",
+    )
+    .unwrap();
+    let catalog = catalog();
+    let policies = Policies::build(&config, None, &catalog.tools).unwrap();
+    let ticket = catalog.tool("getTicket").unwrap();
+    let id = json!({"id": "7"}).as_object().unwrap().clone();
+    let sales = claims(json!({"department": "sales"}));
+    assert_eq!(policies.check_call(Some(&sales), ticket, &id), Ok(Allowed { confirm: false }));
+    let other = claims(json!({"department": ["sales"]}));
+    assert_eq!(policies.check_call(Some(&other), ticket, &id), Err(Refused::NotPermitted));
+    // Unconfigured claims are not in the schema.
+    let unknown = "permit(principal, action, resource) when { principal.claims.team == \"a\" };";
+    assert!(Policies::build(&config, Some(unknown), &catalog.tools).is_err());
+}
