@@ -1,6 +1,6 @@
-//! A generated tool as the MCP `Tool` object clients see in `tools/list`, with a digest of that
-//! definition under `_meta` (`mcpgate/definitionHash`): a client or an auditor can tell whether a
-//! tool changed between two listings without comparing schemas.
+//! A generated tool as the MCP `Tool` object clients see in `tools/list`. As listed, it carries a
+//! digest of that definition under `_meta` (`mcpgate/definitionHash`): a client or an auditor can
+//! tell whether a tool changed between two listings without comparing schemas.
 
 use base64::Engine;
 use rmcp::model;
@@ -29,6 +29,12 @@ pub fn tool_definition(tool: &ToolSpec) -> model::Tool {
     if let Some(schema) = &tool.output_schema {
         definition = definition.with_raw_output_schema(schema.clone());
     }
+    definition
+}
+
+/// The definition as `tools/list` shows it: with its digest under `_meta`.
+pub fn listed_definition(tool: &ToolSpec) -> model::Tool {
+    let mut definition = tool_definition(tool);
     if let Some(hash) = definition_hash(&definition) {
         let mut meta = model::MetaObject::new();
         meta.insert("mcpgate/definitionHash".to_owned(), hash.into());

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::confirm::{self, Confirmation};
-use super::definition::tool_definition;
+use super::definition::listed_definition;
 use super::endpoint::{SESSION_HEADER, Subject};
 use super::listeners::Listeners;
 use super::observe::observed;
@@ -246,7 +246,7 @@ fn list_page(
             .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
     };
     let end = (start + PAGE_SIZE).min(visible.len());
-    let page = visible[start..end].iter().map(|it| tool_definition(&it.spec)).collect();
+    let page = visible[start..end].iter().map(|it| listed_definition(&it.spec)).collect();
     let mut result = ListToolsResult::with_all_items(page);
     result.next_cursor = (end < visible.len()).then(|| encode_cursor(end));
     Ok(result)
