@@ -331,6 +331,7 @@ function serverPage() {
   });
 
   settingsForm(base, status);
+  policiesForms(base);
   reimportForm(base, status);
   deleteDialog(slug, base);
 }
@@ -354,6 +355,48 @@ function deleteDialog(slug, base) {
     }
     sessionStorage.setItem(FLASH, `Deleted ${slug}: it is no longer served.`);
     location.assign("/admin");
+  });
+}
+
+/** Saves the server's Cedar policies to the draft; asks how the published ones decide a call. */
+function policiesForms(base) {
+  const form = document.getElementById("policies");
+  const status = form.querySelector(".status");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    say(status, "Saving policies…");
+    const res = await api("PATCH", `${base}/settings`, { policies: form.elements.policies.value });
+    if (!res.ok) {
+      say(status, explain(res), "error");
+      return;
+    }
+    say(status, "Saved to the draft: publish to check them against the tools and apply them.", "ok");
+  });
+  const trial = document.getElementById("try-policies");
+  const out = trial.querySelector(".decision");
+  trial.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let claims, args;
+    try {
+      claims = JSON.parse(trial.elements.claims.value || "{}");
+      args = JSON.parse(trial.elements.arguments.value || "{}");
+    } catch {
+      out.textContent = "Claims and arguments must be JSON objects.";
+      return;
+    }
+    const res = await api("POST", `${base}/policies/try`, { claims, tool: trial.elements.tool.value.trim(), arguments: args });
+    if (!res.ok) {
+      out.textContent = explain(res);
+      return;
+    }
+    const it = res.data;
+    const lines = [it.allowed ? "Allowed" : "Denied"];
+    if (!it.policies_configured) lines.push("No policy: what the scopes allow is allowed.");
+    if (it.decided_by.length) lines.push(`Decided by: ${it.decided_by.join(", ")}`);
+    if (it.message) lines.push(`The caller reads: ${it.message}`);
+    lines.push(it.listed ? "Listed to this caller." : "Not listed to this caller.");
+    for (const err of it.errors) lines.push(`Error: ${err}`);
+    out.textContent = lines.join("\n");
   });
 }
 

@@ -46,11 +46,15 @@ pub enum Decision {
     BackendError,
     /// The client went away before the call ended.
     Cancelled,
+    /// Refused by the server's Cedar policies before anything was sent.
+    PolicyDenied,
+    /// The call needed the user's confirmation, which was not given (or could not be asked).
+    NotConfirmed,
 }
 
 impl Decision {
     /// Every decision, in the order filters offer them.
-    pub const ALL: [Decision; 10] = [
+    pub const ALL: [Decision; 12] = [
         Decision::Allowed,
         Decision::InvalidArguments,
         Decision::UnknownTool,
@@ -61,6 +65,8 @@ impl Decision {
         Decision::ConsentRequired,
         Decision::BackendError,
         Decision::Cancelled,
+        Decision::PolicyDenied,
+        Decision::NotConfirmed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +81,8 @@ impl Decision {
             Decision::ConsentRequired => "consent_required",
             Decision::BackendError => "backend_error",
             Decision::Cancelled => "cancelled",
+            Decision::PolicyDenied => "policy_denied",
+            Decision::NotConfirmed => "not_confirmed",
         }
     }
 }

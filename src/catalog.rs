@@ -38,6 +38,10 @@ pub struct Tool {
     pub limits: ratelimit::Limits,
     /// Resolved when the catalog is built, so that a call records with no lookup.
     pub metrics: Arc<metrics::ToolSeries>,
+    /// The operation's tags in the document, which policies read.
+    pub tags: Vec<String>,
+    /// Whether a call waits for the user's confirmation before it reaches the backend.
+    pub confirm: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +98,23 @@ impl Catalog {
             match jsonschema::draft202012::new(&schema) {
                 Ok(validator) => {
                     let metrics = metrics::tool(settings.slug.as_str(), &tool.name);
-                    tools.push(Tool { spec: tool, validator, output_validator, scopes, limits, metrics });
+                    let tags = operation.tags.clone();
+                    let keys = [tool.name.as_str(), &operation.key(), &operation.label()];
+                    // Unless configured, DELETE operations are confirmed: they destroy.
+                    let confirm = keys
+                        .iter()
+                        .find_map(|it| settings.confirm.get(*it).copied())
+                        .unwrap_or(tool.plan.method == http::Method::DELETE);
+                    tools.push(Tool {
+                        spec: tool,
+                        validator,
+                        output_validator,
+                        scopes,
+                        limits,
+                        metrics,
+                        tags,
+                        confirm,
+                    });
                 }
                 // Generated schemas compile (the corpus test holds this); should one not, the
                 // tool is left out rather than served without validation.

@@ -30,7 +30,7 @@ pub use server::{
 pub const ENV_PREFIX: &str = "MCPGATE_";
 
 /// The top-level sections of the configuration; `MCPGATE_{SECTION}__...` overrides their keys.
-const SECTIONS: [&str; 6] = ["http", "store", "auth", "admin", "telemetry", "servers"];
+const SECTIONS: [&str; 7] = ["http", "store", "auth", "admin", "telemetry", "servers", "policy"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +46,9 @@ pub struct Config {
     pub sessions: SessionsConfig,
     #[serde(default)]
     pub servers: Vec<ServerSettings>,
+    /// Cedar policies for every hosted server, and the claims they read.
+    #[serde(default)]
+    pub policy: crate::policy::PolicyConfig,
     /// Set by `serve --dev` only: run the development identity provider and sample backend.
     #[serde(skip)]
     pub dev: Option<DevConfig>,
@@ -466,6 +469,9 @@ impl Config {
             return Err(Error::Invalid(
                 "auth mode `jwt` needs at least one [[auth.issuers]] entry".to_owned(),
             ));
+        }
+        if let Some(text) = &self.policy.policies {
+            crate::policy::check(text).map_err(Error::Invalid)?;
         }
         let mut seen = std::collections::HashSet::new();
         for server in &mut self.servers {

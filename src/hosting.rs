@@ -23,6 +23,7 @@ use crate::catalog::{self, Catalog};
 use crate::config::{self, Config, ServerSettings};
 use crate::credentials::{Attachment, Credentials, Flows};
 use crate::mcp::{self, Gateway};
+use crate::policy::Policies;
 use crate::secrets::Keyring;
 use crate::snapshot::{self, Snapshot};
 use crate::source::{self, Limits, Source};
@@ -380,7 +381,9 @@ fn snapshot(
         Some(verifier) => Some(guard(&builder.config, verifier, &settings, &catalog)?),
         None => None,
     };
-    Ok(Snapshot { slug: settings.slug.to_string(), catalog, access, backend, credentials })
+    let policies = Policies::build(&builder.config.policy, settings.policies.as_deref(), &catalog.tools)?;
+    let keyring = builder.keyring.clone();
+    Ok(Snapshot { slug: settings.slug.to_string(), catalog, access, backend, credentials, policies, keyring })
 }
 
 /// The authorization and token endpoints of the document's first oauth2 scheme with an

@@ -22,6 +22,7 @@ pub mod tools;
 pub mod ratelimit;
 pub mod calls;
 pub mod catalog;
+pub mod policy;
 pub mod snapshot;
 pub mod credentials;
 pub mod connect;

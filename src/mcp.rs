@@ -4,6 +4,7 @@
 //! `upstream`; sessions hear when the catalog changes.
 
 mod catalog_mode;
+mod confirm;
 mod connect;
 mod definition;
 mod direct;

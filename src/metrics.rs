@@ -115,6 +115,7 @@ pub struct ToolSeries {
     /// Backend request durations, by status class (in the order of `STATUS_CLASSES`).
     backend: [Histogram; 6],
     rate_limited: AtomicU64,
+    policy_denied: AtomicU64,
 }
 
 impl ToolSeries {
@@ -138,6 +139,11 @@ impl ToolSeries {
     /// A call refused by a rate limit.
     pub fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call refused by the server's policies.
+    pub fn policy_denied(&self) {
+        self.policy_denied.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -251,6 +257,7 @@ pub fn tool(server: &str, tool: &str) -> Arc<ToolSeries> {
         calls: Default::default(),
         backend: Default::default(),
         rate_limited: AtomicU64::new(0),
+        policy_denied: AtomicU64::new(0),
     });
     tools.insert(tool.into(), series.clone());
     series

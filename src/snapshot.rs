@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use crate::auth::Guard;
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
+use crate::policy::Policies;
+use crate::secrets::Keyring;
 use crate::upstream::Backend;
 
 pub struct Snapshot {
@@ -22,6 +24,10 @@ pub struct Snapshot {
     pub access: Option<Guard>,
     pub backend: Backend,
     pub credentials: Credentials,
+    /// The Cedar policies, validated against the catalog's tools.
+    pub policies: Policies,
+    /// Seals the state of a confirmation a client brings back (`mcp::confirm`).
+    pub keyring: Arc<Keyring>,
 }
 
 /// Holds the current snapshot of one hosted server, and tells whoever listens when it changes.

@@ -31,6 +31,7 @@ pub fn router() -> axum::Router<AdminState> {
         .route("/servers/{slug}/export", get(export))
         .route("/servers/{slug}/calls", get(calls))
         .route("/servers/{slug}/connections", get(connections).delete(revoke_connection))
+        .route("/servers/{slug}/policies/try", post(try_policies))
         .route("/restore", post(restore))
         .route("/audit", get(audit))
 }
@@ -295,6 +296,14 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     let tools = editing(&state, &headers)?.publish(&admin.name, &slug).await?;
     Ok(Json(json!({"published": slug, "tools": tools})).into_response())
+}
+
+async fn try_policies(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+    AppJson(trial): AppJson<super::policies::Trial>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.workspace.try_policies(&slug, trial)?).into_response())
 }
 
 async fn export(

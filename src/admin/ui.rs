@@ -337,6 +337,7 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
                 .filter(|it| !it.tools.is_empty())
                 .and_then(|it| serde_json::to_string(&it.tools).ok())
                 .unwrap_or_default(),
+            "policies": draft.settings.policies,
         },
     })
 }

@@ -160,6 +160,13 @@ pub struct Settings {
     /// The server's context budget (each tool's is in its curation).
     #[serde(default)]
     pub budget: Option<crate::config::Budget>,
+    /// The server's Cedar policies; write an empty text to remove them.
+    #[serde(default)]
+    pub policies: Option<String>,
+    /// Write: replaces whole which tools wait for the user's confirmation (by tool name,
+    /// operationId or `METHOD /path`; the others: DELETE operations do).
+    #[serde(default)]
+    pub confirm: Option<BTreeMap<String, bool>>,
 }
 
 /// A change to one operation's curation.
@@ -454,6 +461,12 @@ impl Workspace {
         }
         if let Some(budget) = change.budget {
             settings.budget = budget;
+        }
+        if let Some(confirm) = change.confirm {
+            settings.confirm = confirm;
+        }
+        if let Some(text) = change.policies {
+            settings.policies = Some(text).filter(|it| !it.trim().is_empty());
         }
         let changed_credentials = change.credentials.is_some();
         if let Some(value) = change.credentials {
@@ -819,6 +832,8 @@ fn settings_view(settings: &ServerSettings) -> Settings {
         credentials: Some(redacted(&settings.credentials)),
         catalog_mode: Some(settings.catalog_mode),
         budget: Some(settings.budget),
+        policies: settings.policies.clone(),
+        confirm: Some(settings.confirm.clone()),
     }
 }
 

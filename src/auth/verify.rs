@@ -113,6 +113,34 @@ pub struct Claims {
     pub raw: Map<String, Value>,
 }
 
+impl Claims {
+    /// The `groups` claim: an array of strings, or one string.
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.strings("groups")
+    }
+
+    /// The `roles` claim (Entra ID, Okta, Auth0 custom claims): an array of strings, or one string.
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.strings("roles")
+    }
+
+    /// The caller's tenant: the `tenant` claim, else Entra ID's `tid`, else `org_id`.
+    pub fn tenant(&self) -> Option<&str> {
+        ["tenant", "tid", "org_id"].iter().find_map(|name| self.raw.get(*name).and_then(Value::as_str))
+    }
+
+    /// A claim read as a list of strings; other values in it are ignored, never a reason to
+    /// refuse the token.
+    fn strings(&self, name: &str) -> impl Iterator<Item = &str> {
+        let (one, many) = match self.raw.get(name) {
+            Some(Value::String(it)) => (Some(it.as_str()), None),
+            Some(Value::Array(items)) => (None, Some(items.iter().filter_map(Value::as_str))),
+            _ => (None, None),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
 /// A cheap handle; clones share the key caches.
 #[derive(Debug, Clone)]
 pub struct Verifier {

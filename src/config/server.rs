@@ -69,6 +69,13 @@ pub struct ServerSettings {
     /// How much of a model's context each tool may take; per tool in `tools."op".budget`.
     #[serde(default)]
     pub budget: super::Budget,
+    /// Cedar policies for this server's tools, besides the configuration file's `[policy]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<String>,
+    /// Whether a tool (by name, operationId or `METHOD /path`) waits for the user's confirmation
+    /// before each call. Default: DELETE operations do.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub confirm: BTreeMap<String, bool>,
 }
 
 impl ServerSettings {
@@ -92,6 +99,8 @@ impl ServerSettings {
             tools: BTreeMap::new(),
             catalog_mode: false,
             budget: super::Budget::default(),
+            policies: None,
+            confirm: BTreeMap::new(),
         }
     }
 
@@ -120,6 +129,12 @@ impl ServerSettings {
             self.tools.iter().find_map(|(key, it)| Some((key, it.budget.problem()?)))
         {
             return invalid(format!("tools.`{key}`: {problem}"));
+        }
+        // Whether the policies fit the tools is checked when they are published, with the tools.
+        if let Some(text) = &self.policies
+            && let Err(problem) = crate::policy::check(text)
+        {
+            return invalid(problem);
         }
         // The credentials module owns what makes credentials usable; building them is the check.
         if let Err(reason) = crate::credentials::Credentials::new(self.slug.as_str(), &self.credentials) {

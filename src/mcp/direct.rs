@@ -55,7 +55,15 @@ pub(super) fn serves(headers: &HeaderMap, request: &ToolsRequest, snapshot: &Sna
         && !headers.contains_key(header::ORIGIN)
         && version
         && !request.versioned()
-        && !(request.call && Gateway::may_ask(snapshot))
+        && !(request.call && Gateway::may_ask(snapshot, called(request, snapshot)))
+}
+
+/// The catalog's tool a `tools/call` request runs (in catalog mode, the one the call meta-tool
+/// names).
+fn called<'a>(request: &'a ToolsRequest, snapshot: &'a Snapshot) -> Option<&'a crate::catalog::Tool> {
+    let name = request.params.get("name")?.as_str()?;
+    let arguments = request.params.get("arguments").and_then(Value::as_object);
+    snapshot.catalog.tool(super::catalog_mode::called_tool(&snapshot.catalog, name, arguments)?)
 }
 
 /// The media types of an `Accept` or `Content-Type` value, without their parameters.

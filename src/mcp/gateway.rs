@@ -28,7 +28,8 @@ use rmcp::{RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::definition::tool_definition;
+use super::confirm::{self, Confirmation};
+use super::definition::listed_definition;
 use super::endpoint::{SESSION_HEADER, Subject};
 use super::listeners::Listeners;
 use super::observe::observed;
@@ -59,6 +60,8 @@ pub struct Gateway {
     limiter: Arc<Limiter>,
     /// The server's recent calls.
     calls: Arc<CallLog>,
+    /// Confirmation states already used, kept across publications.
+    confirmations: Arc<confirm::Taken>,
 }
 
 impl Gateway {
@@ -70,6 +73,7 @@ impl Gateway {
             subscriptions: Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS)),
             limiter: Arc::new(Limiter::default()),
             calls,
+            confirmations: Arc::new(confirm::Taken::default()),
         }
     }
 
@@ -85,6 +89,12 @@ impl Gateway {
 
     pub(super) fn calls(&self) -> &Arc<CallLog> {
         &self.calls
+    }
+
+    /// Whether a call of `tool` may ask the client for the user's confirmation (and so needs a
+    /// path on which the server can ask: a session's, or a 2026-07-28 multi-round call).
+    pub fn needs_confirmation(snapshot: &Snapshot, tool: &Tool) -> bool {
+        tool.confirm || snapshot.policies.may_confirm()
     }
 
     /// The snapshot the edge took for this request (the current one if none was taken).
@@ -143,10 +153,11 @@ impl Gateway {
         observed(snapshot, tool, origin.trace, self.call(snapshot, tool, request, origin)).await
     }
 
-    /// Whether a call on `snapshot` may need to ask its client something while it runs, which
-    /// only a request rmcp handles can do.
-    pub(super) fn may_ask(snapshot: &Snapshot) -> bool {
+    /// Whether a call of `tool` on `snapshot` may need to ask its client something while it runs
+    /// (to connect an account, to confirm), which only a request rmcp handles can do.
+    pub(super) fn may_ask(snapshot: &Snapshot, tool: Option<&Tool>) -> bool {
         snapshot.credentials.consent().is_some()
+            || tool.is_some_and(|it| Gateway::needs_confirmation(snapshot, it))
     }
 
     async fn call(
@@ -197,6 +208,29 @@ impl Gateway {
         let Value::Object(arguments) = instance else {
             return Err(ErrorData::internal_error("arguments changed shape", None));
         };
+        let allowed = match snapshot.policies.check_call(caller.map(|it| &*it.claims), tool, &arguments) {
+            Ok(allowed) => allowed,
+            Err(refused) => {
+                audit.decide(Decision::PolicyDenied);
+                return Ok(CallToolResult::error(vec![ContentBlock::text(refused.to_string())]).into());
+            }
+        };
+        if tool.confirm || allowed.confirm {
+            let call = confirm::Call {
+                slug: &snapshot.slug,
+                keyring: &snapshot.keyring,
+                taken: &self.confirmations,
+                tool,
+                caller,
+                arguments: &arguments,
+                state: request.request_state.as_deref(),
+                answers: request.input_responses.as_ref(),
+            };
+            if let Confirmation::Answer(response) = confirm::ask(call, origin.rmcp).await {
+                audit.decide(Decision::NotConfirmed);
+                return Ok(*response);
+            }
+        }
         let credentials = snapshot.credentials.for_call(caller);
         // A backend that cannot be reached, refuses or fails is a result the model can act on
         // (retry, tell the user), not a protocol error.
@@ -270,7 +304,7 @@ fn list_page(
             .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
     };
     let end = (start + PAGE_SIZE).min(visible.len());
-    let page = visible[start..end].iter().map(|it| tool_definition(&it.spec)).collect();
+    let page = visible[start..end].iter().map(|it| listed_definition(&it.spec)).collect();
     let mut result = ListToolsResult::with_all_items(page);
     result.next_cursor = (end < visible.len()).then(|| encode_cursor(end));
     Ok(result)
@@ -282,8 +316,13 @@ fn list_page(
 fn visible<'a>(snapshot: &'a Snapshot, caller: Option<&'a Caller>) -> impl Fn(&Tool) -> bool + 'a {
     let filter =
         snapshot.access.as_ref().is_some_and(|it| it.filter_tools || snapshot.catalog.search.is_some());
-    let caller = caller.filter(|_| filter);
-    move |tool| caller.is_none_or(|caller| caller.has_scopes(&tool.scopes))
+    let claims = caller.map(|it| &*it.claims);
+    let by_scope = caller.filter(|_| filter);
+    // A tool the policies never let this caller call is not listed (nor found in a catalog).
+    move |tool| {
+        by_scope.is_none_or(|caller| caller.has_scopes(&tool.scopes))
+            && snapshot.policies.may_list(claims, tool)
+    }
 }
 
 fn parts(context: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {

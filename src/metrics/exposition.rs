@@ -76,6 +76,15 @@ pub fn write(scrape: &Scrape<'_>) -> String {
         }
     }
 
+    let name = "mcpgate_policy_denied_calls_total";
+    family(out, name, "counter", "Tool calls refused by the server's Cedar policies.");
+    for tool in scrape.tools {
+        let value = tool.policy_denied.load(std::sync::atomic::Ordering::Relaxed);
+        if value > 0 {
+            sample(out, name, &[("server", &*tool.server), ("tool", &*tool.tool)], value);
+        }
+    }
+
     let name = "mcpgate_authorization_refusals_total";
     family(out, name, "counter", "MCP requests refused by the resource server, by reason.");
     for server in scrape.servers {

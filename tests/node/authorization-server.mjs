@@ -20,6 +20,10 @@
 // when the environment variable `CLIENT_JWKS` holds a JWKS of public keys, `mcpgate-jwt`
 // (`private_key_jwt` with those keys).
 //
+// Policy callers: the confidential clients `finance-client` and `support-client` (secrets
+// `finance-client-secret`, `support-client-secret`) may use `client_credentials`; their access
+// tokens carry `groups` and `tenant` claims (`["finance"]`, `acme`; `["support"]`, `globex`).
+//
 // Administrators: the public client `mcpgate-admin` (authorization code with PKCE, `openid
 // profile`, any loopback port of `http://127.0.0.1/admin/callback`, as RFC 8252 allows native
 // clients) signs users in to mcpgate's admin UI; ID tokens carry `preferred_username` and `roles`,
@@ -55,6 +59,12 @@ import Provider, { errors } from "oidc-provider";
 const RESOURCE = /^http:\/\/127\.0\.0\.1:\d+\/mcp\/[a-z0-9-]+$/;
 const BACKEND = /^https:\/\/[a-z0-9-]+\.backend\.test$/;
 const RESOURCE_SCOPES = "pets:read pets:write";
+
+/** The claims of the policy callers' access tokens, by client. */
+const POLICY_CLAIMS = {
+  "finance-client": { groups: ["finance"], tenant: "acme" },
+  "support-client": { groups: ["support"], tenant: "globex" },
+};
 
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
@@ -107,6 +117,14 @@ function main(argv) {
       response_types: [],
       scope: RESOURCE_SCOPES,
     },
+    ...Object.keys(POLICY_CLAIMS).map((client_id) => ({
+      client_id,
+      client_secret: `${client_id}-secret`,
+      grant_types: ["client_credentials"],
+      redirect_uris: [],
+      response_types: [],
+      scope: RESOURCE_SCOPES,
+    })),
     mcpgateClient({
       client_id: "mcpgate-basic",
       client_secret: "mcpgate-basic-secret",
@@ -155,6 +173,7 @@ function main(argv) {
     // The ID token carries the profile claims itself (mcpgate reads roles from it).
     conformIdTokenClaims: false,
     pkce: { required: () => true },
+    extraTokenClaims: (_ctx, token) => POLICY_CLAIMS[token.clientId],
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed("refresh_token"),
     // Any account exists; `sub` is the login typed in.
     findAccount: (_ctx, sub) => ({

@@ -92,6 +92,13 @@ impl Setup {
         self
     }
 
+    /// Adds `text` (whole TOML tables, such as `[policy]`) to the configuration.
+    pub fn table(mut self, text: &str) -> Setup {
+        self.tables.push_str(text);
+        self.tables.push('\n');
+        self
+    }
+
     /// Hosts `document` as `slug` in front of `backend_url`; `extra` adds keys, then subtables
     /// such as `[servers.credentials]`, to the `[[servers]]` entry. The document is written to
     /// `{slug}.yaml` in the temporary folder ([`TestApp::document_path`]).

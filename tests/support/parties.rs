@@ -133,11 +133,18 @@ impl AuthorizationServer {
     /// An access token for `resource` with `scope` from the `client_credentials` grant of the
     /// test client `step-up-client`: a caller whose `sub` is that client.
     pub async fn client_credentials_token(&self, resource: &str, scope: &str) -> String {
+        self.client_token(("step-up-client", "step-up-secret"), resource, scope).await
+    }
+
+    /// An access token for `resource` with `scope` from the `client_credentials` grant of
+    /// `client` (id and secret), such as `finance-client`, whose tokens carry group and tenant
+    /// claims.
+    pub async fn client_token(&self, client: (&str, &str), resource: &str, scope: &str) -> String {
         let form = [("grant_type", "client_credentials"), ("scope", scope), ("resource", resource)];
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let response = reqwest::Client::new()
             .post(format!("{}/token", self.url))
-            .basic_auth("step-up-client", Some("step-up-secret"))
+            .basic_auth(client.0, Some(client.1))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
