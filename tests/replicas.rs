@@ -93,6 +93,20 @@ impl Admin {
         request.send().await.map_or(StatusCode::BAD_GATEWAY, |it| it.status())
     }
 
+    /// Creates `pets` through `gate` from [`PETSTORE`] with `listPets` alone exposed, and
+    /// publishes it.
+    async fn publish_pets(&self, gate: &Gate) {
+        let created = self
+            .request(gate, reqwest::Method::POST, "/servers")
+            .json(&json!({"slug": "pets", "text": PETSTORE}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        assert_eq!(self.expose(gate, "pets", &["listPets"], None).await, StatusCode::NO_CONTENT);
+        assert_eq!(self.publish(gate, "pets").await, StatusCode::OK);
+    }
+
     async fn publish(&self, gate: &Gate, slug: &str) -> StatusCode {
         let path = format!("/servers/{slug}/publish");
         self.request(gate, reqwest::Method::POST, &path)
@@ -204,15 +218,7 @@ async fn replicas_serve_what_any_of_them_publishes() {
     let (a, b, c) = (replica(&url), replica(&url), replica(&url));
     let admin = Admin::new();
 
-    let created = admin
-        .request(&a, reqwest::Method::POST, "/servers")
-        .json(&json!({"slug": "pets", "text": PETSTORE}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    assert_eq!(admin.expose(&a, "pets", &["listPets"], None).await, StatusCode::NO_CONTENT);
-    assert_eq!(admin.publish(&a, "pets").await, StatusCode::OK);
+    admin.publish_pets(&a).await;
     for replica in [&b, &c] {
         let took =
             within(Duration::from_secs(1), || async { admin.tools(replica, "pets").await == Some(1) }).await;
@@ -366,15 +372,7 @@ fn an_sdk_session_spreads_over_the_replicas() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let admin = std::sync::Arc::new(Admin::new());
     runtime.block_on(async {
-        let created = admin
-            .request(&a, reqwest::Method::POST, "/servers")
-            .json(&json!({"slug": "pets", "text": PETSTORE}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), StatusCode::CREATED);
-        assert_eq!(admin.expose(&a, "pets", &["listPets"], None).await, StatusCode::NO_CONTENT);
-        assert_eq!(admin.publish(&a, "pets").await, StatusCode::OK);
+        admin.publish_pets(&a).await;
         for replica in [&b, &c] {
             let took =
                 within(Duration::from_secs(5), || async { admin.tools(replica, "pets").await == Some(1) })
