@@ -250,7 +250,7 @@ impl Credentials {
                          configuration needs auth mode `jwt`.",
                     )
                 })?;
-                let (key, token) = consent.authorize(caller).await?;
+                let (key, token) = Box::pin(consent.authorize(caller)).await?;
                 return bearer(&self.server, key, token);
             }
         };

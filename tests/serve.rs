@@ -686,6 +686,21 @@ async fn calls_in_a_session_are_not_held_back_by_nagles_algorithm() {
 /// serve by rmcp: both answer alike. Each request is sent as the direct path takes it, and again
 /// with an allowed `Origin`, which only rmcp checks and so takes; the answers must be the same,
 /// without a session and in one (where rmcp answers with SSE, the direct path with JSON).
+/// A future is copied whole each time it moves (into its task, into a box), and is as large as
+/// its largest state: a request's future that carried room for the rare paths (rmcp's sessions,
+/// token requests, confirmations) was over 100 KB, copied several times per call.
+#[tokio::test]
+async fn a_request_future_carries_no_room_for_the_rare_paths() {
+    let recorder = Backend::start(answer).await;
+    let app = Setup::new().server("recorder", DOCUMENT, &format!("{}/v1", recorder.url), "").start().await;
+    let hosted = app.hosting.get("recorder").expect("the server is hosted");
+    let request = axum::http::Request::post("/mcp/recorder").body(axum::body::Body::empty()).expect("a request");
+    let handling = hosted.service.handle(hosted.host.current(), request);
+    let size = std::mem::size_of_val(&handling);
+    // About 4 KB in a release build; debug builds keep more.
+    assert!(size < 16 * 1024, "a request's future takes {size} bytes");
+}
+
 #[tokio::test]
 async fn the_direct_path_answers_as_rmcp_does() {
     let recorder = Backend::start(answer).await;

@@ -89,7 +89,8 @@ impl Guard {
         };
         let claims = match self.verified.get(token) {
             Some(claims) => Ok(claims),
-            None => self.verifier.verify(token).await.map(|claims| {
+            // Boxed: verifying (and fetching keys) is what the cache spares most calls.
+            None => Box::pin(self.verifier.verify(token)).await.map(|claims| {
                 let claims = Arc::new(claims);
                 self.verified.put(token, claims.clone());
                 claims

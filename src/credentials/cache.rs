@@ -70,7 +70,8 @@ impl TokenCache {
         {
             return Err(failure.clone());
         }
-        match fetch().await {
+        // Boxed: a token request is rare and its future large; every call's future would carry it.
+        match Box::pin(fetch()).await {
             Ok(token) => {
                 let token = Arc::new(token);
                 *state = State { token: Some(token.clone()), failure: None };

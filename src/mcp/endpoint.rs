@@ -316,19 +316,21 @@ impl Endpoint {
             parts.extensions.insert(caller);
         }
         parts.extensions.insert(snapshot);
+        // rmcp's futures are boxed: the direct path above is every call's, and a future is as large
+        // as its largest state, copied whole each time it moves.
         match (session, initialize) {
             (Some(Some(local)), _) => {
                 // rmcp knows the session by its own id.
                 if let Ok(value) = HeaderValue::from_str(&local) {
                     parts.headers.insert(SESSION_HEADER, value);
                 }
-                self.inner.in_session(&local, Request::from_parts(parts, body)).await
+                Box::pin(self.inner.in_session(&local, Request::from_parts(parts, body))).await
             }
-            (Some(None), _) => self.inner.elsewhere(Request::from_parts(parts, body)).await,
-            (None, true) => Inner::open(&self.inner, subject, Request::from_parts(parts, body)).await,
+            (Some(None), _) => Box::pin(self.inner.elsewhere(Request::from_parts(parts, body))).await,
+            (None, true) => Box::pin(Inner::open(&self.inner, subject, Request::from_parts(parts, body))).await,
             // GET and DELETE without a session: the stateless service answers 405.
             (None, false) => {
-                self.inner.stateless.handle(Request::from_parts(parts, body)).await.map(Body::new)
+                Box::pin(self.inner.stateless.handle(Request::from_parts(parts, body))).await.map(Body::new)
             }
         }
     }

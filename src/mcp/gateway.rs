@@ -226,7 +226,9 @@ impl Gateway {
                 state: request.request_state.as_deref(),
                 answers: request.input_responses.as_ref(),
             };
-            if let Confirmation::Answer(response) = confirm::ask(call, origin.rmcp).await {
+            // Boxed, as the rarer paths below are: a future is as large as its largest state, and every
+            // call's future would otherwise carry room for the question (and be copied with it).
+            if let Confirmation::Answer(response) = Box::pin(confirm::ask(call, origin.rmcp)).await {
                 audit.decide(Decision::NotConfirmed);
                 return Ok(*response);
             }
@@ -255,7 +257,7 @@ impl Gateway {
                     };
                     let answers = request.input_responses.as_ref();
                     let response =
-                        super::connect::ask(connect, &err.to_string(), answers, origin.rmcp, retry).await;
+                        Box::pin(super::connect::ask(connect, &err.to_string(), answers, origin.rmcp, retry)).await;
                     match reached.load(Ordering::Relaxed) {
                         0 => audit.decide(Decision::ConsentRequired),
                         status => {

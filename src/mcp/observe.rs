@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use rmcp::model::{CallToolResponse, ErrorData};
+use futures_util::FutureExt;
 use tracing::Instrument;
 
 use crate::catalog::Tool;
@@ -16,14 +17,17 @@ use crate::telemetry::traces;
 
 /// Runs `call`, timed and traced as a call of `tool` (the called tool, if the catalog has it)
 /// whose client's trace context is `trace` (`traceparent`, `tracestate`).
-pub(super) async fn observed<Fut>(
-    snapshot: &Snapshot,
-    tool: Option<&Tool>,
+///
+/// Not an `async fn`: that would hold `call` twice, as its argument and inside the span's
+/// wrapper, and a call's future is large; a future is copied whole each time it moves.
+pub(super) fn observed<'a, Fut>(
+    snapshot: &'a Snapshot,
+    tool: Option<&'a Tool>,
     trace: (Option<&str>, Option<&str>),
     call: Fut,
-) -> Result<CallToolResponse, ErrorData>
+) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + 'a
 where
-    Fut: Future<Output = Result<CallToolResponse, ErrorData>>,
+    Fut: Future<Output = Result<CallToolResponse, ErrorData>> + 'a,
 {
     let started = Instant::now();
     let span = traces::tool_call(&snapshot.slug, tool.map(|it| it.spec.name.as_str()));
@@ -32,10 +36,14 @@ where
     }
     // A client that goes away drops this future mid-call: the guard still records the call,
     // as cancelled, so that the metrics and the trace agree with the call audit.
-    let mut record = Record { snapshot, tool, span: span.clone(), started, outcome: Outcome::Cancelled };
-    let result = call.instrument(span).await;
-    record.outcome = outcome(&result);
-    result
+    let record = Record { snapshot, tool, span: span.clone(), started, outcome: Outcome::Cancelled };
+    // `map` polls the call where it lies; an `async` block awaiting it would hold it twice.
+    call.instrument(span).map(move |result| {
+        // Moved whole into the closure, not only the field written here.
+        let mut record = record;
+        record.outcome = outcome(&result);
+        result
+    })
 }
 
 /// Records a call when dropped, however it ended.

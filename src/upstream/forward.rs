@@ -121,16 +121,8 @@ pub async fn forward(
         && response.status() == reqwest::StatusCode::UNAUTHORIZED
         && authorization.renewable()
     {
-        credentials.forget(&authorization).await;
-        let renewed = credentials.authorize(&tool.scopes).instrument(traces::credentials()).await?;
-        tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
-        result = attempt(backend, tool, &request, &renewed).await;
-        // Refused again: the new token goes too, so that the next call does not repeat this one.
-        if let Ok(response) = &result
-            && response.status() == reqwest::StatusCode::UNAUTHORIZED
-        {
-            credentials.forget(&renewed).await;
-        }
+        // Boxed: the rare retry would otherwise double the room every call's future takes.
+        result = Box::pin(retry(backend, tool, &request, credentials, &authorization)).await?;
     }
     tracing::info!(
         server = %backend.slug,
@@ -165,6 +157,27 @@ pub async fn forward(
     let matches =
         |value: &serde_json::Value| tool.output_validator.as_ref().is_none_or(|it| it.is_valid(value));
     Ok(response::outcome(&tool.spec, &received, matches))
+}
+
+/// One more try of a request the backend refused with 401, with a new token; refused again, the
+/// new token goes too, so that the next call does not repeat this one.
+async fn retry(
+    backend: &Backend,
+    tool: &Tool,
+    request: &Request,
+    credentials: &CallCredentials<'_>,
+    refused: &Authorization,
+) -> Result<Result<reqwest::Response, Error>, Error> {
+    credentials.forget(refused).await;
+    let renewed = credentials.authorize(&tool.scopes).instrument(traces::credentials()).await?;
+    tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
+    let result = attempt(backend, tool, request, &renewed).await;
+    if let Ok(response) = &result
+        && response.status() == reqwest::StatusCode::UNAUTHORIZED
+    {
+        credentials.forget(&renewed).await;
+    }
+    Ok(result)
 }
 
 fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
