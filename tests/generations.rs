@@ -1,7 +1,13 @@
 //! Versioned tool definitions end to end: each publication is a numbered generation; a
 //! re-imported document changes nothing served until it is published (calls and `tools/list`
 //! keep the old definitions and hashes) while the draft's diff names what changed; publishing
-//! serves the new generation's hashes and tells connected sessions.
+//! serves the new generation's hashes and tells connected sessions. The admin UI's Changes page
+//! shows a re-import's changed description in Chromium (through `tests/node/admin-changes.mjs`;
+//! skipped without Node or Chromium unless `MCPGATE_REQUIRE_NODE` or `MCPGATE_REQUIRE_BROWSER`
+//! is set).
+
+// Tests read their own switches from the environment, as `tests/admin_ui.rs` does.
+#![allow(clippy::disallowed_methods)]
 
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -12,6 +18,7 @@ mod app;
 mod harness;
 
 use app::{Backend, Events, Seen, Setup, TestApp};
+use harness::Node;
 
 const BOOTSTRAP_TOKEN: &str = "boot-generations-7d1c0b";
 const LIST_CHANGED: &str = "notifications/tools/list_changed";
@@ -192,4 +199,54 @@ async fn a_reimport_changes_nothing_served_until_it_is_published() {
     assert_eq!(bad.send().await.unwrap().status(), 400);
     let unknown = app.http.get(format!("{}/admin/api/servers/nope/generations", app.base)).bearer_auth(BOOTSTRAP_TOKEN);
     assert_eq!(unknown.send().await.unwrap().status(), 404);
+}
+
+/// The Chromium binary, or `None` (recorded as skipped) when it is missing and not required.
+fn chromium() -> Option<std::path::PathBuf> {
+    let bin = std::env::var_os("MCPGATE_CHROMIUM")
+        .map_or_else(|| std::path::PathBuf::from("/usr/bin/chromium"), std::path::PathBuf::from);
+    if bin.exists() {
+        return Some(bin);
+    }
+    let help = format!("{} does not exist: `apt-get install chromium`, or set MCPGATE_CHROMIUM", bin.display());
+    let required = std::env::var("MCPGATE_REQUIRE_BROWSER").is_ok_and(|it| !it.is_empty() && it != "0");
+    assert!(!required, "MCPGATE_REQUIRE_BROWSER is set but {help}");
+    harness::skip(&help);
+    None
+}
+
+/// After a re-import, the server page's Changes link leads to the draft's changes: the changed
+/// description, before and after, and the schema's changed path; the history lists generation 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_changes_page_shows_a_reimported_description() {
+    let Some(node) = Node::find(&["node_modules/playwright-core/package.json"]) else { return };
+    let Some(chromium) = chromium() else { return };
+    let app = Setup::new().bootstrap_token(BOOTSTRAP_TOKEN).start().await;
+    let post = reqwest::Method::POST;
+    admin(&app, post.clone(), "/servers", Some(json!({"slug": "pets", "text": V1}))).await;
+    let exposed = json!([{"key": "getPet", "exposed": true}]);
+    admin(&app, reqwest::Method::PATCH, "/servers/pets/operations", Some(exposed)).await;
+    admin(&app, post.clone(), "/servers/pets/publish", None).await;
+    admin(&app, post.clone(), "/servers/pets/document", Some(json!({"text": V2}))).await;
+
+    let base = app.base.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        node.run(&["admin-changes.mjs", &base, BOOTSTRAP_TOKEN, "pets", &chromium.display().to_string()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.code, Some(0), "{run}");
+    let seen = run.stdout_json();
+    assert_eq!(seen["problems"], json!([]), "{run}");
+    assert_eq!(seen["link"], "/admin/servers/pets/changes", "{run}");
+    assert_eq!(seen["landed"], "/admin/servers/pets/changes", "{run}");
+    assert_eq!(seen["heading"], "Generation 1 → Draft", "{run}");
+    let changed = seen["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{run}");
+    assert_eq!(changed[0]["name"], "getPet");
+    assert_eq!(changed[0]["parts"], "description, input schema");
+    let rows = changed[0]["rows"].as_array().unwrap();
+    assert_eq!(rows[0], json!(["description", "", "Get a pet.", "Fetch one pet by its number."]), "{run}");
+    assert!(rows.iter().any(|it| it[0] == "input schema" && it[1] == "/properties/id/type"), "{run}");
+    assert_eq!(seen["generations"], json!(["1"]), "{run}");
 }
