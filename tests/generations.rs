@@ -156,7 +156,8 @@ async fn a_reimport_changes_nothing_served_until_it_is_published() {
     assert_eq!(changes["unchanged"], 1);
     let changed = &changes["changed"][0];
     assert_eq!(changed["name"], "getPet", "{changes}");
-    assert_eq!(changed["parts"], json!(["description", "input_schema"]), "{changes}");
+    // The summary is the title too.
+    assert_eq!(changed["parts"], json!(["description", "input_schema", "title"]), "{changes}");
     assert_eq!(changed["old_hash"], old_hash.as_str());
     assert_ne!(changed["new_hash"], old_hash.as_str());
     let description = &changed["changes"][0];
@@ -180,7 +181,7 @@ async fn a_reimport_changes_nothing_served_until_it_is_published() {
 
     // Between the generations, the same change; nothing left between draft and published.
     let between = get(&app, "/servers/pets/changes?from=1&to=2").await;
-    assert_eq!(between["changed"][0]["parts"], json!(["description", "input_schema"]), "{between}");
+    assert_eq!(between["changed"][0]["parts"], json!(["description", "input_schema", "title"]), "{between}");
     assert_eq!(between["changed"][0]["new_hash"], new_hash.as_str());
     let reverse = get(&app, "/servers/pets/changes?from=2&to=1").await;
     assert_eq!(reverse["changed"][0]["changes"][0]["new"], "Get a pet.");
@@ -224,6 +225,8 @@ async fn the_changes_page_shows_a_reimported_description() {
     let app = Setup::new().bootstrap_token(BOOTSTRAP_TOKEN).start().await;
     let post = reqwest::Method::POST;
     admin(&app, post.clone(), "/servers", Some(json!({"slug": "pets", "text": V1}))).await;
+    let settings = json!({"backend_url": "http://127.0.0.1:9"});
+    admin(&app, reqwest::Method::PATCH, "/servers/pets/settings", Some(settings)).await;
     let exposed = json!([{"key": "getPet", "exposed": true}]);
     admin(&app, reqwest::Method::PATCH, "/servers/pets/operations", Some(exposed)).await;
     admin(&app, post.clone(), "/servers/pets/publish", None).await;
@@ -244,7 +247,7 @@ async fn the_changes_page_shows_a_reimported_description() {
     let changed = seen["changed"].as_array().unwrap();
     assert_eq!(changed.len(), 1, "{run}");
     assert_eq!(changed[0]["name"], "getPet");
-    assert_eq!(changed[0]["parts"], "description, input schema");
+    assert_eq!(changed[0]["parts"], "description, input schema, title");
     let rows = changed[0]["rows"].as_array().unwrap();
     assert_eq!(rows[0], json!(["description", "", "Get a pet.", "Fetch one pet by its number."]), "{run}");
     assert!(rows.iter().any(|it| it[0] == "input schema" && it[1] == "/properties/id/type"), "{run}");
