@@ -412,8 +412,7 @@ fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted 
         server = %snapshot.slug, tools = snapshot.catalog.tools.len(), backend = %snapshot.backend.url(), "server provisioned"
     );
     let host = snapshot::Host::new(snapshot);
-    let service =
-        mcp::Endpoint::new(
+    let service = mcp::Endpoint::new(
         Gateway::new(host.clone()).with_store(builder.store.clone()),
         builder.http.clone(),
         builder.keyring.clone(),

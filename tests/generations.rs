@@ -104,10 +104,9 @@ fn hash_of<'a>(tools: &'a [(String, String, String)], name: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reimport_changes_nothing_served_until_it_is_published() {
-    let backend = Backend::start(|seen: Seen| async move {
-        axum::Json(json!({"path": seen.path()})).into_response()
-    })
-    .await;
+    let backend =
+        Backend::start(|seen: Seen| async move { axum::Json(json!({"path": seen.path()})).into_response() })
+            .await;
     let app = Setup::new().bootstrap_token(BOOTSTRAP_TOKEN).start().await;
     let post = reqwest::Method::POST;
     admin(&app, post.clone(), "/servers", Some(json!({"slug": "pets", "text": V1}))).await;
@@ -163,8 +162,12 @@ async fn a_reimport_changes_nothing_served_until_it_is_published() {
     let description = &changed["changes"][0];
     assert_eq!(description["old"], "Get a pet.");
     assert_eq!(description["new"], "Fetch one pet by its number.");
-    let paths: Vec<&str> =
-        changed["changes"][1]["paths"].as_array().unwrap().iter().map(|it| it["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = changed["changes"][1]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["path"].as_str().unwrap())
+        .collect();
     assert!(paths.contains(&"/properties/id/type"), "{paths:?}");
     let new_hash = changed["new_hash"].as_str().unwrap().to_owned();
 
@@ -186,19 +189,28 @@ async fn a_reimport_changes_nothing_served_until_it_is_published() {
     let reverse = get(&app, "/servers/pets/changes?from=2&to=1").await;
     assert_eq!(reverse["changed"][0]["changes"][0]["new"], "Get a pet.");
     let settled = get(&app, "/servers/pets/changes").await;
-    assert_eq!((settled["draft"].as_bool(), settled["changed"].as_array().map(Vec::len)), (Some(false), Some(0)));
+    assert_eq!(
+        (settled["draft"].as_bool(), settled["changed"].as_array().map(Vec::len)),
+        (Some(false), Some(0))
+    );
     let history = get(&app, "/servers/pets/generations").await;
     let numbers: Vec<u64> =
         history["generations"].as_array().unwrap().iter().map(|it| it["number"].as_u64().unwrap()).collect();
     assert_eq!(numbers, [2, 1]);
 
     // Errors are said plainly.
-    let missing =
-        app.http.get(format!("{}/admin/api/servers/pets/generations/9", app.base)).bearer_auth(BOOTSTRAP_TOKEN);
+    let missing = app
+        .http
+        .get(format!("{}/admin/api/servers/pets/generations/9", app.base))
+        .bearer_auth(BOOTSTRAP_TOKEN);
     assert_eq!(missing.send().await.unwrap().status(), 404);
-    let bad = app.http.get(format!("{}/admin/api/servers/pets/changes?from=x", app.base)).bearer_auth(BOOTSTRAP_TOKEN);
+    let bad = app
+        .http
+        .get(format!("{}/admin/api/servers/pets/changes?from=x", app.base))
+        .bearer_auth(BOOTSTRAP_TOKEN);
     assert_eq!(bad.send().await.unwrap().status(), 400);
-    let unknown = app.http.get(format!("{}/admin/api/servers/nope/generations", app.base)).bearer_auth(BOOTSTRAP_TOKEN);
+    let unknown =
+        app.http.get(format!("{}/admin/api/servers/nope/generations", app.base)).bearer_auth(BOOTSTRAP_TOKEN);
     assert_eq!(unknown.send().await.unwrap().status(), 404);
 }
 
@@ -209,7 +221,8 @@ fn chromium() -> Option<std::path::PathBuf> {
     if bin.exists() {
         return Some(bin);
     }
-    let help = format!("{} does not exist: `apt-get install chromium`, or set MCPGATE_CHROMIUM", bin.display());
+    let help =
+        format!("{} does not exist: `apt-get install chromium`, or set MCPGATE_CHROMIUM", bin.display());
     let required = std::env::var("MCPGATE_REQUIRE_BROWSER").is_ok_and(|it| !it.is_empty() && it != "0");
     assert!(!required, "MCPGATE_REQUIRE_BROWSER is set but {help}");
     harness::skip(&help);

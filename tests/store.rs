@@ -89,7 +89,8 @@ async fn drafts_publish_in_one_step_and_audit_appends() {
         let version = store.put(Stage::Draft, "pets", &record("{}", b"draft")).await.unwrap();
         assert!(store.server("pets").await.unwrap().is_none());
         assert_eq!(store.list(Stage::Draft).await.unwrap(), ["pets"]);
-        let generation = store.publish("pets", version, &publication("ada", b"[]")).await.unwrap().unwrap().edition;
+        let generation =
+            store.publish("pets", version, &publication("ada", b"[]")).await.unwrap().unwrap().edition;
         assert_eq!(store.server("pets").await.unwrap().unwrap().document, b"draft");
         assert_eq!(store.generations().await.unwrap(), [("pets".to_owned(), generation)]);
         assert!(store.get(Stage::Draft, "pets").await.unwrap().is_none());
@@ -121,9 +122,13 @@ async fn a_change_to_a_stale_version_is_refused() {
         ));
         let second = store.put_draft("pets", &record("{}", b"b"), first).await.unwrap();
         assert_eq!(store.get(Stage::Draft, "pets").await.unwrap().unwrap().version, second);
-        assert!(matches!(store.publish("pets", first, &publication("ada", b"")).await, Err(Error::Conflict { .. })));
+        assert!(matches!(
+            store.publish("pets", first, &publication("ada", b"")).await,
+            Err(Error::Conflict { .. })
+        ));
         assert_eq!(store.get(Stage::Draft, "pets").await.unwrap().unwrap().document, b"b", "nothing changed");
-        let published = store.publish("pets", second, &publication("ada", b"")).await.unwrap().unwrap().edition;
+        let published =
+            store.publish("pets", second, &publication("ada", b"")).await.unwrap().unwrap().edition;
         // Editions only grow: a server made again is not taken for the one deleted.
         store.delete_server("pets").await.unwrap();
         assert!(store.edition("pets").await.unwrap() > published);
@@ -137,13 +142,15 @@ async fn a_change_to_a_stale_version_is_refused() {
 #[tokio::test]
 async fn publications_are_numbered_and_the_newest_kept() {
     each_engine(|store, reopen| async move {
-        let tools = |n: u64| format!("[{}]", format!("{{\"name\":\"tool{n}\"}},").repeat(2000) + "{}").into_bytes();
+        let tools =
+            |n: u64| format!("[{}]", format!("{{\"name\":\"tool{n}\"}},").repeat(2000) + "{}").into_bytes();
         let total = GENERATIONS_KEPT + 5;
         for n in 1..=total {
             let edition = store.edition("pets").await.unwrap();
             let version = store.put_draft("pets", &record("{}", b"doc"), edition).await.unwrap();
             let by = format!("admin{n}");
-            let published = store.publish("pets", version, &publication(&by, &tools(n))).await.unwrap().unwrap();
+            let published =
+                store.publish("pets", version, &publication(&by, &tools(n))).await.unwrap().unwrap();
             assert_eq!(published.generation, n);
             assert!(published.edition > version);
         }
@@ -153,7 +160,11 @@ async fn publications_are_numbered_and_the_newest_kept() {
         assert_eq!(history.len() as u64, GENERATIONS_KEPT);
         assert_eq!((history[0].number, history[0].published_by.as_str()), (total, "admin55"));
         assert_eq!(history[0].published_at, 1_700_000_000);
-        assert_eq!(history.last().unwrap().number, total - GENERATIONS_KEPT + 1, "newest first, oldest dropped");
+        assert_eq!(
+            history.last().unwrap().number,
+            total - GENERATIONS_KEPT + 1,
+            "newest first, oldest dropped"
+        );
         assert_eq!(store.generation_tools("pets", total).await.unwrap().unwrap(), tools(total));
         assert_eq!(store.generation_tools("pets", 6).await.unwrap().unwrap(), tools(6));
         assert!(store.generation_tools("pets", 5).await.unwrap().is_none(), "dropped");

@@ -397,7 +397,10 @@ async fn calls(
     Ok(Json(state.workspace.calls(&slug, &query)?).into_response())
 }
 
-async fn generations(State(state): State<AdminState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
+async fn generations(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
     let generations = state.workspace.history(&slug).await?;
     Ok(Json(json!({"generations": generations, "kept": crate::store::GENERATIONS_KEPT})).into_response())
 }

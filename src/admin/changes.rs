@@ -145,7 +145,8 @@ pub fn diff(old: &[ToolVersion], new: &[ToolVersion]) -> Diff {
             changes,
         });
     }
-    diff.removed = old.iter().filter(|(name, _)| !new.contains_key(*name)).map(|(_, it)| listed(it)).collect();
+    diff.removed =
+        old.iter().filter(|(name, _)| !new.contains_key(*name)).map(|(_, it)| listed(it)).collect();
     diff
 }
 
@@ -207,7 +208,12 @@ fn paths(old: Option<&Value>, new: Option<&Value>) -> (Vec<PathChange>, bool) {
             }
             (Some(Value::Array(a)), Some(Value::Array(b))) if depth < MAX_DEPTH => {
                 for index in 0..a.len().max(b.len()) {
-                    children.push((pointer(&path, &index.to_string()), depth + 1, a.get(index), b.get(index)));
+                    children.push((
+                        pointer(&path, &index.to_string()),
+                        depth + 1,
+                        a.get(index),
+                        b.get(index),
+                    ));
                 }
             }
             _ => {
@@ -265,15 +271,25 @@ mod tests {
             json!({"type": "object", "properties": {"id": {"type": "integer"}, "a/b~": {}}, "required": ["id"]}),
         );
         changed.annotations = Some(json!({"readOnlyHint": false}));
-        let new = [changed, tool("listPets", "h2", "List pets.", json!({"type": "object"})), tool("new", "h4", "", json!({}))];
+        let new = [
+            changed,
+            tool("listPets", "h2", "List pets.", json!({"type": "object"})),
+            tool("new", "h4", "", json!({})),
+        ];
         let diff = diff(&old, &new);
         let names = |it: &[Listed]| it.iter().map(|it| it.name.clone()).collect::<Vec<_>>();
-        assert_eq!((names(&diff.added), names(&diff.removed), diff.unchanged), (vec!["new".to_owned()], vec!["gone".to_owned()], 1));
+        assert_eq!(
+            (names(&diff.added), names(&diff.removed), diff.unchanged),
+            (vec!["new".to_owned()], vec!["gone".to_owned()], 1)
+        );
         let [get] = diff.changed.as_slice() else { panic!("{diff:?}") };
         assert_eq!((get.old_hash.as_str(), get.new_hash.as_str()), ("h1", "h1b"));
         assert_eq!(get.parts, ["description", "input_schema", "annotations"]);
         let value = serde_json::to_value(get).unwrap();
-        assert_eq!(value["changes"][0], json!({"part": "description", "old": "Get a pet.", "new": "Get one pet."}));
+        assert_eq!(
+            value["changes"][0],
+            json!({"part": "description", "old": "Get a pet.", "new": "Get one pet."})
+        );
         assert_eq!(
             value["changes"][1]["paths"],
             json!([
@@ -281,7 +297,10 @@ mod tests {
                 {"path": "/properties/a~1b~0", "old": null, "new": {}},
             ])
         );
-        assert_eq!(value["changes"][2]["paths"], json!([{"path": "/readOnlyHint", "old": true, "new": false}]));
+        assert_eq!(
+            value["changes"][2]["paths"],
+            json!([{"path": "/readOnlyHint", "old": true, "new": false}])
+        );
     }
 
     #[test]

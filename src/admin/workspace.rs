@@ -105,7 +105,9 @@ impl Side {
             "draft" => Ok(Side::Draft),
             "published" => Ok(Side::Published),
             number => number.parse().map(Side::Generation).map_err(|_| {
-                Error::Invalid(format!("`{number}` is neither `draft`, `published` nor a generation's number"))
+                Error::Invalid(format!(
+                    "`{number}` is neither `draft`, `published` nor a generation's number"
+                ))
             }),
         }
     }
@@ -544,7 +546,8 @@ impl Workspace {
         let built = tokio::task::spawn_blocking(move || {
             let spec = parse(&settings, &document)?;
             let prepared = hosting.prepare(settings, spec).map_err(Error::Invalid)?;
-            let tools: Vec<ToolVersion> = prepared.tools().iter().map(|it| ToolVersion::of(&it.spec)).collect();
+            let tools: Vec<ToolVersion> =
+                prepared.tools().iter().map(|it| ToolVersion::of(&it.spec)).collect();
             Ok::<_, Error>((prepared, changes::encode(&tools)))
         });
         let (prepared, tools) = tokio::select! {
@@ -875,14 +878,17 @@ fn draft_tools(settings: &ServerSettings, document: &[u8]) -> Result<Vec<ToolVer
     let mut spec = parse(settings, document)?;
     crate::catalog::shape(settings, &mut spec);
     let generated = tools::generate(&spec, &crate::catalog::options(settings));
-    let wanted: Option<HashSet<&str>> = settings.expose.as_ref().map(|it| it.iter().map(String::as_str).collect());
+    let wanted: Option<HashSet<&str>> =
+        settings.expose.as_ref().map(|it| it.iter().map(String::as_str).collect());
     Ok(generated
         .tools
         .iter()
         .filter(|tool| {
             let operation = &spec.operations[tool.operation];
             wanted.as_ref().is_none_or(|wanted| {
-                [tool.name.clone(), operation.key(), operation.label()].iter().any(|it| wanted.contains(it.as_str()))
+                [tool.name.clone(), operation.key(), operation.label()]
+                    .iter()
+                    .any(|it| wanted.contains(it.as_str()))
             })
         })
         .map(ToolVersion::of)

@@ -119,7 +119,9 @@ pub(super) async fn ask(call: Call<'_>, context: Option<&RequestContext<RoleServ
             match taken.take(&opened.nonce, opened.exp).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    return refuse(format!("The confirmation of {name} was used already: call the tool again."));
+                    return refuse(format!(
+                        "The confirmation of {name} was used already: call the tool again."
+                    ));
                 }
                 Err(err) => {
                     // Unsure whether it was used: refused, as a replay would be.

@@ -13,8 +13,8 @@ const LOCK: i64 = 0x6d63_7067_6174_6531;
 /// In order; a released migration never changes, a new one is appended.
 const MIGRATIONS: &[(i32, &str)] = &[
     (
-    1,
-    "create table server_copies (
+        1,
+        "create table server_copies (
          slug text not null,
          stage text not null check (stage in ('live', 'draft')),
          settings bytea not null,
