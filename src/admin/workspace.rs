@@ -106,7 +106,8 @@ impl Side {
             "published" => Ok(Side::Published),
             number => number.parse().map(Side::Generation).map_err(|_| {
                 Error::Invalid(format!(
-                    "`{number}` is neither `draft`, `published` nor a generation's number"
+                    "`{}` is neither `draft`, `published` nor a generation's number",
+                    clip(number)
                 ))
             }),
         }
