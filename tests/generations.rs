@@ -21,6 +21,7 @@ use app::{Backend, Events, Seen, Setup, TestApp};
 use harness::Node;
 
 const BOOTSTRAP_TOKEN: &str = "boot-generations-7d1c0b";
+const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
 const LIST_CHANGED: &str = "notifications/tools/list_changed";
 
 const V1: &str = r#"
@@ -246,8 +247,20 @@ async fn the_changes_page_shows_a_reimported_description() {
     admin(&app, post.clone(), "/servers/pets/document", Some(json!({"text": V2}))).await;
 
     let base = app.base.clone();
+    // Into `docs/screenshots/` with `MCPGATE_UPDATE_SCREENSHOTS=1`, as `tests/admin_ui.rs` does.
+    let shots = tempfile::TempDir::new().unwrap();
+    let update = std::env::var("MCPGATE_UPDATE_SCREENSHOTS").is_ok_and(|it| !it.is_empty() && it != "0");
+    let dir = if update { std::path::PathBuf::from(SCREENSHOTS) } else { shots.path().to_owned() };
+    let shot = dir.join("admin-changes.png").display().to_string();
     let run = tokio::task::spawn_blocking(move || {
-        node.run(&["admin-changes.mjs", &base, BOOTSTRAP_TOKEN, "pets", &chromium.display().to_string()])
+        node.run(&[
+            "admin-changes.mjs",
+            &base,
+            BOOTSTRAP_TOKEN,
+            "pets",
+            &chromium.display().to_string(),
+            &shot,
+        ])
     })
     .await
     .unwrap();

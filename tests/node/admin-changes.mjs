@@ -2,12 +2,12 @@
 // (playwright-core) drives Debian's Chromium, presenting the bootstrap token on every request
 // (the pages only read), from a server's page to its Changes page.
 //
-//   node admin-changes.mjs BASE_URL BOOTSTRAP_TOKEN SLUG CHROMIUM
+//   node admin-changes.mjs BASE_URL BOOTSTRAP_TOKEN SLUG CHROMIUM SCREENSHOT
 //
 // Prints one JSON object on stdout with what it saw: the link's target, the page's heading and
 // sides, the changed tools with their rows (part, path, before, after), the history's
 // generations, and any Content-Security-Policy violation or script error; exit status 0, or 1
-// with the reason on stderr.
+// with the reason on stderr. The page is saved as the PNG file SCREENSHOT.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,9 +17,9 @@ import { chromium } from "playwright-core";
 
 const STEP_TIMEOUT = 15_000;
 
-async function main([base, token, slug, executablePath]) {
-  if (!(base && token && slug && executablePath)) {
-    throw new Error("usage: admin-changes.mjs BASE TOKEN SLUG CHROMIUM");
+async function main([base, token, slug, executablePath, screenshot]) {
+  if (!(base && token && slug && executablePath && screenshot)) {
+    throw new Error("usage: admin-changes.mjs BASE TOKEN SLUG CHROMIUM SCREENSHOT");
   }
   const seen = { problems: [] };
   const profile = await mkdtemp(join(tmpdir(), "mcpgate-chromium-"));
@@ -27,6 +27,7 @@ async function main([base, token, slug, executablePath]) {
     executablePath,
     headless: true,
     extraHTTPHeaders: { Authorization: `Bearer ${token}` },
+    viewport: { width: 1280, height: 900 },
     args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
   });
   context.setDefaultTimeout(STEP_TIMEOUT);
@@ -58,6 +59,7 @@ async function main([base, token, slug, executablePath]) {
         ),
       })),
     );
+    await page.screenshot({ path: screenshot, fullPage: true });
     seen.generations = await page
       .locator("#history tbody tr td:first-child")
       .evaluateAll((cells) => cells.map((cell) => cell.textContent.trim()));
