@@ -204,7 +204,10 @@ async fn a_reimport_changes_nothing_served_until_it_is_published() {
         .http
         .get(format!("{}/admin/api/servers/pets/generations/9", app.base))
         .bearer_auth(BOOTSTRAP_TOKEN);
-    assert_eq!(missing.send().await.unwrap().status(), 404);
+    let missing = missing.send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let said: Value = missing.json().await.unwrap();
+    assert_eq!(said["error"], "server `pets` has no generation 9 (the newest 50 are kept)");
     let bad = app
         .http
         .get(format!("{}/admin/api/servers/pets/changes?from=x", app.base))

@@ -75,7 +75,7 @@ impl From<workspace::Error> for ApiError {
     fn from(err: workspace::Error) -> ApiError {
         use workspace::Error;
         let status = match &err {
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound(_) | Error::NoGeneration { .. } => StatusCode::NOT_FOUND,
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Exists(_) => StatusCode::CONFLICT,
             Error::Provisioned(_) => StatusCode::FORBIDDEN,

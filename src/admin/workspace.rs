@@ -57,6 +57,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("mcpgate is stopping: not published")]
     Stopping,
+    #[error("server `{slug}` has no generation {number} (the newest {kept} are kept)", kept = crate::store::GENERATIONS_KEPT)]
+    NoGeneration { slug: String, number: u64 },
 }
 
 impl From<config::Error> for Error {
@@ -577,7 +579,7 @@ impl Workspace {
     /// Generation `number` of `slug` with its tools.
     pub async fn generation(&self, slug: &str, number: u64) -> Result<GenerationView, Error> {
         let history = self.history(slug).await?;
-        let not_kept = || Error::NotFound(format!("{slug} generation {number}"));
+        let not_kept = || Error::NoGeneration { slug: slug.to_owned(), number };
         let generation = history.into_iter().find(|it| it.number == number).ok_or_else(not_kept)?;
         let bytes = self.store.generation_tools(slug, number).await?.ok_or_else(not_kept)?;
         let tools = changes::decode(&bytes).map_err(Error::Invalid)?;
