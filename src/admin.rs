@@ -9,6 +9,7 @@
 
 mod access;
 mod api;
+mod changes;
 mod policies;
 mod signin;
 mod ui;

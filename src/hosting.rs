@@ -59,6 +59,13 @@ pub struct Hosting {
 /// A server's snapshot built and not yet served.
 pub struct Prepared(Snapshot);
 
+impl Prepared {
+    /// The tools it would serve.
+    pub fn tools(&self) -> &[catalog::Tool] {
+        &self.0.catalog.tools
+    }
+}
+
 /// What building a hosted server needs besides its own settings.
 struct Builder {
     config: Config,
@@ -405,8 +412,11 @@ fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted 
         server = %snapshot.slug, tools = snapshot.catalog.tools.len(), backend = %snapshot.backend.url(), "server provisioned"
     );
     let host = snapshot::Host::new(snapshot);
-    let service =
-        mcp::Endpoint::new(Gateway::new(host.clone()), builder.http.clone(), builder.keyring.clone());
+    let service = mcp::Endpoint::new(
+        Gateway::new(host.clone()).with_store(builder.store.clone()),
+        builder.http.clone(),
+        builder.keyring.clone(),
+    );
     let sessions = builder.config.sessions;
     let count = |it: config::SessionCount| usize::try_from(it.get()).unwrap_or(usize::MAX);
     service.set_session_limits(mcp::SessionLimits {

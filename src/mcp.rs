@@ -16,6 +16,6 @@ mod observe;
 mod session_ids;
 
 pub use catalog_mode::called_tool;
-pub use definition::tool_definition;
+pub use definition::{listed_definition, tool_definition};
 pub use endpoint::{Endpoint, IDLE_TIMEOUT, SessionLimits};
 pub use gateway::Gateway;

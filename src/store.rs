@@ -1,7 +1,8 @@
 //! The store: hosted servers' settings and the documents they were made from, so that a restart
 //! keeps everything even when a document's URL is unreachable; the audit log; the admin sessions
 //! that were signed out before they expired; and users' connections to backends (opaque bytes,
-//! sealed by their owner). Two engines behind this one handle: redb, embedded, the default for
+//! sealed by their owner); each server's publications, numbered, with the tools each served; the
+//! confirmation states already used. Two engines behind this one handle: redb, embedded, the default for
 //! one node (`redb.rs`), and PostgreSQL for several replicas sharing one database
 //! (`postgres.rs`), which also tells each replica what the others changed (`Watch`).
 //!
@@ -26,6 +27,38 @@ pub use postgres::{Postgres, Watch};
 pub enum Stage {
     Live,
     Draft,
+}
+
+/// How many publications of each server the store keeps, the newest: an older one is dropped
+/// by the publication that makes it the 51st.
+pub const GENERATIONS_KEPT: u64 = 50;
+
+/// One publication of a server, as its history lists it. Numbers count a server's
+/// publications (1, 2, 3…), never go back, and are never reused, even by a server made again
+/// under the same slug.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Generation {
+    pub number: u64,
+    /// Seconds since the Unix epoch.
+    pub published_at: u64,
+    pub published_by: String,
+}
+
+/// What a publication records beside the served copy.
+#[derive(Debug, Clone, Copy)]
+pub struct Publication<'a> {
+    /// Seconds since the Unix epoch.
+    pub published_at: u64,
+    pub published_by: &'a str,
+    /// The tools it serves, as their owner serialized them (stored compressed).
+    pub tools: &'a [u8],
+}
+
+/// A publication made: the server's new edition and the generation's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub edition: u64,
+    pub generation: u64,
 }
 
 /// One administrative change, as the audit log keeps it.
@@ -196,12 +229,45 @@ impl Store {
         }
     }
 
-    /// Makes the draft the served copy, in one transaction, if the server is still at edition
-    /// `expected`; the new edition, or `None` when there was no draft.
-    pub async fn publish(&self, slug: &str, expected: u64) -> Result<Option<u64>, Error> {
+    /// Makes the draft the served copy and records the publication as the server's next
+    /// generation, in one transaction, if the server is still at edition `expected` (dropping
+    /// generations beyond [`GENERATIONS_KEPT`]); `None` when there was no draft.
+    pub async fn publish(
+        &self,
+        slug: &str,
+        expected: u64,
+        publication: &Publication<'_>,
+    ) -> Result<Option<Published>, Error> {
         match &self.engine {
-            Engine::Redb(it) => it.publish(slug, expected),
-            Engine::Postgres(it) => it.publish(slug, expected).await,
+            Engine::Redb(it) => it.publish(slug, expected, publication),
+            Engine::Postgres(it) => it.publish(slug, expected, publication).await,
+        }
+    }
+
+    /// The kept generations of `slug`, newest first.
+    pub async fn history(&self, slug: &str) -> Result<Vec<Generation>, Error> {
+        match &self.engine {
+            Engine::Redb(it) => it.history(slug),
+            Engine::Postgres(it) => it.history(slug).await,
+        }
+    }
+
+    /// The tools generation `number` of `slug` served, as they were given to
+    /// [`Store::publish`]; `None` when it is not kept.
+    pub async fn generation_tools(&self, slug: &str, number: u64) -> Result<Option<Vec<u8>>, Error> {
+        match &self.engine {
+            Engine::Redb(it) => it.generation_tools(slug, number),
+            Engine::Postgres(it) => it.generation_tools(slug, number).await,
+        }
+    }
+
+    /// Takes the single-use `nonce`, valid until `expires` (seconds since the Unix epoch):
+    /// whether it was not taken before, by this process or any other sharing the store. Forgets
+    /// the nonces expired by `now`, which nothing accepts any more.
+    pub async fn take_nonce(&self, nonce: &str, expires: u64, now: u64) -> Result<bool, Error> {
+        match &self.engine {
+            Engine::Redb(it) => it.take_nonce(nonce, expires, now),
+            Engine::Postgres(it) => it.take_nonce(nonce, expires, now).await,
         }
     }
 
@@ -295,6 +361,16 @@ fn decode_settings(slug: &str, stored: &[u8]) -> Result<Vec<u8>, Error> {
             Err(Error::Corrupt { slug: slug.to_owned(), reason })
         }
     }
+}
+
+/// The stored form of a generation's tools: compressed, as PostgreSQL stores documents (tool
+/// definitions shrink about tenfold, and fifty of them are kept per server).
+fn compress(tools: &[u8]) -> Result<Vec<u8>, Error> {
+    postgres::compress(tools)
+}
+
+fn decompress(slug: &str, stored: &[u8]) -> Result<Vec<u8>, Error> {
+    postgres::decompress(slug, stored)
 }
 
 /// Slugs hold no `/`, so `{slug}/` prefixes exactly the connections of one server.

@@ -711,7 +711,7 @@ async fn create_curate_configure_publish_and_call() {
     // Published: exactly the exposed tools, under their new names, reaching the backend with the
     // credential set before the last two changes.
     let published = app.ok(Method::POST, "/servers/pets/publish", Value::Null).await;
-    assert_eq!(published.json, json!({"published": "pets", "tools": 2}));
+    assert_eq!(published.json, json!({"published": "pets", "tools": 2, "generation": 1}));
     let tools = api.tools("pets").await;
     let names: Vec<&str> = tools.as_array().unwrap().iter().map(|it| it["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["listPets", "fetch_pet"]);
@@ -745,7 +745,7 @@ async fn create_curate_configure_publish_and_call() {
             "{entry}"
         );
     }
-    assert_eq!(entries[0]["detail"], "2 tools");
+    assert_eq!(entries[0]["detail"], "generation 1, 2 tools");
     assert_eq!(entries[1]["detail"], "settings and credentials");
     // The curation says what changed (`deletePet` was hidden already).
     assert_eq!(

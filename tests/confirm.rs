@@ -2,10 +2,12 @@
 //! confirmation, asked through the official TypeScript SDK's elicitation handler in a 2025-11-25
 //! session, and through `InputRequiredResult` with a sealed `requestState` for raw 2026-07-28
 //! requests (a tampered, replayed or re-targeted state is refused). A recording backend shows
-//! that nothing unconfirmed reaches it.
+//! that nothing unconfirmed reaches it. On replicas sharing a PostgreSQL store, a state used on
+//! one is refused by the others.
 //!
 //! The SDK comes from `tests/node`: without it the SDK test skips, unless `MCPGATE_REQUIRE_NODE`
-//! is set, when it fails.
+//! is set, when it fails; without PostgreSQL the replicas' test skips, unless
+//! `MCPGATE_REQUIRE_POSTGRES` is set.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -17,6 +19,9 @@ use serde_json::{Value, json};
 mod app;
 #[path = "support/harness.rs"]
 mod harness;
+#[allow(dead_code)]
+#[path = "support/postgres.rs"]
+mod postgres;
 
 use app::{Backend, Seen, Setup, TestApp};
 use harness::Node;
@@ -52,6 +57,11 @@ async fn start() -> (TestApp, Backend) {
 /// `tools/call` as a 2026-07-28 client declaring form elicitation, with `extra` params
 /// (`requestState`, `inputResponses`): the result.
 async fn call(app: &TestApp, tool: &str, arguments: Value, extra: Value) -> Value {
+    call_at(&app.mcp_url("tickets"), tool, arguments, extra).await
+}
+
+/// [`call`] to the server at `url`.
+async fn call_at(url: &str, tool: &str, arguments: Value, extra: Value) -> Value {
     let mut params = json!({"name": tool, "arguments": arguments, "_meta": {
         "io.modelcontextprotocol/protocolVersion": NEXT,
         "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
@@ -61,7 +71,7 @@ async fn call(app: &TestApp, tool: &str, arguments: Value, extra: Value) -> Valu
     }
     let message = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
     let response = reqwest::Client::new()
-        .post(app.mcp_url("tickets"))
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", NEXT)
@@ -167,6 +177,51 @@ async fn a_2026_client_confirms_with_a_sealed_request_state() {
     assert_eq!(plain["isError"], true, "{plain}");
     assert!(text(&plain).contains("cannot ask"), "{plain}");
     assert!(backend.take().is_empty());
+}
+
+/// Two replicas sharing a PostgreSQL store and its keys, as behind a load balancer: a state
+/// asked for on one and used on the other is refused on the first, and on the second again; a
+/// tampered one is refused by both; only the one accepted call reaches the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_state_used_on_one_replica_is_refused_on_another() {
+    let Some(cluster) = postgres::Cluster::start() else { return };
+    let url = cluster.database("confirm");
+    let backend = Backend::start(answer).await;
+    let replica = || {
+        Setup::new()
+            .store(&format!(
+                "url = \"{url}\"\nsecret_keys = [{{ id = \"k1\", key = \"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\" }}]"
+            ))
+            .server("tickets", DOCUMENT, &backend.url, "")
+            .start()
+    };
+    let (a, b) = (replica().await, replica().await);
+    let (on_a, on_b) = (a.mcp_url("tickets"), b.mcp_url("tickets"));
+    let id = json!({"id": "7"});
+    let accept = json!({"confirm": {"action": "accept", "content": {}}});
+
+    let asked = call_at(&on_a, "deleteTicket", id.clone(), Value::Null).await;
+    let state = asked["requestState"].as_str().expect("a request state").to_owned();
+    let retry = json!({"requestState": state, "inputResponses": accept});
+
+    let mut tampered = state.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = json!({"requestState": String::from_utf8(tampered).unwrap(), "inputResponses": accept});
+    for url in [&on_a, &on_b] {
+        let refused = call_at(url, "deleteTicket", id.clone(), tampered.clone()).await;
+        assert!(text(&refused).contains("invalid or has expired"), "{refused}");
+    }
+
+    let done = call_at(&on_b, "deleteTicket", id.clone(), retry.clone()).await;
+    assert_eq!(done["isError"], false, "another replica resumes the call: {done}");
+    assert_eq!(backend.take_lines(), ["DELETE /tickets/7"]);
+    for url in [&on_a, &on_b] {
+        let replayed = call_at(url, "deleteTicket", id.clone(), retry.clone()).await;
+        assert_eq!(replayed["isError"], true, "{replayed}");
+        assert!(text(&replayed).contains("used already"), "{replayed}");
+    }
+    assert!(backend.take().is_empty(), "a replayed state reached the backend");
 }
 
 /// The TypeScript SDK's elicitation handler confirms (the call runs) or declines (it does not).

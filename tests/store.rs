@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mcpgate::store::{AuditEntry, Error, Postgres, Record, Stage, Store};
+use mcpgate::store::{AuditEntry, Error, GENERATIONS_KEPT, Postgres, Publication, Record, Stage, Store};
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -14,6 +14,11 @@ mod postgres;
 
 fn record(settings: &str, document: &[u8]) -> Record {
     Record { settings: settings.as_bytes().to_vec(), document: document.to_vec(), version: 0 }
+}
+
+/// A publication by `by` of `tools`.
+fn publication<'a>(by: &'a str, tools: &'a [u8]) -> Publication<'a> {
+    Publication { published_at: 1_700_000_000, published_by: by, tools }
 }
 
 fn settings(url: String) -> Postgres {
@@ -84,11 +89,12 @@ async fn drafts_publish_in_one_step_and_audit_appends() {
         let version = store.put(Stage::Draft, "pets", &record("{}", b"draft")).await.unwrap();
         assert!(store.server("pets").await.unwrap().is_none());
         assert_eq!(store.list(Stage::Draft).await.unwrap(), ["pets"]);
-        let generation = store.publish("pets", version).await.unwrap().unwrap();
+        let generation =
+            store.publish("pets", version, &publication("ada", b"[]")).await.unwrap().unwrap().edition;
         assert_eq!(store.server("pets").await.unwrap().unwrap().document, b"draft");
         assert_eq!(store.generations().await.unwrap(), [("pets".to_owned(), generation)]);
         assert!(store.get(Stage::Draft, "pets").await.unwrap().is_none());
-        assert!(store.publish("pets", generation).await.unwrap().is_none());
+        assert!(store.publish("pets", generation, &publication("ada", b"[]")).await.unwrap().is_none());
         for action in ["create", "publish"] {
             let entry = AuditEntry {
                 at: 1,
@@ -116,12 +122,107 @@ async fn a_change_to_a_stale_version_is_refused() {
         ));
         let second = store.put_draft("pets", &record("{}", b"b"), first).await.unwrap();
         assert_eq!(store.get(Stage::Draft, "pets").await.unwrap().unwrap().version, second);
-        assert!(matches!(store.publish("pets", first).await, Err(Error::Conflict { .. })));
+        assert!(matches!(
+            store.publish("pets", first, &publication("ada", b"")).await,
+            Err(Error::Conflict { .. })
+        ));
         assert_eq!(store.get(Stage::Draft, "pets").await.unwrap().unwrap().document, b"b", "nothing changed");
-        let published = store.publish("pets", second).await.unwrap().unwrap();
+        let published =
+            store.publish("pets", second, &publication("ada", b"")).await.unwrap().unwrap().edition;
         // Editions only grow: a server made again is not taken for the one deleted.
         store.delete_server("pets").await.unwrap();
         assert!(store.edition("pets").await.unwrap() > published);
+    })
+    .await;
+}
+
+/// Each publication is the server's next numbered generation, with when, by whom and its tools
+/// (any size, kept compressed); the newest [`GENERATIONS_KEPT`] are kept; a deleted server's
+/// history goes with it, and its numbers are never used again.
+#[tokio::test]
+async fn publications_are_numbered_and_the_newest_kept() {
+    each_engine(|store, reopen| async move {
+        let tools =
+            |n: u64| format!("[{}]", format!("{{\"name\":\"tool{n}\"}},").repeat(2000) + "{}").into_bytes();
+        let total = GENERATIONS_KEPT + 5;
+        for n in 1..=total {
+            let edition = store.edition("pets").await.unwrap();
+            let version = store.put_draft("pets", &record("{}", b"doc"), edition).await.unwrap();
+            let by = format!("admin{n}");
+            let published =
+                store.publish("pets", version, &publication(&by, &tools(n))).await.unwrap().unwrap();
+            assert_eq!(published.generation, n);
+            assert!(published.edition > version);
+        }
+        drop(store);
+        let store = reopen().await;
+        let history = store.history("pets").await.unwrap();
+        assert_eq!(history.len() as u64, GENERATIONS_KEPT);
+        assert_eq!((history[0].number, history[0].published_by.as_str()), (total, "admin55"));
+        assert_eq!(history[0].published_at, 1_700_000_000);
+        assert_eq!(
+            history.last().unwrap().number,
+            total - GENERATIONS_KEPT + 1,
+            "newest first, oldest dropped"
+        );
+        assert_eq!(store.generation_tools("pets", total).await.unwrap().unwrap(), tools(total));
+        assert_eq!(store.generation_tools("pets", 6).await.unwrap().unwrap(), tools(6));
+        assert!(store.generation_tools("pets", 5).await.unwrap().is_none(), "dropped");
+        assert!(store.history("apps").await.unwrap().is_empty());
+
+        assert!(store.delete_server("pets").await.unwrap());
+        assert!(store.history("pets").await.unwrap().is_empty());
+        assert!(store.generation_tools("pets", total).await.unwrap().is_none());
+        let edition = store.edition("pets").await.unwrap();
+        let version = store.put_draft("pets", &record("{}", b"again"), edition).await.unwrap();
+        let again = store.publish("pets", version, &publication("ada", b"[]")).await.unwrap().unwrap();
+        assert_eq!(again.generation, total + 1, "numbers are never used again");
+    })
+    .await;
+}
+
+/// Replicas publishing the same server at once on PostgreSQL: each publication gets the next
+/// number, none twice, none skipped (a publication on a stale edition is refused and retried).
+#[tokio::test]
+async fn replicas_number_publications_without_gaps_or_repeats() {
+    let Some(cluster) = postgres::Cluster::start() else { return };
+    let url = cluster.database("numbers");
+    let replica = |url: String| async move {
+        let store = Store::connect(settings(url)).await.unwrap();
+        let mut numbers = Vec::new();
+        while numbers.len() < 10 {
+            let edition = store.edition("pets").await.unwrap();
+            let Ok(version) = store.put_draft("pets", &record("{}", b"doc"), edition).await else { continue };
+            match store.publish("pets", version, &publication("replica", b"[]")).await {
+                Ok(Some(published)) => numbers.push(published.generation),
+                // Another replica wrote meanwhile (its draft, or its publication of this one).
+                Err(Error::Conflict { .. }) | Ok(None) => {}
+                Err(err) => panic!("{err}"),
+            }
+        }
+        numbers
+    };
+    let (a, b) = tokio::join!(replica(url.clone()), replica(url.clone()));
+    assert!(a.is_sorted() && b.is_sorted(), "{a:?} {b:?}");
+    let mut all: Vec<u64> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=20).collect::<Vec<u64>>());
+}
+
+/// A nonce is taken once, whichever handle takes it (on PostgreSQL, whichever replica); an
+/// expired one is forgotten.
+#[tokio::test]
+async fn nonces_are_taken_once() {
+    each_engine(|store, reopen| async move {
+        assert!(store.take_nonce("n1", 100, 10).await.unwrap());
+        assert!(!store.take_nonce("n1", 100, 10).await.unwrap());
+        drop(store);
+        let store = reopen().await;
+        assert!(!store.take_nonce("n1", 100, 20).await.unwrap(), "taken through another handle");
+        assert!(store.take_nonce("n2", 100, 20).await.unwrap());
+        // At 100 both expired, and nothing accepts them any more: they are forgotten.
+        assert!(store.take_nonce("n3", 200, 100).await.unwrap());
+        assert!(store.take_nonce("n1", 200, 100).await.unwrap());
     })
     .await;
 }
@@ -180,7 +281,8 @@ async fn postgres_migrates_once_compresses_and_survives_an_outage() {
         Store::connect(settings(url.clone()))
     );
     let (store, _, _) = (a.unwrap(), b.unwrap(), c.unwrap());
-    assert_eq!(cluster.sql("outage", "select count(*) from mcpgate_schema"), "1");
+    // Each migration applied once, by one of the three.
+    assert_eq!(cluster.sql("outage", "select count(*) from mcpgate_schema"), "2");
 
     let document = "paths:\n  /pets/{id}:\n    get: {operationId: getPet}\n".repeat(200_000).into_bytes();
     store.put_server("big", &record("{}", &document)).await.unwrap();

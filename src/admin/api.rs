@@ -34,6 +34,9 @@ pub fn router() -> axum::Router<AdminState> {
         .route("/servers/{slug}/policies/try", post(try_policies))
         .route("/restore", post(restore))
         .route("/audit", get(audit))
+        .route("/servers/{slug}/generations", get(generations))
+        .route("/servers/{slug}/generations/{number}", get(generation))
+        .route("/servers/{slug}/changes", get(changes))
 }
 
 /// What an admin endpoint answers when it does not succeed: `{"error": "..."}` with a status.
@@ -72,7 +75,7 @@ impl From<workspace::Error> for ApiError {
     fn from(err: workspace::Error) -> ApiError {
         use workspace::Error;
         let status = match &err {
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound(_) | Error::NoGeneration { .. } => StatusCode::NOT_FOUND,
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Exists(_) => StatusCode::CONFLICT,
             Error::Provisioned(_) => StatusCode::FORBIDDEN,
@@ -294,8 +297,9 @@ async fn publish(
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tools = editing(&state, &headers)?.publish(&admin.name, &slug).await?;
-    Ok(Json(json!({"published": slug, "tools": tools})).into_response())
+    let published = editing(&state, &headers)?.publish(&admin.name, &slug).await?;
+    Ok(Json(json!({"published": slug, "tools": published.tools, "generation": published.generation}))
+        .into_response())
 }
 
 async fn try_policies(
@@ -391,4 +395,40 @@ async fn calls(
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
     Ok(Json(state.workspace.calls(&slug, &query)?).into_response())
+}
+
+async fn generations(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let generations = state.workspace.history(&slug).await?;
+    Ok(Json(json!({"generations": generations, "kept": crate::store::GENERATIONS_KEPT})).into_response())
+}
+
+async fn generation(
+    State(state): State<AdminState>,
+    Path((slug, number)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let number = number.parse().map_err(|_| ApiError::bad("a generation is a number"))?;
+    Ok(Json(state.workspace.generation(&slug, number).await?).into_response())
+}
+
+/// The sides of `GET /servers/{slug}/changes`: generations' numbers, `published` or `draft`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sides {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn changes(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+    query: Result<Query<Sides>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(sides) = query.map_err(|err| ApiError::bad(err.body_text()))?;
+    let side = |it: Option<String>, default| it.map_or(Ok(default), |it| workspace::Side::parse(&it));
+    let from = side(sides.from, workspace::Side::Published)?;
+    let to = side(sides.to, workspace::Side::Draft)?;
+    Ok(Json(state.workspace.changes(&slug, from, to).await?).into_response())
 }

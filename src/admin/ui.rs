@@ -17,19 +17,20 @@ use axum::{Extension, Router};
 use handlebars::Handlebars;
 use serde_json::{Value, json};
 
-use super::workspace::{Draft, OperationView};
+use super::workspace::{Draft, OperationView, Side};
 use super::{Admin, AdminState};
 use crate::calls::{self, Decision};
 use crate::config::ANNOTATIONS;
 
 /// The templates, by name: the pages and the partials they share.
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("header", include_str!("../../templates/header.hbs")),
     ("footer", include_str!("../../templates/footer.hbs")),
     ("servers", include_str!("../../templates/servers.hbs")),
     ("server", include_str!("../../templates/server.hbs")),
     ("audit", include_str!("../../templates/audit.hbs")),
     ("calls", include_str!("../../templates/calls.hbs")),
+    ("changes", include_str!("../../templates/changes.hbs")),
 ];
 
 /// The files under `/admin/assets/`: name, content type, content.
@@ -56,6 +57,7 @@ pub fn router() -> Result<Router<AdminState>, String> {
         .route("/admin/servers/{slug}/calls", get(recent_calls))
         .route("/admin/audit", get(audit))
         .route("/admin/assets/{name}", get(asset))
+        .route("/admin/servers/{slug}/changes", get(changes))
         .layer(Extension(Arc::new(templates))))
 }
 
@@ -234,6 +236,112 @@ async fn recent_calls(
         "older": older,
     });
     render(&templates, "calls", &context)
+}
+
+/// The sides of the changes page (`from`, `to`: a generation's number, `published` or `draft`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Sides {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// What the draft changes (or what changed between two generations), and the history.
+async fn changes(
+    State(state): State<AdminState>,
+    Extension(templates): Extension<Templates>,
+    Path(slug): Path<String>,
+    sides: Result<Query<Sides>, axum::extract::rejection::QueryRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let admin = match signed_in(&state, &headers, &uri).await {
+        Ok(admin) => admin,
+        Err(answer) => return *answer,
+    };
+    let sides = sides.map(|it| it.0).unwrap_or_default();
+    let side = |it: Option<String>, default| it.map_or(Ok(default), |it| Side::parse(&it));
+    let found = match (side(sides.from, Side::Published), side(sides.to, Side::Draft)) {
+        (Ok(from), Ok(to)) => match state.workspace.history(&slug).await {
+            Ok(history) => state.workspace.changes(&slug, from, to).await.map(|it| (history, from, to, it)),
+            Err(err) => Err(err),
+        },
+        (Err(err), _) | (_, Err(err)) => Err(err),
+    };
+    let (history, from, to, found) = match found {
+        Ok(found) => found,
+        Err(err) => {
+            let status = super::api::ApiError::from(err).into_response().status();
+            let mut response = failure(&templates, &admin, &format!("no changes of `{slug}` to show"));
+            *response.status_mut() = status;
+            return response;
+        }
+    };
+    let label = |side: Side, number: Option<u64>| match (side, number) {
+        (Side::Draft, _) if found.draft => "Draft".to_owned(),
+        (Side::Draft, _) => "Draft (none: as published)".to_owned(),
+        (_, Some(number)) => format!("Generation {number}"),
+        (_, None) => "Published".to_owned(),
+    };
+    let compact = |value: &Value| match value {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    };
+    let changed: Vec<Value> = found
+        .diff
+        .changed
+        .iter()
+        .map(|tool| {
+            let mut rows = Vec::new();
+            for change in &tool.changes {
+                let part = change.part.replace('_', " ");
+                if let (Some(old), Some(new)) = (&change.old, &change.new) {
+                    rows.push(json!({"part": part, "path": "", "old": compact(old), "new": compact(new)}));
+                }
+                for path in &change.paths {
+                    let shown = if path.path.is_empty() { "/" } else { path.path.as_str() };
+                    rows.push(json!({"part": part, "path": shown, "old": compact(&path.old), "new": compact(&path.new)}));
+                }
+            }
+            json!({
+                "name": tool.name,
+                "parts": tool.parts.iter().map(|it| it.replace('_', " ")).collect::<Vec<_>>().join(", "),
+                "old_hash": tool.old_hash,
+                "new_hash": tool.new_hash,
+                "rows": rows,
+                "more": tool.changes.iter().any(|it| it.more),
+            })
+        })
+        .collect();
+    let kept: Vec<u64> = history.iter().map(|it| it.number).collect();
+    let generations: Vec<Value> = history
+        .iter()
+        .map(|it| {
+            // The diff link needs the previous generation kept.
+            let previous = it.number.checked_sub(1).filter(|it| kept.contains(it));
+            json!({
+                "number": it.number,
+                "at": timestamp(it.published_at),
+                "by": it.published_by,
+                "previous": previous,
+            })
+        })
+        .collect();
+    let diff = &found.diff;
+    let context = json!({
+        "page": page(&admin, &format!("{slug} — changes"), "servers"),
+        "slug": slug,
+        "kept": crate::store::GENERATIONS_KEPT,
+        "from_label": label(from, found.from),
+        "to_label": label(to, found.to),
+        "same": diff.added.is_empty() && diff.removed.is_empty() && diff.changed.is_empty(),
+        "added": diff.added,
+        "removed": diff.removed,
+        "changed": changed,
+        "unchanged": diff.unchanged,
+        "generations": generations,
+    });
+    render(&templates, "changes", &context)
 }
 
 /// The script and style sheet; public, like any login page's assets.

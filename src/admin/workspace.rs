@@ -22,8 +22,10 @@ use crate::hosting::Hosting;
 use crate::mcp::tool_definition;
 use crate::openapi::Spec;
 use crate::source::{self, Limits, Source};
-use crate::store::{AuditEntry, Stage, Store};
+use crate::store::{AuditEntry, Generation, Publication, Stage, Store};
 use crate::tools::{self, Report, ToolSpec};
+
+use super::changes::{self, ToolVersion};
 
 /// Above this estimate a tool's definition is flagged as costly for a model's context.
 const LARGE_TOOL_TOKENS: usize = 2_000;
@@ -55,6 +57,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("mcpgate is stopping: not published")]
     Stopping,
+    #[error("server `{slug}` has no generation {number} (the newest {kept} are kept)", kept = crate::store::GENERATIONS_KEPT)]
+    NoGeneration { slug: String, number: u64 },
 }
 
 impl From<config::Error> for Error {
@@ -76,6 +80,62 @@ pub struct Summary {
     pub unpublished: bool,
     pub tools: usize,
     pub failure: Option<String>,
+}
+
+/// What a publication did.
+#[derive(Debug, Serialize)]
+pub struct Published {
+    pub tools: usize,
+    /// The new generation's number (none when there was no draft to publish).
+    pub generation: Option<u64>,
+}
+
+/// One side of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Generation(u64),
+    /// The newest generation (what is served).
+    Published,
+    /// The draft as it would be published (what is served when there is no draft).
+    Draft,
+}
+
+impl Side {
+    /// `draft`, `published` or a generation's number.
+    pub fn parse(text: &str) -> Result<Side, Error> {
+        match text {
+            "draft" => Ok(Side::Draft),
+            "published" => Ok(Side::Published),
+            number => number.parse().map(Side::Generation).map_err(|_| {
+                Error::Invalid(format!(
+                    "`{}` is neither `draft`, `published` nor a generation's number",
+                    clip(number)
+                ))
+            }),
+        }
+    }
+}
+
+/// A generation with the tools it served.
+#[derive(Debug, Serialize)]
+pub struct GenerationView {
+    #[serde(flatten)]
+    pub generation: Generation,
+    pub tools: Vec<ToolVersion>,
+}
+
+/// What changed between two sides.
+#[derive(Debug, Serialize)]
+pub struct Changes {
+    /// The generations compared (none: the draft, or what is served when no generation is kept).
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    /// The newest generation.
+    pub published: Option<u64>,
+    /// Whether the server has a draft (without one, the draft is what is served).
+    pub draft: bool,
+    #[serde(flatten)]
+    pub diff: changes::Diff,
 }
 
 /// Where a document comes from.
@@ -483,22 +543,100 @@ impl Workspace {
     /// The store makes the draft the served copy first: other replicas serve what it serves.
     /// The tools are built off the async workers (a large document takes seconds), and the
     /// publication is given up when the process stops meanwhile.
-    pub async fn publish(&self, actor: &str, slug: &str) -> Result<usize, Error> {
+    pub async fn publish(&self, actor: &str, slug: &str) -> Result<Published, Error> {
         let (settings, document, version) = self.editable(slug).await?;
         let hosting = self.hosting.clone();
         let built = tokio::task::spawn_blocking(move || {
             let spec = parse(&settings, &document)?;
-            hosting.prepare(settings, spec).map_err(Error::Invalid)
+            let prepared = hosting.prepare(settings, spec).map_err(Error::Invalid)?;
+            let tools: Vec<ToolVersion> =
+                prepared.tools().iter().map(|it| ToolVersion::of(&it.spec)).collect();
+            Ok::<_, Error>((prepared, changes::encode(&tools)))
         });
-        let prepared = tokio::select! {
+        let (prepared, tools) = tokio::select! {
             built = built => built.map_err(|err| Error::Invalid(format!("publishing failed: {err}")))??,
             () = self.hosting.stopped() => return Err(Error::Stopping),
         };
-        let generation = self.store.publish(slug, version).await?;
-        self.hosting.install(prepared, generation);
+        let publication = Publication { published_at: now(), published_by: actor, tools: &tools };
+        let published = self.store.publish(slug, version, &publication).await?;
+        self.hosting.install(prepared, published.map(|it| it.edition));
         let tools = self.hosting.get(slug).map_or(0, |it| it.host.current().catalog.tools.len());
-        self.audit(actor, "publish", Some(slug), &count(tools, "tool")).await;
-        Ok(tools)
+        let generation = published.map(|it| it.generation);
+        let detail = match generation {
+            Some(generation) => format!("generation {generation}, {}", count(tools, "tool")),
+            None => count(tools, "tool"),
+        };
+        self.audit(actor, "publish", Some(slug), &detail).await;
+        Ok(Published { tools, generation })
+    }
+
+    /// The kept publications of `slug`, newest first.
+    pub async fn history(&self, slug: &str) -> Result<Vec<Generation>, Error> {
+        self.known(slug).await?;
+        Ok(self.store.history(slug).await?)
+    }
+
+    /// Generation `number` of `slug` with its tools.
+    pub async fn generation(&self, slug: &str, number: u64) -> Result<GenerationView, Error> {
+        let history = self.history(slug).await?;
+        let not_kept = || Error::NoGeneration { slug: slug.to_owned(), number };
+        let generation = history.into_iter().find(|it| it.number == number).ok_or_else(not_kept)?;
+        let bytes = self.store.generation_tools(slug, number).await?.ok_or_else(not_kept)?;
+        let tools = changes::decode(&bytes).map_err(Error::Invalid)?;
+        Ok(GenerationView { generation, tools })
+    }
+
+    /// What changed from `from` to `to`.
+    pub async fn changes(&self, slug: &str, from: Side, to: Side) -> Result<Changes, Error> {
+        let history = self.history(slug).await?;
+        let published = history.first().map(|it| it.number);
+        let (from_number, old) = self.side(slug, from, published).await?;
+        let (to_number, new) = self.side(slug, to, published).await?;
+        Ok(Changes {
+            from: from_number,
+            to: to_number,
+            published,
+            draft: self.store.get(Stage::Draft, slug).await?.is_some(),
+            diff: changes::diff(&old, &new),
+        })
+    }
+
+    /// The tools of one side of a comparison, and its generation's number (none for the draft).
+    async fn side(
+        &self,
+        slug: &str,
+        side: Side,
+        published: Option<u64>,
+    ) -> Result<(Option<u64>, Vec<ToolVersion>), Error> {
+        match (side, published) {
+            (Side::Generation(number), _) | (Side::Published, Some(number)) => {
+                Ok((Some(number), self.generation(slug, number).await?.tools))
+            }
+            // Published before generations were kept, or from the configuration file: what is
+            // served is the published side.
+            (Side::Published, None) => {
+                let served = self.hosting.get(slug).map(|it| it.host.current());
+                let tools = served
+                    .map(|it| it.catalog.tools.iter().map(|tool| ToolVersion::of(&tool.spec)).collect())
+                    .unwrap_or_default();
+                Ok((None, tools))
+            }
+            (Side::Draft, _) => {
+                let (settings, document, _) = self.current(slug).await?;
+                let tools = tokio::task::spawn_blocking(move || draft_tools(&settings, &document))
+                    .await
+                    .map_err(|err| Error::Invalid(format!("the draft could not be read: {err}")))??;
+                Ok((None, tools))
+            }
+        }
+    }
+
+    /// Fails with [`Error::NotFound`] unless `slug` is a server, served or draft.
+    async fn known(&self, slug: &str) -> Result<(), Error> {
+        if self.hosting.get(slug).is_some() || self.hosting.failed().iter().any(|(it, _)| it == slug) {
+            return Ok(());
+        }
+        self.current(slug).await.map(|_| ())
     }
 
     /// Stops serving the server and forgets it.
@@ -734,6 +872,34 @@ fn clip(name: &str) -> String {
         Some((end, _)) => format!("{}…", &name[..end]),
         None => name.to_owned(),
     }
+}
+
+/// The tools the draft `settings` and `document` would serve, as [`crate::catalog::Catalog::build`]
+/// makes them (shaped, under the server's budget, the exposed ones), without compiling their
+/// validators or making their metrics.
+fn draft_tools(settings: &ServerSettings, document: &[u8]) -> Result<Vec<ToolVersion>, Error> {
+    let mut spec = parse(settings, document)?;
+    crate::catalog::shape(settings, &mut spec);
+    let generated = tools::generate(&spec, &crate::catalog::options(settings));
+    let wanted: Option<HashSet<&str>> =
+        settings.expose.as_ref().map(|it| it.iter().map(String::as_str).collect());
+    Ok(generated
+        .tools
+        .iter()
+        .filter(|tool| {
+            let operation = &spec.operations[tool.operation];
+            wanted.as_ref().is_none_or(|wanted| {
+                [tool.name.clone(), operation.key(), operation.label()]
+                    .iter()
+                    .any(|it| wanted.contains(it.as_str()))
+            })
+        })
+        .map(ToolVersion::of)
+        .collect())
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |it| it.as_secs())
 }
 
 /// `1 tool`, `2 tools`.

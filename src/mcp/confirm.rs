@@ -4,7 +4,8 @@
 //! - a 2026-07-28 client that declares form elicitation gets an `InputRequiredResult` asking
 //!   accept or decline, with a `requestState` sealed with the store's keys that binds the answer to
 //!   the caller, the tool, a digest of the arguments and an expiry; its retry carries the answer
-//!   and the state back, and any replica can open it. A state is taken once per process;
+//!   and the state back, and any replica can open it. A state is taken once: its nonce is kept
+//!   in the store until it expires, so another replica refuses it too;
 //! - a 2025-11-25 client in a session that declares form elicitation gets an `elicitation/create`
 //!   and the call waits for the answer;
 //! - any other client gets a tool error saying that the call needs a confirmation it cannot give.
@@ -29,6 +30,7 @@ use serde_json::{Map, Value};
 use crate::auth::Caller;
 use crate::catalog::Tool;
 use crate::secrets::{Keyring, Secret};
+use crate::store::Store;
 
 /// How long a client may take to show the question and answer.
 const ELICITATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -48,9 +50,13 @@ pub(super) enum Confirmation {
     Answer(Box<CallToolResponse>),
 }
 
-/// The states already taken, by nonce, with their expiry: a state opens once.
+/// The states already taken, by nonce, with their expiry: a state opens once. In the store when
+/// the server has one (every replica sees what another took), else in this process.
 #[derive(Default)]
-pub(super) struct Taken(Mutex<HashMap<String, u64>>);
+pub(super) struct Taken {
+    local: Mutex<HashMap<String, u64>>,
+    store: Option<Store>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -110,8 +116,20 @@ pub(super) async fn ask(call: Call<'_>, context: Option<&RequestContext<RoleServ
                     "The confirmation of {name} was given for another call: call the tool again."
                 ));
             }
-            if !taken.take(&opened.nonce, opened.exp) {
-                return refuse(format!("The confirmation of {name} was used already: call the tool again."));
+            match taken.take(&opened.nonce, opened.exp).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return refuse(format!(
+                        "The confirmation of {name} was used already: call the tool again."
+                    ));
+                }
+                Err(err) => {
+                    // Unsure whether it was used: refused, as a replay would be.
+                    tracing::warn!(%err, "a confirmation could not be checked against the store");
+                    return refuse(format!(
+                        "The confirmation of {name} cannot be checked now: call the tool again in a moment."
+                    ));
+                }
             }
             let action = answers
                 .and_then(|it| it.get(CONFIRM_REQUEST))
@@ -211,9 +229,21 @@ fn open(keyring: &Keyring, place: &str, text: &str) -> Option<State> {
 }
 
 impl Taken {
+    /// Used states kept in `store`.
+    pub(super) fn in_store(store: Store) -> Taken {
+        Taken { local: Mutex::default(), store: Some(store) }
+    }
+
     /// Whether `nonce` was not taken yet (and now is).
-    fn take(&self, nonce: &str, expires: u64) -> bool {
-        let mut taken = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    async fn take(&self, nonce: &str, expires: u64) -> Result<bool, crate::store::Error> {
+        match &self.store {
+            Some(store) => store.take_nonce(&format!("confirm/{nonce}"), expires, now()).await,
+            None => Ok(self.take_here(nonce, expires)),
+        }
+    }
+
+    fn take_here(&self, nonce: &str, expires: u64) -> bool {
+        let mut taken = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if taken.len() >= MAX_TAKEN {
             let now = now();
             taken.retain(|_, exp| *exp > now);

@@ -77,6 +77,12 @@ impl Gateway {
         }
     }
 
+    /// This gateway keeping the confirmation states used in `store`, which replicas share: a
+    /// state used on one is refused by all.
+    pub fn with_store(self, store: crate::store::Store) -> Gateway {
+        Gateway { confirmations: Arc::new(confirm::Taken::in_store(store)), ..self }
+    }
+
     /// This gateway for the session service: each session it initializes registers with
     /// `listeners`.
     pub(super) fn with_listeners(&self, listeners: Arc<Listeners>) -> Gateway {

@@ -20,7 +20,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_postgres::{AsyncMessage, Client, GenericClient};
 
 use super::tls::MakeRustls;
-use super::{AuditEntry, Error, Record, Stage, decode_settings, encode_settings};
+use super::{
+    AuditEntry, Error, GENERATIONS_KEPT, Generation, Publication, Published, Record, Stage, decode_settings,
+    encode_settings,
+};
 
 /// The channel a change to a served copy is announced on; the payload is the server's slug.
 const CHANNEL: &str = "mcpgate_servers";
@@ -284,6 +287,8 @@ impl Pg {
             bump(&tx, slug, None).await?;
             // Users' connections to its backend go with it.
             tx.execute("delete from connections where server = $1", &[&slug]).await.map_err(classify)?;
+            // So does its history (its numbers stay taken).
+            tx.execute("delete from generations where slug = $1", &[&slug]).await.map_err(classify)?;
             notify(&tx, slug).await?;
             tx.commit().await.map_err(classify)?;
             Ok(removed > 0)
@@ -303,7 +308,13 @@ impl Pg {
         .await
     }
 
-    pub async fn publish(&self, slug: &str, expected: u64) -> Result<Option<u64>, Error> {
+    pub async fn publish(
+        &self,
+        slug: &str,
+        expected: u64,
+        publication: &Publication<'_>,
+    ) -> Result<Option<Published>, Error> {
+        let tools = compress(publication.tools)?;
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(classify)?;
@@ -325,9 +336,93 @@ impl Pg {
             )
             .await
             .map_err(classify)?;
+            // The row lock of the upsert orders publications on several replicas: each takes the
+            // next number.
+            let generation: i64 = tx
+                .query_one(
+                    "insert into generation_numbers (slug, last) values ($1, 1) \
+                     on conflict (slug) do update set last = generation_numbers.last + 1 returning last",
+                    &[&slug],
+                )
+                .await
+                .map_err(classify)?
+                .get(0);
+            tx.execute(
+                "insert into generations (slug, number, published_at, published_by, tools) \
+                 values ($1, $2, $3, $4, $5)",
+                &[&slug, &generation, &signed(publication.published_at), &publication.published_by, &tools],
+            )
+            .await
+            .map_err(classify)?;
+            tx.execute(
+                "delete from generations where slug = $1 and number <= $2",
+                &[&slug, &(generation - signed(GENERATIONS_KEPT))],
+            )
+            .await
+            .map_err(classify)?;
             notify(&tx, slug).await?;
             tx.commit().await.map_err(classify)?;
-            Ok(Some(edition))
+            Ok(Some(Published { edition, generation: unsigned(generation) }))
+        })
+        .await
+    }
+
+    pub async fn history(&self, slug: &str) -> Result<Vec<Generation>, Error> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "select number, published_at, published_by from generations where slug = $1 \
+                     order by number desc",
+                    &[&slug],
+                )
+                .await
+                .map_err(classify)?;
+            Ok(rows
+                .iter()
+                .map(|row| Generation {
+                    number: unsigned(row.get(0)),
+                    published_at: unsigned(row.get(1)),
+                    published_by: row.get(2),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    pub async fn generation_tools(&self, slug: &str, number: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.run(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "select tools from generations where slug = $1 and number = $2",
+                    &[&slug, &signed(number)],
+                )
+                .await
+                .map_err(classify)?;
+            row.map(|row| decompress(slug, row.get::<_, &[u8]>(0))).transpose()
+        })
+        .await
+    }
+
+    pub async fn take_nonce(&self, nonce: &str, expires: u64, now: u64) -> Result<bool, Error> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(classify)?;
+            tx.execute("delete from used_nonces where expires <= $1", &[&signed(now)])
+                .await
+                .map_err(classify)?;
+            // The primary key decides between two replicas taking the same nonce at once: one
+            // inserts, the other waits for it and inserts nothing.
+            let inserted = tx
+                .execute(
+                    "insert into used_nonces (nonce, expires) values ($1, $2) on conflict (nonce) do nothing",
+                    &[&nonce, &signed(expires)],
+                )
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok(inserted == 1)
         })
         .await
     }
@@ -569,14 +664,14 @@ fn unsigned(value: i64) -> u64 {
 
 /// A format byte, then the document: 0 as it is, 1 zlib-compressed (OpenAPI documents, JSON or
 /// YAML, shrink about tenfold, and every replica reads each one it serves).
-fn compress(document: &[u8]) -> Result<Vec<u8>, Error> {
+pub(super) fn compress(document: &[u8]) -> Result<Vec<u8>, Error> {
     use std::io::Write;
     let mut encoder = flate2::write::ZlibEncoder::new(vec![1u8], flate2::Compression::fast());
     encoder.write_all(document).map_err(|err| Error::Database(format!("compressing: {err}")))?;
     encoder.finish().map_err(|err| Error::Database(format!("compressing: {err}")))
 }
 
-fn decompress(slug: &str, stored: &[u8]) -> Result<Vec<u8>, Error> {
+pub(super) fn decompress(slug: &str, stored: &[u8]) -> Result<Vec<u8>, Error> {
     let corrupt = |reason: String| Error::Corrupt { slug: slug.to_owned(), reason };
     match stored {
         [] => Ok(Vec::new()),

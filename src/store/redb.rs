@@ -9,7 +9,10 @@ use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{AuditEntry, Error, Record, Stage, connection_key, decode_settings, encode_settings};
+use super::{
+    AuditEntry, Error, GENERATIONS_KEPT, Generation, Publication, Published, Record, Stage, compress,
+    connection_key, decode_settings, decompress, encode_settings,
+};
 
 /// slug → the server's settings, as JSON.
 const SERVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("servers");
@@ -29,6 +32,23 @@ const REVOKED_SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revok
 /// `{server}/{connection id}` → one user's connection to that server's backend, as its owner
 /// serialized it (tokens sealed). Listed per server by the `{server}/` prefix.
 const CONNECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("connections");
+
+/// slug → the number of its last publication (kept when the server is deleted, so numbers are
+/// never reused).
+const GENERATION_NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("generation_numbers");
+/// (slug, number) → when and by whom, as JSON: the kept publications.
+const GENERATIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("generations");
+/// (slug, number) → the tools that publication served, compressed.
+const GENERATION_TOOLS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("generation_tools");
+/// nonce → when it expires: single-use values already used, until nothing accepts them.
+const USED_NONCES: TableDefinition<&str, u64> = TableDefinition::new("used_nonces");
+
+/// The stored part of a [`Generation`] besides its key.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GenerationMeta {
+    published_at: u64,
+    published_by: String,
+}
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -115,6 +135,10 @@ impl Redb {
         tx.open_table(AUDIT).map_err(db_error)?;
         tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
         tx.open_table(CONNECTIONS).map_err(db_error)?;
+        tx.open_table(GENERATION_NUMBERS).map_err(db_error)?;
+        tx.open_table(GENERATIONS).map_err(db_error)?;
+        tx.open_table(GENERATION_TOOLS).map_err(db_error)?;
+        tx.open_table(USED_NONCES).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         *slot = Some(db);
         Ok(())
@@ -196,6 +220,13 @@ impl Redb {
                 .map_err(db_error)?
                 .retain(|key, _| !key.starts_with(prefix.as_str()))
                 .map_err(db_error)?;
+            // So does its history (its numbers stay taken).
+            for table in [GENERATIONS, GENERATION_TOOLS] {
+                tx.open_table(table)
+                    .map_err(db_error)?
+                    .retain_in((slug, 0)..=(slug, u64::MAX), |_, _| false)
+                    .map_err(db_error)?;
+            }
             tx.commit().map_err(db_error)?;
             Ok(existed)
         })
@@ -209,12 +240,23 @@ impl Redb {
         })
     }
 
-    /// Makes the draft the served copy, in one transaction, refusing when `expected` is not the
-    /// current edition; the new edition, or `None` when there was no draft.
-    pub fn publish(&self, slug: &str, expected: u64) -> Result<Option<u64>, Error> {
+    /// Makes the draft the served copy and records the publication, in one transaction, refusing
+    /// when `expected` is not the current edition; `None` when there was no draft.
+    pub fn publish(
+        &self,
+        slug: &str,
+        expected: u64,
+        publication: &Publication<'_>,
+    ) -> Result<Option<Published>, Error> {
+        let tools = compress(publication.tools)?;
+        let meta = serde_json::to_vec(&GenerationMeta {
+            published_at: publication.published_at,
+            published_by: publication.published_by.to_owned(),
+        })
+        .map_err(|err| Error::Database(err.to_string()))?;
         self.run(|db| {
             let tx = db.begin_write().map_err(db_error)?;
-            let edition = {
+            let published = {
                 let mut drafts = tx.open_table(DRAFTS).map_err(db_error)?;
                 let mut draft_documents = tx.open_table(DRAFT_DOCUMENTS).map_err(db_error)?;
                 let Some(settings) = drafts.remove(slug).map_err(db_error)?.map(|it| it.value().to_vec())
@@ -234,10 +276,68 @@ impl Redb {
                     .map_err(db_error)?
                     .insert(slug, document.as_slice())
                     .map_err(db_error)?;
-                bump(&tx, slug, Some(expected))?
+                let edition = bump(&tx, slug, Some(expected))?;
+                let generation = {
+                    let mut numbers = tx.open_table(GENERATION_NUMBERS).map_err(db_error)?;
+                    let last = numbers.get(slug).map_err(db_error)?.map_or(0, |it| it.value());
+                    numbers.insert(slug, last + 1).map_err(db_error)?;
+                    last + 1
+                };
+                let oldest_kept = generation.saturating_sub(GENERATIONS_KEPT - 1);
+                let mut generations = tx.open_table(GENERATIONS).map_err(db_error)?;
+                generations.insert((slug, generation), meta.as_slice()).map_err(db_error)?;
+                generations.retain_in((slug, 0)..(slug, oldest_kept), |_, _| false).map_err(db_error)?;
+                let mut stored = tx.open_table(GENERATION_TOOLS).map_err(db_error)?;
+                stored.insert((slug, generation), tools.as_slice()).map_err(db_error)?;
+                stored.retain_in((slug, 0)..(slug, oldest_kept), |_, _| false).map_err(db_error)?;
+                Published { edition, generation }
             };
             tx.commit().map_err(db_error)?;
-            Ok(Some(edition))
+            Ok(Some(published))
+        })
+    }
+
+    pub fn history(&self, slug: &str) -> Result<Vec<Generation>, Error> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let generations = tx.open_table(GENERATIONS).map_err(db_error)?;
+            let mut found = Vec::new();
+            for entry in generations.range((slug, 0)..=(slug, u64::MAX)).map_err(db_error)?.rev() {
+                let (key, value) = entry.map_err(db_error)?;
+                let meta: GenerationMeta = serde_json::from_slice(value.value()).map_err(|err| {
+                    Error::Corrupt { slug: slug.to_owned(), reason: format!("generation: {err}") }
+                })?;
+                found.push(Generation {
+                    number: key.value().1,
+                    published_at: meta.published_at,
+                    published_by: meta.published_by,
+                });
+            }
+            Ok(found)
+        })
+    }
+
+    pub fn generation_tools(&self, slug: &str, number: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(db_error)?;
+            let stored = tx.open_table(GENERATION_TOOLS).map_err(db_error)?;
+            match stored.get((slug, number)).map_err(db_error)? {
+                Some(it) => Ok(Some(decompress(slug, it.value())?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub fn take_nonce(&self, nonce: &str, expires: u64, now: u64) -> Result<bool, Error> {
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            let fresh = {
+                let mut used = tx.open_table(USED_NONCES).map_err(db_error)?;
+                used.retain(|_, expires| expires > now).map_err(db_error)?;
+                used.insert(nonce, expires).map_err(db_error)?.is_none()
+            };
+            tx.commit().map_err(db_error)?;
+            Ok(fresh)
         })
     }
 

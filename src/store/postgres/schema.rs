@@ -11,9 +11,10 @@ use super::classify;
 const LOCK: i64 = 0x6d63_7067_6174_6531;
 
 /// In order; a released migration never changes, a new one is appended.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "create table server_copies (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "create table server_copies (
          slug text not null,
          stage text not null check (stage in ('live', 'draft')),
          settings bytea not null,
@@ -30,7 +31,22 @@ const MIGRATIONS: &[(i32, &str)] = &[(
          value bytea not null,
          primary key (server, id)
      );",
-)];
+    ),
+    (
+        2,
+        "create table generation_numbers (slug text primary key, last bigint not null);
+         create table generations (
+             slug text not null,
+             number bigint not null,
+             published_at bigint not null,
+             published_by text not null,
+             tools bytea not null,
+             primary key (slug, number)
+         );
+         create table used_nonces (nonce text primary key, expires bigint not null);
+         create index used_nonces_expires on used_nonces (expires);",
+    ),
+];
 
 pub async fn migrate(client: &mut Client) -> Result<(), Error> {
     let tx = client.transaction().await.map_err(classify)?;
