@@ -76,10 +76,15 @@ pub fn init(json: bool, config: &TelemetryConfig) -> Telemetry {
             None
         }
     };
-    let spans = exporter
-        .as_ref()
-        .map(|it| it.layer().with_filter(Targets::new().with_target(SPANS, tracing::Level::TRACE)));
-    let installed = tracing_subscriber::registry().with(logs.with_filter(logged)).with(spans).try_init();
+    let registry = tracing_subscriber::registry().with(logs.with_filter(logged));
+    // No exporter, no span layer: an absent (`None`) layer would enable every span, and each call
+    // would then make, enter and close its spans for nobody.
+    let installed = match &exporter {
+        Some(exporter) => registry
+            .with(exporter.layer().with_filter(Targets::new().with_target(SPANS, tracing::Level::TRACE)))
+            .try_init(),
+        None => registry.try_init(),
+    };
     if let Some(exporter) = &exporter
         && installed.is_ok()
     {

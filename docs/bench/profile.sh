@@ -12,12 +12,18 @@ rm -rf "$B" && mkdir -p "$B"
 sed "s|/tmp/mcpgate-bench|$B|g" nginx.conf >"$B/nginx.conf"
 nginx -c "$B/nginx.conf" -p "$B" &
 NGINX=$!
-sed "s|/tmp/mcpgate-bench|$B|g" mcpgate.toml >"$B/mcpgate.toml"
+# The document paths are relative to the configuration file, which moves to $B.
+sed -e "s|/tmp/mcpgate-bench|$B|g" -e "s|\.\./\.\./openapi-samples|$PWD/../../openapi-samples|" mcpgate.toml >"$B/mcpgate.toml"
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.%p" \
   ../../target/release/mcpgate serve --config "$B/mcpgate.toml" 2>"$B/valgrind.log" &
 GATE=$!
 trap 'kill $GATE $NGINX 2>/dev/null' EXIT
 for _ in $(seq 600); do curl -sf http://127.0.0.1:18090/healthz >/dev/null && break; sleep 0.5; done
+# A call that fails (an unknown server, a broken document) would be profiled as cheap.
+curl -sf http://127.0.0.1:18090/mcp/petstore -H 'content-type: application/json' \
+  -H 'accept: application/json, text/event-stream' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"getPetById","arguments":{"petId":7}}}' \
+  | grep -q '"isError":false'
 SESSION=$(curl -s -D - -o /dev/null http://127.0.0.1:18090/mcp/petstore \
   -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
   -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"wrk","version":"1"}}}' \

@@ -124,7 +124,8 @@ pub async fn forward(
         // Boxed: the rare retry would otherwise double the room every call's future takes.
         result = Box::pin(retry(backend, tool, &request, credentials, &authorization)).await?;
     }
-    tracing::info!(
+    // Debug: the call's one line at info is its audit record (`mcpgate::audit::call`).
+    tracing::debug!(
         server = %backend.slug,
         tool = %tool.spec.name,
         upstream = %host,
