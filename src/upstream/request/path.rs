@@ -107,8 +107,10 @@ pub(super) fn request_url(
     url.set_query(query.as_deref());
 
     // Parsed again, the URL must be the same, at base's origin, under base's path, with one
-    // segment per segment of the template.
-    let parsed = Url::parse(url.as_str()).map_err(|_| Error::Escape)?;
+    // segment per segment of the template. Its path and query are parsed against `base`, whose
+    // host is then not parsed (and put through IDNA) once more per call; a reference that named
+    // another host (`//host/…`) fails the origin check as any other escape does.
+    let parsed = base.join(&url[url::Position::BeforePath..]).map_err(|_| Error::Escape)?;
     let same_origin = parsed.scheme() == base.scheme()
         && parsed.host() == base.host()
         && parsed.port_or_known_default() == base.port_or_known_default()
