@@ -9,6 +9,7 @@
 
 mod access;
 mod api;
+mod curation;
 mod policies;
 mod signin;
 mod ui;
