@@ -409,11 +409,10 @@ fn readiness(tool: &ToolSpec, operation: &crate::openapi::Operation) -> (Vec<Str
     (warnings, mechanical_rename)
 }
 
-/// Whether `name` is `wanted` with only the characters tool names refuse replaced by `_`.
+/// Whether `name` is `wanted` with only the characters tool names refuse replaced, as the
+/// namer replaces them.
 fn mechanical(wanted: &str, name: &str) -> bool {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    wanted.chars().count() == name.chars().count()
-        && wanted.chars().zip(name.chars()).all(|(a, b)| a == b || (b == '_' && !allowed(a)))
+    tools::sanitize(wanted) == name
 }
 
 #[cfg(test)]
@@ -502,5 +501,6 @@ paths:
         assert!(mechanical("repos/get-content", "repos_get-content"));
         assert!(!mechanical("issues/create", "issues_create_2"));
         assert!(!mechanical("getPet", "get_pet"));
+        assert!(mechanical("admin.serviceAnnouncement.ListMessages", "admin_serviceAnnouncement_ListMessages"));
     }
 }
