@@ -41,8 +41,19 @@ async function main([base, document, executablePath]) {
   context.setDefaultTimeout(STEP_TIMEOUT);
   try {
     const page = context.pages()[0] ?? (await context.newPage());
+    // (Failed requests are listed by URL below; the console repeats them without one.)
     page.on("console", (message) => {
-      if (message.type() === "error") summary.problems.push(`console: ${message.text()}`);
+      const text = message.text();
+      if (message.type() === "error" && !text.startsWith("Failed to load resource")) {
+        summary.problems.push(`console: ${text}`);
+      }
+    });
+    summary.failedRequests = [];
+    page.on("response", (response) => {
+      if (response.status() >= 400) {
+        const url = new URL(response.url());
+        summary.failedRequests.push(`${response.request().method()} ${url.pathname} ${response.status()}`);
+      }
     });
     page.on("pageerror", (err) => summary.problems.push(`page error: ${err.message}`));
     // Bytes of every response body as sent (compressed), while `counting` is on.
