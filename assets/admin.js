@@ -325,7 +325,7 @@ function serverPage() {
 
   function curateForm(row, op) {
     const form = formTemplate.content.firstElementChild.cloneNode(true);
-    const curated = op.curated ?? {};
+    const curated = op.curation ?? {};
     form.elements.name.value = curated.name ?? "";
     form.elements.name.placeholder = op.tool_name ?? "";
     form.elements.description.value = curated.description ?? "";

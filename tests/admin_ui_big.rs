@@ -76,7 +76,8 @@ fn the_server_page_of_microsoft_graph_opens_in_under_a_second() {
 
     assert_eq!(seen["problems"], serde_json::json!([]), "{context}");
     // The browser asks for an icon there is none of; nothing else is refused.
-    let failed: Vec<&str> = seen["failedRequests"].as_array().unwrap().iter().filter_map(|it| it.as_str()).collect();
+    let failed: Vec<&str> =
+        seen["failedRequests"].as_array().unwrap().iter().filter_map(|it| it.as_str()).collect();
     assert!(failed.iter().all(|it| *it == "GET /favicon.ico 404"), "{context}");
     assert!(number("loadMs") < 1000, "the page took {} ms: {context}", number("loadMs"));
     assert!(number("domElements") < 3000, "{} DOM elements: {context}", number("domElements"));

@@ -441,11 +441,7 @@ async fn operations(
     let Query(query) = query.map_err(|err| ApiError::bad(err.body_text()))?;
     let view = state.workspace.view(&slug).await?;
     let filter = curation::Filter { q: query.q, method: query.method, tag: query.tag, state: query.state };
-    let page = view.page(
-        &filter,
-        query.offset.unwrap_or(0),
-        query.limit.unwrap_or(curation::DEFAULT_PAGE),
-    );
+    let page = view.page(&filter, query.offset.unwrap_or(0), query.limit.unwrap_or(curation::DEFAULT_PAGE));
     Ok(([(header::ETAG, etag(view.version))], Json(page)).into_response())
 }
 

@@ -128,7 +128,8 @@ impl Views {
 pub fn build(slug: &str, version: u64, settings: &ServerSettings, mut spec: Spec) -> View {
     crate::catalog::shape(settings, &mut spec);
     let generated = tools::generate(&spec, &crate::catalog::options(settings));
-    let by_operation: HashMap<usize, &ToolSpec> = generated.tools.iter().map(|it| (it.operation, it)).collect();
+    let by_operation: HashMap<usize, &ToolSpec> =
+        generated.tools.iter().map(|it| (it.operation, it)).collect();
     let skipped: HashMap<&str, &str> =
         generated.report.skipped.iter().map(|it| (it.operation.as_str(), it.reason.as_str())).collect();
     let mut rows = Vec::with_capacity(spec.operations.len());
@@ -142,12 +143,9 @@ pub fn build(slug: &str, version: u64, settings: &ServerSettings, mut spec: Spec
         let tag = operation.tags.first().cloned().unwrap_or_else(|| "default".to_owned());
         let summary = operation.summary.clone().unwrap_or_default();
         let tool_name = tool.map(|it| it.name.clone());
-        let search = format!(
-            "{key} {} {summary} {} {tag}",
-            operation.path,
-            tool_name.as_deref().unwrap_or_default()
-        )
-        .to_lowercase();
+        let search =
+            format!("{key} {} {summary} {} {tag}", operation.path, tool_name.as_deref().unwrap_or_default())
+                .to_lowercase();
         rows.push(Row {
             position: index,
             method: operation.method.as_str(),
@@ -175,18 +173,10 @@ pub fn build(slug: &str, version: u64, settings: &ServerSettings, mut spec: Spec
     let index = rows.iter().enumerate().map(|(idx, it)| (it.key.clone(), idx)).collect();
     let exposed: Vec<bool> = rows
         .iter()
-        .map(|row| {
-            row.tool_name.is_some() && settings.expose.as_ref().is_none_or(|it| it.contains(&row.key))
-        })
+        .map(|row| row.tool_name.is_some() && settings.expose.as_ref().is_none_or(|it| it.contains(&row.key)))
         .collect();
-    let generated = Generated {
-        title: spec.info.title.clone(),
-        rows,
-        report: generated.report,
-        methods,
-        tags,
-        index,
-    };
+    let generated =
+        Generated { title: spec.info.title.clone(), rows, report: generated.report, methods, tags, index };
     let exposed_tokens = tokens_of(&generated, &exposed);
     View {
         slug: slug.to_owned(),
@@ -299,7 +289,8 @@ impl View {
     pub fn detail(&self, key: &str) -> Option<Value> {
         let idx = self.index(key)?;
         let row = &self.generated.rows[idx];
-        let definition: Option<Value> = row.definition.as_deref().and_then(|it| serde_json::from_str(it).ok());
+        let definition: Option<Value> =
+            row.definition.as_deref().and_then(|it| serde_json::from_str(it).ok());
         let derived = definition.as_ref().and_then(|it| it.get("annotations"));
         let defaults: serde_json::Map<String, Value> = ANNOTATIONS
             .iter()
@@ -308,7 +299,7 @@ impl View {
         let mut detail = self.row(idx);
         detail["definition"] = definition.unwrap_or(Value::Null);
         detail["scopes"] = json!(row.scopes);
-        detail["curated"] = serde_json::to_value(&row.curated).unwrap_or(Value::Null);
+        detail["curation"] = serde_json::to_value(&row.curated).unwrap_or(Value::Null);
         detail["default_annotations"] = Value::Object(defaults);
         Some(detail)
     }
@@ -322,7 +313,8 @@ impl View {
         let mut entries: Vec<(String, Value)> = Vec::new();
         let mut add = |kind: String, operation: Option<&str>, location: &str, message: &str| {
             *counts.entry(kind.clone()).or_default() += 1;
-            let entry = json!({"kind": kind, "operation": operation, "location": location, "message": message});
+            let entry =
+                json!({"kind": kind, "operation": operation, "location": location, "message": message});
             entries.push((kind, entry));
         };
         for it in &report.skipped {
@@ -330,7 +322,12 @@ impl View {
         }
         for it in &report.warnings {
             let kind = serde_json::to_value(it.kind).ok().and_then(|it| it.as_str().map(str::to_owned));
-            add(kind.unwrap_or_else(|| "other".to_owned()), it.operation.as_deref(), &it.location, &it.message);
+            add(
+                kind.unwrap_or_else(|| "other".to_owned()),
+                it.operation.as_deref(),
+                &it.location,
+                &it.message,
+            );
         }
         for row in &self.generated.rows {
             if row.tool_name.is_none() {
@@ -340,7 +337,10 @@ impl View {
                 add(readiness_kind(warning).to_owned(), Some(&row.key), "", warning);
             }
             if row.mechanical_rename {
-                let message = format!("named `{}`: `/` and other characters are not allowed", row.tool_name.as_deref().unwrap_or_default());
+                let message = format!(
+                    "named `{}`: `/` and other characters are not allowed",
+                    row.tool_name.as_deref().unwrap_or_default()
+                );
                 add(MECHANICAL.to_owned(), Some(&row.key), "", &message);
             }
         }
@@ -501,6 +501,9 @@ paths:
         assert!(mechanical("repos/get-content", "repos_get-content"));
         assert!(!mechanical("issues/create", "issues_create_2"));
         assert!(!mechanical("getPet", "get_pet"));
-        assert!(mechanical("admin.serviceAnnouncement.ListMessages", "admin_serviceAnnouncement_ListMessages"));
+        assert!(mechanical(
+            "admin.serviceAnnouncement.ListMessages",
+            "admin_serviceAnnouncement_ListMessages"
+        ));
     }
 }

@@ -446,6 +446,10 @@ impl Workspace {
     /// (those that are tools); with `preview`, only says how many operations and tokens it
     /// would touch.
     pub async fn bulk(&self, actor: &str, slug: &str, bulk: &Bulk) -> Result<Value, Error> {
+        // Refused as any change would be, even when it would touch nothing.
+        if !bulk.preview && self.hosting.config().servers.iter().any(|it| it.slug == slug) {
+            return Err(Error::Provisioned(slug.to_owned()));
+        }
         let view = self.view(slug).await?;
         let chosen: Vec<usize> = match &bulk.keys {
             Some(keys) => keys
@@ -489,7 +493,9 @@ impl Workspace {
         let (mut settings, document, version) = self.current(slug).await?;
         let view = self.view_of(slug, &settings, document.clone(), version).await?;
         let tool = match &trial.key {
-            Some(key) => Some(view.index(key).ok_or_else(|| Error::Invalid(format!("no operation `{key}`")))?),
+            Some(key) => {
+                Some(view.index(key).ok_or_else(|| Error::Invalid(format!("no operation `{key}`")))?)
+            }
             None => None,
         };
         let wanted: HashSet<String> = view
@@ -511,14 +517,20 @@ impl Workspace {
             crate::catalog::shape(&settings, &mut spec);
             let generated = tools::generate(&spec, &crate::catalog::options(&settings));
             Ok::<_, Error>(
-                generated.tools.iter().map(|it| (spec.operations[it.operation].key(), it.tokens)).collect::<Vec<_>>(),
+                generated
+                    .tools
+                    .iter()
+                    .map(|it| (spec.operations[it.operation].key(), it.tokens))
+                    .collect::<Vec<_>>(),
             )
         })
         .await
         .map_err(|_| Error::Invalid("the document could not be read".to_owned()))??;
         let exposed_tokens: usize = estimate
             .iter()
-            .filter(|(key, _)| view.index(key).is_some_and(|idx| view.exposed.get(idx).copied() == Some(true)))
+            .filter(|(key, _)| {
+                view.index(key).is_some_and(|idx| view.exposed.get(idx).copied() == Some(true))
+            })
             .map(|(_, tokens)| tokens)
             .sum();
         let mut answer = serde_json::json!({
@@ -599,8 +611,15 @@ impl Workspace {
             }
         }
         settings.expose = Some(keys.iter().filter(|it| exposed.contains(*it)).cloned().collect());
-        if let Some(spec) = &mut spec {
-            names_stay_unique(&settings, spec)?;
+        // Making every tool twice takes seconds for the largest documents: off the async workers.
+        if let Some(mut parsed) = spec.take() {
+            let checked = settings.clone();
+            let parsed = tokio::task::spawn_blocking(move || {
+                names_stay_unique(&checked, &mut parsed).map(|()| parsed)
+            })
+            .await
+            .map_err(|_| Error::Invalid("the document could not be read".to_owned()))??;
+            spec = Some(parsed);
         }
         let version = self.save(&settings, document, version).await?;
         let mut seen = BTreeSet::new();
@@ -610,8 +629,10 @@ impl Workspace {
         self.audit(actor, "curate", Some(slug), &detail).await;
         let view = match (kept, spec) {
             (Some(view), _) => {
-                let exposure: Vec<(usize, bool)> =
-                    changed.iter().filter_map(|key| Some((view.index(key)?, exposed.contains(*key)))).collect();
+                let exposure: Vec<(usize, bool)> = changed
+                    .iter()
+                    .filter_map(|key| Some((view.index(key)?, exposed.contains(*key))))
+                    .collect();
                 view.with_exposure(version, &exposure)
             }
             (None, Some(spec)) => {
