@@ -101,4 +101,16 @@ fn the_server_page_of_microsoft_graph_opens_in_under_a_second() {
     assert!(question.starts_with(&format!("Expose {} operations (about ", total - 1)), "{question}");
     assert!(question.contains("tokens of tool definitions"), "{question}");
     assert_eq!(number("exposedAfterCancel"), 1, "cancelled: nothing else exposed: {context}");
+    // The budget's live estimates: under a shorter description the exposed tool costs less.
+    let tokens = |text: &str, after: &str| -> Vec<u64> {
+        let text = text.split(after).nth(1).unwrap_or_default();
+        text.split(|c: char| !c.is_ascii_digit()).filter_map(|it| it.parse().ok()).take(2).collect()
+    };
+    let estimate = seen["budgetEstimate"].as_str().unwrap_or_default();
+    let figures = tokens(estimate, "about ");
+    assert!(figures.len() == 2 && figures[0] < figures[1], "{estimate}");
+    let tool = seen["toolEstimate"].as_str().unwrap_or_default();
+    let figures = tokens(tool, "This tool: about ");
+    assert!(figures.len() == 2 && figures[0] <= figures[1], "{tool}");
+    println!("budget estimate: {} ms ({estimate}); {tool}", number("budgetEstimateMs"));
 }

@@ -144,6 +144,20 @@ async function main([base, document, executablePath]) {
     await page.locator("#status", { hasText: "Nothing changed." }).waitFor();
     summary.exposedAfterCancel = Number(await page.locator("#n-exposed").textContent()) - exposedBefore;
 
+    // The context budget: the server's, with a live estimate over the exposed tools, and the
+    // one tool's, with its own estimate.
+    await page.fill('#budget input[name="max_description_chars"]', "40");
+    begun = Date.now();
+    const estimate = page.locator("#budget-estimate", { hasText: "Exposed tools (1)" });
+    await estimate.waitFor();
+    summary.budgetEstimateMs = Date.now() - begun;
+    summary.budgetEstimate = await estimate.textContent();
+    await row.locator("details.edit > summary").click();
+    await row.locator('form.curate input[name="max_schema_tokens"]').fill("50");
+    const toolEstimate = row.locator("form.curate .estimate", { hasText: "This tool" });
+    await toolEstimate.waitFor();
+    summary.toolEstimate = await toolEstimate.textContent();
+
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
     await context.close();
