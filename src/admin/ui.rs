@@ -1,7 +1,9 @@
 //! `/admin`: the web UI, rendered on the server from the handlebars templates in `templates/`
 //! (compiled into the binary and registered once, in strict mode, with HTML escaping) plus one
 //! small script and style sheet from `assets/`. The pages only show; every change goes from the
-//! script to the JSON API (`/admin/api`), which checks the CSRF token the page carries.
+//! script to the JSON API (`/admin/api`), which checks the CSRF token the page carries. A
+//! server's page is a shell: its script asks the API for the operations a page at a time, so
+//! its size does not grow with the document's.
 //!
 //! Invariant: no template writes data unescaped (`{{{ }}}` is never used), and the pages need no
 //! inline script or style, so the strict Content-Security-Policy holds.
