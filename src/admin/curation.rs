@@ -90,11 +90,18 @@ pub struct Filter {
     pub state: String,
 }
 
-/// The views kept, most recently used last.
+/// The views kept, most recently used last, and for each server the lock its view is built
+/// under: one build at a time, the others wait for it rather than making every tool again.
 #[derive(Clone, Default)]
-pub struct Views(Arc<Mutex<Vec<View>>>);
+pub struct Views(Arc<Mutex<Vec<View>>>, Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
 
 impl Views {
+    /// The lock a view of `slug` is built under.
+    pub fn building(&self, slug: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        locks.entry(slug.to_owned()).or_default().clone()
+    }
+
     pub fn get(&self, slug: &str, version: u64) -> Option<View> {
         let mut views = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let at = views.iter().position(|it| it.slug == slug && it.version == version)?;
@@ -120,6 +127,7 @@ impl Views {
 
     pub fn forget(&self, slug: &str) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).retain(|it| it.slug != slug);
+        self.1.lock().unwrap_or_else(PoisonError::into_inner).remove(slug);
     }
 }
 

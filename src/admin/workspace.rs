@@ -364,6 +364,13 @@ impl Workspace {
             diff.changed.len()
         );
         self.audit(actor, action, Some(settings.slug.as_str()), &detail).await;
+        // The server's page is opened next: its view is built meanwhile, in the background.
+        let (workspace, slug) = (self.clone(), settings.slug.to_string());
+        tokio::spawn(async move {
+            if let Err(err) = workspace.view(&slug).await {
+                tracing::debug!(%err, slug, "admin: the curation view was not built");
+            }
+        });
         Ok(Imported { slug: settings.slug.to_string(), report: generated.report, diff })
     }
 
@@ -422,6 +429,12 @@ impl Workspace {
         document: Vec<u8>,
         version: u64,
     ) -> Result<View, Error> {
+        if let Some(view) = self.views.get(slug, version) {
+            return Ok(view);
+        }
+        let building = self.views.building(slug);
+        let _building = building.lock().await;
+        // Built meanwhile by the request this one waited for.
         if let Some(view) = self.views.get(slug, version) {
             return Ok(view);
         }
