@@ -99,7 +99,10 @@ async function main([base, document, executablePath]) {
     summary.domElements = await page.evaluate(() => document.getElementsByTagName("*").length);
     summary.rows = await page.locator("li.operation").count();
     summary.shown = await page.locator("#n-shown").textContent();
-    summary.reportGroups = await page.locator("#report .groups button").count();
+    summary.reportGroups = await page.locator("#report .groups button").evaluateAll((buttons) =>
+      buttons.map((it) => it.textContent),
+    );
+    summary.reportEntries = await page.locator("#report .entries li").count();
 
     // A filter: a search and a method.
     begun = Date.now();
