@@ -242,6 +242,7 @@ async fn create(
     let (slug, document) = document(&headers, request).await?;
     let slug = slug.ok_or_else(|| ApiError::bad("`slug` is required"))?;
     let imported = state.workspace.create(&admin.name, &slug, document).await?;
+    opened_next(&state, &admin, &imported.slug);
     Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
@@ -254,7 +255,9 @@ async fn import(
 ) -> Result<Response, ApiError> {
     let workspace = editing(&state, &headers)?;
     let (_, document) = document(&headers, request).await?;
-    Ok(Json(workspace.import(&admin.name, &slug, document).await?).into_response())
+    let imported = workspace.import(&admin.name, &slug, document).await?;
+    opened_next(&state, &admin, &imported.slug);
+    Ok(Json(imported).into_response())
 }
 
 async fn read(State(state): State<AdminState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
@@ -280,11 +283,15 @@ async fn curate(
     AppJson(changes): AppJson<Vec<Curate>>,
 ) -> Result<Response, ApiError> {
     let curated = editing(&state, &headers)?.curate(&admin.name, &slug, &changes).await?;
-    let tag = [(header::ETAG, etag(curated.view.version))];
+    let tag = [(header::ETAG, etag(curated.version))];
     // `Prefer: return=representation` (RFC 7240) asks for what changed: the changed rows and
     // the new totals, never the whole draft.
     if wants_representation(&headers) {
-        return Ok((tag, Json(curated.answer(CHANGED_ROWS))).into_response());
+        let view = match &curated.view {
+            Some(view) => view.clone(),
+            None => state.workspace.view(&slug).await?,
+        };
+        return Ok((tag, Json(curated.answer(&view, CHANGED_ROWS))).into_response());
     }
     Ok((StatusCode::NO_CONTENT, tag).into_response())
 }
@@ -333,6 +340,7 @@ async fn restore(
     AppJson(export): AppJson<Export>,
 ) -> Result<Response, ApiError> {
     let imported = editing(&state, &headers)?.restore(&admin.name, export).await?;
+    opened_next(&state, &admin, &imported.slug);
     Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
@@ -504,4 +512,12 @@ async fn preview_budget(
     AppJson(trial): AppJson<workspace::BudgetTrial>,
 ) -> Result<Response, ApiError> {
     Ok(Json(state.workspace.preview_budget(&slug, trial).await?).into_response())
+}
+
+/// After an import in the browser (a session, not the bootstrap token of automation), the
+/// server's page is opened next: its view is built meanwhile.
+fn opened_next(state: &AdminState, admin: &Admin, slug: &str) {
+    if admin.csrf.is_some() {
+        state.workspace.warm(slug);
+    }
 }

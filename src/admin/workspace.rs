@@ -137,17 +137,24 @@ pub struct Curation {
 /// What a curation changed, for the page to show without reloading the draft: the changed rows
 /// (all of them, or only how many for a bulk change) and the new totals.
 pub struct Curated {
-    pub view: View,
-    pub changed: Vec<usize>,
+    /// The server's new version.
+    pub version: u64,
+    /// Its view, when the change could make it from the one kept (a change of exposure only);
+    /// otherwise it is built when asked for.
+    pub view: Option<View>,
+    /// The operations changed, by key.
+    pub changed: Vec<String>,
 }
 
 impl Curated {
-    /// The changed rows, when there are at most `rows` of them, and the totals.
-    pub fn answer(&self, rows: usize) -> Value {
-        let mut answer = self.view.totals();
+    /// The changed rows as `view` shows them, when there are at most `rows` of them, and the
+    /// totals.
+    pub fn answer(&self, view: &View, rows: usize) -> Value {
+        let mut answer = view.totals();
         answer["n_changed"] = serde_json::json!(self.changed.len());
         if self.changed.len() <= rows {
-            let changed: Vec<Value> = self.changed.iter().map(|it| self.view.row(*it)).collect();
+            let changed: Vec<Value> =
+                self.changed.iter().filter_map(|key| view.index(key)).map(|idx| view.row(idx)).collect();
             answer["changed"] = Value::Array(changed);
         }
         answer
@@ -364,13 +371,6 @@ impl Workspace {
             diff.changed.len()
         );
         self.audit(actor, action, Some(settings.slug.as_str()), &detail).await;
-        // The server's page is opened next: its view is built meanwhile, in the background.
-        let (workspace, slug) = (self.clone(), settings.slug.to_string());
-        tokio::spawn(async move {
-            if let Err(err) = workspace.view(&slug).await {
-                tracing::debug!(%err, slug, "admin: the curation view was not built");
-            }
-        });
         Ok(Imported { slug: settings.slug.to_string(), report: generated.report, diff })
     }
 
@@ -455,6 +455,17 @@ impl Workspace {
         self.view_of(slug, &settings, document, version).await
     }
 
+    /// Builds the server's view in the background, for a page about to be opened (after an
+    /// import in the browser): the page then waits for this build rather than starting one.
+    pub fn warm(&self, slug: &str) {
+        let (workspace, slug) = (self.clone(), slug.to_owned());
+        tokio::spawn(async move {
+            if let Err(err) = workspace.view(&slug).await {
+                tracing::debug!(%err, slug, "admin: the curation view was not built");
+            }
+        });
+    }
+
     /// Exposes or hides at once the operations a bulk change names or its filter lets through
     /// (those that are tools); with `preview`, only says how many operations and tokens it
     /// would touch.
@@ -491,7 +502,11 @@ impl Workspace {
             })
             .collect();
         let curated = self.curate(actor, slug, &changes).await?;
-        answer["totals"] = curated.view.totals();
+        let view = match curated.view {
+            Some(view) => view,
+            None => self.view(slug).await?,
+        };
+        answer["totals"] = view.totals();
         Ok(answer)
     }
 
@@ -572,7 +587,7 @@ impl Workspace {
         }
         let exposure_only = changes.iter().all(|it| it.curated.is_none() && it.scopes.is_none());
         let kept = self.views.get(slug, version).filter(|_| exposure_only);
-        let (mut spec, keys) = match &kept {
+        let (spec, keys) = match &kept {
             Some(view) => {
                 let mut rows: Vec<&curation::Row> = view.generated.rows.iter().collect();
                 rows.sort_by_key(|it| it.position);
@@ -625,14 +640,11 @@ impl Workspace {
         }
         settings.expose = Some(keys.iter().filter(|it| exposed.contains(*it)).cloned().collect());
         // Making every tool twice takes seconds for the largest documents: off the async workers.
-        if let Some(mut parsed) = spec.take() {
+        if let Some(mut parsed) = spec {
             let checked = settings.clone();
-            let parsed = tokio::task::spawn_blocking(move || {
-                names_stay_unique(&checked, &mut parsed).map(|()| parsed)
-            })
-            .await
-            .map_err(|_| Error::Invalid("the document could not be read".to_owned()))??;
-            spec = Some(parsed);
+            tokio::task::spawn_blocking(move || names_stay_unique(&checked, &mut parsed))
+                .await
+                .map_err(|_| Error::Invalid("the document could not be read".to_owned()))??;
         }
         let version = self.save(&settings, document, version).await?;
         let mut seen = BTreeSet::new();
@@ -640,25 +652,17 @@ impl Workspace {
             changes.iter().map(|it| it.key.as_str()).filter(|it| seen.insert(*it)).collect();
         let detail = curation_detail(&changed, (&before, &exposed_before), (&settings, &exposed));
         self.audit(actor, "curate", Some(slug), &detail).await;
-        let view = match (kept, spec) {
-            (Some(view), _) => {
-                let exposure: Vec<(usize, bool)> = changed
-                    .iter()
-                    .filter_map(|key| Some((view.index(key)?, exposed.contains(*key))))
-                    .collect();
-                view.with_exposure(version, &exposure)
-            }
-            (None, Some(spec)) => {
-                let (slug, settings) = (slug.to_owned(), settings.clone());
-                tokio::task::spawn_blocking(move || curation::build(&slug, version, &settings, spec))
-                    .await
-                    .map_err(|_| Error::Invalid("the document could not be read".to_owned()))?
-            }
-            (None, None) => return Err(Error::Invalid("the document could not be read".to_owned())),
-        };
-        self.views.put(view.clone());
-        let changed = changed.iter().filter_map(|key| view.index(key)).collect();
-        Ok(Curated { view, changed })
+        // Other curations change the tools: their view is built when it is asked for, so that
+        // a client that does not look (automation) does not pay for it.
+        let view = kept.map(|view| {
+            let exposure: Vec<(usize, bool)> =
+                changed.iter().filter_map(|key| Some((view.index(key)?, exposed.contains(*key)))).collect();
+            let view = view.with_exposure(version, &exposure);
+            self.views.put(view.clone());
+            view
+        });
+        let changed = changed.into_iter().map(str::to_owned).collect();
+        Ok(Curated { version, view, changed })
     }
 
     /// Changes the backend settings of the draft; the server's new version.
