@@ -60,11 +60,12 @@ fn the_server_page_of_microsoft_graph_opens_in_under_a_second() {
     let number = |name: &str| seen[name].as_u64().unwrap_or_else(|| panic!("no {name}: {context}"));
     // For docs/benchmarks.md.
     println!(
-        "graph server page: import {} ms, first opening {} ms; opening {} ms, {} bytes transferred, \
+        "graph server page: import {} ms, first opening {} ms; opening {} ms (median of {}), {} bytes transferred, \
          {} DOM elements, {} rows; filter {} ms; definition {} ms; expose click {} ms ({} ms request)",
         number("importMs"),
         number("firstOpeningMs"),
         number("loadMs"),
+        seen["loadsMs"],
         number("bytes"),
         number("domElements"),
         number("rows"),
@@ -79,6 +80,7 @@ fn the_server_page_of_microsoft_graph_opens_in_under_a_second() {
     let failed: Vec<&str> =
         seen["failedRequests"].as_array().unwrap().iter().filter_map(|it| it.as_str()).collect();
     assert!(failed.iter().all(|it| *it == "GET /favicon.ico 404"), "{context}");
+    // The median of three openings: the machine may be busy with other work.
     assert!(number("loadMs") < 1000, "the page took {} ms: {context}", number("loadMs"));
     assert!(number("domElements") < 3000, "{} DOM elements: {context}", number("domElements"));
     assert_eq!(number("rows"), 50, "one page of rows: {context}");
