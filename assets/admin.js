@@ -1,13 +1,14 @@
-// mcpgate admin UI: the pages are rendered on the server; this script filters them and sends
-// every change to the JSON API (/admin/api) with the session's CSRF token. No framework, no
+// mcpgate admin UI: the pages are rendered on the server, but for a server's operations, which
+// this script asks the JSON API for a page at a time; it sends every change to the JSON API
+// (/admin/api) with the session's CSRF token. No framework, no
 // build step, and nothing inserted as HTML: data goes in with textContent only.
 "use strict";
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 
 /** Calls the JSON API; resolves to {ok, status, data}. */
-async function api(method, url, body) {
-  const headers = { "X-CSRF-Token": csrf() };
+async function api(method, url, body, extra) {
+  const headers = { "X-CSRF-Token": csrf(), ...extra };
   // A change names the version of the server it was made on: one made meanwhile by another
   // administrator is refused (409) rather than overwritten.
   const server = document.getElementById("server");
@@ -202,118 +203,308 @@ function restoreForm() {
   });
 }
 
+/** How many operations a bulk exposure may touch without asking: about a screenful. */
+const SCREENFUL = 50;
+/** Rows a page of operations holds. */
+const PAGE = 50;
+/** Milliseconds the filters wait for the typing to stop before asking the server. */
+const TYPING = 200;
+
+/** Runs `task` once calls stop for `ms`. */
+function debounce(task, ms) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => task(...args), ms);
+  };
+}
+
+/** A budget from a form's four fields; empty fields are left out (they inherit). */
+function budgetOf(form) {
+  const budget = {};
+  for (const name of ["max_schema_tokens", "max_output_schema_tokens", "optional_depth", "max_description_chars"]) {
+    const text = form.elements[name].value.trim();
+    if (text !== "") budget[name] = Number(text);
+  }
+  return budget;
+}
+
 function serverPage() {
   const root = document.getElementById("server");
   if (!root) return;
   const slug = root.dataset.slug;
   const base = `/admin/api/servers/${encodeURIComponent(slug)}`;
   const status = document.getElementById("status");
-  const rows = [...document.querySelectorAll("li.operation")];
-  const byKey = new Map(rows.map((row) => [row.dataset.key, row]));
+  const list = document.getElementById("operations");
   const search = document.getElementById("search");
   const method = document.getElementById("filter-method");
   const tag = document.getElementById("filter-tag");
   const state = document.getElementById("filter-state");
   const shownCount = document.getElementById("n-shown");
+  const previous = document.getElementById("page-previous");
+  const next = document.getElementById("page-next");
+  const rowTemplate = document.getElementById("operation-row");
+  const formTemplate = document.getElementById("curate-form");
+  const readOnly = root.dataset.readOnly === "true";
+  let offset = 0;
+  let total = 0;
+  // Answers to older requests are dropped: only the latest filters are shown.
+  let asked = 0;
 
-  const shown = () => rows.filter((row) => !row.hidden);
+  const filter = () => ({ q: search.value.trim(), method: method.value, tag: tag.value, state: state.value });
+  const query = (extra) => new URLSearchParams({ ...filter(), ...extra }).toString();
 
-  function filter() {
-    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
-    for (const row of rows) {
-      row.hidden = !(
-        words.every((word) => row.dataset.search.includes(word)) &&
-        (!method.value || row.dataset.method === method.value) &&
-        (!tag.value || row.dataset.tag === tag.value) &&
-        (!state.value || (row.dataset.exposed === "true") === (state.value === "exposed"))
-      );
-    }
-    for (const list of document.querySelectorAll("ul.operations")) {
-      const empty = ![...list.children].some((row) => !row.hidden);
-      list.hidden = empty;
-      document.querySelector(`h3.tag[data-tag="${CSS.escape(list.dataset.tag)}"]`).hidden = empty;
-    }
-    shownCount.textContent = `${shown().length} of ${rows.length} shown`;
-  }
-  for (const input of [search, method, tag, state]) input.addEventListener("input", filter);
-  filter();
-
-  /** Shows the draft as the API now has it: exposure, names, definitions, warnings, totals. */
-  async function refresh() {
-    const res = await api("GET", base);
-    if (!res.ok) return;
-    const draft = res.data;
-    for (const op of draft.operations) {
-      const row = byKey.get(op.key);
-      if (!row) continue;
-      row.dataset.exposed = String(op.exposed);
-      row.classList.toggle("exposed", op.exposed);
-      row.querySelector("input.exposed").checked = op.exposed;
-      row.querySelector(".tool-name").textContent = op.tool_name ?? "";
-      row.querySelector(".tokens").textContent = `${op.tokens} tok`;
-      const pre = row.querySelector("details.definition pre");
-      if (pre) pre.textContent = op.definition ? JSON.stringify(op.definition, null, 2) : "";
-      let warnings = row.querySelector("ul.warnings");
-      if (!warnings) {
-        warnings = el("ul", undefined, "warnings");
-        row.querySelector(".row").after(warnings);
-      }
-      warnings.replaceChildren(...op.warnings.map((it) => el("li", it)));
-      warnings.hidden = op.warnings.length === 0;
-    }
-    const badge = document.getElementById("state");
-    badge.textContent = draft.summary.state;
-    badge.className = `badge state-${draft.summary.state}`;
-    document.getElementById("exposed-tokens").textContent = draft.exposed_tokens;
-    document.getElementById("n-exposed").textContent = draft.operations.filter((it) => it.exposed).length;
-    document.getElementById("unpublished").hidden = !draft.summary.unpublished;
-    filter();
+  function showTotals(totals) {
+    document.getElementById("exposed-tokens").textContent = totals.exposed_tokens;
+    document.getElementById("n-exposed").textContent = totals.n_exposed;
   }
 
-  async function curate(changes, done) {
-    say(status, "Saving…");
-    const res = await api("PATCH", `${base}/operations`, changes);
-    if (!res.ok) {
-      say(status, explain(res), "error");
-      await refresh();
-      return false;
+  /** Shows what a row now is (from a page, or from a change's answer). */
+  function fill(row, op) {
+    row.dataset.key = op.key;
+    row.dataset.method = op.method;
+    row.dataset.tag = op.tag;
+    row.dataset.tokens = op.tokens;
+    row.dataset.exposed = String(op.exposed);
+    row.classList.toggle("exposed", op.exposed);
+    const toggle = row.querySelector("input.exposed");
+    toggle.checked = op.exposed;
+    toggle.disabled = !op.is_tool;
+    row.querySelector("input.select").setAttribute("aria-label", `Select ${op.key}`);
+    const badge = row.querySelector(".method");
+    badge.textContent = op.method;
+    badge.className = `method m-${op.method}`;
+    row.querySelector(".path").textContent = op.path;
+    row.querySelector(".tool-name").textContent = op.tool_name ?? "";
+    row.querySelector(".summary").textContent = op.summary;
+    row.querySelector(".tokens").textContent = `${op.tokens} tok`;
+    const warnings = row.querySelector("ul.warnings");
+    warnings.replaceChildren(...op.warnings.map((it) => el("li", it)));
+    warnings.hidden = op.warnings.length === 0;
+    for (const details of row.querySelectorAll("details")) {
+      details.hidden = !op.is_tool;
+      // Opened again, it shows the operation as it is now.
+      details.dataset.loaded = "";
+      details.querySelector("form, pre")?.remove();
+      details.open = false;
     }
-    await refresh();
-    say(status, `${done} Unpublished until you publish.`, "ok");
-    return true;
   }
 
-  for (const row of rows) {
+  /** A row of the list; its definition and curation are loaded when they are opened. */
+  function makeRow(op) {
+    const row = rowTemplate.content.firstElementChild.cloneNode(true);
+    fill(row, op);
     row.querySelector("input.exposed").addEventListener("change", (event) => {
       const exposed = event.target.checked;
       curate([{ key: row.dataset.key, exposed }], `${exposed ? "Exposed" : "Hid"} ${row.dataset.key}.`);
     });
-    const form = row.querySelector("form.curate");
-    form?.addEventListener("submit", (event) => {
+    for (const details of row.querySelectorAll("details")) {
+      details.addEventListener("toggle", () => {
+        if (details.open && !details.dataset.loaded) open(row, details);
+      });
+    }
+    return row;
+  }
+
+  async function open(row, details) {
+    details.dataset.loaded = "loading";
+    const res = await api("GET", `${base}/operation?${new URLSearchParams({ key: row.dataset.key })}`);
+    if (!res.ok) {
+      details.dataset.loaded = "";
+      say(status, explain(res), "error");
+      return;
+    }
+    details.dataset.loaded = "yes";
+    const op = res.data;
+    if (details.classList.contains("definition")) {
+      details.append(el("pre", JSON.stringify(op.definition, null, 2)));
+    } else {
+      details.append(curateForm(row, op));
+    }
+  }
+
+  function curateForm(row, op) {
+    const form = formTemplate.content.firstElementChild.cloneNode(true);
+    const curated = op.curation ?? {};
+    form.elements.name.value = curated.name ?? "";
+    form.elements.name.placeholder = op.tool_name ?? "";
+    form.elements.description.value = curated.description ?? "";
+    form.elements.description.placeholder = op.summary;
+    for (const select of form.querySelectorAll(".hints select")) {
+      const derived = op.default_annotations?.[select.name];
+      select.options[0].textContent = derived === undefined ? "default" : `default (${derived ? "yes" : "no"})`;
+      const value = curated.annotations?.[select.name];
+      select.value = value === undefined ? "" : String(value);
+    }
+    for (const [name, value] of Object.entries(curated.budget ?? {})) {
+      if (form.elements[name]) form.elements[name].value = value;
+    }
+    if (readOnly) for (const input of form.elements) input.disabled = true;
+    const estimate = form.querySelector(".estimate");
+    const preview = debounce(async () => {
+      const res = await api("POST", `${base}/budget/preview`, {
+        budget: budgetOf(document.getElementById("budget")),
+        key: row.dataset.key,
+        tool_budget: budgetOf(form),
+      });
+      if (!res.ok) {
+        say(estimate, explain(res), "error");
+        return;
+      }
+      const tool = res.data.tool;
+      say(estimate, `This tool: about ${tool.tokens ?? "?"} tokens (now ${tool.current_tokens}); exposed tools: about ${res.data.exposed_tokens} (now ${res.data.current_exposed_tokens}).`);
+    }, TYPING * 2);
+    for (const input of form.querySelectorAll(".tool-budget input")) input.addEventListener("input", preview);
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const curated = { annotations: {} };
+      const change = { annotations: {} };
       const name = form.elements.name.value.trim();
       const description = form.elements.description.value.trim();
-      if (name) curated.name = name;
-      if (description) curated.description = description;
+      if (name) change.name = name;
+      if (description) change.description = description;
       for (const select of form.querySelectorAll(".hints select")) {
-        if (select.value) curated.annotations[select.name] = select.value === "true";
+        if (select.value) change.annotations[select.name] = select.value === "true";
       }
-      curate([{ key: row.dataset.key, curated }], `Saved ${row.dataset.key}.`);
+      const budget = budgetOf(form);
+      if (Object.keys(budget).length) change.budget = budget;
+      curate([{ key: row.dataset.key, curated: change }], `Saved ${row.dataset.key}.`);
     });
+    return form;
+  }
+
+  /** Asks for the page of rows at `offset` that the filters let through, and shows it. */
+  async function load() {
+    const ticket = ++asked;
+    list.setAttribute("aria-busy", "true");
+    const res = await api("GET", `${base}/operations?${query({ offset, limit: PAGE })}`);
+    if (ticket !== asked) return;
+    if (!res.ok) {
+      say(status, explain(res), "error");
+      list.setAttribute("aria-busy", "false");
+      return;
+    }
+    const page = res.data;
+    total = page.total;
+    const parts = [];
+    let group = null;
+    for (const op of page.operations) {
+      if (!group || group.dataset.tag !== op.tag) {
+        const heading = el("h3", op.tag, "tag");
+        heading.dataset.tag = op.tag;
+        group = el("ul", undefined, "operations");
+        group.dataset.tag = op.tag;
+        parts.push(heading, group);
+      }
+      group.append(makeRow(op));
+    }
+    list.replaceChildren(...parts);
+    document.getElementById("select-shown").checked = false;
+    showTotals(page);
+    const last = Math.min(offset + page.operations.length, total);
+    shownCount.textContent = total
+      ? `${offset + 1}–${last} of ${total} shown (${page.n_operations} operations)`
+      : `0 of ${page.n_operations} shown`;
+    previous.disabled = offset === 0;
+    next.disabled = last >= total;
+    list.setAttribute("aria-busy", "false");
+  }
+  const reload = () => {
+    offset = 0;
+    list.setAttribute("aria-busy", "true");
+    typed();
+  };
+  const typed = debounce(load, TYPING);
+  search.addEventListener("input", reload);
+  for (const select of [method, tag, state]) select.addEventListener("input", reload);
+  previous.addEventListener("click", () => {
+    offset = Math.max(0, offset - PAGE);
+    load();
+  });
+  next.addEventListener("click", () => {
+    offset += PAGE;
+    load();
+  });
+  load();
+
+  const byKey = (key) => list.querySelector(`li.operation[data-key="${CSS.escape(key)}"]`);
+
+  /** Sends curation changes; the answer names the changed rows and the new totals only. */
+  async function curate(changes, done) {
+    say(status, "Saving…");
+    const started = performance.now();
+    const res = await api("PATCH", `${base}/operations`, changes, { Prefer: "return=representation" });
+    if (!res.ok) {
+      say(status, explain(res), "error");
+      await load();
+      return false;
+    }
+    for (const op of res.data.changed ?? []) {
+      const row = byKey(op.key);
+      if (row) fill(row, op);
+    }
+    showTotals(res.data);
+    document.getElementById("unpublished").hidden = false;
+    root.dataset.roundTrip = String(Math.round(performance.now() - started));
+    say(status, `${done} Unpublished until you publish.`, "ok");
+    return true;
   }
 
   const selectShown = document.getElementById("select-shown");
   selectShown.addEventListener("change", () => {
-    for (const row of shown()) row.querySelector("input.select").checked = selectShown.checked;
+    for (const box of list.querySelectorAll("input.select")) box.checked = selectShown.checked;
   });
-  function bulk(exposed) {
-    const candidates = shown().filter((row) => !row.querySelector("input.exposed").disabled);
-    const selected = candidates.filter((row) => row.querySelector("input.select").checked);
-    const chosen = selected.length ? selected : candidates;
-    if (!chosen.length) return;
-    const changes = chosen.map((row) => ({ key: row.dataset.key, exposed }));
-    curate(changes, `${exposed ? "Exposed" : "Hid"} ${count(changes.length, "operation")}.`);
+
+  const dialog = document.getElementById("confirm-bulk");
+  /** Resolves to whether the administrator confirms `question`. */
+  function confirmBulk(question) {
+    return new Promise((resolve) => {
+      dialog.querySelector(".question").textContent = question;
+      const answer = (yes) => {
+        dialog.close();
+        resolve(yes);
+      };
+      dialog.querySelector(".confirm").onclick = () => answer(true);
+      dialog.querySelector(".cancel").onclick = () => answer(false);
+      dialog.oncancel = () => resolve(false);
+      dialog.showModal();
+    });
+  }
+
+  /** Exposes or hides the selected rows, else every row the filters let through: the server
+   * counts what it touches first, and a large exposure, or one of all shown, is confirmed. */
+  async function bulk(exposed) {
+    const selected = [...list.querySelectorAll("li.operation")]
+      .filter((row) => row.querySelector("input.select").checked)
+      .map((row) => row.dataset.key);
+    const target = selected.length ? { keys: selected } : { filter: filter() };
+    const preview = await api("POST", `${base}/operations/bulk`, { ...target, exposed, preview: true });
+    if (!preview.ok) {
+      say(status, explain(preview), "error");
+      return;
+    }
+    const { operations, tokens } = preview.data;
+    const verb = exposed ? "Expose" : "Hide";
+    if (!operations) {
+      say(status, `Nothing to ${verb.toLowerCase()}: every one is ${exposed ? "exposed" : "hidden"} already.`, "ok");
+      return;
+    }
+    const what = `${count(operations, "operation")} (about ${count(tokens, "token")} of tool definitions)`;
+    if (exposed && (operations > SCREENFUL || !selected.length)) {
+      const question = `${verb} ${what}${selected.length ? "" : ", every one the filters let through"}?`;
+      if (!(await confirmBulk(question))) {
+        say(status, "Nothing changed.");
+        return;
+      }
+    }
+    say(status, "Saving…");
+    const res = await api("POST", `${base}/operations/bulk`, { ...target, exposed });
+    if (!res.ok) {
+      say(status, explain(res), "error");
+      return;
+    }
+    await load();
+    document.getElementById("unpublished").hidden = false;
+    say(status, `${exposed ? "Exposed" : "Hid"} ${what}. Unpublished until you publish.`, "ok");
   }
   document.getElementById("expose-shown").addEventListener("click", () => bulk(true));
   document.getElementById("hide-shown").addEventListener("click", () => bulk(false));
@@ -325,15 +516,107 @@ function serverPage() {
       say(status, explain(res), "error");
       return;
     }
-    await refresh();
+    const badge = document.getElementById("state");
+    badge.textContent = "live";
+    badge.className = "badge state-live";
+    document.getElementById("unpublished").hidden = true;
     const served = `${count(res.data.tools, "tool")} ${res.data.tools === 1 ? "is" : "are"} served now`;
     say(status, `Published: ${served}; connected clients were told.`, "ok");
   });
 
+  reportCard(base);
+  budgetForm(base, status);
   settingsForm(base, status);
   policiesForms(base);
   reimportForm(base, status);
   deleteDialog(slug, base);
+}
+
+/** The conversion report: its kinds with counts, and the entries of one kind a page at a time.
+ * Renames made only because of refused characters are counted, and listed only when chosen. */
+function reportCard(base) {
+  const card = document.getElementById("report");
+  const groups = card.querySelector(".groups");
+  const entries = card.querySelector(".entries");
+  const previous = card.querySelector(".previous");
+  const next = card.querySelector(".next");
+  const position = card.querySelector(".position");
+  let kind = "";
+  let offset = 0;
+  async function load() {
+    const res = await api("GET", `${base}/report?${new URLSearchParams({ kind, offset, limit: PAGE })}`);
+    if (!res.ok) {
+      say(position, explain(res), "error");
+      return;
+    }
+    const report = res.data;
+    const buttons = [];
+    const all = el("button", "all but renames", "kind");
+    all.type = "button";
+    all.setAttribute("aria-pressed", String(kind === ""));
+    all.addEventListener("click", () => choose(""));
+    buttons.push(all);
+    for (const group of report.groups) {
+      const label = group.collapsed
+        ? `${group.kind.replaceAll("_", " ")} (${group.count}, not listed)`
+        : `${group.kind.replaceAll("_", " ")} (${group.count})`;
+      const button = el("button", label, "kind");
+      button.type = "button";
+      button.dataset.kind = group.kind;
+      button.setAttribute("aria-pressed", String(kind === group.kind));
+      button.addEventListener("click", () => choose(group.kind));
+      buttons.push(button);
+    }
+    groups.replaceChildren(...buttons);
+    entries.replaceChildren(
+      ...report.entries.map((it) => el("li", `${it.operation ?? it.location}: ${it.message}`)),
+    );
+    const last = offset + report.entries.length;
+    position.textContent = report.total ? `${offset + 1}–${last} of ${report.total}` : "none";
+    previous.disabled = offset === 0;
+    next.disabled = last >= report.total;
+  }
+  function choose(chosen) {
+    kind = chosen;
+    offset = 0;
+    load();
+  }
+  previous.addEventListener("click", () => {
+    offset = Math.max(0, offset - PAGE);
+    load();
+  });
+  next.addEventListener("click", () => {
+    offset += PAGE;
+    load();
+  });
+  load();
+}
+
+/** The server's context budget, with a live estimate of the exposed tools' tokens under it. */
+function budgetForm(base, status) {
+  const form = document.getElementById("budget");
+  const estimate = document.getElementById("budget-estimate");
+  const preview = debounce(async () => {
+    const res = await api("POST", `${base}/budget/preview`, { budget: budgetOf(form) });
+    if (!res.ok) {
+      say(estimate, explain(res), "error");
+      return;
+    }
+    const it = res.data;
+    say(estimate, `Exposed tools (${it.n_exposed}): about ${it.exposed_tokens} tokens under this budget (now ${it.current_exposed_tokens}).`);
+  }, TYPING * 2);
+  for (const input of form.querySelectorAll("input")) input.addEventListener("input", preview);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    say(status, "Saving the budget…");
+    const res = await api("PATCH", `${base}/settings`, { budget: budgetOf(form) });
+    if (!res.ok) {
+      say(status, explain(res), "error");
+      return;
+    }
+    say(status, "Budget saved. Unpublished until you publish; reload to see each tool under it.", "ok");
+    document.getElementById("unpublished").hidden = false;
+  });
 }
 
 /** Delete, once confirmed, then back to the list (absent from a read-only server's page). */
@@ -469,7 +752,7 @@ function reimportForm(base, status) {
       return;
     }
     // The import made a new version: the next change names it.
-    await api("GET", base);
+    await api("GET", `${base}/operations?limit=1`);
     say(local, "Imported into the draft. Reload to curate the new operations.", "ok");
     say(status, "The document changed: unpublished until you publish.", "ok");
     const d = res.data.diff;

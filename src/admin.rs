@@ -10,6 +10,7 @@
 mod access;
 mod api;
 mod changes;
+mod curation;
 mod policies;
 mod signin;
 mod ui;

@@ -1301,3 +1301,91 @@ async fn signing_out_ends_the_session_and_needs_the_csrf_token() {
     assert!(gate.log_text().contains("admin signed out"), "the sign-out is audited");
     drop(gate);
 }
+
+/// What the server page asks for: a page of operations filtered on the server, one operation
+/// whole, a change answered with only what changed, a bulk exposure counted before it is made
+/// and made in one request, the report by kind, and a budget's estimate.
+#[tokio::test]
+async fn the_server_page_reads_a_page_at_a_time_and_changes_rows() {
+    let app = TestApp::spawn().await;
+    let api = &app.api;
+    app.create("pets", PETS_V1).await;
+    let keys = |answer: &Answer| -> Vec<String> {
+        let rows = answer.json["operations"].as_array().unwrap_or_else(|| panic!("{}", answer.text()));
+        rows.iter().map(|it| it["key"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let page = api.get("/servers/pets/operations?limit=2").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(
+        (&page.json["total"], &page.json["n_operations"], &page.json["n_exposed"]),
+        (&json!(4), &json!(4), &json!(0))
+    );
+    assert_eq!(keys(&page), ["listPets", "createPet"]);
+    assert!(page.json["operations"][0].get("definition").is_none(), "rows come without definitions");
+    let next = api.get("/servers/pets/operations?limit=2&offset=2").await;
+    assert_eq!(keys(&next), ["getPet", "deletePet"]);
+    let filtered = api.get("/servers/pets/operations?method=DELETE&q=pet").await;
+    assert_eq!((keys(&filtered), &filtered.json["total"]), (vec!["deletePet".to_owned()], &json!(1)));
+
+    let detail = api.get("/servers/pets/operation?key=getPet").await;
+    assert_eq!(detail.status, 200, "{}", detail.text());
+    assert_eq!(detail.json["definition"]["name"], "getPet");
+    assert_eq!(detail.json["default_annotations"]["readOnlyHint"], true);
+    let tokens = detail.json["tokens"].as_u64().unwrap();
+    api.get("/servers/pets/operation?key=nothing").await.assert_error(404, "no operation `nothing`");
+
+    // A change answers with the changed row and the new totals when asked to.
+    let request = api
+        .admin(Method::PATCH, "/servers/pets/operations")
+        .header("prefer", "return=representation")
+        .json(&json!([{"key": "getPet", "exposed": true}]));
+    let changed = api.send(request).await;
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    assert_eq!((&changed.json["n_exposed"], &changed.json["exposed_tokens"]), (&json!(1), &json!(tokens)));
+    assert_eq!(changed.json["changed"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&changed.json["changed"][0]["key"], &changed.json["changed"][0]["exposed"]),
+        (&json!("getPet"), &json!(true))
+    );
+    let etag = changed.headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", changed.json["version"]));
+
+    // A bulk exposure over a filter: counted first, then made in one request.
+    let bulk = json!({"filter": {"q": "pet"}, "exposed": true, "preview": true});
+    let preview = app.ok(Method::POST, "/servers/pets/operations/bulk", bulk).await;
+    assert_eq!(preview.json["operations"], 3, "getPet is exposed already: {}", preview.text());
+    assert!(preview.json["tokens"].as_u64().unwrap() > 0);
+    assert_eq!(preview.json["totals"]["n_exposed"], 1, "a preview changes nothing");
+    let applied = app
+        .ok(Method::POST, "/servers/pets/operations/bulk", json!({"filter": {"q": "pet"}, "exposed": true}))
+        .await;
+    assert_eq!((&applied.json["operations"], &applied.json["totals"]["n_exposed"]), (&json!(3), &json!(4)));
+    let hidden = app
+        .ok(Method::POST, "/servers/pets/operations/bulk", json!({"keys": ["listPets"], "exposed": false}))
+        .await;
+    assert_eq!(hidden.json["totals"]["n_exposed"], 3);
+    let audit = api.get("/audit?limit=2").await;
+    assert_eq!(audit.json["entries"][0]["detail"], "hid listPets");
+    assert_eq!(audit.json["entries"][1]["detail"], "exposed listPets, createPet, deletePet");
+    let refused = api.json(Method::POST, "/servers/fixed/operations/bulk", json!({"exposed": true})).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+
+    // The report, grouped by kind.
+    let report = api.get("/servers/pets/report").await;
+    assert_eq!(report.status, 200, "{}", report.text());
+    assert_eq!((&report.json["operations"], &report.json["tools"]), (&json!(4), &json!(4)));
+    assert!(report.json["groups"].is_array());
+
+    // A budget's estimate changes nothing.
+    let trial = json!({"budget": {"max_description_chars": 5}, "key": "getPet", "tool_budget": {"max_output_schema_tokens": 0}});
+    let estimate = app.ok(Method::POST, "/servers/pets/budget/preview", trial).await;
+    let current = estimate.json["current_exposed_tokens"].as_u64().unwrap();
+    assert!(estimate.json["exposed_tokens"].as_u64().unwrap() < current, "{}", estimate.text());
+    let tool = &estimate.json["tool"];
+    assert!(tool["tokens"].as_u64().unwrap() < tool["current_tokens"].as_u64().unwrap(), "{tool}");
+    let wrong = json!({"budget": {"max_schema_tokens": 0}});
+    api.json(Method::POST, "/servers/pets/budget/preview", wrong)
+        .await
+        .assert_error(400, "max_schema_tokens");
+}

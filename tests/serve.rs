@@ -694,7 +694,8 @@ async fn a_request_future_carries_no_room_for_the_rare_paths() {
     let recorder = Backend::start(answer).await;
     let app = Setup::new().server("recorder", DOCUMENT, &format!("{}/v1", recorder.url), "").start().await;
     let hosted = app.hosting.get("recorder").expect("the server is hosted");
-    let request = axum::http::Request::post("/mcp/recorder").body(axum::body::Body::empty()).expect("a request");
+    let request =
+        axum::http::Request::post("/mcp/recorder").body(axum::body::Body::empty()).expect("a request");
     let handling = hosted.service.handle(hosted.host.current(), request);
     let size = std::mem::size_of_val(&handling);
     // About 4 KB in a release build; debug builds keep more.

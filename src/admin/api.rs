@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use url::Url;
 
+use super::curation;
 use super::workspace::{self, Curate, Document, Export, Settings};
 use super::{Admin, AdminState};
 use crate::calls::{self, Decision};
@@ -37,6 +38,11 @@ pub fn router() -> axum::Router<AdminState> {
         .route("/servers/{slug}/generations", get(generations))
         .route("/servers/{slug}/generations/{number}", get(generation))
         .route("/servers/{slug}/changes", get(changes))
+        .route("/servers/{slug}/operations", get(operations))
+        .route("/servers/{slug}/operation", get(operation))
+        .route("/servers/{slug}/operations/bulk", post(bulk))
+        .route("/servers/{slug}/report", get(report))
+        .route("/servers/{slug}/budget/preview", post(preview_budget))
 }
 
 /// What an admin endpoint answers when it does not succeed: `{"error": "..."}` with a status.
@@ -239,6 +245,7 @@ async fn create(
     let (slug, document) = document(&headers, request).await?;
     let slug = slug.ok_or_else(|| ApiError::bad("`slug` is required"))?;
     let imported = state.workspace.create(&admin.name, &slug, document).await?;
+    opened_next(&state, &admin, &imported.slug);
     Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
@@ -251,7 +258,9 @@ async fn import(
 ) -> Result<Response, ApiError> {
     let workspace = editing(&state, &headers)?;
     let (_, document) = document(&headers, request).await?;
-    Ok(Json(workspace.import(&admin.name, &slug, document).await?).into_response())
+    let imported = workspace.import(&admin.name, &slug, document).await?;
+    opened_next(&state, &admin, &imported.slug);
+    Ok(Json(imported).into_response())
 }
 
 async fn read(State(state): State<AdminState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
@@ -276,8 +285,18 @@ async fn curate(
     headers: HeaderMap,
     AppJson(changes): AppJson<Vec<Curate>>,
 ) -> Result<Response, ApiError> {
-    let version = editing(&state, &headers)?.curate(&admin.name, &slug, &changes).await?;
-    Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag(version))]).into_response())
+    let curated = editing(&state, &headers)?.curate(&admin.name, &slug, &changes).await?;
+    let tag = [(header::ETAG, etag(curated.version))];
+    // `Prefer: return=representation` (RFC 7240) asks for what changed: the changed rows and
+    // the new totals, never the whole draft.
+    if wants_representation(&headers) {
+        let view = match &curated.view {
+            Some(view) => view.clone(),
+            None => state.workspace.view(&slug).await?,
+        };
+        return Ok((tag, Json(curated.answer(&view, CHANGED_ROWS))).into_response());
+    }
+    Ok((StatusCode::NO_CONTENT, tag).into_response())
 }
 
 async fn configure(
@@ -325,6 +344,7 @@ async fn restore(
     AppJson(export): AppJson<Export>,
 ) -> Result<Response, ApiError> {
     let imported = editing(&state, &headers)?.restore(&admin.name, export).await?;
+    opened_next(&state, &admin, &imported.slug);
     Ok((StatusCode::CREATED, Json(imported)).into_response())
 }
 
@@ -431,4 +451,113 @@ async fn changes(
     let from = side(sides.from, workspace::Side::Published)?;
     let to = side(sides.to, workspace::Side::Draft)?;
     Ok(Json(state.workspace.changes(&slug, from, to).await?).into_response())
+}
+
+/// The most changed rows a change answers with; beyond, only their number.
+const CHANGED_ROWS: usize = curation::MAX_PAGE;
+
+fn wants_representation(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|it| it.to_str().ok())
+        .flat_map(|it| it.split(','))
+        .any(|it| it.trim().eq_ignore_ascii_case("return=representation"))
+}
+
+/// A page of a server's operations: `GET /servers/{slug}/operations`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperationsQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    state: String,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn operations(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+    query: Result<Query<OperationsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::bad(err.body_text()))?;
+    let view = state.workspace.view(&slug).await?;
+    let filter = curation::Filter { q: query.q, method: query.method, tag: query.tag, state: query.state };
+    let page = view.page(&filter, query.offset.unwrap_or(0), query.limit.unwrap_or(curation::DEFAULT_PAGE));
+    Ok(([(header::ETAG, etag(view.version))], Json(page)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperationQuery {
+    key: String,
+}
+
+/// One operation whole, its tool definition included: `GET /servers/{slug}/operation?key=`.
+async fn operation(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+    query: Result<Query<OperationQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::bad(err.body_text()))?;
+    let view = state.workspace.view(&slug).await?;
+    let detail = view
+        .detail(&query.key)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no operation `{}`", query.key)))?;
+    Ok(([(header::ETAG, etag(view.version))], Json(detail)).into_response())
+}
+
+async fn bulk(
+    State(state): State<AdminState>,
+    Extension(admin): Extension<Admin>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    AppJson(bulk): AppJson<workspace::Bulk>,
+) -> Result<Response, ApiError> {
+    let answer = editing(&state, &headers)?.bulk(&admin.name, &slug, &bulk).await?;
+    let version = answer["totals"]["version"].as_u64().unwrap_or_default();
+    Ok(([(header::ETAG, etag(version))], Json(answer)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    kind: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// The conversion report, grouped by kind, a page at a time: `GET /servers/{slug}/report`.
+async fn report(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::bad(err.body_text()))?;
+    let view = state.workspace.view(&slug).await?;
+    let kind = query.kind.as_deref().filter(|it| !it.is_empty());
+    let report = view.report(kind, query.offset.unwrap_or(0), query.limit.unwrap_or(curation::DEFAULT_PAGE));
+    Ok(Json(report).into_response())
+}
+
+async fn preview_budget(
+    State(state): State<AdminState>,
+    Path(slug): Path<String>,
+    AppJson(trial): AppJson<workspace::BudgetTrial>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.workspace.preview_budget(&slug, trial).await?).into_response())
+}
+
+/// After an import in the browser (a session, not the bootstrap token of automation), the
+/// server's page is opened next: its view is built meanwhile.
+fn opened_next(state: &AdminState, admin: &Admin, slug: &str) {
+    if admin.csrf.is_some() {
+        state.workspace.warm(slug);
+    }
 }

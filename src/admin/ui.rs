@@ -1,12 +1,13 @@
 //! `/admin`: the web UI, rendered on the server from the handlebars templates in `templates/`
 //! (compiled into the binary and registered once, in strict mode, with HTML escaping) plus one
 //! small script and style sheet from `assets/`. The pages only show; every change goes from the
-//! script to the JSON API (`/admin/api`), which checks the CSRF token the page carries.
+//! script to the JSON API (`/admin/api`), which checks the CSRF token the page carries. A
+//! server's page is a shell: its script asks the API for the operations a page at a time, so
+//! its size does not grow with the document's.
 //!
 //! Invariant: no template writes data unescaped (`{{{ }}}` is never used), and the pages need no
 //! inline script or style, so the strict Content-Security-Policy holds.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -17,10 +18,10 @@ use axum::{Extension, Router};
 use handlebars::Handlebars;
 use serde_json::{Value, json};
 
-use super::workspace::{Draft, OperationView, Side};
+use super::workspace::{Curation, Side};
 use super::{Admin, AdminState};
 use crate::calls::{self, Decision};
-use crate::config::ANNOTATIONS;
+use crate::config::{ANNOTATIONS, LEAN_BUDGET};
 
 /// The templates, by name: the pages and the partials they share.
 const TEMPLATES: [(&str, &str); 7] = [
@@ -103,10 +104,10 @@ async fn server(
         Ok(admin) => admin,
         Err(answer) => return *answer,
     };
-    match state.workspace.draft(&slug).await {
-        Ok(draft) => {
+    match state.workspace.curation(&slug).await {
+        Ok(curation) => {
             let dev = state.workspace.hosting().config().dev.is_some();
-            let mut context = server_context(&admin, &draft, dev);
+            let mut context = server_context(&admin, &curation, dev);
             // Mode `authorization_code`: how many users have connected their account, as served.
             let connected = state.workspace.connections(&slug).await.ok().map(|it| it.len());
             context["settings"]["connected"] = json!(connected);
@@ -364,17 +365,33 @@ fn page(admin: &Admin, title: &str, section: &str) -> Value {
     })
 }
 
-fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
-    let mut groups: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-    for operation in &draft.operations {
-        groups.entry(operation.tag.as_str()).or_default().push(operation_context(operation));
-    }
-    let groups: Vec<Value> =
-        groups.into_iter().map(|(tag, operations)| json!({"tag": tag, "operations": operations})).collect();
-    let mut methods: Vec<&str> = draft.operations.iter().map(|it| it.method).collect();
-    methods.sort_unstable();
-    methods.dedup();
-    let tags: Vec<&str> = groups.iter().filter_map(|it| it["tag"].as_str()).collect();
+/// The server page's shell: the summary, the settings and what the filters offer. The rows
+/// come a page at a time from the API (`GET /admin/api/servers/{slug}/operations`), so the page
+/// is as small for 10,000 operations as for 10.
+fn server_context(admin: &Admin, curation: &Curation, dev: bool) -> Value {
+    let view = &curation.view;
+    let draft = curation;
+    let report = &view.generated.report;
+    let lean = LEAN_BUDGET;
+    let server_budget = draft.settings.budget.unwrap_or_default();
+    let report_counts = json!({
+        "operations": report.operations,
+        "tools": report.tools,
+        "skipped": report.skipped.len(),
+        "warnings": report.warnings.len(),
+    });
+    let budget = json!({
+        "max_schema_tokens": server_budget.max_schema_tokens,
+        "max_output_schema_tokens": server_budget.max_output_schema_tokens,
+        "optional_depth": server_budget.optional_depth,
+        "max_description_chars": server_budget.max_description_chars,
+        "lean": {
+            "max_schema_tokens": lean.max_schema_tokens,
+            "max_output_schema_tokens": lean.max_output_schema_tokens,
+            "optional_depth": lean.optional_depth,
+            "max_description_chars": lean.max_description_chars,
+        },
+    });
     let credentials = draft.settings.credentials.clone().unwrap_or(Value::Null);
     let field = |name: &str| credentials.get(name).cloned().unwrap_or(Value::Null);
     let text = |name: &str| match field(name) {
@@ -387,28 +404,22 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
     let choose = |current: &str, options: &[&str]| -> Vec<Value> {
         options.iter().map(|it| json!({"value": it, "selected": *it == current})).collect()
     };
-    json!({
+    let mut context = json!({
         "page": page(admin, &format!("{} — server", draft.summary.slug), "servers"),
         "summary": draft.summary,
         "version": draft.version,
         "read_only": draft.summary.provisioned,
         // `serve --dev` declares its samples itself: there is no file to change.
         "dev_sample": draft.summary.provisioned && dev,
-        "exposed_tokens": draft.exposed_tokens,
+        "exposed_tokens": view.exposed_tokens,
         "catalog_budget": CATALOG_MODE_SUGGESTED_ABOVE,
-        "suggest_catalog_mode": draft.exposed_tokens > CATALOG_MODE_SUGGESTED_ABOVE
+        "suggest_catalog_mode": view.exposed_tokens > CATALOG_MODE_SUGGESTED_ABOVE
             && draft.settings.catalog_mode != Some(true),
-        "n_operations": draft.operations.len(),
-        "n_exposed": draft.operations.iter().filter(|it| it.exposed).count(),
-        "groups": groups,
-        "methods": methods,
-        "tags": tags,
-        "report": {
-            "operations": draft.report.operations,
-            "tools": draft.report.tools,
-            "skipped": draft.report.skipped.len(),
-            "warnings": draft.report.warnings.len(),
-        },
+        "n_operations": view.generated.rows.len(),
+        "n_exposed": view.n_exposed(),
+        "methods": view.generated.methods,
+        "tags": view.generated.tags,
+        "report": report_counts,
         "settings": {
             "backend_url": draft.settings.backend_url.as_ref().map(ToString::to_string).unwrap_or_default(),
             "timeout_secs": draft.settings.timeout_secs,
@@ -447,61 +458,11 @@ fn server_context(admin: &Admin, draft: &Draft, dev: bool) -> Value {
                 .unwrap_or_default(),
             "policies": draft.settings.policies,
         },
-    })
-}
-
-fn operation_context(operation: &OperationView) -> Value {
-    let derived = operation.definition.as_ref().and_then(|it| it.get("annotations"));
-    let annotations: Vec<Value> = ANNOTATIONS
-        .iter()
-        .map(|name| {
-            let curated = operation.curated.annotations.get(*name).and_then(Value::as_bool);
-            let default = derived.and_then(|it| it.get(*name)).and_then(Value::as_bool);
-            let default = match default {
-                Some(true) => "default (yes)",
-                Some(false) => "default (no)",
-                None => "default",
-            };
-            json!({
-                "name": name,
-                "options": [
-                    {"value": "", "label": default, "selected": curated.is_none()},
-                    {"value": "true", "label": "yes", "selected": curated == Some(true)},
-                    {"value": "false", "label": "no", "selected": curated == Some(false)},
-                ],
-            })
-        })
-        .collect();
-    let definition = operation
-        .definition
-        .as_ref()
-        .and_then(|it| serde_json::to_string_pretty(it).ok())
-        .unwrap_or_default();
-    json!({
-        "key": operation.key,
-        "method": operation.method,
-        "path": operation.path,
-        "tag": operation.tag,
-        "summary": operation.summary,
-        "exposed": operation.exposed,
-        "is_tool": operation.tool_name.is_some(),
-        "tool_name": operation.tool_name.clone().unwrap_or_default(),
-        "definition": definition,
-        "tokens": operation.tokens,
-        "warnings": operation.warnings,
-        "curated_name": operation.curated.name.clone().unwrap_or_default(),
-        "curated_description": operation.curated.description.clone().unwrap_or_default(),
-        "annotations": annotations,
-        "search": format!(
-            "{} {} {} {} {}",
-            operation.key,
-            operation.path,
-            operation.summary,
-            operation.tool_name.as_deref().unwrap_or_default(),
-            operation.tag
-        )
-        .to_lowercase(),
-    })
+    });
+    // Beside the rest: one `json!` of them all is deeper than the macro may recurse.
+    context["annotations"] = json!(ANNOTATIONS);
+    context["budget"] = budget;
+    context
 }
 
 fn render(templates: &Handlebars<'static>, name: &str, context: &Value) -> Response {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use super::curation::{self, Filter, View, Views};
 use crate::calls;
 use crate::config::{
     self, BackendUrl, CredentialsConfig, MaxConcurrency, RateLimits, ServerSettings, Slug, TimeoutSecs,
@@ -23,12 +24,10 @@ use crate::mcp::tool_definition;
 use crate::openapi::Spec;
 use crate::source::{self, Limits, Source};
 use crate::store::{AuditEntry, Generation, Publication, Stage, Store};
-use crate::tools::{self, Report, ToolSpec};
+use crate::tools::{self, Report};
 
 use super::changes::{self, ToolVersion};
 
-/// Above this estimate a tool's definition is flagged as costly for a model's context.
-const LARGE_TOOL_TOKENS: usize = 2_000;
 /// How many changes a curation's audit entry names; it counts the rest.
 const AUDIT_CHANGES: usize = 20;
 /// The longest operation key or tool name an audit entry quotes whole.
@@ -41,6 +40,8 @@ pub struct Workspace {
     /// The version of the server a change was made on (`If-Match`, a form's hidden field): a
     /// change to a server changed since is refused.
     expected: Option<u64>,
+    /// The curation page's views of the servers curated last.
+    views: Views,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +172,78 @@ pub struct Draft {
     pub operations: Vec<OperationView>,
     /// Estimated tokens of the exposed tools' definitions together.
     pub exposed_tokens: usize,
-    pub report: Report,
+    pub report: ReportOf,
+}
+
+/// The report of a view, serialized as the report.
+#[derive(Debug)]
+pub struct ReportOf(std::sync::Arc<curation::Generated>);
+
+impl Serialize for ReportOf {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.report.serialize(serializer)
+    }
+}
+
+/// A server's draft as the curation page's shell shows it: the settings and the view whose rows
+/// the page asks for a page at a time.
+pub struct Curation {
+    pub summary: Summary,
+    pub version: u64,
+    pub settings: Settings,
+    pub view: View,
+}
+
+/// What a curation changed, for the page to show without reloading the draft: the changed rows
+/// (all of them, or only how many for a bulk change) and the new totals.
+pub struct Curated {
+    /// The server's new version.
+    pub version: u64,
+    /// Its view, when the change could make it from the one kept (a change of exposure only);
+    /// otherwise it is built when asked for.
+    pub view: Option<View>,
+    /// The operations changed, by key.
+    pub changed: Vec<String>,
+}
+
+impl Curated {
+    /// The changed rows as `view` shows them, when there are at most `rows` of them, and the
+    /// totals.
+    pub fn answer(&self, view: &View, rows: usize) -> Value {
+        let mut answer = view.totals();
+        answer["n_changed"] = serde_json::json!(self.changed.len());
+        if self.changed.len() <= rows {
+            let changed: Vec<Value> =
+                self.changed.iter().filter_map(|key| view.index(key)).map(|idx| view.row(idx)).collect();
+            answer["changed"] = Value::Array(changed);
+        }
+        answer
+    }
+}
+
+/// A bulk change of exposure: to the rows `keys` names, else to those `filter` lets through.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bulk {
+    #[serde(default)]
+    pub filter: Filter,
+    pub keys: Option<Vec<String>>,
+    pub exposed: bool,
+    /// Only say what the change would touch.
+    #[serde(default)]
+    pub preview: bool,
+}
+
+/// What a context budget would make of a server's exposed tools, and of one tool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetTrial {
+    #[serde(default)]
+    pub budget: crate::config::Budget,
+    /// One operation, and its own budget over the server's.
+    pub key: Option<String>,
+    #[serde(default)]
+    pub tool_budget: crate::config::Budget,
 }
 
 #[derive(Debug, Serialize)]
@@ -252,7 +324,7 @@ pub struct Export {
 
 impl Workspace {
     pub fn new(hosting: Hosting, store: Store) -> Workspace {
-        Workspace { hosting, store, expected: None }
+        Workspace { hosting, store, expected: None, views: Views::default() }
     }
 
     /// This workspace for a change made on `version` of the server (when the client says).
@@ -281,9 +353,10 @@ impl Workspace {
         let failure = self.hosting.failed().into_iter().find(|(it, _)| it == slug).map(|(_, reason)| reason);
         let title = match (&hosted, &draft) {
             (Some(hosted), _) => hosted.host.current().catalog.title.clone(),
-            (None, Some((settings, document))) => {
+            // Reading a large document takes seconds: a kept view knows its title.
+            (None, Some((settings, document))) => self.views.title(slug).unwrap_or_else(|| {
                 source::ingest(&settings.spec, document).map(|spec| spec.info.title).unwrap_or_default()
-            }
+            }),
             _ => String::new(),
         };
         let state = match (&hosted, &failure) {
@@ -363,63 +436,229 @@ impl Workspace {
 
     /// The server's draft (or its served copy when it has none), with every operation.
     pub async fn draft(&self, slug: &str) -> Result<Draft, Error> {
-        let (settings, document, version) = self.current(slug).await?;
-        // Shaping changes what tools are made of an operation, not the operation's key, method,
-        // path, tags or summary, so the shaped document serves for both.
-        let mut spec = parse(&settings, &document)?;
-        crate::catalog::shape(&settings, &mut spec);
-        // As it will be served: under the server's context budget.
-        let generated = tools::generate(&spec, &crate::catalog::options(&settings));
-        let by_operation: BTreeMap<usize, &ToolSpec> =
-            generated.tools.iter().map(|it| (it.operation, it)).collect();
-        let exposed_keys: Option<BTreeSet<&String>> = settings.expose.as_ref().map(|it| it.iter().collect());
-        let mut operations = Vec::new();
-        let mut exposed_tokens = 0;
-        for (index, operation) in spec.operations.iter().enumerate() {
-            let key = operation.key();
-            let tool = by_operation.get(&index);
-            let exposed = tool.is_some() && exposed_keys.as_ref().is_none_or(|it| it.contains(&key));
-            let tokens = tool.map_or(0, |it| it.tokens);
-            if exposed {
-                exposed_tokens += tokens;
-            }
-            let warnings = tool.map(|tool| readiness(tool, operation)).unwrap_or_else(|| {
-                let skipped = generated.report.skipped.iter().find(|it| it.operation == key);
-                vec![format!("not a tool: {}", skipped.map_or("skipped", |it| it.reason.as_str()))]
-            });
-            operations.push(OperationView {
-                method: operation.method.as_str(),
-                path: operation.path.clone(),
-                tag: operation.tags.first().cloned().unwrap_or_else(|| "default".to_owned()),
-                summary: operation.summary.clone().unwrap_or_default(),
-                exposed,
-                tool_name: tool.map(|it| it.name.clone()),
-                definition: tool.and_then(|it| serde_json::to_value(tool_definition(it)).ok()),
-                tokens,
-                scopes: settings.tool_scopes.get(&key).cloned().unwrap_or_default(),
-                curated: settings.tools.get(&key).cloned().unwrap_or_default(),
-                warnings,
-                key,
-            });
-        }
+        let curation = self.curation(slug).await?;
+        let view = &curation.view;
+        let mut operations: Vec<(usize, OperationView)> = view
+            .generated
+            .rows
+            .iter()
+            .zip(view.exposed.iter())
+            .map(|(row, exposed)| {
+                let view = OperationView {
+                    key: row.key.clone(),
+                    method: row.method,
+                    path: row.path.clone(),
+                    tag: row.tag.clone(),
+                    summary: row.summary.clone(),
+                    exposed: *exposed,
+                    tool_name: row.tool_name.clone(),
+                    definition: row.definition.as_deref().and_then(|it| serde_json::from_str(it).ok()),
+                    tokens: row.tokens,
+                    scopes: row.scopes.clone(),
+                    curated: row.curated.clone(),
+                    warnings: row.warnings.clone(),
+                };
+                (row.position, view)
+            })
+            .collect();
+        // The document's order, as before the page grouped rows by tag.
+        operations.sort_by_key(|(position, _)| *position);
         Ok(Draft {
-            summary: self.summary(slug).await?,
-            version,
-            settings: settings_view(&settings),
-            operations,
-            exposed_tokens,
-            report: generated.report,
+            summary: curation.summary,
+            version: curation.version,
+            settings: curation.settings,
+            operations: operations.into_iter().map(|(_, it)| it).collect(),
+            exposed_tokens: view.exposed_tokens,
+            report: ReportOf(view.generated.clone()),
         })
     }
 
-    /// Applies curation changes to the draft; the server's new version.
-    pub async fn curate(&self, actor: &str, slug: &str, changes: &[Curate]) -> Result<u64, Error> {
+    /// The server's draft (or its served copy) for the curation page: its settings and view.
+    pub async fn curation(&self, slug: &str) -> Result<Curation, Error> {
+        let (settings, document, version) = self.current(slug).await?;
+        let view = self.view_of(slug, &settings, document, version).await?;
+        Ok(Curation { summary: self.summary(slug).await?, version, settings: settings_view(&settings), view })
+    }
+
+    /// The view of `version` of a server: kept, or built off the async workers (a large
+    /// document takes seconds) and kept.
+    async fn view_of(
+        &self,
+        slug: &str,
+        settings: &ServerSettings,
+        document: Vec<u8>,
+        version: u64,
+    ) -> Result<View, Error> {
+        if let Some(view) = self.views.get(slug, version) {
+            return Ok(view);
+        }
+        let building = self.views.building(slug);
+        let _building = building.lock().await;
+        // Built meanwhile by the request this one waited for.
+        if let Some(view) = self.views.get(slug, version) {
+            return Ok(view);
+        }
+        let (slug_owned, settings) = (slug.to_owned(), settings.clone());
+        let view = tokio::task::spawn_blocking(move || {
+            let spec = parse(&settings, &document)?;
+            Ok::<_, Error>(curation::build(&slug_owned, version, &settings, spec))
+        })
+        .await
+        .map_err(|_| Error::Invalid("the document could not be read".to_owned()))??;
+        self.views.put(view.clone());
+        Ok(view)
+    }
+
+    /// The view of the server as it is now (the draft, else the served copy).
+    pub async fn view(&self, slug: &str) -> Result<View, Error> {
+        let (settings, document, version) = self.current(slug).await?;
+        self.view_of(slug, &settings, document, version).await
+    }
+
+    /// Builds the server's view in the background, for a page about to be opened (after an
+    /// import in the browser): the page then waits for this build rather than starting one.
+    pub fn warm(&self, slug: &str) {
+        let (workspace, slug) = (self.clone(), slug.to_owned());
+        tokio::spawn(async move {
+            if let Err(err) = workspace.view(&slug).await {
+                tracing::debug!(%err, slug, "admin: the curation view was not built");
+            }
+        });
+    }
+
+    /// Exposes or hides at once the operations a bulk change names or its filter lets through
+    /// (those that are tools); with `preview`, only says how many operations and tokens it
+    /// would touch.
+    pub async fn bulk(&self, actor: &str, slug: &str, bulk: &Bulk) -> Result<Value, Error> {
+        // Refused as any change would be, even when it would touch nothing.
+        if !bulk.preview && self.hosting.config().servers.iter().any(|it| it.slug == slug) {
+            return Err(Error::Provisioned(slug.to_owned()));
+        }
+        let view = self.view(slug).await?;
+        let chosen: Vec<usize> = match &bulk.keys {
+            Some(keys) => keys
+                .iter()
+                .map(|key| view.index(key).ok_or_else(|| Error::Invalid(format!("no operation `{key}`"))))
+                .collect::<Result<_, _>>()?,
+            None => view.matching(&bulk.filter),
+        };
+        let touched: Vec<usize> = chosen
+            .into_iter()
+            .filter(|idx| view.is_tool(*idx) && view.exposed.get(*idx).copied() != Some(bulk.exposed))
+            .collect();
+        let tokens: usize = touched.iter().map(|idx| view.generated.rows[*idx].tokens).sum();
+        let mut answer = serde_json::json!({"operations": touched.len(), "tokens": tokens});
+        if bulk.preview || touched.is_empty() {
+            answer["totals"] = view.totals();
+            return Ok(answer);
+        }
+        let changes: Vec<Curate> = touched
+            .iter()
+            .map(|idx| Curate {
+                key: view.generated.rows[*idx].key.clone(),
+                exposed: Some(bulk.exposed),
+                curated: None,
+                scopes: None,
+            })
+            .collect();
+        let curated = self.curate(actor, slug, &changes).await?;
+        let view = match curated.view {
+            Some(view) => view,
+            None => self.view(slug).await?,
+        };
+        answer["totals"] = view.totals();
+        Ok(answer)
+    }
+
+    /// The estimated tokens of the exposed tools, and of one tool, under a trial budget, beside
+    /// those under the current one. Only the operations concerned are converted.
+    pub async fn preview_budget(&self, slug: &str, trial: BudgetTrial) -> Result<Value, Error> {
+        for budget in [&trial.budget, &trial.tool_budget] {
+            if let Some(problem) = budget.problem() {
+                return Err(Error::Invalid(problem));
+            }
+        }
+        let (mut settings, document, version) = self.current(slug).await?;
+        let view = self.view_of(slug, &settings, document.clone(), version).await?;
+        let tool = match &trial.key {
+            Some(key) => {
+                Some(view.index(key).ok_or_else(|| Error::Invalid(format!("no operation `{key}`")))?)
+            }
+            None => None,
+        };
+        let wanted: HashSet<String> = view
+            .generated
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(idx, _)| view.exposed.get(*idx).copied() == Some(true) || Some(*idx) == tool)
+            .map(|(_, row)| row.key.clone())
+            .collect();
+        settings.budget = trial.budget;
+        if let Some(key) = &trial.key {
+            let entry = settings.tools.entry(key.clone()).or_default();
+            entry.budget = trial.tool_budget;
+        }
+        let estimate = tokio::task::spawn_blocking(move || {
+            let mut spec = parse(&settings, &document)?;
+            spec.operations.retain(|it| wanted.contains(&it.key()));
+            crate::catalog::shape(&settings, &mut spec);
+            let generated = tools::generate(&spec, &crate::catalog::options(&settings));
+            Ok::<_, Error>(
+                generated
+                    .tools
+                    .iter()
+                    .map(|it| (spec.operations[it.operation].key(), it.tokens))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .map_err(|_| Error::Invalid("the document could not be read".to_owned()))??;
+        let exposed_tokens: usize = estimate
+            .iter()
+            .filter(|(key, _)| {
+                view.index(key).is_some_and(|idx| view.exposed.get(idx).copied() == Some(true))
+            })
+            .map(|(_, tokens)| tokens)
+            .sum();
+        let mut answer = serde_json::json!({
+            "exposed_tokens": exposed_tokens,
+            "current_exposed_tokens": view.exposed_tokens,
+            "n_exposed": view.n_exposed(),
+        });
+        if let (Some(key), Some(idx)) = (&trial.key, tool) {
+            let tokens = estimate.iter().find(|(it, _)| it == key).map(|(_, tokens)| *tokens);
+            answer["tool"] = serde_json::json!({
+                "key": key,
+                "tokens": tokens,
+                "current_tokens": view.generated.rows[idx].tokens,
+            });
+        }
+        Ok(answer)
+    }
+
+    /// Applies curation changes to the draft; the server's new view, and which rows changed.
+    /// A change of exposure only, on a version whose view is kept, neither reads the document
+    /// nor makes tools: names and definitions do not depend on what is exposed.
+    pub async fn curate(&self, actor: &str, slug: &str, changes: &[Curate]) -> Result<Curated, Error> {
         let (mut settings, document, version) = self.editable(slug).await?;
         if changes.is_empty() {
             return Err(Error::Invalid("no changes given".to_owned()));
         }
-        let spec = parse(&settings, &document)?;
-        let keys: Vec<String> = spec.operations.iter().map(|it| it.key()).collect();
+        let exposure_only = changes.iter().all(|it| it.curated.is_none() && it.scopes.is_none());
+        let kept = self.views.get(slug, version).filter(|_| exposure_only);
+        let (spec, keys) = match &kept {
+            Some(view) => {
+                let mut rows: Vec<&curation::Row> = view.generated.rows.iter().collect();
+                rows.sort_by_key(|it| it.position);
+                (None, rows.into_iter().map(|it| it.key.clone()).collect::<Vec<String>>())
+            }
+            None => {
+                let spec = parse(&settings, &document)?;
+                let keys = spec.operations.iter().map(|it| it.key()).collect();
+                (Some(spec), keys)
+            }
+        };
         // A set: one request may change every operation of a large document.
         let known: HashSet<&str> = keys.iter().map(String::as_str).collect();
         let before = settings.clone();
@@ -459,32 +698,13 @@ impl Workspace {
                 }
             }
         }
-        settings.expose = Some(keys.into_iter().filter(|it| exposed.contains(it)).collect());
-        // Names must stay unique once overrides apply. The namer gives a name an earlier tool
-        // took a suffix rather than failing, so each tool's wanted name (curated, else the one it
-        // has without curation) must be unique, and a curated name must come out as given.
-        let mut uncurated: BTreeMap<usize, String> = tools::generate(&spec, &tools::Options::default())
-            .tools
-            .into_iter()
-            .map(|it| (it.operation, it.name))
-            .collect();
-        let mut spec = spec;
-        crate::catalog::shape(&settings, &mut spec);
-        let draft = tools::generate(&spec, &tools::Options::default());
-        let mut wanted_names = BTreeSet::new();
-        for tool in &draft.tools {
-            let key = spec.operations[tool.operation].key();
-            let curated = settings.tools.get(&key).and_then(|it| it.name.clone());
-            let wanted = curated.clone().or_else(|| uncurated.remove(&tool.operation)).unwrap_or_default();
-            if !wanted_names.insert(wanted.clone()) {
-                return Err(Error::Invalid(format!("two tools would be called `{wanted}`")));
-            }
-            if curated.is_some_and(|it| it != tool.name) {
-                return Err(Error::Invalid(format!(
-                    "{key}: the tool would be called `{}`, not `{wanted}`",
-                    tool.name
-                )));
-            }
+        settings.expose = Some(keys.iter().filter(|it| exposed.contains(*it)).cloned().collect());
+        // Making every tool twice takes seconds for the largest documents: off the async workers.
+        if let Some(mut parsed) = spec {
+            let checked = settings.clone();
+            tokio::task::spawn_blocking(move || names_stay_unique(&checked, &mut parsed))
+                .await
+                .map_err(|_| Error::Invalid("the document could not be read".to_owned()))??;
         }
         let version = self.save(&settings, document, version).await?;
         let mut seen = BTreeSet::new();
@@ -492,7 +712,17 @@ impl Workspace {
             changes.iter().map(|it| it.key.as_str()).filter(|it| seen.insert(*it)).collect();
         let detail = curation_detail(&changed, (&before, &exposed_before), (&settings, &exposed));
         self.audit(actor, "curate", Some(slug), &detail).await;
-        Ok(version)
+        // Other curations change the tools: their view is built when it is asked for, so that
+        // a client that does not look (automation) does not pay for it.
+        let view = kept.map(|view| {
+            let exposure: Vec<(usize, bool)> =
+                changed.iter().filter_map(|key| Some((view.index(key)?, exposed.contains(*key)))).collect();
+            let view = view.with_exposure(version, &exposure);
+            self.views.put(view.clone());
+            view
+        });
+        let changed = changed.into_iter().map(str::to_owned).collect();
+        Ok(Curated { version, view, changed })
     }
 
     /// Changes the backend settings of the draft; the server's new version.
@@ -644,6 +874,7 @@ impl Workspace {
         self.editable(slug).await?;
         self.store.delete_server(slug).await?;
         self.hosting.remove(slug);
+        self.views.forget(slug);
         self.audit(actor, "delete", Some(slug), "").await;
         Ok(())
     }
@@ -794,6 +1025,35 @@ impl Workspace {
             tracing::error!(%err, "audit entry not stored");
         }
     }
+}
+
+/// Names must stay unique once overrides apply. The namer gives a name an earlier tool took a
+/// suffix rather than failing, so each tool's wanted name (curated, else the one it has without
+/// curation) must be unique, and a curated name must come out as given.
+fn names_stay_unique(settings: &ServerSettings, spec: &mut Spec) -> Result<(), Error> {
+    let mut uncurated: BTreeMap<usize, String> = tools::generate(spec, &tools::Options::default())
+        .tools
+        .into_iter()
+        .map(|it| (it.operation, it.name))
+        .collect();
+    crate::catalog::shape(settings, spec);
+    let draft = tools::generate(spec, &tools::Options::default());
+    let mut wanted_names = BTreeSet::new();
+    for tool in &draft.tools {
+        let key = spec.operations[tool.operation].key();
+        let curated = settings.tools.get(&key).and_then(|it| it.name.clone());
+        let wanted = curated.clone().or_else(|| uncurated.remove(&tool.operation)).unwrap_or_default();
+        if !wanted_names.insert(wanted.clone()) {
+            return Err(Error::Invalid(format!("two tools would be called `{wanted}`")));
+        }
+        if curated.is_some_and(|it| it != tool.name) {
+            return Err(Error::Invalid(format!(
+                "{key}: the tool would be called `{}`, not `{wanted}`",
+                tool.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What a curation changed, for the audit log: `exposed getPet, listPets; renamed getPet to
@@ -960,32 +1220,6 @@ fn diff(old: &Spec, new: &Spec) -> Diff {
     diff
 }
 
-/// What makes a tool harder for a model to use well.
-fn readiness(tool: &ToolSpec, operation: &crate::openapi::Operation) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if operation.summary.is_none() && operation.description.is_none() && operation.mcp.description.is_none() {
-        warnings.push("no description: the model sees only the name".to_owned());
-    }
-    if tool.tokens > LARGE_TOOL_TOKENS {
-        warnings.push(format!("large definition: about {} tokens", tool.tokens));
-    }
-    let wanted = operation.mcp.name.clone().or_else(|| operation.operation_id.clone());
-    // A name whose every character tool names refuse became `_` (GitHub's `issues/create` is
-    // `issues_create`) changed mechanically: said on every row of such a document, it would
-    // drown the warnings that matter.
-    if wanted.is_some_and(|it| it != tool.name && !mechanical(&it, &tool.name)) {
-        warnings.push(format!("name changed to `{}` (length or characters)", tool.name));
-    }
-    warnings
-}
-
-/// Whether `name` is `wanted` with only the characters tool names refuse replaced by `_`.
-fn mechanical(wanted: &str, name: &str) -> bool {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    wanted.chars().count() == name.chars().count()
-        && wanted.chars().zip(name.chars()).all(|(a, b)| a == b || (b == '_' && !allowed(a)))
-}
-
 /// The settings as shown: no secret, only whether it is set.
 fn settings_view(settings: &ServerSettings) -> Settings {
     Settings {
@@ -1114,13 +1348,5 @@ mod tests {
             (count(0, "tool"), count(1, "tool"), count(2, "tool")),
             ("0 tools".to_owned(), "1 tool".to_owned(), "2 tools".to_owned())
         );
-    }
-
-    #[test]
-    fn renames_of_refused_characters_are_mechanical() {
-        assert!(mechanical("issues/create", "issues_create"));
-        assert!(mechanical("repos/get-content", "repos_get-content"));
-        assert!(!mechanical("issues/create", "issues_create_2"));
-        assert!(!mechanical("getPet", "get_pet"));
     }
 }

@@ -263,7 +263,8 @@ impl Gateway {
                     };
                     let answers = request.input_responses.as_ref();
                     let response =
-                        Box::pin(super::connect::ask(connect, &err.to_string(), answers, origin.rmcp, retry)).await;
+                        Box::pin(super::connect::ask(connect, &err.to_string(), answers, origin.rmcp, retry))
+                            .await;
                     match reached.load(Ordering::Relaxed) {
                         0 => audit.decide(Decision::ConsentRequired),
                         status => {

@@ -209,27 +209,35 @@ async function main([base, document, shots, executablePath]) {
     await page.click("#report a.primary-link");
     await page.waitForURL(`${base}/admin/servers/shop`);
 
-    // Search, then expose two operations.
+    // Search, then expose two operations. The rows come from the API a page at a time: the list
+    // is busy until the page the filters ask for is shown.
+    const settled = () => page.locator('#operations[aria-busy="false"]').waitFor();
+    await settled();
     const rows = page.locator("li.operation");
     summary.operations = await rows.count();
     await page.fill("#search", "findPetsBy");
+    await settled();
     summary.shownForSearch = await page.locator("li.operation:visible").evaluateAll((it) =>
       it.map((row) => row.dataset.key),
     );
     await page.fill("#search", "pet");
     await page.selectOption("#filter-method", "GET");
+    await settled();
     summary.shownForGetPet = await page.locator("li.operation:visible").count();
     await page.selectOption("#filter-method", "");
+    await settled();
     for (const key of ["getPetById", "findPetsByStatus"]) {
       await page.check(`li.operation[data-key="${key}"] input.exposed`);
       await page.locator("#status", { hasText: `Exposed ${key}.` }).waitFor();
     }
     summary.exposedTokens = Number(await page.locator("#exposed-tokens").textContent());
     await page.selectOption("#filter-state", "exposed");
+    await settled();
     summary.shownExposed = await page.locator("li.operation:visible").evaluateAll((it) =>
       it.map((row) => row.dataset.key).sort(),
     );
     await page.selectOption("#filter-state", "");
+    await settled();
     summary.stateBeforePublish = await page.locator("#state").textContent();
     await page.click("#publish");
     await page.locator("#status", { hasText: "Published: 2 tools" }).waitFor();
@@ -296,6 +304,7 @@ async function main([base, document, shots, executablePath]) {
     summary.reimportDiff = await page.locator("#diff h3").textContent();
 
     // Rename one tool in the browser and publish again.
+    await settled();
     const row = page.locator('li.operation[data-key="getPetById"]');
     await row.locator("details.edit > summary").click();
     await row.locator('form.curate input[name="name"]').fill("fetchPet");
@@ -310,11 +319,13 @@ async function main([base, document, shots, executablePath]) {
 
     // The server page, showing the renamed tool's definition.
     await page.reload();
+    await settled();
     await page.locator('li.operation[data-key="getPetById"] details.definition > summary').click();
     summary.definitionShown = JSON.parse(
       await page.locator('li.operation[data-key="getPetById"] details.definition pre').textContent(),
     ).name;
     await page.fill("#search", "pet");
+    await settled();
     await page.setViewportSize({ width: 1280, height: 1500 });
     await page.screenshot({ path: join(shots, "admin-server.png") });
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -397,6 +408,7 @@ async function main([base, document, shots, executablePath]) {
     await page.click("#restore-report a.primary-link");
     await page.waitForURL(`${base}/admin/servers/shop`);
     summary.restoredState = await page.locator("#state").textContent();
+    await settled();
     summary.restoredExposed = await page.locator("li.operation.exposed").evaluateAll((it) =>
       it.map((row) => row.querySelector(".tool-name").textContent).sort(),
     );
