@@ -335,7 +335,7 @@ async fn assemble(config: &Config) -> Result<(App, impl Future<Output = ()> + Se
     let loader = hosting.clone();
     let public_url = config.public_url().to_owned();
     let followed = store.clone();
-    let mut loading = tokio::spawn(async move {
+    let loading = tokio::spawn(async move {
         loader.load().await;
         for slug in loader.slugs() {
             tracing::info!("serving {public_url}/mcp/{slug}");
@@ -344,9 +344,13 @@ async fn assemble(config: &Config) -> Result<(App, impl Future<Output = ()> + Se
         crate::hosting::follow(&loader, &followed);
     });
     // The development identity provider offers the scopes of the servers: they must be loaded.
-    if config.dev.is_some() {
-        let _ = (&mut loading).await;
-    }
+    // A handle awaited once must not be awaited again (tokio panics), so it is then dropped.
+    let loading = if config.dev.is_some() {
+        let _ = loading.await;
+        None
+    } else {
+        Some(loading)
+    };
     let dev = config.dev.as_ref().map(|dev| development(config, dev, &hosting)).transpose()?;
     let admin = crate::admin::router(config, hosting.clone(), store.clone()).await.map_err(Error::Admin)?;
     let state =
@@ -365,7 +369,9 @@ async fn assemble(config: &Config) -> Result<(App, impl Future<Output = ()> + Se
     let app = App { router, metrics, hosting, public_url: config.public_url().to_owned() };
     // A load that panicked has left its servers out, which `/readyz` counts.
     Ok((app, async move {
-        let _ = loading.await;
+        if let Some(loading) = loading {
+            let _ = loading.await;
+        }
     }))
 }
 

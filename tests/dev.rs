@@ -50,3 +50,15 @@ fn unknown_paths_name_the_hosted_servers_and_the_samples_say_what_they_are() {
     assert_eq!(status, 501, "{body}");
     assert!(body.contains("no backend"), "{body}");
 }
+
+/// Development mode waits for the samples to load before its identity provider reads their
+/// scopes; that wait and start-up's own must not both take the loading task's result (a second
+/// take panics inside tokio).
+#[test]
+fn development_mode_starts_without_a_panic() {
+    let gate = Gate::start_dev();
+    // `start_dev` returns once every server is loaded, after start-up's tasks have run.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = gate.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}
