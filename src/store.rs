@@ -32,6 +32,8 @@ pub enum Stage {
 /// How many publications of each server the store keeps, the newest: an older one is dropped
 /// by the publication that makes it the 51st.
 pub const GENERATIONS_KEPT: u64 = 50;
+/// How far replicas' clocks may differ for a used nonce to be remembered long enough.
+const NONCE_CLOCK_SKEW_SECS: u64 = 600;
 
 /// One publication of a server, as its history lists it. Numbers count a server's
 /// publications (1, 2, 3…), never go back, and are never reused, even by a server made again
@@ -263,8 +265,10 @@ impl Store {
 
     /// Takes the single-use `nonce`, valid until `expires` (seconds since the Unix epoch):
     /// whether it was not taken before, by this process or any other sharing the store. Forgets
-    /// the nonces expired by `now`, which nothing accepts any more.
+    /// the nonces expired well before `now`: replicas' clocks differ, and a nonce forgotten while
+    /// a slower replica still accepts its state could be used twice.
     pub async fn take_nonce(&self, nonce: &str, expires: u64, now: u64) -> Result<bool, Error> {
+        let now = now.saturating_sub(NONCE_CLOCK_SKEW_SECS);
         match &self.engine {
             Engine::Redb(it) => it.take_nonce(nonce, expires, now),
             Engine::Postgres(it) => it.take_nonce(nonce, expires, now).await,

@@ -469,14 +469,14 @@ fn wants_representation(headers: &HeaderMap) -> bool {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OperationsQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "curation::query")]
     q: String,
     #[serde(default)]
     method: String,
     #[serde(default)]
     tag: String,
     #[serde(default)]
-    state: String,
+    state: curation::Shown,
     offset: Option<usize>,
     limit: Option<usize>,
 }

@@ -79,15 +79,40 @@ pub struct View {
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// Words that must all appear in the key, path, summary, tool name or tag.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "query")]
     pub q: String,
     #[serde(default)]
     pub method: String,
     #[serde(default)]
     pub tag: String,
-    /// `exposed`, `hidden`, or empty.
     #[serde(default)]
-    pub state: String,
+    pub state: Shown,
+}
+
+/// Which rows a filter lets through by their exposure. Anything else is refused: a misspelt
+/// state taken for "any" would let a bulk action hide or expose every operation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shown {
+    #[default]
+    #[serde(rename = "")]
+    Any,
+    Exposed,
+    Hidden,
+}
+
+/// The longest search, in bytes and in words: each word is looked for in every row.
+const MAX_QUERY_BYTES: usize = 256;
+const MAX_QUERY_WORDS: usize = 16;
+
+pub fn query<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let q = String::deserialize(deserializer)?;
+    if q.len() > MAX_QUERY_BYTES || q.split_whitespace().count() > MAX_QUERY_WORDS {
+        return Err(serde::de::Error::custom(format!(
+            "a search has at most {MAX_QUERY_BYTES} bytes and {MAX_QUERY_WORDS} words"
+        )));
+    }
+    Ok(q)
 }
 
 /// The views kept, most recently used last, and for each server the lock its view is built
@@ -243,10 +268,10 @@ impl View {
     /// The rows `filter` lets through, in the page's order.
     pub fn matching(&self, filter: &Filter) -> Vec<usize> {
         let words: Vec<String> = filter.q.to_lowercase().split_whitespace().map(str::to_owned).collect();
-        let state = match filter.state.as_str() {
-            "exposed" => Some(true),
-            "hidden" => Some(false),
-            _ => None,
+        let state = match filter.state {
+            Shown::Any => None,
+            Shown::Exposed => Some(true),
+            Shown::Hidden => Some(false),
         };
         self.generated
             .rows
@@ -460,7 +485,7 @@ paths:
         assert_eq!(keys(&Filter::default()), ["getOrder", "pets/list", "addPet"]);
         assert_eq!(keys(&Filter { q: "PETS list".to_owned(), ..Filter::default() }), ["pets/list"]);
         assert_eq!(keys(&Filter { method: "POST".to_owned(), ..Filter::default() }), ["addPet"]);
-        assert_eq!(keys(&Filter { state: "exposed".to_owned(), ..Filter::default() }), ["getOrder"]);
+        assert_eq!(keys(&Filter { state: Shown::Exposed, ..Filter::default() }), ["getOrder"]);
         let page = view.page(&Filter::default(), 1, 1);
         assert_eq!((page["total"].as_u64(), page["n_exposed"].as_u64()), (Some(3), Some(1)));
         assert_eq!(page["operations"][0]["key"], "pets/list");
@@ -513,5 +538,17 @@ paths:
             "admin.serviceAnnouncement.ListMessages",
             "admin_serviceAnnouncement_ListMessages"
         ));
+    }
+
+    #[test]
+    fn filters_refuse_what_they_cannot_mean() {
+        let filter = |json: &str| serde_json::from_str::<Filter>(json);
+        assert_eq!(filter(r#"{"state": "hidden"}"#).unwrap().state, Shown::Hidden);
+        assert_eq!(filter(r#"{"state": ""}"#).unwrap().state, Shown::Any);
+        // Taken for "any", a bulk action would touch every operation.
+        assert!(filter(r#"{"state": "visible"}"#).is_err());
+        assert!(filter(&format!(r#"{{"q": "{}"}}"#, "a".repeat(257))).is_err());
+        assert!(filter(&format!(r#"{{"q": "{}"}}"#, "a ".repeat(17))).is_err());
+        assert!(filter(&format!(r#"{{"q": "{}"}}"#, "a ".repeat(16))).is_ok());
     }
 }

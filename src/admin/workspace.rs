@@ -535,13 +535,16 @@ impl Workspace {
             return Err(Error::Provisioned(slug.to_owned()));
         }
         let view = self.view(slug).await?;
-        let chosen: Vec<usize> = match &bulk.keys {
+        let mut chosen: Vec<usize> = match &bulk.keys {
             Some(keys) => keys
                 .iter()
                 .map(|key| view.index(key).ok_or_else(|| Error::Invalid(format!("no operation `{key}`"))))
                 .collect::<Result<_, _>>()?,
             None => view.matching(&bulk.filter),
         };
+        // A key named twice is one operation, counted once.
+        chosen.sort_unstable();
+        chosen.dedup();
         let touched: Vec<usize> = chosen
             .into_iter()
             .filter(|idx| view.is_tool(*idx) && view.exposed.get(*idx).copied() != Some(bulk.exposed))
