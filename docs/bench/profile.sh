@@ -2,7 +2,7 @@
 # Where mcpgate's CPU goes per call: mcpgate (release build) under callgrind serves tools/call
 # getPetById, without a session and then in one, from one wrk connection; the counters are
 # zeroed before each load and dumped after, so start-up is not counted. Prints the instructions
-# per call and the functions that take the most (self cost). Needs valgrind, wrk and nginx.
+# per call and what the steps of a call take (inclusive instructions per call). Needs valgrind, wrk and nginx.
 #   docs/bench/profile.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,7 +40,13 @@ profile() {
   local total
   total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
   echo "== $name: $requests calls, $((total / requests)) instructions per call"
-  callgrind_annotate --threshold=80 "$file" 2>/dev/null | sed -n '/file:function/,$p' | head -25
+  # Inclusive instructions per call of the steps of a call (a function's callees included).
+  callgrind_annotate --inclusive=yes --threshold=99.9 "$file" 2>/dev/null |
+    grep -E '^ *[0-9,]+ +\( *[0-9.]+%\)' | sed -E 's/ \[\/.*$//' |
+    awk -v calls="$requests" '{n=$1; gsub(",","",n); $1=""; $2=""; sub(/^ +/,""); f=$0; sub(/^[^:]*:/,"",f);
+      if (f ~ /\([0-9,]+x\)$/) next; if (!seen[f]++) printf "%9.0f  %s\n", n/calls, f}' |
+    grep -E 'Endpoint::handle|Gateway::call::|upstream::response::outcome|reqwest::async_impl::client::PendingRequest as|upstream::request::build|direct::encode|envelope::read|url::ParseOptions::parse$|TowerRedirectPolicy|role::(Client|Server) as hyper::proto::h1::Http1Transaction>::parse|^ *[0-9]+  (malloc|free)$|__memcpy|direct::serves|CallLog::begin|policy::' |
+    cut -c1-140 | head -25
 }
 profile "no session" -s call.lua http://127.0.0.1:18090/mcp/petstore
 MCP_SESSIONS=$SESSION profile "in a session" -s session.lua http://127.0.0.1:18090/mcp/petstore
