@@ -511,6 +511,10 @@ impl Workspace {
 
     /// The view of the server as it is now (the draft, else the served copy).
     pub async fn view(&self, slug: &str) -> Result<View, Error> {
+        // A view kept for the current edition needs no document, which is megabytes for a big API.
+        if let Some(view) = self.views.get(slug, self.store.edition(slug).await?) {
+            return Ok(view);
+        }
         let (settings, document, version) = self.current(slug).await?;
         self.view_of(slug, &settings, document, version).await
     }
