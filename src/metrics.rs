@@ -408,15 +408,17 @@ mod tests {
         called.called(Outcome::Ok, Duration::from_millis(1));
         assert!(called.is_made() && !idle.is_made());
         // The next publication's catalog takes the series of the tools called, with their counts.
-        let (again, idle_again) =
-            (ToolMetrics::new(&server, "called"), ToolMetrics::new(&server, "idle"));
+        let (again, idle_again) = (ToolMetrics::new(&server, "called"), ToolMetrics::new(&server, "idle"));
         assert!(again.is_made() && !idle_again.is_made());
         drop((called, idle));
         let _ = render(&[]);
         again.called(Outcome::Ok, Duration::from_millis(1));
         let text = render(&[]);
         let call = r#"server="metrics-lazy",mcp_method_name="tools/call",gen_ai_tool_name="called""#;
-        assert!(text.lines().any(|it| it == format!("mcp_server_operation_duration_seconds_count{{{call}}} 2")), "{text}");
+        assert!(
+            text.lines().any(|it| it == format!("mcp_server_operation_duration_seconds_count{{{call}}} 2")),
+            "{text}"
+        );
         assert!(!text.contains("\"idle\""), "{text}");
     }
 }

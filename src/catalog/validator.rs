@@ -45,7 +45,9 @@ impl Validator {
         match self.compiled() {
             Some(validator) => Errors::Found(validator.iter_errors(instance)),
             None => Errors::Uncompilable(match self.uncompilable {
-                Uncompilable::Refuse => Some(ValidationError::custom("the tool's input schema does not compile")),
+                Uncompilable::Refuse => {
+                    Some(ValidationError::custom("the tool's input schema does not compile"))
+                }
                 Uncompilable::Accept => None,
             }),
         }
@@ -117,7 +119,8 @@ mod tests {
         assert!(!validator.is_compiled());
         assert!(validator.is_valid(&json!({"id": 7})));
         assert!(validator.is_compiled());
-        let errors: Vec<String> = validator.iter_errors(&json!({"id": "seven"})).map(|it| it.to_string()).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(&json!({"id": "seven"})).map(|it| it.to_string()).collect();
         assert_eq!(errors.len(), 1, "{errors:?}");
     }
 

@@ -9,12 +9,14 @@
 // `describe_operation`, `call_operation`), each through `client.callTool`.
 //
 // A call the token's scopes do not cover gets HTTP 403 `insufficient_scope`, which the SDK
-// handles by asking for a token again. The SDK's client-credentials provider would ask for its
-// own configured scope again; this one asks for the scope the challenge names (a step-up), or,
-// with `--no-step-up`, refuses, so that the call fails with the SDK's 403 error.
+// handles by asking for a token again and retrying once. The SDK's client-credentials provider
+// asks for its configured scope again; this one asks for the scope the challenge names (a
+// step-up), unless `--no-step-up`, when the retry gets 403 again and the call fails with the
+// SDK's 403 error.
 //
 // Prints one JSON object on stdout:
-//   {"tools": [names], "steps": [{"result": CallToolResult} or {"error": message, "code": n}],
+//   {"tools": [names], "definitions": [the listed tools],
+//    "steps": [{"result": CallToolResult} or {"error": message, "code": n}],
 //    "scopes": [scope of each token obtained], "challenges": [WWW-Authenticate of each 403],
 //    "exchanges": ["METHOD URL -> STATUS", ...]}
 // Exit status: 0 when the summary is printed, 1 on any other error (message on stderr).
@@ -50,10 +52,7 @@ class StepUpProvider extends ClientCredentialsProvider {
   }
 
   prepareTokenRequest(scope) {
-    const challenged = challengedScope(challenges.at(-1));
-    if (challenged !== undefined && !this._stepUp) {
-      throw new Error("step-up refused by the client");
-    }
+    const challenged = this._stepUp ? challengedScope(challenges.at(-1)) : undefined;
     return super.prepareTokenRequest(challenged ?? scope);
   }
 
