@@ -147,10 +147,17 @@ async fn search_describe_and_call_go_through_the_real_tool() {
     let definition: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(definition["inputSchema"]["properties"]["id"]["type"], "integer", "{definition}");
 
+    // Validators are compiled on a tool's first call, not when the server is published.
+    let compiled = |name: &str| {
+        let snapshot = app.app.hosting.get("pets").unwrap().host.current();
+        snapshot.catalog.tool(name).unwrap().validator.is_compiled()
+    };
+    assert!(!compiled("getPet") && !compiled("addPet") && !compiled("listPets"));
     // Checked against getPet's own schema: never sent.
     let call = json!({"name": "getPet", "arguments": {"id": "not a number"}});
     let (text, is_error) = app.meta(scope, "call_operation", call).await;
     assert!(is_error && text.contains("Invalid arguments for getPet"), "{text}");
+    assert!(compiled("getPet") && !compiled("addPet") && !compiled("listPets"));
     assert_eq!(app.backend.count(), 0);
 
     let (text, is_error) =
