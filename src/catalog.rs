@@ -1,8 +1,9 @@
-//! The tool set of one hosted server: the tools it exposes, each with its compiled argument
-//! validator and the scopes it needs. Built from a document and the server's settings; the
-//! OpenAPI model is not kept once the tools are made.
+//! The tool set of one hosted server: the tools it exposes, each with its argument validator
+//! (compiled on first use) and the scopes it needs. Built from a document and the server's
+//! settings; the OpenAPI model is not kept once the tools are made.
 
 pub mod search;
+pub mod validator;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -28,16 +29,16 @@ pub struct Catalog {
 
 pub struct Tool {
     pub spec: ToolSpec,
-    /// Compiled once, when the catalog is built.
-    pub validator: jsonschema::Validator,
+    /// Checks arguments against the input schema; compiled on the first call.
+    pub validator: validator::Validator,
     /// Checks backend responses against the output schema, to log backends that stray.
-    pub output_validator: Option<jsonschema::Validator>,
+    pub output_validator: Option<validator::Validator>,
     /// Scopes a caller needs for this tool, besides the server's own.
     pub scopes: Vec<String>,
     /// How often it may be called, per user and in all.
     pub limits: ratelimit::Limits,
-    /// Resolved when the catalog is built, so that a call records with no lookup.
-    pub metrics: Arc<metrics::ToolSeries>,
+    /// Made on the first call, then recorded into with no lookup.
+    pub metrics: metrics::ToolMetrics,
     /// The operation's tags in the document, which policies read.
     pub tags: Vec<String>,
     /// Whether a call waits for the user's confirmation before it reaches the backend.
@@ -55,8 +56,7 @@ pub enum Error {
 }
 
 impl Catalog {
-    /// Generates the tools of `spec`, keeps those `settings` expose, and compiles their
-    /// validators.
+    /// Generates the tools of `spec` and keeps those `settings` expose.
     pub fn build(settings: &ServerSettings, mut spec: Spec) -> Result<Catalog, Error> {
         shape(settings, &mut spec);
         let generated = tools::generate(&spec, &options(settings));
@@ -66,7 +66,8 @@ impl Catalog {
             settings.expose.as_ref().map(|list| list.iter().map(String::as_str).collect());
         let mut matched: HashSet<String> = HashSet::new();
         let mut limited: HashSet<String> = HashSet::new();
-        let mut tools = Vec::new();
+        let mut tools = Vec::with_capacity(generated.tools.len());
+        let server: Arc<str> = settings.slug.as_str().into();
         for tool in generated.tools {
             let operation = &spec.operations[tool.operation];
             let (key, label) = (operation.key(), operation.label());
@@ -84,44 +85,27 @@ impl Catalog {
                     .filter(|it| settings.rate_limits.tools.contains_key(**it))
                     .map(|it| (*it).to_owned()),
             );
-            let schema = serde_json::Value::Object((*tool.input_schema).clone());
-            let output_validator = tool
-                .output_schema
-                .as_ref()
-                .and_then(|it| jsonschema::draft202012::new(&serde_json::Value::Object((**it).clone())).ok());
             let scopes = tool_scopes(settings, &spec, &tool);
             let (per_user, per_tool) = settings.rate_limits.for_tool(&names, tool.annotations.read_only);
             let limits = ratelimit::Limits {
                 per_user: Rate::per_minute(per_user),
                 per_tool: Rate::per_minute(per_tool),
             };
-            match jsonschema::draft202012::new(&schema) {
-                Ok(validator) => {
-                    let metrics = metrics::tool(settings.slug.as_str(), &tool.name);
-                    let tags = operation.tags.clone();
-                    let keys = [tool.name.as_str(), &operation.key(), &operation.label()];
-                    // Unless configured, DELETE operations are confirmed: they destroy.
-                    let confirm = keys
-                        .iter()
-                        .find_map(|it| settings.confirm.get(*it).copied())
-                        .unwrap_or(tool.plan.method == http::Method::DELETE);
-                    tools.push(Tool {
-                        spec: tool,
-                        validator,
-                        output_validator,
-                        scopes,
-                        limits,
-                        metrics,
-                        tags,
-                        confirm,
-                    });
-                }
-                // Generated schemas compile (the corpus test holds this); should one not, the
-                // tool is left out rather than served without validation.
-                Err(err) => {
-                    tracing::warn!(server = %settings.slug, tool = %tool.name, %err, "tool left out: its input schema does not compile")
-                }
-            }
+            // Unless configured, DELETE operations are confirmed: they destroy.
+            let confirm = names
+                .iter()
+                .find_map(|it| settings.confirm.get(*it).copied())
+                .unwrap_or(tool.plan.method == http::Method::DELETE);
+            tools.push(Tool {
+                validator: validator::Validator::arguments(tool.input_schema.clone()),
+                output_validator: tool.output_schema.clone().map(validator::Validator::output),
+                scopes,
+                limits,
+                metrics: metrics::ToolMetrics::new(&server, &tool.name),
+                tags: operation.tags.clone(),
+                confirm,
+                spec: tool,
+            });
         }
         if let Some(name) = settings.expose.iter().flatten().find(|it| !matched.contains(it.as_str())) {
             return Err(Error::UnknownExposed { slug: settings.slug.to_string(), name: name.clone() });

@@ -261,6 +261,9 @@ impl Hosting {
             });
         }
         while loads.join_next().await.is_some() {}
+        // Loading peaks well above what serving holds (documents, OpenAPI models, servers built
+        // side by side); give what was freed back to the system rather than keep it resident.
+        let _ = tokio::task::spawn_blocking(release_freed_memory).await;
     }
 
     fn loaded(&self, slug: String, outcome: Result<Hosted, String>) {
@@ -276,6 +279,23 @@ impl Hosting {
         self.loading.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// Returns the heap's free pages to the operating system. glibc's allocator keeps what a thread
+/// freed in that thread's arena: after loading Microsoft Graph, GitHub and Stripe side by side,
+/// about 200 MB resident that nothing uses.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: `malloc_trim` takes no pointer and only releases pages the allocator holds free.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
 
 /// The served copy of `slug` in the store, its settings checked.
 async fn stored_settings(

@@ -72,6 +72,11 @@ struct Inner {
     db: RwLock<Option<Database>>,
 }
 
+/// redb's page cache. Its default (1 GiB) kept every document written at start-up in memory (36 MB
+/// for GitHub, Stripe and Microsoft Graph); documents are read back only to publish or curate, and
+/// the operating system's page cache serves those reads.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// redb has one error type per operation; the store tells storage failures from the rest.
 fn db_error(err: impl Into<redb::Error>) -> Error {
     match err.into() {
@@ -86,7 +91,7 @@ impl Redb {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| Error::Directory { path: data_dir.display().to_string(), source })?;
         let path: PathBuf = data_dir.join("mcpgate.redb");
-        Redb::with(Box::new(move || Database::create(&path)))
+        Redb::with(Box::new(move || redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path)))
     }
 
     fn with(
