@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mcpgate::auth::Claims;
@@ -35,8 +36,8 @@ fn main() -> Result<(), Failure> {
     Ok(())
 }
 
-fn claims(groups: &[&str]) -> Claims {
-    Claims {
+fn claims(groups: &[&str]) -> Arc<Claims> {
+    Arc::new(Claims {
         subject: "alice".to_owned(),
         issuer: "https://idp.example".to_owned(),
         audience: vec!["mcp".to_owned()],
@@ -44,7 +45,7 @@ fn claims(groups: &[&str]) -> Claims {
         expires_at: SystemTime::now() + Duration::from_secs(3600),
         client_id: Some("agent".to_owned()),
         raw: json!({"groups": groups, "tenant": "acme"}).as_object().cloned().unwrap_or_default(),
-    }
+    })
 }
 
 fn one_tool(calls: usize) -> Result<(), Failure> {
@@ -97,7 +98,8 @@ fn listing(github: &std::path::Path, listings: usize) -> Result<(), Failure> {
     let document = std::fs::read(github)?;
     let settings: ServerSettings = toml::from_str("slug = 'github'\nspec = 'github-api.json'")?;
     let catalog = Catalog::build(&settings, mcpgate::openapi::ingest(&document)?)?;
-    let mut tags: Vec<&str> = catalog.tools.iter().flat_map(|it| it.tags.iter().map(String::as_str)).collect();
+    let mut tags: Vec<&str> =
+        catalog.tools.iter().flat_map(|it| it.tags.iter().map(String::as_str)).collect();
     tags.sort_unstable();
     tags.dedup();
     let mut text = String::new();

@@ -322,7 +322,8 @@ async fn provision_one(settings: ServerSettings, builder: &Arc<Builder>) -> Resu
             }
             let built = builder.clone();
             let hosted =
-                off_workers(move || Ok(assemble(snapshot(settings, loaded.spec, &built)?, &built, true))).await?;
+                off_workers(move || Ok(assemble(snapshot(settings, loaded.spec, &built)?, &built, true)))
+                    .await?;
             record_generation(&hosted, store).await;
             Ok(hosted)
         }
@@ -346,14 +347,14 @@ async fn record_generation(hosted: &Hosted, store: &Store) {
     let slug = snapshot.slug.clone();
     // Hashing every definition takes a while for the largest documents.
     let encoded = off_workers(move || {
-        let tools: Vec<ToolVersion> = snapshot.catalog.tools.iter().map(|it| ToolVersion::of(&it.spec)).collect();
+        let tools: Vec<ToolVersion> =
+            snapshot.catalog.tools.iter().map(|it| ToolVersion::of(&it.spec)).collect();
         Ok((ToolVersion::encode(&tools), tools.len()))
     })
     .await;
     let Ok((tools, count)) = encoded else { return };
-    let published_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |it| it.as_secs());
+    let published_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |it| it.as_secs());
     let publication = Publication { published_at, published_by: CONFIGURATION, tools: &tools };
     match store.record_generation(&slug, &publication).await {
         Ok(Recorded::New(generation)) => {

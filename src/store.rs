@@ -258,7 +258,11 @@ impl Store {
     /// copy is written at every start rather than published, so that a start with changed tools
     /// is a generation and a start with the same ones is not. Replicas starting at once record
     /// one generation.
-    pub async fn record_generation(&self, slug: &str, publication: &Publication<'_>) -> Result<Recorded, Error> {
+    pub async fn record_generation(
+        &self,
+        slug: &str,
+        publication: &Publication<'_>,
+    ) -> Result<Recorded, Error> {
         match &self.engine {
             Engine::Redb(it) => it.record_generation(slug, publication),
             Engine::Postgres(it) => it.record_generation(slug, publication).await,

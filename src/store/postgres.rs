@@ -345,7 +345,11 @@ impl Pg {
     }
 
     /// Records the next generation unless the newest kept one has the same tools.
-    pub async fn record_generation(&self, slug: &str, publication: &Publication<'_>) -> Result<Recorded, Error> {
+    pub async fn record_generation(
+        &self,
+        slug: &str,
+        publication: &Publication<'_>,
+    ) -> Result<Recorded, Error> {
         let tools = compress(publication.tools)?;
         self.run(async {
             let mut client = self.client().await?;

@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    AuditEntry, Error, GENERATIONS_KEPT, Generation, Publication, Published, Record, Recorded, Stage, compress,
-    connection_key, decode_settings, decompress, encode_settings,
+    AuditEntry, Error, GENERATIONS_KEPT, Generation, Publication, Published, Record, Recorded, Stage,
+    compress, connection_key, decode_settings, decompress, encode_settings,
 };
 
 /// slug → the server's settings, as JSON.
@@ -473,7 +473,12 @@ fn generation_meta(publication: &Publication<'_>) -> Result<Vec<u8>, Error> {
 
 /// Writes the next generation of `slug` in `tx` (its `meta` and compressed `tools`), dropping
 /// those beyond [`GENERATIONS_KEPT`]; its number.
-fn append_generation(tx: &redb::WriteTransaction, slug: &str, meta: &[u8], tools: &[u8]) -> Result<u64, Error> {
+fn append_generation(
+    tx: &redb::WriteTransaction,
+    slug: &str,
+    meta: &[u8],
+    tools: &[u8],
+) -> Result<u64, Error> {
     let generation = {
         let mut numbers = tx.open_table(GENERATION_NUMBERS).map_err(db_error)?;
         let last = numbers.get(slug).map_err(db_error)?.map_or(0, |it| it.value());
