@@ -327,9 +327,7 @@ impl Endpoint {
                 Box::pin(self.inner.in_session(&local, Request::from_parts(parts, body))).await
             }
             (Some(None), _) => Box::pin(self.inner.elsewhere(Request::from_parts(parts, body))).await,
-            (None, true) => {
-                Box::pin(Inner::open(&self.inner, subject, Request::from_parts(parts, body))).await
-            }
+            (None, true) => Box::pin(Inner::open(&self.inner, subject, Request::from_parts(parts, body))).await,
             // GET and DELETE without a session: the stateless service answers 405.
             (None, false) => {
                 Box::pin(self.inner.stateless.handle(Request::from_parts(parts, body))).await.map(Body::new)

@@ -6,8 +6,8 @@
 use std::future::Future;
 use std::time::Instant;
 
-use futures_util::FutureExt;
 use rmcp::model::{CallToolResponse, ErrorData};
+use futures_util::FutureExt;
 use tracing::Instrument;
 
 use crate::catalog::Tool;
