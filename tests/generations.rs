@@ -291,7 +291,8 @@ async fn a_configured_server_records_a_generation_when_its_tools_change() {
     let backend =
         Backend::start(|seen: Seen| async move { axum::Json(json!({"path": seen.path()})).into_response() })
             .await;
-    let app = Setup::new().bootstrap_token(BOOTSTRAP_TOKEN).server("pets", V1, &backend.url, "").start().await;
+    let app =
+        Setup::new().bootstrap_token(BOOTSTRAP_TOKEN).server("pets", V1, &backend.url, "").start().await;
     let history = get(&app, "/servers/pets/generations").await;
     let numbers = |history: &Value| -> Vec<u64> {
         history["generations"].as_array().unwrap().iter().map(|it| it["number"].as_u64().unwrap()).collect()
