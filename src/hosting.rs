@@ -22,13 +22,16 @@ use crate::auth::{Guard, Resource, Verifier};
 use crate::catalog::{self, Catalog};
 use crate::config::{self, Config, ServerSettings};
 use crate::credentials::{Attachment, Credentials, Flows};
-use crate::mcp::{self, Gateway};
+use crate::mcp::{self, Gateway, ToolVersion};
 use crate::policy::Policies;
 use crate::secrets::Keyring;
 use crate::snapshot::{self, Snapshot};
 use crate::source::{self, Limits, Source};
-use crate::store::Store;
+use crate::store::{AuditEntry, Publication, Recorded, Store};
 use crate::upstream::Backend;
+
+/// Who the generations of a server of the configuration file are published by.
+pub const CONFIGURATION: &str = "configuration file";
 
 pub struct Hosted {
     /// What requests read: replaced whole by each publication.
@@ -337,17 +340,58 @@ async fn provision_one(settings: ServerSettings, builder: &Arc<Builder>) -> Resu
             if let Err(err) = stored {
                 tracing::warn!(server = %settings.slug, %err, "document not stored");
             }
-            let builder = builder.clone();
-            off_workers(move || Ok(assemble(snapshot(settings, loaded.spec, &builder)?, &builder, true)))
-                .await
+            let built = builder.clone();
+            let hosted =
+                off_workers(move || Ok(assemble(snapshot(settings, loaded.spec, &built)?, &built, true)))
+                    .await?;
+            record_generation(&hosted, store).await;
+            Ok(hosted)
         }
         Err(err) => match store.server(settings.slug.as_str()).await {
             Ok(Some(stored)) if !stored.document.is_empty() => {
                 tracing::warn!(server = %settings.slug, %err, "document unreadable; serving the stored copy");
-                from_document(settings, stored.document, builder.clone(), true).await
+                let hosted = from_document(settings, stored.document, builder.clone(), true).await?;
+                record_generation(&hosted, store).await;
+                Ok(hosted)
             }
             _ => Err(err.to_string()),
         },
+    }
+}
+
+/// A server of the configuration file is not published: its tools become a generation when it is
+/// loaded with tools other than its newest generation's, so that its history and the admin's
+/// Changes page show what a changed document or configuration changed.
+async fn record_generation(hosted: &Hosted, store: &Store) {
+    let snapshot = hosted.host.current();
+    let slug = snapshot.slug.clone();
+    // Hashing every definition takes a while for the largest documents.
+    let encoded = off_workers(move || {
+        let tools: Vec<ToolVersion> =
+            snapshot.catalog.tools.iter().map(|it| ToolVersion::of(&it.spec)).collect();
+        Ok((ToolVersion::encode(&tools), tools.len()))
+    })
+    .await;
+    let Ok((tools, count)) = encoded else { return };
+    let published_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |it| it.as_secs());
+    let publication = Publication { published_at, published_by: CONFIGURATION, tools: &tools };
+    match store.record_generation(&slug, &publication).await {
+        Ok(Recorded::New(generation)) => {
+            tracing::info!(server = %slug, generation, "tools changed since the last start: a new generation");
+            let entry = AuditEntry {
+                at: published_at,
+                actor: CONFIGURATION.to_owned(),
+                action: "publish".to_owned(),
+                server: Some(slug.clone()),
+                detail: format!("generation {generation}, {count} tool{}", if count == 1 { "" } else { "s" }),
+            };
+            if let Err(err) = store.record(&entry).await {
+                tracing::warn!(server = %slug, %err, "audit entry not written");
+            }
+        }
+        Ok(Recorded::Unchanged(_)) => {}
+        Err(err) => tracing::warn!(server = %slug, %err, "generation not recorded"),
     }
 }
 

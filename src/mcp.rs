@@ -14,8 +14,10 @@ mod gateway;
 mod listeners;
 mod observe;
 mod session_ids;
+mod version;
 
 pub use catalog_mode::called_tool;
 pub use definition::{listed_definition, tool_definition};
 pub use endpoint::{Endpoint, IDLE_TIMEOUT, SessionLimits};
 pub use gateway::Gateway;
+pub use version::ToolVersion;

@@ -17,11 +17,13 @@
 //! Invariant: a refusal names the one policy that refused (or says that none permits), never the
 //! others.
 
+mod principals;
 mod request;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Decision, Effect, Entities, Entity, EntityUid, PolicyId, PolicySet,
@@ -34,6 +36,7 @@ pub use schema::Kind;
 
 use crate::auth::Claims;
 use crate::catalog::Tool;
+use principals::{Principal, Principals};
 
 /// The longest policy text of one origin (the configuration file, or one server's settings).
 pub const MAX_POLICY_BYTES: usize = 256 * 1024;
@@ -75,6 +78,10 @@ struct Compiled {
     /// The ids of the `permit`s annotated `@confirm`.
     confirming: HashSet<String>,
     schema: String,
+    /// Each recent caller's principal, made once per token's claims.
+    principals: Principals,
+    /// The principal of a caller without claims (auth mode `none`).
+    anonymous: Option<Arc<Principal>>,
 }
 
 /// Why a call was refused; the text the caller reads.
@@ -185,6 +192,9 @@ impl Policies {
             lists,
             confirming,
             schema,
+            principals: Principals::new(),
+            anonymous: request::principal(None, &config.claims)
+                .map(|entity| Arc::new(Principal { uid: entity.uid(), entity })),
         };
         Ok(Policies { compiled: Some(Box::new(compiled)) })
     }
@@ -203,7 +213,7 @@ impl Policies {
     /// input schema). A refusal is counted in the tool's metrics.
     pub fn check_call(
         &self,
-        claims: Option<&Claims>,
+        claims: Option<&Arc<Claims>>,
         tool: &Tool,
         arguments: &Map<String, Value>,
     ) -> Result<Allowed, Refused> {
@@ -224,7 +234,7 @@ impl Policies {
     }
 
     /// Whether `tools/list` shows `tool` to the caller with `claims`.
-    pub fn may_list(&self, claims: Option<&Claims>, tool: &Tool) -> bool {
+    pub fn may_list(&self, claims: Option<&Arc<Claims>>, tool: &Tool) -> bool {
         let Some(compiled) = &self.compiled else { return true };
         compiled.may_list(claims, tool)
     }
@@ -232,7 +242,7 @@ impl Policies {
     /// The decision on a call and the policies that made it (the admin console's "try it").
     pub fn explain(
         &self,
-        claims: Option<&Claims>,
+        claims: Option<&Arc<Claims>>,
         tool: &Tool,
         arguments: &Map<String, Value>,
     ) -> Explanation {
@@ -268,21 +278,32 @@ impl Explanation {
 }
 
 impl Compiled {
+    /// The principal of `claims`, made once per token's claims (`None`: an anonymous caller).
+    fn principal(&self, claims: Option<&Arc<Claims>>) -> Option<Arc<Principal>> {
+        match claims {
+            None => self.anonymous.clone(),
+            Some(claims) => self.principals.get(claims, |claims| {
+                let entity = request::principal(Some(claims), &self.claims)?;
+                Some(Principal { uid: entity.uid(), entity })
+            }),
+        }
+    }
+
     fn decide_call(
         &self,
-        claims: Option<&Claims>,
+        claims: Option<&Arc<Claims>>,
         tool: &Tool,
         arguments: &Map<String, Value>,
     ) -> Result<Explanation, Refused> {
         let context = request::call_context(arguments, &self.arguments).map_err(Refused::Argument)?;
         let (Some(principal), Some((resource, set))) =
-            (request::principal(claims, &self.claims), self.tools.get(&tool.spec.name))
+            (self.principal(claims), self.tools.get(&tool.spec.name))
         else {
             return Err(Refused::NotPermitted);
         };
-        let request = Request::new(principal.uid(), self.call.clone(), resource.uid(), context, None)
+        let request = Request::new(principal.uid.clone(), self.call.clone(), resource.uid(), context, None)
             .map_err(|_| Refused::NotPermitted)?;
-        let entities = Entities::from_entities([principal, resource.clone()], None)
+        let entities = Entities::from_entities([principal.entity.clone(), resource.clone()], None)
             .map_err(|_| Refused::NotPermitted)?;
         let response = self.authorizer.is_authorized(&request, set, &entities);
         let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
@@ -299,20 +320,19 @@ impl Compiled {
         Ok(explanation)
     }
 
-    fn may_list(&self, claims: Option<&Claims>, tool: &Tool) -> bool {
-        let (Some(principal), Some((resource, set)), Some(context)) = (
-            request::principal(claims, &self.claims),
-            self.tools.get(&tool.spec.name),
-            request::list_context(),
-        ) else {
+    fn may_list(&self, claims: Option<&Arc<Claims>>, tool: &Tool) -> bool {
+        let (Some(principal), Some((resource, set)), Some(context)) =
+            (self.principal(claims), self.tools.get(&tool.spec.name), request::list_context())
+        else {
             return false;
         };
-        let Ok(entities) = Entities::from_entities([principal.clone(), resource.clone()], None) else {
+        let Ok(entities) = Entities::from_entities([principal.entity.clone(), resource.clone()], None) else {
             return false;
         };
         let ask = |action: &EntityUid| {
             let request =
-                Request::new(principal.uid(), action.clone(), resource.uid(), context.clone(), None).ok()?;
+                Request::new(principal.uid.clone(), action.clone(), resource.uid(), context.clone(), None)
+                    .ok()?;
             Some(self.authorizer.is_authorized_partial(&request, set, &entities))
         };
         let Some(call) = ask(&self.call) else { return false };

@@ -63,6 +63,15 @@ pub struct Published {
     pub generation: u64,
 }
 
+/// What [`Store::record_generation`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The newest kept generation had the same tools: its number.
+    Unchanged(u64),
+    /// A new generation, numbered.
+    New(u64),
+}
+
 /// One administrative change, as the audit log keeps it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
@@ -243,6 +252,22 @@ impl Store {
         match &self.engine {
             Engine::Redb(it) => it.publish(slug, expected, publication),
             Engine::Postgres(it) => it.publish(slug, expected, publication).await,
+        }
+    }
+
+    /// Records `publication` as the next generation of `slug` unless the newest kept generation
+    /// has the same tools, byte for byte: for a server of the configuration file, whose served
+    /// copy is written at every start rather than published, so that a start with changed tools
+    /// is a generation and a start with the same ones is not. Replicas starting at once record
+    /// one generation.
+    pub async fn record_generation(
+        &self,
+        slug: &str,
+        publication: &Publication<'_>,
+    ) -> Result<Recorded, Error> {
+        match &self.engine {
+            Engine::Redb(it) => it.record_generation(slug, publication),
+            Engine::Postgres(it) => it.record_generation(slug, publication).await,
         }
     }
 

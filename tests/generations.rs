@@ -282,3 +282,36 @@ async fn the_changes_page_shows_a_reimported_description() {
     assert!(rows.iter().any(|it| it[0] == "input schema" && it[1] == "/properties/id/type"), "{run}");
     assert_eq!(seen["generations"], json!(["1"]), "{run}");
 }
+
+/// A server of the configuration file is never published: its first start records generation 1,
+/// a restart with the same document records nothing, and a restart with a changed document
+/// records generation 2, whose changes name what changed; the server's summary names the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_server_records_a_generation_when_its_tools_change() {
+    let backend =
+        Backend::start(|seen: Seen| async move { axum::Json(json!({"path": seen.path()})).into_response() })
+            .await;
+    let app =
+        Setup::new().bootstrap_token(BOOTSTRAP_TOKEN).server("pets", V1, &backend.url, "").start().await;
+    let history = get(&app, "/servers/pets/generations").await;
+    let numbers = |history: &Value| -> Vec<u64> {
+        history["generations"].as_array().unwrap().iter().map(|it| it["number"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(numbers(&history), [1]);
+    assert_eq!(history["generations"][0]["published_by"], "configuration file");
+    assert_eq!(get(&app, "/servers/pets").await["summary"]["generation"], 1);
+
+    let app = app.restart().await;
+    assert_eq!(numbers(&get(&app, "/servers/pets/generations").await), [1], "nothing changed");
+
+    std::fs::write(app.document_path("pets"), V2).unwrap();
+    let app = app.restart().await;
+    assert_eq!(numbers(&get(&app, "/servers/pets/generations").await), [2, 1]);
+    let changes = get(&app, "/servers/pets/changes?from=1&to=2").await;
+    let added: Vec<&str> =
+        changes["diff"]["added"].as_array().unwrap().iter().map(|it| it["name"].as_str().unwrap()).collect();
+    assert_eq!(added, ["adoptPet"]);
+    assert_eq!(changes["diff"]["changed"][0]["name"], "getPet");
+    let servers = get(&app, "/servers").await;
+    assert_eq!(servers["servers"][0]["generation"], 2);
+}

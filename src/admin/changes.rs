@@ -1,71 +1,21 @@
 //! What changed between two versions of a server's tools: two generations, or the draft and the
-//! published generation. Each publication keeps, per tool, what a diff needs (`ToolVersion`: the
-//! definition's parts and the hash `tools/list` shows under `_meta["mcpgate/definitionHash"]`);
-//! [`diff`] names the added, removed and changed tools, and for a changed one which parts changed,
-//! with the JSON Pointers of what changed in its schemas and annotations.
+//! published generation, each tool as a generation keeps it (`mcp::ToolVersion`). [`diff`] names
+//! the added, removed and changed tools, and for a changed one which parts changed, with the JSON
+//! Pointers of what changed in its schemas and annotations.
 //!
 //! Invariant: the walk over two schemas is depth-bounded and reports a bounded number of paths.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::mcp::listed_definition;
-use crate::tools::ToolSpec;
+use crate::mcp::ToolVersion;
 
 /// Below this depth two values are compared whole, and reported as one change.
 const MAX_DEPTH: usize = 64;
 /// The most paths one part of one tool reports; it says when there were more.
 const MAX_PATHS: usize = 100;
-
-/// One tool as a generation served it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolVersion {
-    pub name: String,
-    /// `_meta["mcpgate/definitionHash"]` of the listed tool.
-    pub hash: String,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    pub input_schema: Value,
-    #[serde(default)]
-    pub output_schema: Option<Value>,
-    #[serde(default)]
-    pub annotations: Option<Value>,
-}
-
-impl ToolVersion {
-    /// The tool as `tools/list` lists it.
-    pub fn of(tool: &ToolSpec) -> ToolVersion {
-        let listed = serde_json::to_value(listed_definition(tool)).unwrap_or(Value::Null);
-        let text = |key: &str| listed.get(key).and_then(Value::as_str).map(str::to_owned);
-        let part = |key: &str| listed.get(key).filter(|it| !it.is_null()).cloned();
-        ToolVersion {
-            name: tool.name.clone(),
-            hash: listed
-                .pointer("/_meta/mcpgate~1definitionHash")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            title: text("title"),
-            description: text("description"),
-            input_schema: part("inputSchema").unwrap_or(Value::Null),
-            output_schema: part("outputSchema"),
-            annotations: part("annotations"),
-        }
-    }
-}
-
-/// The stored form of a generation's tools.
-pub fn encode(tools: &[ToolVersion]) -> Vec<u8> {
-    serde_json::to_vec(tools).unwrap_or_default()
-}
-
-pub fn decode(bytes: &[u8]) -> Result<Vec<ToolVersion>, String> {
-    serde_json::from_slice(bytes).map_err(|err| format!("a stored generation is unreadable: {err}"))
-}
 
 /// A tool by name and hash.
 #[derive(Debug, Serialize)]

@@ -39,7 +39,7 @@ impl Workspace {
         let Value::Object(arguments) = instance else {
             return Err(Error::Invalid("the arguments must be an object".to_owned()));
         };
-        let claims = claims(trial.claims);
+        let claims = std::sync::Arc::new(claims(trial.claims));
         let explanation = snapshot.policies.explain(Some(&claims), tool, &arguments);
         Ok(json!({
             "policies_configured": snapshot.policies.any(),

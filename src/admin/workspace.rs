@@ -20,13 +20,13 @@ use crate::config::{
     ToolOverride,
 };
 use crate::hosting::Hosting;
-use crate::mcp::tool_definition;
+use crate::mcp::{ToolVersion, tool_definition};
 use crate::openapi::Spec;
 use crate::source::{self, Limits, Source};
 use crate::store::{AuditEntry, Generation, Publication, Stage, Store};
 use crate::tools::{self, Report};
 
-use super::changes::{self, ToolVersion};
+use super::changes;
 
 /// How many changes a curation's audit entry names; it counts the rest.
 const AUDIT_CHANGES: usize = 20;
@@ -81,6 +81,8 @@ pub struct Summary {
     pub unpublished: bool,
     pub tools: usize,
     pub failure: Option<String>,
+    /// The newest generation's number: the publication the store serves (none before the first).
+    pub generation: Option<u64>,
 }
 
 /// What a publication did.
@@ -374,6 +376,7 @@ impl Workspace {
             unpublished: draft.is_some(),
             tools: hosted.map_or(0, |it| it.host.current().catalog.tools.len()),
             failure,
+            generation: self.store.history(slug).await?.first().map(|it| it.number),
         })
     }
 
@@ -788,7 +791,7 @@ impl Workspace {
             let prepared = hosting.prepare(settings, spec).map_err(Error::Invalid)?;
             let tools: Vec<ToolVersion> =
                 prepared.tools().iter().map(|it| ToolVersion::of(&it.spec)).collect();
-            Ok::<_, Error>((prepared, changes::encode(&tools)))
+            Ok::<_, Error>((prepared, ToolVersion::encode(&tools)))
         });
         let (prepared, tools) = tokio::select! {
             built = built => built.map_err(|err| Error::Invalid(format!("publishing failed: {err}")))??,
@@ -819,7 +822,7 @@ impl Workspace {
         let not_kept = || Error::NoGeneration { slug: slug.to_owned(), number };
         let generation = history.into_iter().find(|it| it.number == number).ok_or_else(not_kept)?;
         let bytes = self.store.generation_tools(slug, number).await?.ok_or_else(not_kept)?;
-        let tools = changes::decode(&bytes).map_err(Error::Invalid)?;
+        let tools = ToolVersion::decode(&bytes).map_err(Error::Invalid)?;
         Ok(GenerationView { generation, tools })
     }
 

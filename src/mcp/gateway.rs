@@ -214,7 +214,7 @@ impl Gateway {
         let Value::Object(arguments) = instance else {
             return Err(ErrorData::internal_error("arguments changed shape", None));
         };
-        let allowed = match snapshot.policies.check_call(caller.map(|it| &*it.claims), tool, &arguments) {
+        let allowed = match snapshot.policies.check_call(caller.map(|it| &it.claims), tool, &arguments) {
             Ok(allowed) => allowed,
             Err(refused) => {
                 audit.decide(Decision::PolicyDenied);
@@ -325,7 +325,7 @@ fn list_page(
 fn visible<'a>(snapshot: &'a Snapshot, caller: Option<&'a Caller>) -> impl Fn(&Tool) -> bool + 'a {
     let filter =
         snapshot.access.as_ref().is_some_and(|it| it.filter_tools || snapshot.catalog.search.is_some());
-    let claims = caller.map(|it| &*it.claims);
+    let claims = caller.map(|it| &it.claims);
     let by_scope = caller.filter(|_| filter);
     // A tool the policies never let this caller call is not listed (nor found in a catalog).
     move |tool| {

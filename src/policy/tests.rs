@@ -44,9 +44,9 @@ fn catalog() -> crate::catalog::Catalog {
     crate::catalog::Catalog::build(&settings, crate::openapi::ingest(DOCUMENT.as_bytes()).unwrap()).unwrap()
 }
 
-fn claims(raw: serde_json::Value) -> Claims {
+fn claims(raw: serde_json::Value) -> Arc<Claims> {
     let raw = raw.as_object().unwrap().clone();
-    Claims {
+    Arc::new(Claims {
         subject: raw.get("sub").and_then(Value::as_str).unwrap_or("alice").to_owned(),
         issuer: "https://idp.example".to_owned(),
         audience: vec!["mcp".to_owned()],
@@ -54,7 +54,7 @@ fn claims(raw: serde_json::Value) -> Claims {
         expires_at: SystemTime::now(),
         client_id: None,
         raw,
-    }
+    })
 }
 
 fn build(own: &str) -> Result<(crate::catalog::Catalog, Policies), String> {

@@ -21,8 +21,8 @@ use tokio_postgres::{AsyncMessage, Client, GenericClient};
 
 use super::tls::MakeRustls;
 use super::{
-    AuditEntry, Error, GENERATIONS_KEPT, Generation, Publication, Published, Record, Stage, decode_settings,
-    encode_settings,
+    AuditEntry, Error, GENERATIONS_KEPT, Generation, Publication, Published, Record, Recorded, Stage,
+    decode_settings, encode_settings,
 };
 
 /// The channel a change to a served copy is announced on; the payload is the server's slug.
@@ -336,33 +336,51 @@ impl Pg {
             )
             .await
             .map_err(classify)?;
-            // The row lock of the upsert orders publications on several replicas: each takes the
-            // next number.
-            let generation: i64 = tx
-                .query_one(
-                    "insert into generation_numbers (slug, last) values ($1, 1) \
-                     on conflict (slug) do update set last = generation_numbers.last + 1 returning last",
+            let generation = append_generation(&tx, slug, publication, &tools).await?;
+            notify(&tx, slug).await?;
+            tx.commit().await.map_err(classify)?;
+            Ok(Some(Published { edition, generation }))
+        })
+        .await
+    }
+
+    /// Records the next generation unless the newest kept one has the same tools.
+    pub async fn record_generation(
+        &self,
+        slug: &str,
+        publication: &Publication<'_>,
+    ) -> Result<Recorded, Error> {
+        let tools = compress(publication.tools)?;
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(classify)?;
+            // The row lock orders replicas recording at once: the second compares with the
+            // generation the first recorded.
+            tx.execute(
+                "insert into generation_numbers (slug, last) values ($1, 0) on conflict (slug) do nothing",
+                &[&slug],
+            )
+            .await
+            .map_err(classify)?;
+            tx.execute("select last from generation_numbers where slug = $1 for update", &[&slug])
+                .await
+                .map_err(classify)?;
+            let newest = tx
+                .query_opt(
+                    "select number, tools from generations where slug = $1 order by number desc limit 1",
                     &[&slug],
                 )
                 .await
-                .map_err(classify)?
-                .get(0);
-            tx.execute(
-                "insert into generations (slug, number, published_at, published_by, tools) \
-                 values ($1, $2, $3, $4, $5)",
-                &[&slug, &generation, &signed(publication.published_at), &publication.published_by, &tools],
-            )
-            .await
-            .map_err(classify)?;
-            tx.execute(
-                "delete from generations where slug = $1 and number <= $2",
-                &[&slug, &(generation - signed(GENERATIONS_KEPT))],
-            )
-            .await
-            .map_err(classify)?;
-            notify(&tx, slug).await?;
+                .map_err(classify)?;
+            if let Some(newest) = newest
+                && decompress(slug, newest.get::<_, &[u8]>(1))? == publication.tools
+            {
+                // Dropping the transaction rolls it back.
+                return Ok(Recorded::Unchanged(unsigned(newest.get(0))));
+            }
+            let generation = append_generation(&tx, slug, publication, &tools).await?;
             tx.commit().await.map_err(classify)?;
-            Ok(Some(Published { edition, generation: unsigned(generation) }))
+            Ok(Recorded::New(generation))
         })
         .await
     }
@@ -602,6 +620,41 @@ fn classify(err: tokio_postgres::Error) -> Error {
         }
         _ => Error::Unavailable(format!("cannot reach PostgreSQL: {err}")),
     }
+}
+
+/// Writes the next generation of `slug` in `tx` (`tools` compressed), dropping those beyond
+/// [`GENERATIONS_KEPT`]; its number.
+async fn append_generation(
+    tx: &impl GenericClient,
+    slug: &str,
+    publication: &Publication<'_>,
+    tools: &[u8],
+) -> Result<u64, Error> {
+    // The row lock of the upsert orders publications on several replicas: each takes the next
+    // number.
+    let generation: i64 = tx
+        .query_one(
+            "insert into generation_numbers (slug, last) values ($1, 1) \
+             on conflict (slug) do update set last = generation_numbers.last + 1 returning last",
+            &[&slug],
+        )
+        .await
+        .map_err(classify)?
+        .get(0);
+    tx.execute(
+        "insert into generations (slug, number, published_at, published_by, tools) \
+         values ($1, $2, $3, $4, $5)",
+        &[&slug, &generation, &signed(publication.published_at), &publication.published_by, &tools],
+    )
+    .await
+    .map_err(classify)?;
+    tx.execute(
+        "delete from generations where slug = $1 and number <= $2",
+        &[&slug, &(generation - signed(GENERATIONS_KEPT))],
+    )
+    .await
+    .map_err(classify)?;
+    Ok(unsigned(generation))
 }
 
 /// Bumps the edition of `slug` in `tx`, refusing when `expected` is given and differs; the new

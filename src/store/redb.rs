@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    AuditEntry, Error, GENERATIONS_KEPT, Generation, Publication, Published, Record, Stage, compress,
-    connection_key, decode_settings, decompress, encode_settings,
+    AuditEntry, Error, GENERATIONS_KEPT, Generation, Publication, Published, Record, Recorded, Stage,
+    compress, connection_key, decode_settings, decompress, encode_settings,
 };
 
 /// slug → the server's settings, as JSON.
@@ -254,11 +254,7 @@ impl Redb {
         publication: &Publication<'_>,
     ) -> Result<Option<Published>, Error> {
         let tools = compress(publication.tools)?;
-        let meta = serde_json::to_vec(&GenerationMeta {
-            published_at: publication.published_at,
-            published_by: publication.published_by.to_owned(),
-        })
-        .map_err(|err| Error::Database(err.to_string()))?;
+        let meta = generation_meta(publication)?;
         self.run(|db| {
             let tx = db.begin_write().map_err(db_error)?;
             let published = {
@@ -282,23 +278,40 @@ impl Redb {
                     .insert(slug, document.as_slice())
                     .map_err(db_error)?;
                 let edition = bump(&tx, slug, Some(expected))?;
-                let generation = {
-                    let mut numbers = tx.open_table(GENERATION_NUMBERS).map_err(db_error)?;
-                    let last = numbers.get(slug).map_err(db_error)?.map_or(0, |it| it.value());
-                    numbers.insert(slug, last + 1).map_err(db_error)?;
-                    last + 1
-                };
-                let oldest_kept = generation.saturating_sub(GENERATIONS_KEPT - 1);
-                let mut generations = tx.open_table(GENERATIONS).map_err(db_error)?;
-                generations.insert((slug, generation), meta.as_slice()).map_err(db_error)?;
-                generations.retain_in((slug, 0)..(slug, oldest_kept), |_, _| false).map_err(db_error)?;
-                let mut stored = tx.open_table(GENERATION_TOOLS).map_err(db_error)?;
-                stored.insert((slug, generation), tools.as_slice()).map_err(db_error)?;
-                stored.retain_in((slug, 0)..(slug, oldest_kept), |_, _| false).map_err(db_error)?;
+                let generation = append_generation(&tx, slug, &meta, &tools)?;
                 Published { edition, generation }
             };
             tx.commit().map_err(db_error)?;
             Ok(Some(published))
+        })
+    }
+
+    /// Records the next generation unless the newest kept one has the same tools.
+    pub fn record_generation(&self, slug: &str, publication: &Publication<'_>) -> Result<Recorded, Error> {
+        let tools = compress(publication.tools)?;
+        let meta = generation_meta(publication)?;
+        self.run(|db| {
+            let tx = db.begin_write().map_err(db_error)?;
+            let newest = {
+                let stored = tx.open_table(GENERATION_TOOLS).map_err(db_error)?;
+                let mut range = stored.range((slug, 0)..=(slug, u64::MAX)).map_err(db_error)?;
+                match range.next_back() {
+                    Some(entry) => {
+                        let (key, value) = entry.map_err(db_error)?;
+                        Some((key.value().1, decompress(slug, value.value())?))
+                    }
+                    None => None,
+                }
+            };
+            if let Some((number, newest)) = newest
+                && newest == publication.tools
+            {
+                // Dropped uncommitted: nothing was written.
+                return Ok(Recorded::Unchanged(number));
+            }
+            let generation = append_generation(&tx, slug, &meta, &tools)?;
+            tx.commit().map_err(db_error)?;
+            Ok(Recorded::New(generation))
         })
     }
 
@@ -453,6 +466,38 @@ impl Redb {
             Ok(entries)
         })
     }
+}
+
+fn generation_meta(publication: &Publication<'_>) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(&GenerationMeta {
+        published_at: publication.published_at,
+        published_by: publication.published_by.to_owned(),
+    })
+    .map_err(|err| Error::Database(err.to_string()))
+}
+
+/// Writes the next generation of `slug` in `tx` (its `meta` and compressed `tools`), dropping
+/// those beyond [`GENERATIONS_KEPT`]; its number.
+fn append_generation(
+    tx: &redb::WriteTransaction,
+    slug: &str,
+    meta: &[u8],
+    tools: &[u8],
+) -> Result<u64, Error> {
+    let generation = {
+        let mut numbers = tx.open_table(GENERATION_NUMBERS).map_err(db_error)?;
+        let last = numbers.get(slug).map_err(db_error)?.map_or(0, |it| it.value());
+        numbers.insert(slug, last + 1).map_err(db_error)?;
+        last + 1
+    };
+    let oldest_kept = generation.saturating_sub(GENERATIONS_KEPT - 1);
+    let mut generations = tx.open_table(GENERATIONS).map_err(db_error)?;
+    generations.insert((slug, generation), meta).map_err(db_error)?;
+    generations.retain_in((slug, 0)..(slug, oldest_kept), |_, _| false).map_err(db_error)?;
+    let mut stored = tx.open_table(GENERATION_TOOLS).map_err(db_error)?;
+    stored.insert((slug, generation), tools).map_err(db_error)?;
+    stored.retain_in((slug, 0)..(slug, oldest_kept), |_, _| false).map_err(db_error)?;
+    Ok(generation)
 }
 
 /// Bumps the edition of `slug` in `tx`, refusing when `expected` is given and differs; the new
