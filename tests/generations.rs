@@ -309,9 +309,9 @@ async fn a_configured_server_records_a_generation_when_its_tools_change() {
     assert_eq!(numbers(&get(&app, "/servers/pets/generations").await), [2, 1]);
     let changes = get(&app, "/servers/pets/changes?from=1&to=2").await;
     let added: Vec<&str> =
-        changes["diff"]["added"].as_array().unwrap().iter().map(|it| it["name"].as_str().unwrap()).collect();
+        changes["added"].as_array().unwrap().iter().map(|it| it["name"].as_str().unwrap()).collect();
     assert_eq!(added, ["adoptPet"]);
-    assert_eq!(changes["diff"]["changed"][0]["name"], "getPet");
+    assert_eq!(changes["changed"][0]["name"], "getPet", "{changes}");
     let servers = get(&app, "/servers").await;
     assert_eq!(servers["servers"][0]["generation"], 2);
 }
