@@ -280,11 +280,11 @@ impl Pg {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(classify)?;
+            // Editions only grow, so a server made again under the same slug is never taken for
+            // the one deleted. Taken first, as every write takes it (see `publish`).
+            bump(&tx, slug, None).await?;
             let removed =
                 tx.execute("delete from server_copies where slug = $1", &[&slug]).await.map_err(classify)?;
-            // Editions only grow, so a server made again under the same slug is never taken for
-            // the one deleted.
-            bump(&tx, slug, None).await?;
             // Users' connections to its backend go with it.
             tx.execute("delete from connections where server = $1", &[&slug]).await.map_err(classify)?;
             // So does its history (its numbers stay taken).
@@ -318,6 +318,9 @@ impl Pg {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(classify)?;
+            // The edition's row first, as every write takes it: taking the draft's row first
+            // would deadlock with a draft written meanwhile, which takes them the other way.
+            let edition = bump(&tx, slug, Some(expected)).await?;
             let draft = tx
                 .query_opt(
                     "delete from server_copies where slug = $1 and stage = 'draft' returning settings, document",
@@ -327,7 +330,6 @@ impl Pg {
                 .map_err(classify)?;
             // Dropping the transaction rolls it back.
             let Some(draft) = draft else { return Ok(None) };
-            let edition = bump(&tx, slug, Some(expected)).await?;
             tx.execute(
                 "insert into server_copies (slug, stage, settings, document, generation) values ($1, 'live', $2, $3, $4) \
                  on conflict (slug, stage) do update set settings = excluded.settings, \
@@ -449,10 +451,11 @@ impl Pg {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(classify)?;
+            // The edition's row first, as every write takes it (see `publish`).
+            bump(&tx, slug, None).await?;
             tx.execute("delete from server_copies where slug = $1 and stage = 'draft'", &[&slug])
                 .await
                 .map_err(classify)?;
-            bump(&tx, slug, None).await?;
             tx.commit().await.map_err(classify)
         })
         .await
