@@ -144,6 +144,10 @@ impl Views {
     /// Keeps `view` in place of the other versions of its server.
     pub fn put(&self, view: View) {
         let mut views = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // A build that took long may end after a newer version was kept: the newer one stays.
+        if views.iter().any(|it| it.slug == view.slug && it.version > view.version) {
+            return;
+        }
         views.retain(|it| it.slug != view.slug);
         views.push(view);
         let extra = views.len().saturating_sub(KEPT);
@@ -526,6 +530,11 @@ paths:
         }
         assert!(views.get("a", 3).is_none());
         assert!(views.get("c", 3).is_some() && views.get("c", 4).is_none());
+        // A slow build of an older version ends after a newer one was kept.
+        let idx = view().index("addPet").unwrap();
+        views.put(view().with_exposure(5, &[(idx, true)]));
+        views.put(view());
+        assert!(views.get("shop", 5).is_some() && views.get("shop", 3).is_none());
     }
 
     #[test]
