@@ -18,7 +18,7 @@ RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.%p" \
   ../../target/release/mcpgate serve --config "$B/mcpgate.toml" 2>"$B/valgrind.log" &
 GATE=$!
 trap 'kill $GATE $NGINX 2>/dev/null' EXIT
-for _ in $(seq 600); do curl -sf http://127.0.0.1:18090/healthz >/dev/null && break; sleep 0.5; done
+for _ in $(seq 600); do curl -sf http://127.0.0.1:18090/readyz >/dev/null && break; sleep 0.5; done
 # A call that fails (an unknown server, a broken document) would be profiled as cheap.
 curl -sf http://127.0.0.1:18090/mcp/petstore -H 'content-type: application/json' \
   -H 'accept: application/json, text/event-stream' \

@@ -69,11 +69,11 @@ CONF
 }
 replica 18096
 A=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:18096/healthz >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf http://127.0.0.1:18096/readyz >/dev/null && break; sleep 0.1; done
 replica 18097
 R=$!
 trap 'kill $A $R $NGINX 2>/dev/null; as_pg "$PG/pg_ctl" -D "$B/pg/data" -m fast -w stop >/dev/null' EXIT
-for _ in $(seq 100); do curl -sf http://127.0.0.1:18097/healthz >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf http://127.0.0.1:18097/readyz >/dev/null && break; sleep 0.1; done
 open_sessions() {
   local ids=() id
   for _ in $(seq "$2"); do

@@ -23,7 +23,7 @@ RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate-jwt.toml 2>"$B
 GATE_JWT=$!
 trap 'kill $GATE $GATE_JWT $SLOW $NGINX 2>/dev/null' EXIT
 for port in 18090 18094; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 done
 
 # Opens $2 sessions at $1 as a client does (initialize, then notifications/initialized), with

@@ -56,7 +56,7 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
         .and_then(|it| it.split(';').next())
         .map(|it| it.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let cut_marker = format!("\n[response cut at {} bytes]", received.max_bytes);
+    let cut_marker = || format!("\n[response cut at {} bytes]", received.max_bytes);
     if !(200..300).contains(&received.status) {
         let text = String::from_utf8_lossy(received.body);
         let mut excerpt: String = text.chars().take(ERROR_EXCERPT).collect();
@@ -92,7 +92,7 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
     if is_text {
         let mut text = String::from_utf8_lossy(received.body).into_owned();
         if received.truncated {
-            text.push_str(&cut_marker);
+            text.push_str(&cut_marker());
         }
         return Outcome::text(received.status, text);
     }
@@ -114,7 +114,7 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
         }
     };
     if received.truncated {
-        outcome.content.push(Part::Text(cut_marker.trim_start().to_owned()));
+        outcome.content.push(Part::Text(cut_marker().trim_start().to_owned()));
     }
     outcome
 }
@@ -125,7 +125,9 @@ fn json_outcome(
     value: Value,
     output_matches: &impl Fn(&Value) -> bool,
 ) -> Outcome {
-    let text = value.to_string();
+    // Compact, whatever the backend's layout: fewer tokens. `to_string` would go through
+    // `fmt::Write` a few bytes at a time, at three times the cost.
+    let text = serde_json::to_string(&value).unwrap_or_default();
     let structured = match tool.output {
         OutputShape::Unstructured => None,
         OutputShape::Object => Some(value),

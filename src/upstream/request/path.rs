@@ -94,9 +94,6 @@ pub(super) fn request_url(
         path.push_str(&expanded);
     }
 
-    let mut url = base.clone();
-    url.set_fragment(None);
-    url.set_path(&path);
     let own = query.join("&");
     let query = match base.query().filter(|it| !it.is_empty()) {
         Some(fixed) if own.is_empty() => Some(fixed.to_owned()),
@@ -104,13 +101,18 @@ pub(super) fn request_url(
         None if own.is_empty() => None,
         None => Some(own),
     };
-    url.set_query(query.as_deref());
+    let mut reference = path;
+    if let Some(query) = &query {
+        reference.push('?');
+        reference.push_str(query);
+    }
 
-    // Parsed again, the URL must be the same, at base's origin, under base's path, with one
-    // segment per segment of the template. Its path and query are parsed against `base`, whose
-    // host is then not parsed (and put through IDNA) once more per call; a reference that named
-    // another host (`//host/…`) fails the origin check as any other escape does.
-    let parsed = base.join(&url[url::Position::BeforePath..]).map_err(|_| Error::Escape)?;
+    // Parsed, the URL must be at base's origin, under base's path, with one segment per segment
+    // of the template (a dot segment the parser resolved would take one away). Parsed against `base`, whose host is then
+    // not parsed (and put through IDNA) once more per call; a reference that named another host
+    // (`//host/…`) fails the origin check as any other escape does.
+    let parsed = base.join(&reference).map_err(|_| Error::Escape)?;
+    let path = &reference[..reference.find('?').unwrap_or(reference.len())];
     let same_origin = parsed.scheme() == base.scheme()
         && parsed.host() == base.host()
         && parsed.port_or_known_default() == base.port_or_known_default()
@@ -118,7 +120,7 @@ pub(super) fn request_url(
         && parsed.password() == base.password();
     let under_base = parsed.path().strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'));
     let same_segments = parsed.path().matches('/').count() == path.matches('/').count();
-    if parsed != url || !same_origin || !under_base || !same_segments {
+    if !same_origin || !under_base || !same_segments {
         return Err(Error::Escape);
     }
     Ok(parsed)
