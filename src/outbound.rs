@@ -1,8 +1,10 @@
 //! mcpgate as an HTTP client: outbound clients are built by [`client`] from a [`Policy`]
-//! (redirects, deadline, pinned address, proxy); bodies are read within a cap by
-//! [`read_capped`]; transport errors are put into words by [`describe`] and [`root_cause`].
+//! (deadline, pinned address, proxy); bodies are read within a cap by
+//! [`read_capped`]; transport errors are put into words by [`describe`] and [`root_cause`]. The
+//! forwarder, on every call's path, sends through a leaner client of its own ([`pool`]).
 //!
-//! Invariants: no client takes a proxy from the environment (`HTTP_PROXY`, `HTTPS_PROXY`,
+//! Invariants: no client follows a redirect (a redirect is its answer; who follows one checks
+//! each hop, as `source::fetch` and `upstream::forward` do); no client takes a proxy from the environment (`HTTP_PROXY`, `HTTPS_PROXY`,
 //! `ALL_PROXY`), only the one its policy names; a client pinned to a checked address has no
 //! proxy; no description of an error contains the request's URL, whose query may carry a
 //! credential.
@@ -12,13 +14,13 @@ use std::time::Duration;
 
 use url::Url;
 
+pub mod pool;
 #[cfg(test)]
 pub(crate) mod testing;
 
 /// How one client sends its requests.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub redirects: Redirects,
     /// The deadline of each whole request, connection to last byte. `None` when each request
     /// sets its own (`RequestBuilder::timeout`) or the caller bounds the call.
     pub timeout: Option<Duration>,
@@ -28,17 +30,6 @@ pub struct Policy {
     /// The http(s) proxy every request goes through (it may carry `user:password@`); `None`
     /// connects directly.
     pub proxy: Option<Url>,
-}
-
-/// Which redirects a client follows; a redirect it does not follow is its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redirects {
-    None,
-    /// While every hop stays on the first request's origin (scheme, host and port), at most
-    /// `max` hops.
-    SameOrigin {
-        max: usize,
-    },
 }
 
 /// Why no client could be built.
@@ -61,19 +52,10 @@ pub struct Capped {
     pub cut: bool,
 }
 
-/// Why [`read_capped_idle`] did not read a body.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("no part of the body arrived for {0:?}")]
-    Idle(Duration),
-    #[error("{}", describe(.0))]
-    Transport(reqwest::Error),
-}
-
 impl Policy {
-    /// Direct connections with `redirects`, no deadline of the client's own, nothing pinned.
-    pub fn new(redirects: Redirects) -> Policy {
-        Policy { redirects, timeout: None, pin: None, proxy: None }
+    /// Direct connections, no deadline of the client's own, nothing pinned.
+    pub fn direct() -> Policy {
+        Policy { timeout: None, pin: None, proxy: None }
     }
 }
 
@@ -81,7 +63,7 @@ impl Policy {
 pub fn client(policy: &Policy) -> Result<reqwest::Client, Error> {
     // `no_proxy` drops the proxies reqwest would read from the environment: requests would go
     // where no configuration sent them, and nothing reads the environment after start-up.
-    let mut builder = reqwest::Client::builder().no_proxy().redirect(redirect_policy(policy.redirects));
+    let mut builder = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none());
     if let Some(proxy) = &policy.proxy {
         // The proxy would resolve the host itself, and could connect anywhere.
         if policy.pin.is_some() {
@@ -104,18 +86,6 @@ pub fn client(policy: &Policy) -> Result<reqwest::Client, Error> {
     builder.build().map_err(|err| Error::Client(describe(&err)))
 }
 
-fn redirect_policy(redirects: Redirects) -> reqwest::redirect::Policy {
-    match redirects {
-        Redirects::None => reqwest::redirect::Policy::none(),
-        Redirects::SameOrigin { max } => reqwest::redirect::Policy::custom(move |attempt| {
-            // `previous` starts with the first request's URL, so it holds one entry per hop taken.
-            let same_origin =
-                attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
-            if attempt.previous().len() > max || !same_origin { attempt.stop() } else { attempt.follow() }
-        }),
-    }
-}
-
 /// The proxy without its credentials, query or fragment.
 fn shown(proxy: &Url) -> String {
     let mut it = proxy.clone();
@@ -136,27 +106,6 @@ pub async fn read_capped(response: &mut reqwest::Response, max_bytes: u64) -> Re
         }
     }
     Ok(capped)
-}
-
-/// As [`read_capped`], giving up when no part of the body arrives for `idle`: a backend that
-/// stalls mid-answer holds a call no longer than one that never answers.
-pub async fn read_capped_idle(
-    response: &mut reqwest::Response,
-    max_bytes: u64,
-    idle: Duration,
-) -> Result<Capped, ReadError> {
-    let mut capped = Capped { body: Vec::new(), cut: false };
-    loop {
-        let chunk = match tokio::time::timeout(idle, response.chunk()).await {
-            Ok(Ok(Some(chunk))) => chunk,
-            Ok(Ok(None)) => return Ok(capped),
-            Ok(Err(err)) => return Err(ReadError::Transport(err.without_url())),
-            Err(_) => return Err(ReadError::Idle(idle)),
-        };
-        if !capped.push(&chunk, max_bytes) {
-            return Ok(capped);
-        }
-    }
 }
 
 impl Capped {

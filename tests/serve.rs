@@ -153,6 +153,8 @@ async fn answer(seen: Seen) -> Response {
         "/v1/kinds/away" => {
             (StatusCode::FOUND, [("location", "http://127.0.0.2:9/elsewhere")]).into_response()
         }
+        "/v1/kinds/moved" => (StatusCode::MOVED_PERMANENTLY, [("location", "text")]).into_response(),
+        "/v1/kinds/loop" => (StatusCode::TEMPORARY_REDIRECT, [("location", "/v1/kinds/loop")]).into_response(),
         _ => StatusCode::NO_CONTENT.into_response(),
     }
 }
@@ -383,7 +385,24 @@ async fn backend_errors_and_limits_are_tool_errors() {
 
     let away = app.call("getKind", json!({"kind": "away"})).await;
     assert_eq!(away["isError"], true);
-    assert!(text_of(&away).contains("redirected elsewhere (302)"), "{away}");
+    assert!(text_of(&away).contains("answered 302 with a redirect mcpgate does not follow"), "{away}");
+}
+
+#[tokio::test]
+async fn redirects_are_followed_within_the_backends_origin_at_most_five_times() {
+    let app = TestApp::spawn().await;
+    let moved = app.call("getKind", json!({"kind": "moved"})).await;
+    assert_eq!(text_of(&moved), "plain words", "{moved}");
+    assert_eq!(app.recorder.take_lines(), ["GET /v1/kinds/moved", "GET /v1/kinds/text"]);
+
+    let looping = app.call("getKind", json!({"kind": "loop"})).await;
+    assert_eq!(looping["isError"], true);
+    assert!(text_of(&looping).contains("answered 307 with a redirect"), "{looping}");
+    assert_eq!(app.recorder.take_lines(), vec!["GET /v1/kinds/loop"; 6], "the request and five redirects");
+
+    let away = app.call("getKind", json!({"kind": "away"})).await;
+    assert_eq!(away["isError"], true);
+    assert_eq!(app.recorder.count(), 1, "another origin is never asked");
 }
 
 #[tokio::test]

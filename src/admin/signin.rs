@@ -24,7 +24,7 @@ use url::Url;
 use super::AdminState;
 use crate::auth::{self, IssuerConfig, Verifier, VerifierConfig};
 use crate::config::{AdminOidc, Config};
-use crate::outbound::{self, Redirects};
+use crate::outbound;
 use crate::secrets::Secret;
 
 /// A token response with an ID token listing many groups is some kilobytes; this is ample.
@@ -69,7 +69,7 @@ impl SignIn {
         let policy = outbound::Policy {
             timeout: Some(Duration::from_secs(10)),
             proxy: proxy.clone(),
-            ..outbound::Policy::new(Redirects::None)
+            ..outbound::Policy::direct()
         };
         let http = outbound::client(&policy).map_err(|err| format!("admin sign-in: {err}"))?;
         let oidc = Oidc {

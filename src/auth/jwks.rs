@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::outbound::{self, Redirects};
+use crate::outbound;
 
 /// The largest JWKS or metadata document read from an issuer.
 pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
@@ -343,7 +343,7 @@ fn usable_key(entry: &Value, allowed: &[Algorithm]) -> Result<VerifyingKey, &'st
 /// The client for issuer documents, through `proxy` if one is configured: no redirects (a
 /// document is where the configuration says).
 pub(super) fn http_client(proxy: Option<Url>) -> Result<reqwest::Client, Error> {
-    Ok(outbound::client(&outbound::Policy { proxy, ..outbound::Policy::new(Redirects::None) })?)
+    Ok(outbound::client(&outbound::Policy { proxy, ..outbound::Policy::direct() })?)
 }
 
 /// GETs a JSON object, within `timeout` and `MAX_DOCUMENT_BYTES`.

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::assertion::AssertionKey;
 use crate::config::{ClientAuth, GrantConfig};
-use crate::outbound::{self, Redirects};
+use crate::outbound;
 use crate::secrets::Secret;
 
 /// Token responses are small; anything larger is not one.
@@ -95,7 +95,7 @@ impl TokenEndpoint {
         };
         // Direct: `http.outbound_proxy` does not reach here yet, since hosted servers' credentials
         // are built without the `[http]` configuration.
-        let policy = outbound::Policy { timeout: Some(TIMEOUT), ..outbound::Policy::new(Redirects::None) };
+        let policy = outbound::Policy { timeout: Some(TIMEOUT), ..outbound::Policy::direct() };
         let http = outbound::client(&policy).map_err(|err| err.to_string())?;
         Ok(TokenEndpoint { url, client_id: config.client_id.clone(), authentication, http })
     }

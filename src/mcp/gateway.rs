@@ -468,7 +468,7 @@ fn decision(err: &upstream::Error) -> Decision {
         upstream::Error::Credentials(_) => Decision::CredentialsFailed,
         upstream::Error::Header(_)
         | upstream::Error::Transport(_)
-        | upstream::Error::Stalled { .. }
+        | upstream::Error::Unfinished { .. }
         | upstream::Error::Redirected { .. } => Decision::BackendError,
     }
 }

@@ -1,6 +1,6 @@
-//! Clients built from policies, and capped reads, against loopback servers: which proxy a
-//! request goes through, which redirects are followed, where a body is cut, and what an error
-//! description leaves out.
+//! Clients built from policies, the forwarder's pool, and capped reads, against loopback
+//! servers: which proxy a request goes through, that redirects are answers, where a body is
+//! cut, and what an error description leaves out.
 
 use std::time::Instant;
 
@@ -29,7 +29,7 @@ async fn get(policy: &Policy, url: &str) -> reqwest::Result<reqwest::Response> {
 #[tokio::test]
 async fn a_direct_client_reaches_the_server_itself() {
     let server = serving(|| ok("direct")).await;
-    let response = get(&Policy::new(Redirects::None), server.url("/x").as_str()).await.unwrap();
+    let response = get(&Policy::direct(), server.url("/x").as_str()).await.unwrap();
     assert_eq!(response.text().await.unwrap(), "direct");
     assert_eq!(server.seen(), ["GET /x HTTP/1.1"]);
 }
@@ -44,7 +44,7 @@ async fn a_configured_proxy_carries_every_request() {
     let proxy =
         Stub::start(|line| if line.starts_with("CONNECT ") { json(502, &json!({})) } else { ok("proxied") })
             .await;
-    let policy = Policy { proxy: Some(proxy.url("/")), ..Policy::new(Redirects::None) };
+    let policy = Policy { proxy: Some(proxy.url("/")), ..Policy::direct() };
     // Neither host resolves (RFC 6761), so only the proxy can have answered.
     let response = get(&policy, "http://backend.invalid/x?q=1").await.unwrap();
     assert_eq!(response.text().await.unwrap(), "proxied");
@@ -58,7 +58,7 @@ async fn a_configured_proxy_carries_every_request() {
 #[test]
 fn refuses_a_proxy_it_would_not_use() {
     for url in ["socks5://user:hunter2@proxy.example:1080", "file:///tmp/proxy"] {
-        let policy = Policy { proxy: Some(Url::parse(url).unwrap()), ..Policy::new(Redirects::None) };
+        let policy = Policy { proxy: Some(Url::parse(url).unwrap()), ..Policy::direct() };
         let err = client(&policy).unwrap_err();
         assert!(matches!(err, Error::Proxy { .. }), "{url}: {err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
@@ -69,54 +69,28 @@ fn refuses_a_proxy_it_would_not_use() {
 async fn a_pinned_host_connects_to_its_address_and_never_through_a_proxy() {
     let server = serving(|| ok("pinned")).await;
     let pin = Some(("pinned.invalid".to_owned(), server.addr));
-    let policy = Policy { pin: pin.clone(), ..Policy::new(Redirects::None) };
+    let policy = Policy { pin: pin.clone(), ..Policy::direct() };
     let url = format!("http://pinned.invalid:{}/doc", server.addr.port());
     assert_eq!(get(&policy, &url).await.unwrap().text().await.unwrap(), "pinned");
     assert_eq!(server.seen(), ["GET /doc HTTP/1.1"]);
 
-    let proxied = Policy { pin, proxy: Some(server.url("/")), ..Policy::new(Redirects::None) };
+    let proxied = Policy { pin, proxy: Some(server.url("/")), ..Policy::direct() };
     assert!(matches!(client(&proxied), Err(Error::PinnedThroughProxy)));
 }
 
 #[tokio::test]
 async fn redirects_none_answers_with_the_redirect() {
     let server = serving(|| redirect("/elsewhere")).await;
-    let response = get(&Policy::new(Redirects::None), server.url("/").as_str()).await.unwrap();
+    let response = get(&Policy::direct(), server.url("/").as_str()).await.unwrap();
     assert_eq!(response.status(), 302);
     assert_eq!(server.seen().len(), 1);
-}
-
-#[tokio::test]
-async fn same_origin_redirects_are_followed_at_most_max_hops() {
-    let server = Stub::start(|line| match line.split(' ').nth(1).unwrap_or_default() {
-        "/a" => redirect("/b"),
-        "/b" => ok("b"),
-        "/away" => redirect("http://elsewhere.invalid/"),
-        other => {
-            let n: u32 = other.trim_start_matches("/loop/").parse().unwrap();
-            redirect(&format!("/loop/{}", n + 1))
-        }
-    })
-    .await;
-    let policy = Policy::new(Redirects::SameOrigin { max: 5 });
-
-    assert_eq!(get(&policy, server.url("/a").as_str()).await.unwrap().text().await.unwrap(), "b");
-
-    let away = get(&policy, server.url("/away").as_str()).await.unwrap();
-    assert_eq!(away.status(), 302);
-
-    let looping = get(&policy, server.url("/loop/0").as_str()).await.unwrap();
-    assert_eq!(looping.status(), 302);
-    assert_eq!(looping.url().path(), "/loop/5");
-    let hops = server.seen().iter().filter(|it| it.contains("/loop/")).count();
-    assert_eq!(hops, 6, "the first request and five redirects");
 }
 
 #[tokio::test]
 async fn a_policy_timeout_bounds_the_whole_request() {
     let server = serving(|| Reply::Hold(Vec::new())).await;
     let timeout = Duration::from_millis(200);
-    let policy = Policy { timeout: Some(timeout), ..Policy::new(Redirects::None) };
+    let policy = Policy { timeout: Some(timeout), ..Policy::direct() };
     let started = Instant::now();
     let err = get(&policy, server.url("/").as_str()).await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
@@ -125,7 +99,7 @@ async fn a_policy_timeout_bounds_the_whole_request() {
 
 async fn read(reply: impl Fn() -> Reply + Send + Sync + 'static, max_bytes: u64) -> Capped {
     let server = serving(reply).await;
-    let mut response = get(&Policy::new(Redirects::None), server.url("/").as_str()).await.unwrap();
+    let mut response = get(&Policy::direct(), server.url("/").as_str()).await.unwrap();
     read_capped(&mut response, max_bytes).await.unwrap()
 }
 
@@ -156,37 +130,45 @@ async fn a_longer_body_is_cut_at_the_cap() {
     assert_eq!((capped.body.len(), capped.cut), (1024, true));
 }
 
+/// The pool's answer to a GET of `url`.
+async fn pooled(url: &str) -> pool::Response {
+    let pool = pool::Pool::new(Duration::from_secs(5)).unwrap();
+    let request = http::Request::get(url).body(Default::default()).unwrap();
+    pool.send(request).await.unwrap()
+}
+
 #[tokio::test]
-async fn reading_stops_at_the_cap_without_waiting_for_the_rest() {
+async fn the_pool_reaches_the_server_itself() {
+    let server = serving(|| ok("pooled")).await;
+    let response = pooled(server.url("/x").as_str()).await;
+    assert_eq!(response.status(), 200);
+    let capped = pool::read_capped(response.into_body(), 1024).await.unwrap();
+    assert_eq!((capped.body.as_slice(), capped.cut), (b"pooled".as_slice(), false));
+    assert_eq!(server.seen(), ["GET /x HTTP/1.1"]);
+}
+
+#[tokio::test]
+async fn the_pool_ignores_proxies_named_by_the_environment() {
+    assert_passes_ignoring_env_proxy("outbound::tests::the_pool_reaches_the_server_itself").await;
+}
+
+#[tokio::test]
+async fn the_pool_answers_a_redirect_with_the_redirect() {
+    let server = serving(|| redirect("/elsewhere")).await;
+    let response = pooled(server.url("/").as_str()).await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_pooled_read_stops_at_the_cap_without_waiting_for_the_rest() {
     // The server promises 100 bytes, sends 20 and stalls: the cap of 10 is reached first.
     let stalled = || Reply::Hold(response(200, &["content-length: 100"], &[b'x'; 20]));
     let server = serving(stalled).await;
-    let mut response = get(&Policy::new(Redirects::None), server.url("/").as_str()).await.unwrap();
-    let capped = read_capped_idle(&mut response, 10, Duration::from_secs(30)).await.unwrap();
+    let response = pooled(server.url("/").as_str()).await;
+    let read = pool::read_capped(response.into_body(), 10);
+    let capped = tokio::time::timeout(Duration::from_secs(30), read).await.unwrap().unwrap();
     assert_eq!((capped.body.len(), capped.cut), (10, true));
-}
-
-#[tokio::test]
-async fn a_body_that_stalls_gives_up_after_the_idle_deadline() {
-    let stalled = || Reply::Hold(response(200, &["transfer-encoding: chunked"], b"5\r\nhello\r\n"));
-    let server = serving(stalled).await;
-    let mut response = get(&Policy::new(Redirects::None), server.url("/").as_str()).await.unwrap();
-    let idle = Duration::from_millis(200);
-    let started = Instant::now();
-    match read_capped_idle(&mut response, 1024, idle).await {
-        Err(ReadError::Idle(after)) => assert_eq!(after, idle),
-        other => panic!("expected Idle, got {other:?}"),
-    }
-    assert!(started.elapsed() >= idle);
-    assert!(started.elapsed() < idle + Duration::from_secs(2), "after {:?}", started.elapsed());
-}
-
-#[tokio::test]
-async fn a_body_that_keeps_coming_is_read_whole_within_the_idle_deadline() {
-    let server = serving(|| ok("steady")).await;
-    let mut response = get(&Policy::new(Redirects::None), server.url("/").as_str()).await.unwrap();
-    let capped = read_capped_idle(&mut response, 1024, Duration::from_secs(5)).await.unwrap();
-    assert_eq!((capped.body.as_slice(), capped.cut), (b"steady".as_slice(), false));
 }
 
 #[tokio::test]
@@ -194,7 +176,7 @@ async fn error_descriptions_leave_the_url_out() {
     // A port nothing listens on: bound, then released.
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let url = format!("http://{addr}/tools?api_key=hunter2");
-    let err = get(&Policy::new(Redirects::None), &url).await.unwrap_err();
+    let err = get(&Policy::direct(), &url).await.unwrap_err();
     assert!(err.to_string().contains("hunter2"), "reqwest's own words name the URL: {err}");
     let described = describe(&err);
     assert!(described.starts_with("error sending request: "), "{described}");

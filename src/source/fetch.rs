@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use url::{Host, Url};
 
-use crate::outbound::{self, Redirects};
+use crate::outbound;
 
 const MAX_REDIRECTS: usize = 5;
 
@@ -60,7 +60,7 @@ async fn follow(mut url: Url, policy: &Policy) -> Result<Vec<u8>, Error> {
         let host = url.host_str().unwrap_or_default().to_owned();
         // Redirects are followed here, by hand, each hop checked. Never a proxy, configured or
         // not: it would resolve the host itself and connect to an address nobody checked.
-        let pinned = outbound::Policy { pin: Some((host, addr)), ..outbound::Policy::new(Redirects::None) };
+        let pinned = outbound::Policy { pin: Some((host, addr)), ..outbound::Policy::direct() };
         let client = outbound::client(&pinned)
             .map_err(|err| Error::Transport { url: url.to_string(), reason: err.to_string() })?;
         let mut response = client

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 
-use crate::outbound::{self, Redirects};
+use crate::outbound;
 
 /// The collector's answer is read up to this size: an OTLP response is a small status message.
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
@@ -29,7 +29,7 @@ impl ExportClient {
     pub fn new() -> Result<ExportClient, String> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "the trace exporter needs the tokio runtime".to_owned())?;
-        let mut policy = outbound::Policy::new(Redirects::None);
+        let mut policy = outbound::Policy::direct();
         policy.timeout = Some(EXPORT_TIMEOUT);
         let client = outbound::client(&policy).map_err(|err| err.to_string())?;
         Ok(ExportClient { client, runtime })

@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use http::{Method, StatusCode};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
@@ -14,7 +18,7 @@ use super::response::{self, Outcome, Received};
 use crate::catalog::Tool;
 use crate::config::{BackendUrl, ServerSettings};
 use crate::credentials::{Applied, Authorization, CallCredentials, Failure};
-use crate::outbound::{self, ReadError, Redirects};
+use crate::outbound::pool::{self, Pool};
 use crate::telemetry::traces;
 
 /// The backend of one hosted server: its base URL, client and limits. Part of the server's
@@ -24,7 +28,7 @@ pub struct Backend {
     url: Url,
     /// For messages: the backend's host, never its URL (which may carry a credential).
     host: String,
-    client: reqwest::Client,
+    pool: Pool,
     /// Headers the operator configured, sent with every request.
     headers: HeaderMap,
     in_flight: Semaphore,
@@ -40,8 +44,8 @@ const MAX_REDIRECTS: usize = 5;
 impl Backend {
     pub fn new(url: BackendUrl, settings: &ServerSettings) -> Result<Backend, String> {
         let url = Url::from(url);
-        let client = outbound::client(&outbound::Policy::new(Redirects::SameOrigin { max: MAX_REDIRECTS }))
-            .map_err(|err| err.to_string())?;
+        let timeout = Duration::from_secs(settings.timeout_secs.get());
+        let pool = Pool::new(timeout)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &settings.headers {
             let (name, value) = header(name, value).map_err(|err| format!("headers: {err}"))?;
@@ -50,11 +54,11 @@ impl Backend {
         Ok(Backend {
             host: url.host_str().unwrap_or("the backend").to_owned(),
             url,
-            client,
+            pool,
             headers,
             in_flight: Semaphore::new(settings.max_concurrency.as_usize()),
             max_in_flight: settings.max_concurrency.as_usize(),
-            timeout: Duration::from_secs(settings.timeout_secs.get()),
+            timeout,
             max_response_bytes: settings.max_response_bytes.as_usize(),
             slug: settings.slug.to_string(),
         })
@@ -80,9 +84,11 @@ pub enum Error {
     /// A transport failure, described by [`describe_failure`].
     #[error("{0}")]
     Transport(String),
-    #[error("The backend {host} stopped sending its answer for {timeout:?}.")]
-    Stalled { host: String, timeout: Duration },
-    #[error("The backend {host} redirected elsewhere ({status}), which mcpgate does not follow.")]
+    #[error("The backend {host} did not finish its answer within {timeout:?}.")]
+    Unfinished { host: String, timeout: Duration },
+    #[error(
+        "The backend {host} answered {status} with a redirect mcpgate does not follow (to another origin, or more than {MAX_REDIRECTS})."
+    )]
     Redirected { host: String, status: u16 },
 }
 
@@ -117,12 +123,17 @@ pub async fn forward(
     let started = std::time::Instant::now();
     let mut result = attempt(backend, tool, &request, &authorization).await;
     // A refused token may have been revoked or rotated: one new token, one more try.
-    if let Ok(response) = &result
-        && response.status() == reqwest::StatusCode::UNAUTHORIZED
+    if let Ok(answer) = &result
+        && answer.response.status() == StatusCode::UNAUTHORIZED
         && authorization.renewable()
     {
         // Boxed: the rare retry would otherwise double the room every call's future takes.
         result = Box::pin(retry(backend, tool, &request, credentials, &authorization)).await?;
+    }
+    if let Ok(answer) = &result
+        && is_followed(answer.response.status())
+    {
+        result = Box::pin(follow(backend, tool, request, &authorization, result)).await;
     }
     // Debug: the call's one line at info is its audit record (`mcpgate::audit::call`).
     tracing::debug!(
@@ -130,20 +141,22 @@ pub async fn forward(
         tool = %tool.spec.name,
         upstream = %host,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        status = result.as_ref().map_or(0, |it| it.status().as_u16()),
+        status = result.as_ref().map_or(0, |it| it.response.status().as_u16()),
         "tool call forwarded"
     );
-    let mut response = result?;
+    let Answer { response, deadline } = result?;
+    let (head, body) = response.into_parts();
     let max_bytes = backend.max_response_bytes;
-    let capped = match outbound::read_capped_idle(&mut response, max_bytes as u64, timeout).await {
-        Ok(capped) => capped,
-        Err(ReadError::Transport(err)) => {
-            return Err(Error::Transport(describe_failure(host, timeout, &err)));
+    let capped = match tokio::time::timeout_at(deadline, pool::read_capped(body, max_bytes as u64)).await {
+        Ok(Ok(capped)) => capped,
+        Ok(Err(err)) => {
+            let cause = pool::root_cause(&err);
+            return Err(Error::Transport(format!("The backend {host} broke off its answer: {cause}.")));
         }
-        Err(ReadError::Idle(_)) => return Err(Error::Stalled { host: host.clone(), timeout }),
+        Err(_) => return Err(Error::Unfinished { host: host.clone(), timeout }),
     };
-    let status = response.status();
-    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|it| it.to_str().ok());
+    let status = head.status;
+    let content_type = head.headers.get(http::header::CONTENT_TYPE).and_then(|it| it.to_str().ok());
     let received = Received {
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or(""),
@@ -160,6 +173,12 @@ pub async fn forward(
     Ok(response::outcome(&tool.spec, &received, matches))
 }
 
+/// A response's head, and until when its body may take to arrive.
+struct Answer {
+    response: pool::Response,
+    deadline: Instant,
+}
+
 /// One more try of a request the backend refused with 401, with a new token; refused again, the
 /// new token goes too, so that the next call does not repeat this one.
 async fn retry(
@@ -168,17 +187,53 @@ async fn retry(
     request: &Request,
     credentials: &CallCredentials<'_>,
     refused: &Authorization,
-) -> Result<Result<reqwest::Response, Error>, Error> {
+) -> Result<Result<Answer, Error>, Error> {
     credentials.forget(refused).await;
     let renewed = credentials.authorize(&tool.scopes).instrument(traces::credentials()).await?;
     tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
     let result = attempt(backend, tool, request, &renewed).await;
-    if let Ok(response) = &result
-        && response.status() == reqwest::StatusCode::UNAUTHORIZED
+    if let Ok(answer) = &result
+        && answer.response.status() == StatusCode::UNAUTHORIZED
     {
         credentials.forget(&renewed).await;
     }
     Ok(result)
+}
+
+/// The redirects mcpgate follows.
+fn is_followed(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Follows the redirects in `result` while they stay on the backend's origin, at most
+/// [`MAX_REDIRECTS`]; the first one that leaves it, or one too many, is the answer.
+async fn follow(
+    backend: &Backend,
+    tool: &Tool,
+    mut request: Request,
+    authorization: &Authorization,
+    mut result: Result<Answer, Error>,
+) -> Result<Answer, Error> {
+    for _ in 0..MAX_REDIRECTS {
+        let Ok(answer) = &result else { break };
+        let status = answer.response.status();
+        let location = answer.response.headers().get(LOCATION).and_then(|it| it.to_str().ok());
+        let Some(next) = location.and_then(|it| request.url.join(it).ok()) else { break };
+        if !is_followed(status) || next.origin() != backend.url.origin() {
+            break;
+        }
+        // As browsers do: 303, and 301 or 302 after anything but GET or HEAD, become a GET
+        // without a body; 307 and 308 repeat the request as it was.
+        let as_get = status == StatusCode::SEE_OTHER
+            || (matches!(status.as_u16(), 301 | 302) && !matches!(request.method, Method::GET | Method::HEAD));
+        if as_get {
+            request.method = if request.method == Method::HEAD { Method::HEAD } else { Method::GET };
+            request.body = None;
+        }
+        request.url = next;
+        result = attempt(backend, tool, &request, authorization).await;
+    }
+    result
 }
 
 fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
@@ -196,12 +251,20 @@ async fn attempt(
     tool: &Tool,
     request: &Request,
     authorization: &Authorization,
-) -> Result<reqwest::Response, Error> {
+) -> Result<Answer, Error> {
     let port = backend.url.port_or_known_default();
     let span = traces::backend_request(request.method.as_str(), &backend.host, port, &tool.spec.plan.path);
     let started = std::time::Instant::now();
-    let result = send(backend, request, authorization, &span).instrument(span.clone()).await;
-    let status = result.as_ref().ok().map(|it| it.status().as_u16());
+    let deadline = Instant::now() + backend.timeout;
+    let sent = send(backend, request, authorization, &span).instrument(span.clone());
+    let result = match tokio::time::timeout_at(deadline, sent).await {
+        Ok(result) => result.map(|response| Answer { response, deadline }),
+        Err(_) => Err(Error::Transport(format!(
+            "The backend {} did not answer within {:?}.",
+            backend.host, backend.timeout
+        ))),
+    };
+    let status = result.as_ref().ok().map(|it| it.response.status().as_u16());
     match status {
         Some(status) => tool.metrics.backend_answered(status, started.elapsed()),
         None => tool.metrics.backend_failed(started.elapsed()),
@@ -215,7 +278,7 @@ async fn send(
     request: &Request,
     authorization: &Authorization,
     span: &tracing::Span,
-) -> Result<reqwest::Response, Error> {
+) -> Result<pool::Response, Error> {
     let mut headers = HeaderMap::with_capacity(request.headers.len() + backend.headers.len() + 2);
     for (name, value) in &request.headers {
         let (name, value) = header(name, value).map_err(Error::Header)?;
@@ -230,53 +293,54 @@ async fn send(
         headers.insert(name, value);
     }
     traces::inject(span, &mut headers);
-    let mut url = request.url.clone();
+    let with_query_credential;
+    let mut url = &request.url;
     // The credential comes last: nothing the document or the operator names replaces it.
     match &authorization.applied {
         Some(Applied::Header(name, value)) => {
             headers.insert(name.clone(), value.clone());
         }
         Some(Applied::Query(name, value)) => {
-            // A parameter of the same name is dropped; the others keep their encoding as built.
-            let kept: Vec<&str> = url
-                .query()
-                .unwrap_or_default()
-                .split('&')
-                .filter(|pair| {
-                    let key = pair.split('=').next().unwrap_or_default();
-                    !pair.is_empty()
-                        && url::form_urlencoded::parse(key.as_bytes()).all(|(key, _)| key != *name)
-                })
-                .collect();
-            let kept = kept.join("&");
-            url.set_query((!kept.is_empty()).then_some(kept.as_str()));
-            url.query_pairs_mut().append_pair(name, value.expose().unwrap_or_default());
+            with_query_credential = with_query(url, name, value.expose().unwrap_or_default());
+            url = &with_query_credential;
         }
         None => {}
     }
-    let mut builder =
-        backend.client.request(request.method.clone(), url).timeout(backend.timeout).headers(headers);
-    if let Some(body) = &request.body {
-        builder = builder.body(body.bytes.clone());
-    }
-    builder
-        .send()
-        .await
-        .map_err(|err| Error::Transport(describe_failure(&backend.host, backend.timeout, &err)))
+    let uri = http::Uri::try_from(url.as_str())
+        .map_err(|_| Error::Transport(format!("Cannot build the request to {}.", backend.host)))?;
+    let body = request.body.as_ref().map(|it| Bytes::from(it.bytes.clone())).unwrap_or_default();
+    let mut outgoing = http::Request::new(Full::new(body));
+    *outgoing.method_mut() = request.method.clone();
+    *outgoing.uri_mut() = uri;
+    *outgoing.headers_mut() = headers;
+    backend.pool.send(outgoing).await.map_err(|err| Error::Transport(describe_failure(&backend.host, &err)))
+}
+
+/// `url` with the query parameter `name` set to `value`: a parameter of the same name is
+/// dropped; the others keep their encoding as built.
+fn with_query(url: &Url, name: &str, value: &str) -> Url {
+    let mut url = url.clone();
+    let kept: Vec<&str> = url
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && url::form_urlencoded::parse(key.as_bytes()).all(|(key, _)| key != *name)
+        })
+        .collect();
+    let kept = kept.join("&");
+    url.set_query((!kept.is_empty()).then_some(kept.as_str()));
+    url.query_pairs_mut().append_pair(name, value);
+    url
 }
 
 /// What went wrong, in words a user can act on; never the request's headers or URL (which may
-/// carry a credential).
-fn describe_failure(backend: &str, timeout: Duration, err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        return format!("The backend {backend} did not answer within {timeout:?}.");
-    }
-    let cause = outbound::root_cause(err);
+/// carry a credential), which hyper's errors do not hold.
+fn describe_failure(backend: &str, err: &hyper_util::client::legacy::Error) -> String {
+    let cause = pool::root_cause(err);
     if err.is_connect() {
         return format!("Cannot connect to the backend {backend}: {cause}.");
-    }
-    if err.is_builder() {
-        return format!("Cannot build the request to {backend}: {cause}.");
     }
     format!("The request to the backend {backend} failed: {cause}.")
 }
