@@ -154,7 +154,9 @@ async fn answer(seen: Seen) -> Response {
             (StatusCode::FOUND, [("location", "http://127.0.0.2:9/elsewhere")]).into_response()
         }
         "/v1/kinds/moved" => (StatusCode::MOVED_PERMANENTLY, [("location", "text")]).into_response(),
-        "/v1/kinds/loop" => (StatusCode::TEMPORARY_REDIRECT, [("location", "/v1/kinds/loop")]).into_response(),
+        "/v1/kinds/loop" => {
+            (StatusCode::TEMPORARY_REDIRECT, [("location", "/v1/kinds/loop")]).into_response()
+        }
         _ => StatusCode::NO_CONTENT.into_response(),
     }
 }

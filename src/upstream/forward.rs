@@ -225,7 +225,8 @@ async fn follow(
         // As browsers do: 303, and 301 or 302 after anything but GET or HEAD, become a GET
         // without a body; 307 and 308 repeat the request as it was.
         let as_get = status == StatusCode::SEE_OTHER
-            || (matches!(status.as_u16(), 301 | 302) && !matches!(request.method, Method::GET | Method::HEAD));
+            || (matches!(status.as_u16(), 301 | 302)
+                && !matches!(request.method, Method::GET | Method::HEAD));
         if as_get {
             request.method = if request.method == Method::HEAD { Method::HEAD } else { Method::GET };
             request.body = None;
