@@ -7,4 +7,4 @@ pub mod request;
 mod response;
 
 pub use forward::{Backend, Error, forward};
-pub use response::{Outcome, Part};
+pub use response::{Outcome, Part, Structured};

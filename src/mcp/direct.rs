@@ -18,14 +18,17 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use rmcp::model::{CallToolRequestParams, ErrorData, PaginatedRequestParams, ProtocolVersion, ServerResult};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ErrorData, PaginatedRequestParams, ProtocolVersion, ServerResult,
+};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::envelope::ToolsRequest;
-use super::gateway::{self, Gateway, Origin};
+use super::gateway::{self, Called, Gateway, Origin};
 use crate::auth::Caller;
 use crate::snapshot::Snapshot;
+use crate::upstream::{Outcome, Part};
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
@@ -91,7 +94,7 @@ pub(super) async fn answer(
         ErrorData::invalid_params(format!("invalid {method} parameters: {err}"), None)
     };
     let body = if call {
-        let outcome = match serde_json::from_value::<CallToolRequestParams>(params) {
+        match serde_json::from_value::<CallToolRequestParams>(params) {
             Ok(mut params) => {
                 let header = |name: &str| sender.headers.get(name)?.to_str().ok();
                 let meta = params.meta.take();
@@ -101,11 +104,13 @@ pub(super) async fn answer(
                     None => (header("traceparent"), header("tracestate")),
                 };
                 let origin = Origin { caller: sender.caller, peer: sender.peer, trace, rmcp: None };
-                gateway.call_on(snapshot, params, &origin).await.map(ServerResult::from)
+                match gateway.call_on(snapshot, params, &origin).await {
+                    Ok(Called::Forwarded(outcome)) => forwarded(&id, outcome),
+                    other => encode(&id, other.map(|it| CallToolResponse::from(it).into())),
+                }
             }
-            Err(err) => Err(invalid("tools/call", err)),
-        };
-        encode(&id, outcome)
+            Err(err) => encode(&id, Err(invalid("tools/call", err))),
+        }
     } else {
         let outcome = match serde_json::from_value::<Option<PaginatedRequestParams>>(params) {
             Ok(params) => gateway::list_tools_on(snapshot, params, sender.caller).map(ServerResult::from),
@@ -146,6 +151,50 @@ fn encode(id: &Value, outcome: Result<ServerResult, ErrorData>) -> Vec<u8> {
     })
 }
 
+/// The response to the request `id` of a call the backend answered: what [`encode`] writes for
+/// it (`tests`), without building rmcp's result to serialize it, and with `structuredContent`
+/// copied from the JSON text it was read from.
+fn forwarded(id: &Value, outcome: Outcome) -> Vec<u8> {
+    let texts: Option<Vec<&str>> = outcome
+        .content
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) => Some(text.as_str()),
+            Part::Image { .. } | Part::Resource { .. } => None,
+        })
+        .collect();
+    // Images and resources are rare, and base64 in rmcp's shape: rmcp writes them.
+    let Some(texts) = texts else {
+        return encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into()));
+    };
+    let structured = outcome.structured.as_ref().map_or("", |it| it.json.as_str());
+    let mut out =
+        Vec::with_capacity(128 + 2 * texts.iter().map(|it| it.len()).sum::<usize>() + structured.len());
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    // Ids are strings or integers (`envelope::read`), and writing to a `Vec` does not fail.
+    let mut written = serde_json::to_writer(&mut out, id);
+    out.extend_from_slice(br#","result":{"content":["#);
+    for (n, text) in texts.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"type":"text","text":"#);
+        written = written.and_then(|()| serde_json::to_writer(&mut out, text));
+        out.push(b'}');
+    }
+    out.push(b']');
+    if outcome.structured.is_some() {
+        out.extend_from_slice(br#","structuredContent":"#);
+        out.extend_from_slice(structured.as_bytes());
+    }
+    let is_error: &[u8] = if outcome.is_error { br#","isError":true}}"# } else { br#","isError":false}}"# };
+    out.extend_from_slice(is_error);
+    match written {
+        Ok(()) => out,
+        Err(_) => encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into())),
+    }
+}
+
 /// A JSON-RPC response.
 #[derive(Serialize)]
 struct Answer<'a, T> {
@@ -155,4 +204,60 @@ struct Answer<'a, T> {
     result: Option<&'a T>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a ErrorData>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::upstream::Structured;
+
+    fn rmcp_writes(id: &Value, outcome: Outcome) -> Value {
+        let result = CallToolResponse::from(Called::Forwarded(outcome)).into();
+        serde_json::from_slice(&encode(id, Ok(result))).unwrap()
+    }
+
+    #[test]
+    fn a_forwarded_answer_is_written_as_rmcp_writes_it() {
+        let pet = json!({"id": 7, "name": "doggie \"the\" dog", "tags": [{"id": 1}]});
+        let text = |it: &str| Part::Text(it.to_owned());
+        let outcomes = [
+            Outcome {
+                is_error: false,
+                content: vec![text(&pet.to_string())],
+                structured: Some(Structured { value: pet.clone(), json: pet.to_string() }),
+                status: 200,
+            },
+            Outcome {
+                is_error: true,
+                content: vec![text("The backend answered 404:\n{}")],
+                structured: None,
+                status: 404,
+            },
+            Outcome {
+                is_error: false,
+                content: vec![text("a\u{1}b"), text("é")],
+                structured: None,
+                status: 200,
+            },
+            Outcome {
+                is_error: false,
+                content: vec![
+                    Part::Image { data: vec![1, 2], mime_type: "image/png".to_owned() },
+                    text("cut"),
+                ],
+                structured: None,
+                status: 200,
+            },
+        ];
+        for id in [json!(1), json!("call-\"1\"")] {
+            for outcome in &outcomes {
+                let written: Value = serde_json::from_slice(&forwarded(&id, outcome.clone())).unwrap();
+                assert_eq!(written, rmcp_writes(&id, outcome.clone()), "{outcome:?}");
+            }
+        }
+        let written = String::from_utf8(forwarded(&json!(1), outcomes[0].clone())).unwrap();
+        assert!(written.contains(&format!(r#""structuredContent":{}"#, pet)), "{written}");
+    }
 }

@@ -144,7 +144,7 @@ impl Gateway {
         snapshot: &Snapshot,
         request: CallToolRequestParams,
         origin: &Origin<'_>,
-    ) -> Result<CallToolResponse, ErrorData> {
+    ) -> Result<Called, ErrorData> {
         // In catalog mode, a meta-tool: a search or a description is answered here, a call names
         // the operation to run.
         let request = if snapshot.catalog.search.is_some() {
@@ -172,7 +172,7 @@ impl Gateway {
         tool: Option<&Tool>,
         request: CallToolRequestParams,
         origin: &Origin<'_>,
-    ) -> Result<CallToolResponse, ErrorData> {
+    ) -> Result<Called, ErrorData> {
         let (caller, peer) = (origin.caller, origin.peer);
         // Written when dropped, with what the call came to.
         let mut audit = self.calls.begin(&request.name, who(caller, peer), snapshot.credentials.audience());
@@ -236,17 +236,17 @@ impl Gateway {
             // call's future would otherwise carry room for the question (and be copied with it).
             if let Confirmation::Answer(response) = Box::pin(confirm::ask(call, origin.rmcp)).await {
                 audit.decide(Decision::NotConfirmed);
-                return Ok(*response);
+                return Ok((*response).into());
             }
         }
         let credentials = snapshot.credentials.for_call(caller);
         // A backend that cannot be reached, refuses or fails is a result the model can act on
         // (retry, tell the user), not a protocol error.
-        let result = match upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await {
+        match upstream::forward(&snapshot.backend, tool, &arguments, &credentials).await {
             Ok(outcome) => {
                 audit.decide(Decision::Allowed);
                 audit.backend_status(outcome.status);
-                into_result(outcome)
+                Ok(Called::Forwarded(outcome))
             }
             Err(err) => match err.connect() {
                 Some(connect) => {
@@ -272,15 +272,54 @@ impl Gateway {
                             audit.backend_status(status);
                         }
                     }
-                    return Ok(response);
+                    Ok(response.into())
                 }
                 None => {
                     audit.decide(decision(&err));
-                    CallToolResult::error(vec![ContentBlock::text(err.to_string())])
+                    Ok(CallToolResult::error(vec![ContentBlock::text(err.to_string())]).into())
                 }
             },
-        };
-        Ok(result.into())
+        }
+    }
+}
+
+/// What a `tools/call` came to: the backend's answer, or a result made here (a refusal, an
+/// error, a question). The direct path writes a backend's answer itself; rmcp gets it as a
+/// [`CallToolResponse`].
+pub(super) enum Called {
+    Forwarded(Outcome),
+    Made(CallToolResponse),
+}
+
+impl Called {
+    /// Whether the call's result is an error the model reads.
+    pub fn is_error(&self) -> bool {
+        match self {
+            Called::Forwarded(outcome) => outcome.is_error,
+            Called::Made(CallToolResponse::Complete(result)) => result.is_error == Some(true),
+            Called::Made(_) => false,
+        }
+    }
+}
+
+impl From<Called> for CallToolResponse {
+    fn from(called: Called) -> CallToolResponse {
+        match called {
+            Called::Forwarded(outcome) => into_result(outcome).into(),
+            Called::Made(response) => response,
+        }
+    }
+}
+
+impl From<CallToolResponse> for Called {
+    fn from(response: CallToolResponse) -> Called {
+        Called::Made(response)
+    }
+}
+
+impl From<CallToolResult> for Called {
+    fn from(result: CallToolResult) -> Called {
+        Called::Made(result.into())
     }
 }
 
@@ -402,7 +441,7 @@ impl ServerHandler for Gateway {
     ) -> Result<CallToolResponse, ErrorData> {
         // One snapshot for the whole call, even if the server is published again meanwhile.
         let snapshot = self.snapshot(&context);
-        self.call_on(&snapshot, request, &Origin::of(&context)).await
+        self.call_on(&snapshot, request, &Origin::of(&context)).await.map(CallToolResponse::from)
     }
 
     /// Called when a session's client says it is initialized (rmcp also makes gateways it never
@@ -490,7 +529,7 @@ pub(super) fn into_result(outcome: Outcome) -> CallToolResult {
         .collect();
     let mut result =
         if outcome.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) };
-    result.structured_content = outcome.structured;
+    result.structured_content = outcome.structured.map(|it| it.value);
     result
 }
 

@@ -7,9 +7,10 @@ use std::future::Future;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use rmcp::model::{CallToolResponse, ErrorData};
+use rmcp::model::ErrorData;
 use tracing::Instrument;
 
+use super::gateway::Called;
 use crate::catalog::Tool;
 use crate::metrics::Outcome;
 use crate::snapshot::Snapshot;
@@ -25,9 +26,9 @@ pub(super) fn observed<'a, Fut>(
     tool: Option<&'a Tool>,
     trace: (Option<&str>, Option<&str>),
     call: Fut,
-) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + 'a
+) -> impl Future<Output = Result<Called, ErrorData>> + 'a
 where
-    Fut: Future<Output = Result<CallToolResponse, ErrorData>> + 'a,
+    Fut: Future<Output = Result<Called, ErrorData>> + 'a,
 {
     let started = Instant::now();
     let span = traces::tool_call(&snapshot.slug, tool.map(|it| it.spec.name.as_str()));
@@ -66,9 +67,9 @@ impl Drop for Record<'_> {
     }
 }
 
-fn outcome(result: &Result<CallToolResponse, ErrorData>) -> Outcome {
+fn outcome(result: &Result<Called, ErrorData>) -> Outcome {
     match result {
-        Ok(CallToolResponse::Complete(it)) if it.is_error == Some(true) => Outcome::ToolError,
+        Ok(called) if called.is_error() => Outcome::ToolError,
         Ok(_) => Outcome::Ok,
         Err(err) => match err.code.0 {
             -32602 => Outcome::InvalidParams,

@@ -8,8 +8,10 @@
 //! associated data), only for its subject in auth mode `jwt`, and only until it expires; an id
 //! that does not open is an unknown session.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use foldhash::{HashMap, HashMapExt};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,14 +24,23 @@ pub const LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Ids are short; anything longer is no id of ours.
 const MAX_LEN: usize = 512;
 
+/// Ids kept opened at most; past it, the kept ones are forgotten at once.
+const MAX_KEPT: usize = 4096;
+
 pub(super) struct SessionIds {
     keyring: Arc<Keyring>,
     /// What each id is sealed for: this hosted server.
     place: String,
+    /// Ids opened lately, with what they say: opening one (base64, AES-GCM, JSON) would cost
+    /// each call of a session more than the rest of its way through the endpoint. What an id
+    /// says never changes; its expiry is checked at each use. Only ids that opened are kept, so
+    /// a client cannot fill this with ids of its own making. A std lock: held only to look up
+    /// or insert.
+    kept: Mutex<HashMap<Box<str>, Sealed>>,
 }
 
 /// What an id says.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Sealed {
     /// rmcp's id of the session, on the replica that opened it.
     pub local: String,
@@ -56,7 +67,7 @@ impl Sealed {
 
 impl SessionIds {
     pub fn new(keyring: Arc<Keyring>, slug: &str) -> SessionIds {
-        SessionIds { keyring, place: format!("mcp-session/{slug}") }
+        SessionIds { keyring, place: format!("mcp-session/{slug}"), kept: Mutex::new(HashMap::new()) }
     }
 
     /// The id to give the client of rmcp's session `local`, opened by `subject`.
@@ -79,13 +90,34 @@ impl SessionIds {
         if id.len() > MAX_LEN {
             return None;
         }
+        let kept = self.kept().get(id).cloned();
+        let sealed = match kept {
+            Some(sealed) => sealed,
+            None => {
+                let sealed = self.unseal(id)?;
+                let mut kept = self.kept();
+                if kept.len() >= MAX_KEPT {
+                    kept.clear();
+                }
+                kept.insert(id.into(), sealed.clone());
+                sealed
+            }
+        };
+        (sealed.exp > now()).then_some(sealed)
+    }
+
+    fn unseal(&self, id: &str) -> Option<Sealed> {
         let sealed = Secret::new(id);
         if !sealed.is_sealed() {
             return None;
         }
         let opened = self.keyring.open(&sealed, &self.place).ok()?;
-        let sealed: Sealed = serde_json::from_str(opened.expose()?).ok()?;
-        (sealed.exp > now()).then_some(sealed)
+        serde_json::from_str(opened.expose()?).ok()
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Sealed>> {
+        // The map holds no invariant a panic could break halfway.
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -148,5 +180,26 @@ mod tests {
             ids.keyring.seal(&Secret::new(serde_json::to_string(&sealed).unwrap()), &ids.place).unwrap();
         let id = serde_json::to_value(&secret).unwrap().as_str().unwrap().to_owned();
         assert!(ids.open(&id).is_none());
+    }
+
+    #[test]
+    fn a_kept_id_still_expires_and_still_opens_for_its_subject_only() {
+        let ids = SessionIds::new(keyring("a"), "pets");
+        let soon = Sealed {
+            local: "x".to_owned(),
+            owner: Some(("https://idp".into(), "alice".into())),
+            exp: now() + 1,
+        };
+        let secret =
+            ids.keyring.seal(&Secret::new(serde_json::to_string(&soon).unwrap()), &ids.place).unwrap();
+        let id = serde_json::to_value(&secret).unwrap().as_str().unwrap().to_owned();
+        assert_eq!(ids.open(&id), Some(soon.clone()));
+        assert_eq!(ids.kept().len(), 1, "kept once opened");
+        let kept = ids.open(&id).unwrap();
+        assert!(kept.admits(&alice()) && !kept.admits(&Subject::Unknown));
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(ids.open(&id).is_none(), "expired, though kept");
+        assert!(ids.open("v1:k1:AAAA").is_none());
+        assert_eq!(ids.kept().len(), 1, "an id that does not open is not kept");
     }
 }

@@ -12,9 +12,17 @@ use crate::tools::{OutputShape, ToolSpec, WRAPPED_FIELD};
 pub struct Outcome {
     pub is_error: bool,
     pub content: Vec<Part>,
-    pub structured: Option<Value>,
+    pub structured: Option<Structured>,
     /// The backend's HTTP status.
     pub status: u16,
+}
+
+/// `structuredContent`: the value, and its JSON text, which the answer writes as it is rather
+/// than serializing the value again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Structured {
+    pub value: Value,
+    pub json: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,18 +139,20 @@ fn json_outcome(
     let text = String::from_utf8(compact(body)).unwrap_or_else(|_| value.to_string());
     let structured = match tool.output {
         OutputShape::Unstructured => None,
-        OutputShape::Object => Some(value),
+        OutputShape::Object => Some(Structured { value, json: text.clone() }),
         OutputShape::Wrapped => {
             let mut wrapper = Map::new();
             wrapper.insert(WRAPPED_FIELD.to_owned(), value);
-            Some(Value::Object(wrapper))
+            // The field's name is an identifier: no escaping needed.
+            let json = format!("{{\"{WRAPPED_FIELD}\":{text}}}");
+            Some(Structured { value: Value::Object(wrapper), json })
         }
     };
     // The backend does not follow its own document. Clients check `structuredContent` against
     // the output schema and refuse the whole result when it does not match (the TypeScript SDK
     // answers -32602), so the data goes through the text block only.
     let structured = structured.filter(|it| {
-        let matches = output_matches(it);
+        let matches = output_matches(&it.value);
         if !matches {
             tracing::warn!(tool = %tool.name, "backend response does not match the tool's output schema");
         }
@@ -150,7 +160,7 @@ fn json_outcome(
     });
     // `structuredContent` must be an object; a backend that answers, say, an array where the
     // document promised an object gets its data through the text block only.
-    let structured = structured.filter(Value::is_object);
+    let structured = structured.filter(|it| it.value.is_object());
     Outcome { is_error: false, content: vec![Part::Text(text)], structured, status }
 }
 
@@ -205,7 +215,8 @@ mod tests {
             max_bytes: 1024,
         };
         let fits = outcome(&tool, &received(br#"{"id": 7}"#), |it| validator.is_valid(it));
-        assert_eq!(fits.structured, Some(serde_json::json!({"id": 7})));
+        let fits = fits.structured.unwrap();
+        assert_eq!((fits.value, fits.json.as_str()), (serde_json::json!({"id": 7}), r#"{"id":7}"#));
         let strays = outcome(&tool, &received(br#"{"id": "seven"}"#), |it| validator.is_valid(it));
         assert_eq!((strays.is_error, strays.structured), (false, None));
         assert_eq!(strays.content, [Part::Text(r#"{"id":"seven"}"#.to_owned())]);
