@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Forwarding benchmark: MCP tools/call getPetById through mcpgate, without and with sessions,
 # in auth modes none and jwt, at 1, 8 and 64 connections, beside the same GET sent to the
-# backend directly and a floor (nginx writing mcpgate's answer to the same POST at once), all in
-# one run, ROUNDS times; summary.py prints the medians. mcpgate's CPU per call is its process's
+# backend directly, a floor (nginx writing mcpgate's answer to the same POST at once) and a proxy
+# floor (nginx proxying the same GET to the backend), all in one run, ROUNDS times; summary.py prints the medians. mcpgate's CPU per call is its process's
 # CPU time over the calls of a case. Three backends: nginx answering a fixed JSON at once,
 # examples/bench_backend.rs answering after 5 ms (an API that waits on something), and
 # backend.py, a Python API that spends CPU per request on the same two cores (about 14,000
@@ -89,6 +89,7 @@ for round in $(seq "$ROUNDS"); do
   for c in 1 8 64; do
     case_ "backend directly" $c 0 http://127.0.0.1:18091/api/v3/pet/7
     case_ "floor (nginx, same answer)" $c 0 -s call.lua http://127.0.0.1:18091/floor
+    case_ "proxy floor (nginx proxying the backend)" $c 0 http://127.0.0.1:18095/api/v3/pet/7
     case_ "mcpgate, no session" $c $GATE -s call.lua http://127.0.0.1:18090/mcp/petstore
     MCP_SESSIONS=$(first "$SESSIONS" $c) case_ "mcpgate, a session per connection" $c $GATE \
       -s session.lua http://127.0.0.1:18090/mcp/petstore
