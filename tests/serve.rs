@@ -391,6 +391,20 @@ async fn backend_errors_and_limits_are_tool_errors() {
 }
 
 #[tokio::test]
+async fn credentials_in_the_backend_url_are_sent_as_basic_authorization() {
+    let recorder = Backend::start(answer).await;
+    let address = recorder.url.trim_start_matches("http://");
+    let backend_url = format!("http://ann:p%40ss@{address}/v1");
+    let app = Setup::new().server("recorder", DOCUMENT, &backend_url, "").start().await;
+    let result = app.mcp("recorder").call("getKind", json!({"kind": "text"})).await;
+    assert_eq!(text_of(&result), "plain words", "{result}");
+    let seen = recorder.last();
+    // "ann:p@ss", the password percent-decoded as in the URL.
+    assert_eq!(seen.headers["authorization"], "Basic YW5uOnBAc3M=");
+    assert!(!seen.uri.contains("ann") && !seen.uri.contains("ss@"), "{}", seen.uri);
+}
+
+#[tokio::test]
 async fn redirects_are_followed_within_the_backends_origin_at_most_five_times() {
     let app = TestApp::spawn().await;
     let moved = app.call("getKind", json!({"kind": "moved"})).await;
@@ -723,6 +737,9 @@ async fn a_request_future_carries_no_room_for_the_rare_paths() {
     assert!(size < 16 * 1024, "a request's future takes {size} bytes");
 }
 
+/// The newest protocol version, which names itself in each request's `_meta`.
+const NEXT: &str = "2026-07-28";
+
 #[tokio::test]
 async fn the_direct_path_answers_as_rmcp_does() {
     let recorder = Backend::start(answer).await;
@@ -785,6 +802,38 @@ async fn the_direct_path_answers_as_rmcp_does() {
             };
             assert_eq!(direct, through_rmcp, "{request} in session {session:?}");
         }
+        // The same request as a 2026-07-28 client sends it: no session, its version and
+        // capabilities in `_meta`, the method and tool repeated in headers (the direct path
+        // answers its calls, rmcp its listings).
+        let mut next = request.clone();
+        let params = next.as_object_mut().unwrap().entry("params").or_insert(json!({}));
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": NEXT,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        let send = |origin: Option<&'static str>| {
+            let mut it = mcp
+                .http
+                .post(&mcp.url)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", NEXT)
+                .header("mcp-method", next["method"].as_str().unwrap())
+                .json(&next);
+            if let Some(name) = next["params"]["name"].as_str() {
+                it = it.header("mcp-name", name);
+            }
+            if let Some(origin) = origin {
+                it = it.header("origin", origin);
+            }
+            it.send()
+        };
+        let direct = send(None).await.unwrap();
+        let through_rmcp = send(Some("http://app.example")).await.unwrap();
+        assert_eq!(direct.status(), through_rmcp.status(), "{next}");
+        let (direct, through_rmcp): (Value, Value) =
+            (direct.json().await.unwrap(), through_rmcp.json().await.unwrap());
+        assert_eq!(direct, through_rmcp, "{next}");
+        assert!(direct.get("error").is_some() || direct["result"]["resultType"] == "complete", "{direct}");
     }
     assert!(!recorder.take().is_empty(), "calls reached the backend");
 }

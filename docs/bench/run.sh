@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Forwarding benchmark: MCP tools/call getPetById through mcpgate, without and with sessions,
-# in auth modes none and jwt, at 1, 8 and 64 connections, beside the same GET sent to the
-# backend directly, a floor (nginx writing mcpgate's answer to the same POST at once) and a proxy
-# floor (nginx proxying the same GET to the backend), all in one run, ROUNDS times; summary.py prints the medians. mcpgate's CPU per call is its process's
-# CPU time over the calls of a case. Three backends: nginx answering a fixed JSON at once,
-# examples/bench_backend.rs answering after 5 ms (an API that waits on something), and
-# backend.py, a Python API that spends CPU per request on the same two cores (about 14,000
-# requests/s, the backend the per-call targets were set against). In auth mode jwt, the backend
-# token comes from an RFC 8693 token exchange (nginx's fixed answer), cached per user.
+# in auth modes none and jwt, and as a client of protocol 2026-07-28 calls, at 1, 8 and 64
+# connections, beside the same GET sent to the backend directly, a floor (nginx writing
+# mcpgate's answer to the same POST at once) and a proxy floor (nginx proxying the same GET to
+# the backend), all in one run, ROUNDS times; summary.py prints the medians. mcpgate's CPU per
+# call is its process's CPU time over the calls of a case. Three backends: nginx answering a
+# fixed JSON at once, examples/bench_backend.rs answering after 5 ms (an API that waits on
+# something), and backend.py, a Python API that spends CPU per request on the same two cores
+# (about 14,000 requests/s, like the backend the per-call targets were set against). In auth
+# mode jwt, the backend token comes from an RFC 8693 token exchange (nginx's fixed answer),
+# cached per user.
 # Needs nginx, wrk, openssl and python3 (Debian packages nginx-light, wrk, openssl, python3).
 #   DURATION=5s ROUNDS=3 docs/bench/run.sh
 set -euo pipefail
@@ -96,6 +98,7 @@ for round in $(seq "$ROUNDS"); do
     MCP_TOKEN=$TOKEN case_ "mcpgate jwt, no session" $c $GATE_JWT -s call.lua http://127.0.0.1:18094/mcp/petstore
     MCP_TOKEN=$TOKEN MCP_SESSIONS=$(first "$SESSIONS_JWT" $c) case_ "mcpgate jwt, a session per connection" $c \
       $GATE_JWT -s session.lua http://127.0.0.1:18094/mcp/petstore
+    case_ "mcpgate, protocol 2026-07-28 (through rmcp)" $c $GATE -s call-2026.lua http://127.0.0.1:18090/mcp/petstore
   done
   for c in 1 64; do
     case_ "5 ms backend directly" $c 0 http://127.0.0.1:18092/api/v3/pet/7

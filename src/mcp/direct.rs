@@ -3,11 +3,12 @@
 //! session), by the same gateway functions rmcp's handler calls, so both paths answer alike.
 //!
 //! [`serves`] decides which requests come here: those rmcp would answer with no more than a
-//! call of those functions. Anything else, such as a 2026-07-28 request (which carries its
-//! protocol version in `_meta`, and may be asked for more input), a call that may ask its client
-//! something in a session, a request rmcp would refuse (a wrong `Accept` or `Content-Type`,
-//! an unknown protocol version), or one from a browser page (with an `Origin`, which rmcp
-//! checks against `http.allowed_origins`), goes to rmcp. The `Host` is checked for every route
+//! call of those functions, of the versions negotiated at `initialize`, and calls of 2026-07-28
+//! (which names its version in `_meta`, and repeats the method and tool in headers). Anything else,
+//! such as a call that may ask its client something, a request rmcp would refuse (a wrong
+//! `Accept` or `Content-Type`, an unknown protocol version, headers that contradict the body),
+//! or one from a browser page (with an `Origin`, which rmcp checks against
+//! `http.allowed_origins`), goes to rmcp. The `Host` is checked for every route
 //! before (`app::check_host`).
 //!
 //! The answer is one JSON body, written at once: in a session too, where the transport lets the
@@ -33,6 +34,10 @@ use crate::upstream::{Outcome, Part};
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+const MCP_METHOD: &str = "mcp-method";
+const MCP_NAME: &str = "mcp-name";
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// Whether the direct path answers `request`, which came with `headers`, as rmcp would.
 pub(super) fn serves(headers: &HeaderMap, request: &ToolsRequest, snapshot: &Snapshot) -> bool {
@@ -44,21 +49,56 @@ pub(super) fn serves(headers: &HeaderMap, request: &ToolsRequest, snapshot: &Sna
         }
     }
     let json_body = headers.get(header::CONTENT_TYPE).is_some_and(|it| media_types(it).next() == Some(JSON));
-    // No header is 2025-03-26; 2026-07-28 and later name their version in `_meta` and may be
-    // asked for input across requests, which rmcp handles.
-    let version = match headers.get(PROTOCOL_VERSION).map(HeaderValue::to_str) {
+    let version = if request.versioned() { per_request(headers, request) } else { negotiated(headers) };
+    json && event_stream
+        && json_body
+        && !headers.contains_key(header::ORIGIN)
+        && version
+        && !(request.call && Gateway::may_ask(snapshot, called(request, snapshot)))
+}
+
+/// A request of a version negotiated at `initialize` (before 2026-07-28): its header names a
+/// version rmcp knows, or none (2025-03-26).
+fn negotiated(headers: &HeaderMap) -> bool {
+    match headers.get(PROTOCOL_VERSION).map(HeaderValue::to_str) {
         None => true,
         Some(Ok(version)) => ProtocolVersion::KNOWN_VERSIONS
             .iter()
             .any(|known| known.as_str() == version && version < ProtocolVersion::V_2026_07_28.as_str()),
         Some(Err(_)) => false,
-    };
-    json && event_stream
-        && json_body
-        && !headers.contains_key(header::ORIGIN)
-        && version
-        && !request.versioned()
-        && !(request.call && Gateway::may_ask(snapshot, called(request, snapshot)))
+    }
+}
+
+/// A 2026-07-28 `tools/call`, which names its version in `_meta`, that rmcp would serve without
+/// a word of its own: the header names the same version, `_meta` has the client's capabilities,
+/// and `Mcp-Method` and `Mcp-Name` (unencoded) repeat the body once each. rmcp would also check
+/// `Mcp-Param-*` headers against the tool's `x-mcp-header` annotations, which generated input
+/// schemas never carry. Anything else goes to rmcp, which says what is wrong; so does a
+/// 2026-07-28 `tools/list`, whose result rmcp gives caching hints.
+fn per_request(headers: &HeaderMap, request: &ToolsRequest) -> bool {
+    let next = ProtocolVersion::V_2026_07_28.as_str();
+    let meta = request.params.get("_meta").and_then(Value::as_object);
+    let meta_version = meta.and_then(|it| it.get(META_PROTOCOL_VERSION)).and_then(Value::as_str);
+    let capabilities = meta.and_then(|it| it.get(META_CLIENT_CAPABILITIES)).is_some_and(Value::is_object);
+    let name = request.params.get("name").and_then(Value::as_str);
+    request.call
+        && single(headers, PROTOCOL_VERSION) == Some(next)
+        && meta_version == Some(next)
+        && capabilities
+        && single(headers, MCP_METHOD) == Some("tools/call")
+        && name.is_some()
+        && single(headers, MCP_NAME) == name
+}
+
+/// The one value of header `name`, as text.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    // A name rmcp would decode (`=?base64?…?=`) is left to it.
+    first.to_str().ok().filter(|it| !it.starts_with("=?"))
 }
 
 /// The catalog's tool a `tools/call` request runs (in catalog mode, the one the call meta-tool
@@ -88,6 +128,8 @@ pub(super) async fn answer(
     request: ToolsRequest,
     sender: Sender<'_>,
 ) -> Response {
+    // `serves` took a request that names its version only when it is 2026-07-28.
+    let per_request = request.versioned();
     let ToolsRequest { id, call, params } = request;
     let params = Value::Object(params);
     let invalid = |method: &str, err: serde_json::Error| {
@@ -105,18 +147,18 @@ pub(super) async fn answer(
                 };
                 let origin = Origin { caller: sender.caller, peer: sender.peer, trace, rmcp: None };
                 match gateway.call_on(snapshot, params, &origin).await {
-                    Ok(Called::Forwarded(outcome)) => forwarded(&id, outcome),
-                    other => encode(&id, other.map(|it| CallToolResponse::from(it).into())),
+                    Ok(Called::Forwarded(outcome)) => forwarded(&id, outcome, per_request),
+                    other => encode(&id, other.map(|it| CallToolResponse::from(it).into()), per_request),
                 }
             }
-            Err(err) => encode(&id, Err(invalid("tools/call", err))),
+            Err(err) => encode(&id, Err(invalid("tools/call", err)), per_request),
         }
     } else {
         let outcome = match serde_json::from_value::<Option<PaginatedRequestParams>>(params) {
             Ok(params) => gateway::list_tools_on(snapshot, params, sender.caller).map(ServerResult::from),
             Err(err) => Err(invalid("tools/list", err)),
         };
-        encode(&id, outcome)
+        encode(&id, outcome, per_request)
     };
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::OK;
@@ -124,10 +166,14 @@ pub(super) async fn answer(
     response
 }
 
-/// The JSON-RPC response to the request `id` that came to `outcome`, in the shape of the
-/// protocol versions before 2026-07-28, the only ones this path serves (as rmcp's handler does).
-fn encode(id: &Value, outcome: Result<ServerResult, ErrorData>) -> Vec<u8> {
+/// The JSON-RPC response to the request `id` that came to `outcome`, as rmcp's handler writes
+/// it: in the shape of the versions before 2026-07-28 unless the request named its own version
+/// (`per_request`).
+fn encode(id: &Value, outcome: Result<ServerResult, ErrorData>, per_request: bool) -> Vec<u8> {
     let outcome = outcome.and_then(|mut result| {
+        if per_request {
+            return Ok(result);
+        }
         if matches!(result, ServerResult::InputRequiredResult(_)) {
             return Err(ErrorData::invalid_request(
                 "InputRequiredResult requires negotiated protocol version 2026-07-28 or newer",
@@ -154,7 +200,7 @@ fn encode(id: &Value, outcome: Result<ServerResult, ErrorData>) -> Vec<u8> {
 /// The response to the request `id` of a call the backend answered: what [`encode`] writes for
 /// it (`tests`), without building rmcp's result to serialize it, and with `structuredContent`
 /// copied from the JSON text it was read from.
-fn forwarded(id: &Value, outcome: Outcome) -> Vec<u8> {
+fn forwarded(id: &Value, outcome: Outcome, per_request: bool) -> Vec<u8> {
     let texts: Option<Vec<&str>> = outcome
         .content
         .iter()
@@ -165,7 +211,7 @@ fn forwarded(id: &Value, outcome: Outcome) -> Vec<u8> {
         .collect();
     // Images and resources are rare, and base64 in rmcp's shape: rmcp writes them.
     let Some(texts) = texts else {
-        return encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into()));
+        return encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into()), per_request);
     };
     let structured = outcome.structured.as_ref().map_or("", |it| it.json.as_str());
     let mut out =
@@ -173,7 +219,12 @@ fn forwarded(id: &Value, outcome: Outcome) -> Vec<u8> {
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     // Ids are strings or integers (`envelope::read`), and writing to a `Vec` does not fail.
     let mut written = serde_json::to_writer(&mut out, id);
-    out.extend_from_slice(br#","result":{"content":["#);
+    out.extend_from_slice(br#","result":{"#);
+    // 2026-07-28 results say what kind of result they are.
+    if per_request {
+        out.extend_from_slice(br#""resultType":"complete","#);
+    }
+    out.extend_from_slice(br#""content":["#);
     for (n, text) in texts.iter().enumerate() {
         if n > 0 {
             out.push(b',');
@@ -191,7 +242,7 @@ fn forwarded(id: &Value, outcome: Outcome) -> Vec<u8> {
     out.extend_from_slice(is_error);
     match written {
         Ok(()) => out,
-        Err(_) => encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into())),
+        Err(_) => encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into()), per_request),
     }
 }
 
@@ -213,9 +264,56 @@ mod tests {
     use super::*;
     use crate::upstream::Structured;
 
-    fn rmcp_writes(id: &Value, outcome: Outcome) -> Value {
+    fn rmcp_writes(id: &Value, outcome: Outcome, per_request: bool) -> Value {
         let result = CallToolResponse::from(Called::Forwarded(outcome)).into();
-        serde_json::from_slice(&encode(id, Ok(result))).unwrap()
+        serde_json::from_slice(&encode(id, Ok(result), per_request)).unwrap()
+    }
+
+    /// A 2026-07-28 `tools/call` of `getPet` with `headers`, and `_meta` as given.
+    fn next_call(headers: &[(&'static str, &'static str)], meta: Value) -> (HeaderMap, ToolsRequest) {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        let params = json!({"name": "getPet", "arguments": {}, "_meta": meta});
+        let Value::Object(params) = params else { unreachable!() };
+        (map, ToolsRequest { id: json!(1), call: true, params })
+    }
+
+    #[test]
+    fn a_2026_request_is_served_only_when_its_headers_repeat_its_body() {
+        let meta = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        let version = ("mcp-protocol-version", "2026-07-28");
+        let method = ("mcp-method", "tools/call");
+        let name = ("mcp-name", "getPet");
+        let serves = |headers: &[(&'static str, &'static str)], meta: &Value| {
+            let (headers, request) = next_call(headers, meta.clone());
+            per_request(&headers, &request)
+        };
+        assert!(serves(&[version, method, name], &meta));
+        assert!(!serves(&[("mcp-protocol-version", "2025-11-25"), method, name], &meta), "another version");
+        assert!(!serves(&[method, name], &meta), "no version header");
+        assert!(!serves(&[version, ("mcp-method", "tools/list"), name], &meta), "another method");
+        assert!(!serves(&[version, name], &meta), "no Mcp-Method");
+        assert!(!serves(&[version, method], &meta), "no Mcp-Name");
+        assert!(!serves(&[version, method, ("mcp-name", "other")], &meta), "another tool");
+        assert!(!serves(&[version, method, name, name], &meta), "Mcp-Name twice");
+        assert!(!serves(&[version, method, ("mcp-name", "=?base64?Z2V0UGV0?=")], &meta), "encoded: rmcp's");
+        let no_capabilities = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+        assert!(!serves(&[version, method, name], &no_capabilities));
+        let other_version = json!({
+            "io.modelcontextprotocol/protocolVersion": "2025-11-25",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        assert!(!serves(&[version, method, name], &other_version), "`_meta` and header disagree");
+
+        let (headers, mut list) = next_call(&[version, ("mcp-method", "tools/list")], meta);
+        list.call = false;
+        list.params.remove("name");
+        assert!(!per_request(&headers, &list), "rmcp lists, with its caching hints");
     }
 
     #[test]
@@ -251,13 +349,15 @@ mod tests {
                 status: 200,
             },
         ];
-        for id in [json!(1), json!("call-\"1\"")] {
+        for (id, per_request) in [(json!(1), false), (json!("call-\"1\""), false), (json!(2), true)] {
             for outcome in &outcomes {
-                let written: Value = serde_json::from_slice(&forwarded(&id, outcome.clone())).unwrap();
-                assert_eq!(written, rmcp_writes(&id, outcome.clone()), "{outcome:?}");
+                let written = forwarded(&id, outcome.clone(), per_request);
+                let written: Value = serde_json::from_slice(&written).unwrap();
+                assert_eq!(written, rmcp_writes(&id, outcome.clone(), per_request), "{outcome:?}");
+                assert_eq!(written["result"].get("resultType").is_some(), per_request);
             }
         }
-        let written = String::from_utf8(forwarded(&json!(1), outcomes[0].clone())).unwrap();
+        let written = String::from_utf8(forwarded(&json!(1), outcomes[0].clone(), false)).unwrap();
         assert!(written.contains(&format!(r#""structuredContent":{}"#, pet)), "{written}");
     }
 }

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use base64::Engine;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use http::{Method, StatusCode};
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -43,10 +44,13 @@ const MAX_REDIRECTS: usize = 5;
 
 impl Backend {
     pub fn new(url: BackendUrl, settings: &ServerSettings) -> Result<Backend, String> {
-        let url = Url::from(url);
+        let mut url = Url::from(url);
         let timeout = Duration::from_secs(settings.timeout_secs.get());
         let pool = Pool::new(timeout)?;
         let mut headers = HeaderMap::new();
+        if let Some(basic) = take_userinfo(&mut url) {
+            headers.insert(AUTHORIZATION, basic);
+        }
         for (name, value) in &settings.headers {
             let (name, value) = header(name, value).map_err(|err| format!("headers: {err}"))?;
             headers.insert(name, value);
@@ -67,6 +71,25 @@ impl Backend {
     pub fn url(&self) -> &Url {
         &self.url
     }
+}
+
+/// The user and password of `url` (`https://user:password@host/`), taken out of it, as the
+/// Basic authorization HTTP clients send for them: the request line never carries them, and a
+/// header the operator configures, or the call's credential, replaces it.
+fn take_userinfo(url: &mut Url) -> Option<HeaderValue> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decoded = |it: &str| percent_encoding::percent_decode_str(it).decode_utf8_lossy().into_owned();
+    let credentials =
+        format!("{}:{}", decoded(url.username()), url.password().map(decoded).unwrap_or_default());
+    // Neither fails on an http(s) URL with a host, which a backend URL is.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Why a call got no answer from its backend, in words for the user (the MCP edge shows them as
