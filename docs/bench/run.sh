@@ -98,7 +98,7 @@ for round in $(seq "$ROUNDS"); do
     MCP_TOKEN=$TOKEN case_ "mcpgate jwt, no session" $c $GATE_JWT -s call.lua http://127.0.0.1:18094/mcp/petstore
     MCP_TOKEN=$TOKEN MCP_SESSIONS=$(first "$SESSIONS_JWT" $c) case_ "mcpgate jwt, a session per connection" $c \
       $GATE_JWT -s session.lua http://127.0.0.1:18094/mcp/petstore
-    case_ "mcpgate, protocol 2026-07-28 (through rmcp)" $c $GATE -s call-2026.lua http://127.0.0.1:18090/mcp/petstore
+    case_ "mcpgate, protocol 2026-07-28" $c $GATE -s call-2026.lua http://127.0.0.1:18090/mcp/petstore
   done
   for c in 1 64; do
     case_ "5 ms backend directly" $c 0 http://127.0.0.1:18092/api/v3/pet/7
