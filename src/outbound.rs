@@ -138,11 +138,16 @@ pub fn describe(err: &reqwest::Error) -> String {
 /// The innermost cause alone, without the URL, for a message that already says what was tried
 /// ("cannot reach {host}: {cause}"); the error's own words when it has no cause.
 pub fn root_cause(err: &reqwest::Error) -> String {
-    let mut innermost: &dyn std::error::Error = err;
+    without_url(err, innermost(err).to_string())
+}
+
+/// The last of `err`'s chain of causes (`err` itself when it has none).
+fn innermost<'a>(err: &'a (dyn std::error::Error + 'static)) -> &'a (dyn std::error::Error + 'static) {
+    let mut innermost = err;
     while let Some(cause) = innermost.source() {
         innermost = cause;
     }
-    without_url(err, innermost.to_string())
+    innermost
 }
 
 /// `words` with the URL of `err` taken out: reqwest appends ` for url (…)` to its own words.

@@ -209,9 +209,11 @@ fn forwarded(id: &Value, outcome: Outcome, per_request: bool) -> Vec<u8> {
             Part::Image { .. } | Part::Resource { .. } => None,
         })
         .collect();
+    let through_rmcp =
+        |outcome| encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into()), per_request);
     // Images and resources are rare, and base64 in rmcp's shape: rmcp writes them.
     let Some(texts) = texts else {
-        return encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into()), per_request);
+        return through_rmcp(outcome);
     };
     let structured = outcome.structured.as_ref().map_or("", |it| it.json.as_str());
     let mut out =
@@ -242,7 +244,7 @@ fn forwarded(id: &Value, outcome: Outcome, per_request: bool) -> Vec<u8> {
     out.extend_from_slice(is_error);
     match written {
         Ok(()) => out,
-        Err(_) => encode(id, Ok(CallToolResponse::from(Called::Forwarded(outcome)).into()), per_request),
+        Err(_) => through_rmcp(outcome),
     }
 }
 

@@ -92,24 +92,7 @@ pub async fn read_capped(mut body: Incoming, max_bytes: u64) -> Result<Capped, h
     Ok(capped)
 }
 
-/// What went wrong: the error's words, then its causes', outermost first. hyper's errors never
-/// carry the request's URL.
-pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut words = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        words.push_str(": ");
-        words.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    words
-}
-
-/// The innermost cause alone.
+/// The innermost cause of `err` alone; hyper's errors never carry the request's URL.
 pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut innermost = err;
-    while let Some(cause) = innermost.source() {
-        innermost = cause;
-    }
-    innermost.to_string()
+    super::innermost(err).to_string()
 }
