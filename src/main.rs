@@ -4,6 +4,11 @@ use std::time::Duration;
 use clap::Parser;
 use mcpgate::cli::{self, Cli};
 
+/// glibc's allocator took a sixth of a forwarded call's instructions (a call allocates about
+/// 150 times); mimalloc takes a third of that, and loads big documents faster.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
