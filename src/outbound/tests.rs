@@ -1,10 +1,13 @@
 //! Clients built from policies, the forwarder's pool, and capped reads, against loopback
 //! servers: which proxy a request goes through, that redirects are answers, where a body is
-//! cut, and what an error description leaves out.
+//! cut, which connections the pool keeps, and what an error description leaves out.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde_json::json;
+use url::Url;
 
 use super::testing::{Reply, Stub, assert_passes_ignoring_env_proxy, json, response};
 use super::*;
@@ -130,19 +133,20 @@ async fn a_longer_body_is_cut_at_the_cap() {
     assert_eq!((capped.body.len(), capped.cut), (1024, true));
 }
 
-/// The pool's answer to a GET of `url`.
-async fn pooled(url: &str) -> pool::Response {
-    let pool = pool::Pool::new(Duration::from_secs(5)).unwrap();
-    let request = http::Request::get(url).body(Default::default()).unwrap();
-    pool.send(request).await.unwrap()
+/// A pool to the origin of `url`, and a GET of its path.
+fn pooled(url: &Url) -> (pool::Pool, pool::Request) {
+    let pool = pool::Pool::new(url, Duration::from_secs(5)).unwrap();
+    let request = http::Request::get(url.path()).body(Default::default()).unwrap();
+    (pool, request)
 }
 
 #[tokio::test]
 async fn the_pool_reaches_the_server_itself() {
     let server = serving(|| ok("pooled")).await;
-    let response = pooled(server.url("/x").as_str()).await;
-    assert_eq!(response.status(), 200);
-    let capped = pool::read_capped(response.into_body(), 1024).await.unwrap();
+    let (pool, request) = pooled(&server.url("/x"));
+    let exchange = pool.send(request).await.unwrap();
+    assert_eq!(exchange.status(), 200);
+    let (_, capped) = exchange.read_capped(1024).await.unwrap();
     assert_eq!((capped.body.as_slice(), capped.cut), (b"pooled".as_slice(), false));
     assert_eq!(server.seen(), ["GET /x HTTP/1.1"]);
 }
@@ -155,8 +159,9 @@ async fn the_pool_ignores_proxies_named_by_the_environment() {
 #[tokio::test]
 async fn the_pool_answers_a_redirect_with_the_redirect() {
     let server = serving(|| redirect("/elsewhere")).await;
-    let response = pooled(server.url("/").as_str()).await;
-    assert_eq!(response.status(), 302);
+    let (pool, request) = pooled(&server.url("/"));
+    let exchange = pool.send(request).await.unwrap();
+    assert_eq!(exchange.status(), 302);
     assert_eq!(server.seen().len(), 1);
 }
 
@@ -165,9 +170,9 @@ async fn a_pooled_read_stops_at_the_cap_without_waiting_for_the_rest() {
     // The server promises 100 bytes, sends 20 and stalls: the cap of 10 is reached first.
     let stalled = || Reply::Hold(response(200, &["content-length: 100"], &[b'x'; 20]));
     let server = serving(stalled).await;
-    let response = pooled(server.url("/").as_str()).await;
-    let read = pool::read_capped(response.into_body(), 10);
-    let capped = tokio::time::timeout(Duration::from_secs(30), read).await.unwrap().unwrap();
+    let (pool, request) = pooled(&server.url("/"));
+    let read = pool.send(request).await.unwrap().read_capped(10);
+    let (_, capped) = tokio::time::timeout(Duration::from_secs(30), read).await.unwrap().unwrap();
     assert_eq!((capped.body.len(), capped.cut), (10, true));
 }
 
@@ -184,4 +189,73 @@ async fn error_descriptions_leave_the_url_out() {
     let cause = root_cause(&err);
     assert!(!cause.is_empty() && described.ends_with(&cause), "{cause} / {described}");
     assert!(!cause.contains("hunter2"), "{cause}");
+}
+
+/// A keep-alive server: answers every GET on a connection with `body`, then closes the connection
+/// after `per_connection` answers. Counts the connections it accepted.
+async fn keeping_alive(body: &'static str, per_connection: usize) -> (Url, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut buf, mut read) = (vec![0; 4096], Vec::new());
+                for _ in 0..per_connection {
+                    while !read.windows(4).any(|it| it == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    read.clear();
+                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+async fn get_whole(pool: &pool::Pool, max_bytes: u64) -> Capped {
+    let request = http::Request::get("/").body(Default::default()).unwrap();
+    pool.send(request).await.unwrap().read_capped(max_bytes).await.unwrap().1
+}
+
+#[tokio::test]
+async fn a_connection_whose_answer_was_read_whole_carries_the_next_request() {
+    let (url, accepted) = keeping_alive("kept", usize::MAX).await;
+    let pool = pool::Pool::new(&url, Duration::from_secs(5)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(get_whole(&pool, 1024).await.body, b"kept");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_backend_closed_is_replaced() {
+    // One answer per connection, then the server hangs up, as an idle timeout would.
+    let (url, accepted) = keeping_alive("once", 1).await;
+    let pool = pool::Pool::new(&url, Duration::from_secs(5)).unwrap();
+    assert_eq!(get_whole(&pool, 1024).await.body, b"once");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get_whole(&pool, 1024).await.body, b"once");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_connection_whose_answer_was_cut_is_not_reused() {
+    // The rest of a cut answer would be read as the next one's beginning.
+    let (url, accepted) = keeping_alive("0123456789", usize::MAX).await;
+    let pool = pool::Pool::new(&url, Duration::from_secs(5)).unwrap();
+    let cut = get_whole(&pool, 4).await;
+    assert_eq!((cut.body.as_slice(), cut.cut), (b"0123".as_slice(), true));
+    assert_eq!(get_whole(&pool, 1024).await.body, b"0123456789");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }

@@ -46,11 +46,11 @@ impl Backend {
     pub fn new(url: BackendUrl, settings: &ServerSettings) -> Result<Backend, String> {
         let mut url = Url::from(url);
         let timeout = Duration::from_secs(settings.timeout_secs.get());
-        let pool = Pool::new(timeout)?;
         let mut headers = HeaderMap::new();
         if let Some(basic) = take_userinfo(&mut url) {
             headers.insert(AUTHORIZATION, basic);
         }
+        let pool = Pool::new(&url, timeout)?;
         for (name, value) in &settings.headers {
             let (name, value) = header(name, value).map_err(|err| format!("headers: {err}"))?;
             headers.insert(name, value);
@@ -147,14 +147,14 @@ pub async fn forward(
     let mut result = attempt(backend, tool, &request, &authorization).await;
     // A refused token may have been revoked or rotated: one new token, one more try.
     if let Ok(answer) = &result
-        && answer.response.status() == StatusCode::UNAUTHORIZED
+        && answer.exchange.status() == StatusCode::UNAUTHORIZED
         && authorization.renewable()
     {
         // Boxed: the rare retry would otherwise double the room every call's future takes.
         result = Box::pin(retry(backend, tool, &request, credentials, &authorization)).await?;
     }
     if let Ok(answer) = &result
-        && is_followed(answer.response.status())
+        && is_followed(answer.exchange.status())
     {
         result = Box::pin(follow(backend, tool, request, &authorization, result)).await;
     }
@@ -164,14 +164,14 @@ pub async fn forward(
         tool = %tool.spec.name,
         upstream = %host,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        status = result.as_ref().map_or(0, |it| it.response.status().as_u16()),
+        status = result.as_ref().map_or(0, |it| it.exchange.status().as_u16()),
         "tool call forwarded"
     );
-    let Answer { response, deadline } = result?;
-    let (head, body) = response.into_parts();
+    let Answer { exchange, deadline } = result?;
     let max_bytes = backend.max_response_bytes;
-    let capped = match tokio::time::timeout_at(deadline, pool::read_capped(body, max_bytes as u64)).await {
-        Ok(Ok(capped)) => capped,
+    let (head, capped) = match tokio::time::timeout_at(deadline, exchange.read_capped(max_bytes as u64)).await
+    {
+        Ok(Ok(read)) => read,
         Ok(Err(err)) => {
             let cause = pool::root_cause(&err);
             return Err(Error::Transport(format!("The backend {host} broke off its answer: {cause}.")));
@@ -197,26 +197,26 @@ pub async fn forward(
 }
 
 /// A response's head, and until when its body may take to arrive.
-struct Answer {
-    response: pool::Response,
+struct Answer<'a> {
+    exchange: pool::Exchange<'a>,
     deadline: Instant,
 }
 
 /// One more try of a request the backend refused with 401, with a new token; refused again, the
 /// new token goes too, so that the next call does not repeat this one.
-async fn retry(
-    backend: &Backend,
+async fn retry<'a>(
+    backend: &'a Backend,
     tool: &Tool,
     request: &Request,
     credentials: &CallCredentials<'_>,
     refused: &Authorization,
-) -> Result<Result<Answer, Error>, Error> {
+) -> Result<Result<Answer<'a>, Error>, Error> {
     credentials.forget(refused).await;
     let renewed = credentials.authorize(&tool.scopes).instrument(traces::credentials()).await?;
     tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
     let result = attempt(backend, tool, request, &renewed).await;
     if let Ok(answer) = &result
-        && answer.response.status() == StatusCode::UNAUTHORIZED
+        && answer.exchange.status() == StatusCode::UNAUTHORIZED
     {
         credentials.forget(&renewed).await;
     }
@@ -230,17 +230,17 @@ fn is_followed(status: StatusCode) -> bool {
 
 /// Follows the redirects in `result` while they stay on the backend's origin, at most
 /// [`MAX_REDIRECTS`]; the first one that leaves it, or one too many, is the answer.
-async fn follow(
-    backend: &Backend,
+async fn follow<'a>(
+    backend: &'a Backend,
     tool: &Tool,
     mut request: Request,
     authorization: &Authorization,
-    mut result: Result<Answer, Error>,
-) -> Result<Answer, Error> {
+    mut result: Result<Answer<'a>, Error>,
+) -> Result<Answer<'a>, Error> {
     for _ in 0..MAX_REDIRECTS {
         let Ok(answer) = &result else { break };
-        let status = answer.response.status();
-        let location = answer.response.headers().get(LOCATION).and_then(|it| it.to_str().ok());
+        let status = answer.exchange.status();
+        let location = answer.exchange.headers().get(LOCATION).and_then(|it| it.to_str().ok());
         let Some(next) = location.and_then(|it| request.url.join(it).ok()) else { break };
         if !is_followed(status) || next.origin() != backend.url.origin() {
             break;
@@ -270,25 +270,25 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> 
 
 /// One request to the backend, timed in the metrics (until the response head) and traced as a
 /// client span.
-async fn attempt(
-    backend: &Backend,
+async fn attempt<'a>(
+    backend: &'a Backend,
     tool: &Tool,
     request: &Request,
     authorization: &Authorization,
-) -> Result<Answer, Error> {
+) -> Result<Answer<'a>, Error> {
     let port = backend.url.port_or_known_default();
     let span = traces::backend_request(request.method.as_str(), &backend.host, port, &tool.spec.plan.path);
     let started = std::time::Instant::now();
     let deadline = Instant::now() + backend.timeout;
     let sent = send(backend, request, authorization, &span).instrument(span.clone());
     let result = match tokio::time::timeout_at(deadline, sent).await {
-        Ok(result) => result.map(|response| Answer { response, deadline }),
+        Ok(result) => result.map(|exchange| Answer { exchange, deadline }),
         Err(_) => Err(Error::Transport(format!(
             "The backend {} did not answer within {:?}.",
             backend.host, backend.timeout
         ))),
     };
-    let status = result.as_ref().ok().map(|it| it.response.status().as_u16());
+    let status = result.as_ref().ok().map(|it| it.exchange.status().as_u16());
     match status {
         Some(status) => tool.metrics.backend_answered(status, started.elapsed()),
         None => tool.metrics.backend_failed(started.elapsed()),
@@ -297,12 +297,12 @@ async fn attempt(
     result
 }
 
-async fn send(
-    backend: &Backend,
+async fn send<'a>(
+    backend: &'a Backend,
     request: &Request,
     authorization: &Authorization,
     span: &tracing::Span,
-) -> Result<pool::Response, Error> {
+) -> Result<pool::Exchange<'a>, Error> {
     let mut headers = HeaderMap::with_capacity(request.headers.len() + backend.headers.len() + 2);
     for (name, value) in &request.headers {
         let (name, value) = header(name, value).map_err(Error::Header)?;
@@ -330,7 +330,8 @@ async fn send(
         }
         None => {}
     }
-    let uri = http::Uri::try_from(url.as_str())
+    // The pool connects to the backend's origin, where `url` is (`request::build`, `follow`).
+    let uri = http::Uri::try_from(&url[url::Position::BeforePath..url::Position::AfterQuery])
         .map_err(|_| Error::Transport(format!("Cannot build the request to {}.", backend.host)))?;
     let body = request.body.as_ref().map(|it| Bytes::from(it.bytes.clone())).unwrap_or_default();
     let mut outgoing = http::Request::new(Full::new(body));
@@ -361,9 +362,9 @@ fn with_query(url: &Url, name: &str, value: &str) -> Url {
 
 /// What went wrong, in words a user can act on; never the request's headers or URL (which may
 /// carry a credential), which hyper's errors do not hold.
-fn describe_failure(backend: &str, err: &hyper_util::client::legacy::Error) -> String {
+fn describe_failure(backend: &str, err: &pool::Error) -> String {
     let cause = pool::root_cause(err);
-    if err.is_connect() {
+    if matches!(err, pool::Error::Connect(_)) {
         return format!("Cannot connect to the backend {backend}: {cause}.");
     }
     format!("The request to the backend {backend} failed: {cause}.")
