@@ -4,7 +4,9 @@
 # connections, beside the same GET sent to the backend directly, a floor (nginx writing
 # mcpgate's answer to the same POST at once) and a proxy floor (nginx proxying the same GET to
 # the backend), all in one run, ROUNDS times; summary.py prints the medians. mcpgate's CPU per
-# call is its process's CPU time over the calls of a case. Three backends: nginx answering a
+# call is its process's CPU time over the calls of a case, in user space and in the kernel; in
+# the rows of nginx alone (the backend directly and the proxy floor), nginx's worker's, so that
+# the proxy's own is their difference. Three backends: nginx answering a
 # fixed JSON at once, examples/bench_backend.rs answering after 5 ms (an API that waits on
 # something), and backend.py, a Python API that spends CPU per request on the same two cores
 # (about 14,000 requests/s, like the backend the per-call targets were set against). In auth
@@ -70,28 +72,29 @@ SESSIONS_PY=$(open_sessions http://127.0.0.1:18090/mcp/petstore-py 64)
 SESSIONS_PY_JWT=$(open_sessions http://127.0.0.1:18094/mcp/petstore-py 64 "$TOKEN_PY")
 first() { echo "$1" | tr ' ' '\n' | head -n "$2" | tr '\n' ' '; }
 
-# The CPU time of process $1 so far, in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The CPU time of process $1 so far, in clock ticks: user and kernel.
+ticks() { awk '{print $14 "|" $15}' "/proc/$1/stat"; }
+NGINX_WORKER=$(pgrep -P $NGINX)
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 OUT="$B/results.txt"
 : >"$OUT"
 # case NAME CONNECTIONS PID-OR-0 WRK-ARGS...: one wrk run, appended to $OUT.
 case_() {
-  local name=$1 c=$2 pid=$3 before=0 after=0
+  local name=$1 c=$2 pid=$3 before='0|0' after='0|0'
   shift 3
   [ "$pid" != 0 ] && before=$(ticks "$pid")
   local report
   report=$(wrk -t1 -c"$c" -d"$DURATION" --latency "$@")
   [ "$pid" != 0 ] && after=$(ticks "$pid")
-  { echo "== $name|$c|$((after - before))|$(getconf CLK_TCK)"; echo "$report"; } >>"$OUT"
+  { echo "== $name|$c|$before|$after|$(getconf CLK_TCK)"; echo "$report"; } >>"$OUT"
 }
 for round in $(seq "$ROUNDS"); do
   echo "round $round of $ROUNDS" >&2
   for c in 1 8 64; do
-    case_ "backend directly" $c 0 http://127.0.0.1:18091/api/v3/pet/7
+    case_ "backend directly" $c "$NGINX_WORKER" http://127.0.0.1:18091/api/v3/pet/7
     case_ "floor (nginx, same answer)" $c 0 -s call.lua http://127.0.0.1:18091/floor
-    case_ "proxy floor (nginx proxying the backend)" $c 0 http://127.0.0.1:18095/api/v3/pet/7
+    case_ "proxy floor (nginx proxying the backend)" $c "$NGINX_WORKER" http://127.0.0.1:18095/api/v3/pet/7
     case_ "mcpgate, no session" $c $GATE -s call.lua http://127.0.0.1:18090/mcp/petstore
     MCP_SESSIONS=$(first "$SESSIONS" $c) case_ "mcpgate, a session per connection" $c $GATE \
       -s session.lua http://127.0.0.1:18090/mcp/petstore
