@@ -9,6 +9,7 @@
 //! served from another name that resolves to mcpgate (DNS rebinding) cannot read it.
 
 mod connections;
+mod self_wakes;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -28,6 +28,8 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower_http::timeout::DeadlineBody;
 
+use super::self_wakes;
+
 /// What bounds the connections of one [`serve`].
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Limits {
@@ -83,7 +85,7 @@ pub(super) async fn serve(
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            if let Err(err) = self_wakes::absorbing(connection).await {
                 // A client that went away, or was too slow: theirs to know, not an operator's.
                 tracing::debug!(%peer, "connection ended: {err}");
             }
