@@ -35,6 +35,10 @@ trap 'kill $GATE $GATE_JWT $SLOW $PY $NGINX 2>/dev/null' EXIT
 for port in 18090 18094; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 done
+# The backends too: Python takes a while to start, and a call before it listens fails.
+for port in 18092 18093; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/v3/pet/7" >/dev/null && break; sleep 0.1; done
+done
 
 # Opens $2 sessions at $1 as a client does (initialize, then notifications/initialized), with
 # the bearer token $3 if given; prints their ids.
