@@ -564,7 +564,11 @@ async fn nginx_in_front_passes_events_at_once_and_keeps_the_public_url_and_host_
     let ca = certificates(openssl, prefix);
 
     // mcpgate on loopback knowing the proxy's URL, as deploy/mcpgate.toml configures it.
-    let https_port = free_port().port();
+    // Held until nginx starts: neither mcpgate nor the HTTP port below may be given it meanwhile
+    // (a port released at once is the next one the kernel hands out, and nginx then merges the
+    // two listeners into one and refuses the configuration).
+    let https_reserved = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let https_port = https_reserved.local_addr().unwrap().port();
     let public = format!("https://{PUBLIC_HOST}:{https_port}");
     let issuer = testing::FakeIssuer::start().await;
     let key = testing::TestKey::rsa();
@@ -618,6 +622,7 @@ async fn nginx_in_front_passes_events_at_once_and_keeps_the_public_url_and_host_
     std::fs::set_permissions(prefix, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let log = prefix.join("error.log");
+    drop(https_reserved);
     let mut proxy = Running(
         Command::new(nginx)
             .arg("-p")
