@@ -11,9 +11,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+
+use futures_util::task::AtomicWaker;
 
 /// How many times in a row a future is polled again before it is left to the scheduler.
 const AGAIN: usize = 4;
@@ -23,7 +25,7 @@ pub fn absorbing<F: Future>(future: F) -> SelfWakes<F> {
     let state = Arc::new(State {
         polling: AtomicBool::new(false),
         woken: AtomicBool::new(false),
-        task: Mutex::new(None),
+        task: AtomicWaker::new(),
     });
     SelfWakes { waker: Waker::from(state.clone()), state, future }
 }
@@ -42,7 +44,7 @@ struct State {
     polling: AtomicBool,
     woken: AtomicBool,
     /// The waker of the task polling the future.
-    task: Mutex<Option<Waker>>,
+    task: AtomicWaker,
 }
 
 impl Wake for State {
@@ -53,10 +55,7 @@ impl Wake for State {
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::SeqCst);
         if !self.polling.load(Ordering::SeqCst) {
-            let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-            if let Some(task) = task {
-                task.wake();
-            }
+            self.task.wake();
         }
     }
 }
@@ -66,12 +65,7 @@ impl<F: Future> Future for SelfWakes<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        {
-            let mut task = this.state.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if !task.as_ref().is_some_and(|it| it.will_wake(cx.waker())) {
-                *task = Some(cx.waker().clone());
-            }
-        }
+        this.state.task.register(cx.waker());
         let mut inner = Context::from_waker(this.waker);
         for _ in 0..AGAIN {
             this.state.polling.store(true, Ordering::SeqCst);
