@@ -23,6 +23,8 @@ TOKEN=$(python3 jwt.py "$B" http://127.0.0.1:18094/mcp/petstore)
 TOKEN_PY=$(python3 jwt.py "$B" http://127.0.0.1:18094/mcp/petstore-py)
 nginx -c "$PWD/nginx.conf" -p "$B" &
 NGINX=$!
+nginx -c "$PWD/nginx-proxy.conf" -p "$B" &
+PROXY=$!
 ../../target/release/examples/bench_backend 18092 5 &
 SLOW=$!
 python3 backend.py 18093 50 &
@@ -31,9 +33,11 @@ RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate.toml 2>"$B/mcp
 GATE=$!
 RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate-jwt.toml 2>"$B/mcpgate-jwt.log" &
 GATE_JWT=$!
-trap 'kill $GATE $GATE_JWT $SLOW $PY $NGINX 2>/dev/null' EXIT
-for port in 18090 18094; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate-big.toml 2>"$B/mcpgate-big.log" &
+GATE_BIG=$!
+trap 'kill $GATE $GATE_JWT $GATE_BIG $SLOW $PY $NGINX $PROXY 2>/dev/null' EXIT
+for port in 18090 18094 18097; do
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 done
 # The backends too: Python takes a while to start, and a call before it listens fails.
 for port in 18092 18093; do
@@ -57,28 +61,39 @@ open_sessions() {
   done
   echo "${ids[@]}"
 }
-# A call that fails is answered 200 with `isError: true`, and would be measured as a fast call:
-# each server and mode must answer one call with the backend's pet first.
+# The calls measured: getPetById, and a GitHub and a Graph call that read real-sized answers.
+PET='{"name":"getPetById","arguments":{"petId":7}}'
+GITHUB_CALL='{"name":"licenses_get","arguments":{"license":"mit"}}'
+GRAPH_CALL='{"name":"users_user_GetUser","arguments":{"user-id":"87d349ed-44d7-43e1-9a83-5f2406dee5bd"}}'
+# A call that fails is answered 200 with `isError: true`, and would be measured as a fast call;
+# one whose answer does not match its output schema loses its structured content (and logs a
+# warning per call): each server and mode must answer one call with the backend's data, as
+# structured content, first.
 check_call() {
   local auth=()
   [ -n "${2:-}" ] && auth=(-H "authorization: Bearer $2")
   curl -s "$1" "${auth[@]}" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"getPetById","arguments":{"petId":7}}}' \
-    | grep -q '"isError":false' || { echo "a call to $1 does not succeed" >&2; exit 1; }
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":${3:-$PET}}" \
+    | grep '"isError":false' | grep -q '"structuredContent"' || { echo "a call to $1 does not succeed" >&2; exit 1; }
 }
 for server in petstore petstore-5ms petstore-py; do check_call "http://127.0.0.1:18090/mcp/$server"; done
 check_call http://127.0.0.1:18094/mcp/petstore "$TOKEN"
 check_call http://127.0.0.1:18094/mcp/petstore-py "$TOKEN_PY"
+check_call http://127.0.0.1:18097/mcp/github "" "$GITHUB_CALL"
+check_call http://127.0.0.1:18097/mcp/graph "" "$GRAPH_CALL"
 
 SESSIONS=$(open_sessions http://127.0.0.1:18090/mcp/petstore 64)
 SESSIONS_JWT=$(open_sessions http://127.0.0.1:18094/mcp/petstore 64 "$TOKEN")
 SESSIONS_PY=$(open_sessions http://127.0.0.1:18090/mcp/petstore-py 64)
 SESSIONS_PY_JWT=$(open_sessions http://127.0.0.1:18094/mcp/petstore-py 64 "$TOKEN_PY")
+SESSIONS_GITHUB=$(open_sessions http://127.0.0.1:18097/mcp/github 64)
+SESSIONS_GRAPH=$(open_sessions http://127.0.0.1:18097/mcp/graph 64)
 first() { echo "$1" | tr ' ' '\n' | head -n "$2" | tr '\n' ' '; }
 
 # The CPU time of process $1 so far, in clock ticks: user and kernel.
 ticks() { awk '{print $14 "|" $15}' "/proc/$1/stat"; }
 NGINX_WORKER=$(pgrep -P $NGINX)
+PROXY_WORKER=$(pgrep -P $PROXY)
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 OUT="$B/results.txt"
@@ -98,7 +113,7 @@ for round in $(seq "$ROUNDS"); do
   for c in 1 8 64; do
     case_ "backend directly" $c "$NGINX_WORKER" http://127.0.0.1:18091/api/v3/pet/7
     case_ "floor (nginx, same answer)" $c 0 -s call.lua http://127.0.0.1:18091/floor
-    case_ "proxy floor (nginx proxying the backend)" $c "$NGINX_WORKER" http://127.0.0.1:18095/api/v3/pet/7
+    case_ "proxy floor (nginx proxying the backend)" $c "$PROXY_WORKER" http://127.0.0.1:18095/api/v3/pet/7
     case_ "mcpgate, no session" $c $GATE -s call.lua http://127.0.0.1:18090/mcp/petstore
     MCP_SESSIONS=$(first "$SESSIONS" $c) case_ "mcpgate, a session per connection" $c $GATE \
       -s session.lua http://127.0.0.1:18090/mcp/petstore
@@ -119,6 +134,19 @@ for round in $(seq "$ROUNDS"); do
     MCP_TOKEN=$TOKEN_PY MCP_SESSIONS=$(first "$SESSIONS_PY_JWT" $c) \
       case_ "mcpgate jwt, a session per connection, Python backend" $c $GATE_JWT \
       -s session.lua http://127.0.0.1:18094/mcp/petstore-py
+    case_ "GitHub licenses/get directly" $c "$NGINX_WORKER" http://127.0.0.1:18091/licenses/mit
+    MCP_CALL=$GITHUB_CALL case_ "mcpgate, GitHub document, no session" $c $GATE_BIG \
+      -s call.lua http://127.0.0.1:18097/mcp/github
+    MCP_CALL=$GITHUB_CALL MCP_SESSIONS=$(first "$SESSIONS_GITHUB" $c) \
+      case_ "mcpgate, GitHub document, a session per connection" $c $GATE_BIG \
+      -s session.lua http://127.0.0.1:18097/mcp/github
+    case_ "Graph users.user.GetUser directly" $c "$NGINX_WORKER" \
+      http://127.0.0.1:18091/users/87d349ed-44d7-43e1-9a83-5f2406dee5bd
+    MCP_CALL=$GRAPH_CALL case_ "mcpgate, Graph document, no session" $c $GATE_BIG \
+      -s call.lua http://127.0.0.1:18097/mcp/graph
+    MCP_CALL=$GRAPH_CALL MCP_SESSIONS=$(first "$SESSIONS_GRAPH" $c) \
+      case_ "mcpgate, Graph document, a session per connection" $c $GATE_BIG \
+      -s session.lua http://127.0.0.1:18097/mcp/graph
   done
 done
 grep -c "Non-2xx\|Socket errors" "$OUT" >/dev/null && grep -B12 "Non-2xx\|Socket errors" "$OUT" | grep "==" | sed 's/^/errors in: /' >&2 || true
