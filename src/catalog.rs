@@ -7,6 +7,9 @@ pub mod validator;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
 
 use url::Url;
 
@@ -33,6 +36,10 @@ pub struct Tool {
     pub validator: validator::Validator,
     /// Checks backend responses against the output schema, to log backends that stray.
     pub output_validator: Option<validator::Validator>,
+    /// Set at the first backend answer that strays from the output schema: a backend that strays
+    /// does so at every call (Microsoft Graph leaves out the `@odata.type` its document requires),
+    /// and the warning is logged once per tool and publication rather than at each call.
+    pub output_strayed: AtomicBool,
     /// Scopes a caller needs for this tool, besides the server's own.
     pub scopes: Vec<String>,
     /// How often it may be called, per user and in all.
@@ -43,6 +50,29 @@ pub struct Tool {
     pub tags: Vec<String>,
     /// Whether a call waits for the user's confirmation before it reaches the backend.
     pub confirm: bool,
+}
+
+impl Tool {
+    /// Whether a backend's answer fits the output schema (any answer does when the tool has
+    /// none). The first that strays is logged.
+    pub fn output_matches(&self, value: &Value) -> bool {
+        let Some(validator) = &self.output_validator else { return true };
+        let matches = validator.is_valid(value);
+        if !matches && !self.output_strayed.swap(true, Ordering::Relaxed) {
+            // Masked: the reason names the schema's rule and where, never the backend's data.
+            let reason = validator
+                .iter_errors(value)
+                .next()
+                .map(|it| format!("at `{}`: {}", it.instance_path(), it.masked()))
+                .unwrap_or_default();
+            tracing::warn!(
+                tool = %self.spec.name,
+                "backend response does not match the tool's output schema ({reason}); clients get its \
+                 data as text only. Not logged again for this tool until the next publication"
+            );
+        }
+        matches
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +129,7 @@ impl Catalog {
             tools.push(Tool {
                 validator: validator::Validator::arguments(tool.input_schema.clone()),
                 output_validator: tool.output_schema.clone().map(validator::Validator::output),
+                output_strayed: AtomicBool::new(false),
                 scopes,
                 limits,
                 metrics: metrics::ToolMetrics::new(&server, &tool.name),
@@ -284,5 +315,35 @@ paths:
         // Query names are case-sensitive.
         let other = "[credentials]\nmode = 'static'\nscheme = 'query'\nname = 'API_KEY'\nvalue = 'k'";
         assert_eq!(arguments(other), ["X-Api-Key", "X-Trace", "api_key", "limit"]);
+    }
+
+    #[test]
+    fn a_backend_straying_from_the_output_schema_is_logged_once_without_its_data() {
+        let document = r#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+            "servers": [{"url": "https://api.example.com"}], "paths": {"/pet": {"get": {
+            "operationId": "getPet", "responses": {"200": {"description": "ok", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "integer"}},
+            "required": ["id"]}}}}}}}}}"#;
+        let settings: ServerSettings = toml::from_str("slug = 'pets'\nspec = 'pets.json'").unwrap();
+        let catalog = Catalog::build(&settings, crate::openapi::ingest(document.as_bytes()).unwrap()).unwrap();
+        let tool = &catalog.tools[0];
+        let stray = serde_json::json!({"id": "secret-value"});
+        let (matches, logged) = logged(|| {
+            let first = tool.output_matches(&serde_json::json!({"id": 7}));
+            (first, tool.output_matches(&stray), tool.output_matches(&stray))
+        });
+        assert_eq!(matches, (true, false, false));
+        assert_eq!(logged.matches("does not match the tool's output schema").count(), 1, "{logged}");
+        assert!(logged.contains("getPet") && logged.contains("at `/id`"), "{logged}");
+        assert!(!logged.contains("secret-value"), "{logged}");
+    }
+
+    /// `f`'s result and what it logged.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(buffer.clone()).finish();
+        let result = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned();
+        (result, text)
     }
 }

@@ -191,9 +191,7 @@ pub async fn forward(
     if status.is_redirection() {
         return Err(Error::Redirected { host: host.clone(), status: status.as_u16() });
     }
-    let matches =
-        |value: &serde_json::Value| tool.output_validator.as_ref().is_none_or(|it| it.is_valid(value));
-    Ok(response::outcome(&tool.spec, &received, matches))
+    Ok(response::outcome(&tool.spec, &received, |value| tool.output_matches(value)))
 }
 
 /// A response's head, and until when its body may take to arrive.

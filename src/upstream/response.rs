@@ -57,7 +57,7 @@ pub struct Received<'a> {
 }
 
 /// Turns a received response into the tool's outcome. `output_matches` tells whether a JSON
-/// value fits the tool's output schema; a mismatch is logged and the data still returned.
+/// value fits the tool's output schema (and logs a mismatch); the data is returned either way.
 pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn(&Value) -> bool) -> Outcome {
     let essence = received
         .content_type
@@ -151,13 +151,7 @@ fn json_outcome(
     // The backend does not follow its own document. Clients check `structuredContent` against
     // the output schema and refuse the whole result when it does not match (the TypeScript SDK
     // answers -32602), so the data goes through the text block only.
-    let structured = structured.filter(|it| {
-        let matches = output_matches(&it.value);
-        if !matches {
-            tracing::warn!(tool = %tool.name, "backend response does not match the tool's output schema");
-        }
-        matches
-    });
+    let structured = structured.filter(|it| output_matches(&it.value));
     // `structuredContent` must be an object; a backend that answers, say, an array where the
     // document promised an object gets its data through the text block only.
     let structured = structured.filter(|it| it.value.is_object());
