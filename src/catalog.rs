@@ -325,7 +325,8 @@ paths:
             "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "integer"}},
             "required": ["id"]}}}}}}}}}"#;
         let settings: ServerSettings = toml::from_str("slug = 'pets'\nspec = 'pets.json'").unwrap();
-        let catalog = Catalog::build(&settings, crate::openapi::ingest(document.as_bytes()).unwrap()).unwrap();
+        let catalog =
+            Catalog::build(&settings, crate::openapi::ingest(document.as_bytes()).unwrap()).unwrap();
         let tool = &catalog.tools[0];
         let stray = serde_json::json!({"id": "secret-value"});
         let (matches, logged) = logged(|| {
@@ -340,10 +341,22 @@ paths:
 
     /// `f`'s result and what it logged.
     fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
-        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(buffer.clone()).finish();
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().write(bytes)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
         let result = tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned();
+        let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
         (result, text)
     }
 }
