@@ -147,15 +147,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let status = match crate::app::run(config, listener, shutdown_signal()).await {
+    let served = crate::app::run(config, listener, shutdown_signal()).await;
+    // The log's last lines first: they come before the error.
+    telemetry.shutdown().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }
-    };
-    telemetry.shutdown().await;
-    status
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -1,10 +1,12 @@
 //! Logs and traces. Logs: structured `tracing` events to standard error, as text (without colour
-//! codes unless standard error is a terminal) or JSON lines; the level comes from `RUST_LOG`
+//! codes unless standard error is a terminal) or JSON lines, written in batches by a thread of
+//! their own (`lines`), so that no call waits on standard error; the level comes from `RUST_LOG`
 //! (default `info`, with rmcp's own events from `warn`). Traces (`traces`): spans of target
 //! [`SPANS`] exported over OTLP/HTTP when `[telemetry]` names a collector, never in the log.
 //! Tokens, secrets and arguments are never logged nor put in a span.
 
 mod export;
+mod lines;
 pub mod traces;
 
 use std::io::IsTerminal;
@@ -23,8 +25,10 @@ pub use traces::SPANS;
 /// parameters: hundreds of characters per request that say nothing mcpgate's own events do not.
 const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
-/// What [`init`] started. [`Telemetry::shutdown`] sends the spans not yet exported.
+/// What [`init`] started. [`Telemetry::shutdown`] writes the log lines not yet written and
+/// sends the spans not yet exported.
 pub struct Telemetry {
+    lines: lines::Lines,
     traces: Option<traces::Exporter>,
 }
 
@@ -38,11 +42,12 @@ impl Telemetry {
         }
     }
 
-    /// Sends the spans not yet exported, then stops the exporter.
+    /// Sends the spans not yet exported, then stops the exporter; writes the log's last lines.
     pub async fn shutdown(mut self) {
         if let Some(traces) = self.traces.take() {
             let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
         }
+        self.lines.close();
     }
 }
 
@@ -53,6 +58,7 @@ impl Drop for Telemetry {
         if let Some(traces) = self.traces.take() {
             std::thread::spawn(move || traces.shutdown());
         }
+        self.lines.close();
     }
 }
 
@@ -63,11 +69,12 @@ pub fn init(json: bool, config: &TelemetryConfig) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Spans exist for the trace exporter; the log shows its own events without them.
     let logged = filter_fn(|meta| meta.target() != SPANS).and(filter);
+    let lines = lines::Lines::to_stderr();
     let logs = if json {
-        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer().json().with_writer(lines.clone()).boxed()
     } else {
         let ansi = std::io::stderr().is_terminal();
-        tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(lines.clone()).boxed()
     };
     let exporter = match traces::Exporter::start(config) {
         Ok(exporter) => exporter,
@@ -90,7 +97,7 @@ pub fn init(json: bool, config: &TelemetryConfig) -> Telemetry {
     {
         tracing::info!(endpoint = %exporter.endpoint(), "exporting traces over OTLP/HTTP");
     }
-    Telemetry { traces: exporter.filter(|_| installed.is_ok()) }
+    Telemetry { lines, traces: exporter.filter(|_| installed.is_ok()) }
 }
 
 #[cfg(test)]
