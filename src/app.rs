@@ -1,25 +1,22 @@
 //! The HTTP application: state, router, and `run` with graceful shutdown.
 //!
-//! `/mcp/{slug}` hands each request to that hosted server's rmcp service; `/healthz` says the
-//! process runs, `/readyz` that every configured server is provisioned and the store usable. The
-//! accept loop, with its deadlines and connection cap, is `connections`.
-//!
-//! Invariant: every route, whoever adds it (admin, the development identity provider), answers
-//! only requests whose `Host` is one of `http.allowed_hosts` ([`check_host`]), so that a page
-//! served from another name that resolves to mcpgate (DNS rebinding) cannot read it.
+//! `entry` takes every request: the `Host` check, then `/mcp/{slug}` to that hosted server's
+//! endpoint and anything else to the router; `/healthz` says the process runs, `/readyz` that
+//! every configured server is provisioned and the store usable. The accept loop, with its
+//! deadlines and connection cap, is `connections`.
 
 mod connections;
+mod entry;
 mod self_wakes;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header, uri::Authority};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -28,6 +25,8 @@ use crate::config::{AuthMode, Config, DevConfig};
 use crate::devidp::DevIdp;
 use crate::hosting::Hosting;
 use crate::store::Store;
+pub use entry::Entry;
+use entry::not_found;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -39,7 +38,6 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/mcp/{slug}", any(mcp))
         .route("/.well-known/oauth-protected-resource/mcp/{slug}", get(resource_metadata))
         .route("/.well-known/oauth-protected-resource", get(root_resource_metadata))
         .route("/healthz", get(|| async { "ok" }))
@@ -58,19 +56,6 @@ async fn unknown_path(State(state): State<AppState>) -> Response {
         "servers": servers,
     });
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
-}
-
-async fn mcp(State(state): State<AppState>, Path(slug): Path<String>, request: Request) -> Response {
-    let Some(hosted) = state.hosting.get(&slug) else {
-        return not_found();
-    };
-    // The one place a request takes its server's snapshot; every layer below reads this one.
-    let snapshot = hosted.host.current();
-    hosted.service.handle(snapshot, request).await
-}
-
-fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no hosted server with this name"}))).into_response()
 }
 
 /// RFC 9728 metadata of one hosted server, at the path-suffixed well-known URL.
@@ -173,32 +158,6 @@ fn bare(host: &str) -> String {
     host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
 }
 
-/// Refuses requests for a host mcpgate does not serve, before any route sees them: a
-/// DNS-rebinding page names its own host, and with it could read `/admin/api` in the browser of
-/// a signed-in administrator (or anyone's, under `serve --dev`).
-async fn check_host(State(hosts): State<AcceptedHosts>, request: Request, next: Next) -> Response {
-    // Health probes come by address (a Kubernetes probe names the pod's IP), and what they read
-    // (up, and counts) is nothing a rebinding page could use.
-    if matches!(request.uri().path(), "/healthz" | "/readyz") {
-        return next.run(request).await;
-    }
-    // HTTP/2 names the host in the URI rather than in a `Host` header.
-    let named = match request.headers().get(header::HOST) {
-        Some(value) => value.to_str().ok(),
-        None => request.uri().authority().map(Authority::as_str),
-    };
-    if named.is_some_and(|it| hosts.accept(it)) {
-        return next.run(request).await;
-    }
-    tracing::warn!(
-        host = ?named,
-        path = request.uri().path(),
-        "refused a request for a host not in http.allowed_hosts"
-    );
-    let error = "this host name is not served here (http.allowed_hosts)";
-    (StatusCode::FORBIDDEN, axum::Json(json!({"error": error}))).into_response()
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -281,10 +240,10 @@ fn development(config: &Config, dev: &DevConfig, hosting: &Hosting) -> Result<Ro
     Ok(idp.router().merge(crate::sample_backend::router()))
 }
 
-/// mcpgate assembled and not yet serving: every hosted server provisioned, every route in one
-/// router. Tests serve it on their own listener or send requests straight to [`App::router`].
+/// mcpgate assembled and not yet serving: every hosted server provisioned, every route behind
+/// one entry. Tests serve it on their own listener or hand requests straight to [`App::entry`].
 pub struct App {
-    pub router: Router,
+    pub entry: Entry,
     /// `/metrics` alone, for `http.metrics_listen` when it is set (the main router then does not
     /// serve it).
     pub metrics: Option<Router>,
@@ -364,10 +323,9 @@ async fn assemble(config: &Config) -> Result<(App, impl Future<Output = ()> + Se
     if let Some(dev) = dev {
         router = router.merge(dev);
     }
-    // Last, so that it wraps every route above.
     let hosts = AcceptedHosts::new(&config.http.accepted_hosts());
-    let router = router.layer(middleware::from_fn_with_state(hosts, check_host));
-    let app = App { router, metrics, hosting, public_url: config.public_url().to_owned() };
+    let entry = Entry::new(router, hosting.clone(), hosts);
+    let app = App { entry, metrics, hosting, public_url: config.public_url().to_owned() };
     // A load that panicked has left its servers out, which `/readyz` counts.
     Ok((app, async move {
         if let Some(loading) = loading {
@@ -384,7 +342,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let App { router, hosting, public_url, .. } = self;
+        let App { entry, hosting, public_url, .. } = self;
         tracing::info!("listening on {public_url}; administration at {public_url}/admin");
         let shutdown = async move {
             shutdown.await;
@@ -396,7 +354,7 @@ impl App {
                 }
             }
         };
-        connections::serve(listener, router, connections::Limits::DEFAULT, shutdown).await;
+        connections::serve(listener, entry, connections::Limits::DEFAULT, shutdown).await;
         Ok(())
     }
 }
@@ -430,6 +388,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
+    use axum::extract::Request;
     use tower::ServiceExt;
 
     use super::*;

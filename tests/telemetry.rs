@@ -204,7 +204,7 @@ async fn metrics_listen_moves_metrics_to_their_own_address() {
         axum::http::Request::get("/metrics").header("host", host).body(axum::body::Body::empty()).unwrap()
     };
     use tower::ServiceExt;
-    let main = built.router.clone().oneshot(get("127.0.0.1:8080")).await.unwrap();
+    let main = built.entry.handle(get("127.0.0.1:8080")).await;
     assert_eq!(main.status(), 404, "the main address no longer serves /metrics");
     let metrics = built.metrics.clone().expect("a router for metrics_listen");
     // Scrapers name the pod's address, which no `allowed_hosts` lists.

@@ -9,6 +9,7 @@
 //! [`Limits::body`] of its head fails to read. Each request carries its peer's address as
 //! `ConnectInfo<SocketAddr>`.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,7 +30,27 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower_http::timeout::DeadlineBody;
 
+use super::entry::Entry;
 use super::self_wakes;
+
+/// What answers a connection's requests: the whole application ([`Entry`]), or a router of its
+/// own (`/metrics` on `http.metrics_listen`).
+pub(super) trait Handler: Send + Sync + 'static {
+    fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
+}
+
+impl Handler for Entry {
+    fn handle(&self, request: Request) -> impl Future<Output = Response> + Send {
+        Entry::handle(self, request)
+    }
+}
+
+impl Handler for Router {
+    fn handle(&self, request: Request) -> impl Future<Output = Response> + Send {
+        let router = self.clone();
+        async move { router.oneshot(request).await.unwrap_or_else(|err| match err {}) }
+    }
+}
 
 /// What bounds the connections of one [`serve`].
 #[derive(Clone, Copy, Debug)]
@@ -50,18 +72,19 @@ impl Limits {
         Limits { header_read: Duration::from_secs(10), body: Duration::from_secs(60), max_connections: 4096 };
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting, lets the
+/// Serves `handler` on `listener` until `shutdown` completes, then stops accepting, lets the
 /// connections finish the responses they are sending (idle ones close at once) and returns once
 /// every one has closed.
 pub(super) async fn serve(
     listener: TcpListener,
-    router: Router,
+    handler: impl Handler,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read);
     let graceful = GracefulShutdown::new();
+    let handler = Arc::new(handler);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut shutdown = pin!(shutdown);
     loop {
@@ -75,13 +98,14 @@ pub(super) async fn serve(
             accepted = accept(&listener) => accepted,
             () = &mut shutdown => break,
         };
-        let router = router.clone();
+        let handler = handler.clone();
         let body_deadline = limits.body;
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             // The deadline runs from the head, whenever the handler reads the body.
             let request = request.map(|body| Body::new(DeadlineBody::new(body_deadline, body)));
-            router.clone().oneshot(request)
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler.handle(request).await) }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -261,7 +261,9 @@ mod tests {
         gate.1.notify_all();
         lines.close();
         let text = output.text();
-        assert!(text.ends_with("mcpgate: 10 log lines dropped: standard error did not take them as fast as they came\n"));
+        assert!(text.ends_with(
+            "mcpgate: 10 log lines dropped: standard error did not take them as fast as they came\n"
+        ));
         assert_eq!(text.matches(&long).count(), 1 + n - 10);
     }
 }

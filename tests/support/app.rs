@@ -5,7 +5,7 @@
 //!
 //! Included with `#[path]` together with `support/harness.rs`, whose configuration text the
 //! child-process `Gate` shares. A request may go over the socket (`McpClient`, reqwest) or
-//! straight to the router ([`TestApp::oneshot`]) when the test needs no connection.
+//! straight to its entry ([`TestApp::oneshot`]) when the test needs no connection.
 
 #![allow(dead_code)] // Each including test uses its own part.
 
@@ -26,7 +26,6 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 use super::harness::{config_text, toml_string};
 
@@ -123,7 +122,7 @@ impl Setup {
         let config = Config::parse(&text, &[])
             .unwrap_or_else(|err| panic!("the test configuration is invalid: {err}\n{text}"));
         let built = app::build(&config).await.unwrap_or_else(|err| panic!("mcpgate does not start: {err}"));
-        let (router, hosting) = (built.router.clone(), built.hosting.clone());
+        let (entry, hosting) = (built.entry.clone(), built.hosting.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         // Dropping the `TestApp` drops `stop`, which shuts mcpgate down too.
         let server = tokio::spawn(built.serve(listener, async {
@@ -134,7 +133,7 @@ impl Setup {
             addr,
             config,
             hosting,
-            router,
+            entry,
             http: reqwest::Client::new(),
             running: Some((stop, server)),
             setup: self,
@@ -153,7 +152,7 @@ pub struct TestApp {
     pub config: Config,
     /// The hosted servers, to publish through as the admin API does.
     pub hosting: Hosting,
-    router: Router,
+    entry: app::Entry,
     pub http: reqwest::Client,
     /// What stops mcpgate, and the task serving it.
     running: Option<(oneshot::Sender<()>, Server)>,
@@ -187,7 +186,7 @@ impl TestApp {
         self.hosting.publish(settings.clone(), spec).expect("the document is published");
     }
 
-    /// Sends `request` straight to mcpgate's router, without a socket, as hyper hands requests
+    /// Sends `request` straight to mcpgate's entry, without a socket, as hyper hands requests
     /// over: an origin-form URI, with `Host` and (for a body) `Content-Length` set.
     pub async fn oneshot(&self, request: reqwest::RequestBuilder) -> Reply {
         let request = request.build().expect("a valid request");
@@ -202,7 +201,7 @@ impl TestApp {
             parts.headers.entry(header::CONTENT_LENGTH).or_insert(HeaderValue::from(length));
         }
         let request = axum::http::Request::from_parts(parts, Body::new(body));
-        let response = self.router.clone().oneshot(request).await.unwrap_or_else(|err| match err {});
+        let response = self.entry.handle(request).await;
         let (parts, body) = response.into_parts();
         let body = axum::body::to_bytes(body, usize::MAX).await.expect("the body reads");
         Reply { status: parts.status, headers: parts.headers, body }
@@ -223,9 +222,9 @@ impl TestApp {
     /// Stops mcpgate and starts it again, on another port, with the same configuration and data.
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
-        // The router and the hosted servers hold the store, which only one mcpgate may open.
-        let TestApp { setup, router, hosting, .. } = self;
-        drop((router, hosting));
+        // The entry and the hosted servers hold the store, which only one mcpgate may open.
+        let TestApp { setup, entry, hosting, .. } = self;
+        drop((entry, hosting));
         setup.start().await
     }
 }
