@@ -149,6 +149,10 @@ pub struct Page {
 
 /// `text` without control characters, cut after `max` characters (marked with `…`).
 fn loggable(text: &str, max: usize) -> String {
+    // Most are short printable ASCII (tool names, addresses, subjects): copied as they are.
+    if text.len() <= max && text.bytes().all(|it| (b' '..=b'~').contains(&it)) {
+        return text.to_owned();
+    }
     let mut out: String =
         text.chars().map(|it| if it.is_control() { '\u{fffd}' } else { it }).take(max).collect();
     if text.chars().nth(max).is_some() {
@@ -350,6 +354,14 @@ mod tests {
         assert_eq!(record.decision, Decision::Cancelled);
         assert_eq!(record.tool.chars().count(), MAX_FIELD_CHARS + 1);
         assert_eq!(record.audience.as_deref(), Some("api://pets"));
+    }
+
+    #[test]
+    fn loggable_text_keeps_printable_text_and_replaces_every_control_character() {
+        assert_eq!(loggable("getPetById", 10), "getPetById");
+        assert_eq!(loggable("getPetById", 9), "getPetByI…");
+        assert_eq!(loggable("a\u{7f}b\u{85}c\td", 10), "a\u{fffd}b\u{fffd}c\u{fffd}d");
+        assert_eq!(loggable("zoë", 3), "zoë");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 # Where mcpgate's CPU goes per call: mcpgate (release build) under callgrind serves tools/call
 # getPetById, without a session and then in one, from one wrk connection; the counters are
 # zeroed before each load and dumped after, so start-up is not counted. Prints the instructions
-# per call and what the steps of a call take (inclusive instructions per call). Needs valgrind, wrk and nginx.
+# per call and what the steps of a call take (inclusive instructions per call). mcpgate logs at its
+# default level, each call's audit line included. Needs valgrind, wrk and nginx.
 #   docs/bench/profile.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,7 +15,7 @@ nginx -c "$B/nginx.conf" -p "$B" &
 NGINX=$!
 # The document paths are relative to the configuration file, which moves to $B.
 sed -e "s|/tmp/mcpgate-bench|$B|g" -e "s|\.\./\.\./openapi-samples|$PWD/../../openapi-samples|" mcpgate.toml >"$B/mcpgate.toml"
-RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.%p" \
+valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.%p" \
   ../../target/release/mcpgate serve --config "$B/mcpgate.toml" 2>"$B/valgrind.log" &
 GATE=$!
 trap 'kill $GATE $NGINX 2>/dev/null' EXIT

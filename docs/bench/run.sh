@@ -13,6 +13,8 @@
 # backend.py, a Python API that spends CPU per request on the same two cores (about 14,000
 # requests/s, like the backend the per-call targets were set against). In auth mode jwt, the
 # backend token comes from an RFC 8693 token exchange (nginx's fixed answer), cached per user.
+# mcpgate logs at its default level (each call's audit line) to a pipe, read as a container
+# runtime reads standard error (`tail` keeps the last megabyte in $B).
 # Needs nginx, wrk, openssl and python3 (Debian packages nginx-light, wrk, openssl, python3),
 # GitHub's document in ../shared/openapi-corpus and Graph's in tests/node (tests/run installs it).
 #   DURATION=5s ROUNDS=3 docs/bench/run.sh
@@ -35,11 +37,11 @@ PROXY=$!
 SLOW=$!
 python3 backend.py 18093 50 &
 PY=$!
-RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate.toml 2>"$B/mcpgate.log" &
+../../target/release/mcpgate serve --config mcpgate.toml 2> >(tail -c 1000000 >"$B/mcpgate.log") &
 GATE=$!
-RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate-jwt.toml 2>"$B/mcpgate-jwt.log" &
+../../target/release/mcpgate serve --config mcpgate-jwt.toml 2> >(tail -c 1000000 >"$B/mcpgate-jwt.log") &
 GATE_JWT=$!
-RUST_LOG=warn ../../target/release/mcpgate serve --config mcpgate-big.toml 2>"$B/mcpgate-big.log" &
+../../target/release/mcpgate serve --config mcpgate-big.toml 2> >(tail -c 1000000 >"$B/mcpgate-big.log") &
 GATE_BIG=$!
 trap 'kill $GATE $GATE_JWT $GATE_BIG $SLOW $PY $NGINX $PROXY 2>/dev/null' EXIT
 for port in 18090 18094 18097; do
