@@ -7,6 +7,7 @@
 
 mod export;
 mod lines;
+mod text;
 pub mod traces;
 
 use std::io::IsTerminal;
@@ -72,9 +73,14 @@ pub fn init(json: bool, config: &TelemetryConfig) -> Telemetry {
     let lines = lines::Lines::to_stderr();
     let logs = if json {
         tracing_subscriber::fmt::layer().json().with_writer(lines.clone()).boxed()
+    } else if std::io::stderr().is_terminal() {
+        tracing_subscriber::fmt::layer().with_ansi(true).with_writer(lines.clone()).boxed()
     } else {
-        let ansi = std::io::stderr().is_terminal();
-        tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(lines.clone()).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .event_format(text::Text::new())
+            .with_writer(lines.clone())
+            .boxed()
     };
     let exporter = match traces::Exporter::start(config) {
         Ok(exporter) => exporter,
