@@ -111,25 +111,32 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::MakeWriter;
 
     use super::DEFAULT_FILTER;
 
     /// The lines `emit` logs through a subscriber with `filter`.
     fn logged(filter: &str, emit: impl FnOnce()) -> String {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let writer = lines.clone();
+        let written = Written::default();
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter(EnvFilter::new(filter))
-            .with_writer(move || Writer(writer.clone()))
+            .with_writer(written.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, emit);
-        let bytes = lines.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        written.text()
     }
 
-    struct Writer(Arc<Mutex<Vec<u8>>>);
+    /// What a subscriber's layer wrote, for a test to read.
+    #[derive(Clone, Default)]
+    pub(super) struct Written(Arc<Mutex<Vec<u8>>>);
 
-    impl std::io::Write for Writer {
+    impl Written {
+        pub(super) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl std::io::Write for Written {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
@@ -137,6 +144,14 @@ mod tests {
 
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Written {
+        type Writer = Written;
+
+        fn make_writer(&'a self) -> Written {
+            self.clone()
         }
     }
 

@@ -185,40 +185,16 @@ impl Visit for Fields<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
+    use crate::telemetry::tests::Written;
 
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Lines {
-        type Writer = Lines;
-        fn make_writer(&'a self) -> Lines {
-            self.clone()
-        }
-    }
-
-    impl Lines {
-        /// The lines without their timestamps.
-        fn untimed(&self) -> Vec<String> {
-            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-            text.lines().map(|it| it.split_once(' ').unwrap().1.to_owned()).collect()
-        }
+    /// The lines without their timestamps.
+    fn untimed(written: &Written) -> Vec<String> {
+        written.text().lines().map(|it| it.split_once(' ').unwrap().1.to_owned()).collect()
     }
 
     fn events() {
@@ -243,7 +219,7 @@ mod tests {
 
     /// What both formatters write for the same events, timestamps aside.
     fn both() -> (Vec<String>, Vec<String>) {
-        let (ours, default) = (Lines::default(), Lines::default());
+        let (ours, default) = (Written::default(), Written::default());
         let subscriber = tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
@@ -253,7 +229,7 @@ mod tests {
             )
             .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(default.clone()));
         tracing::subscriber::with_default(subscriber, events);
-        (ours.untimed(), default.untimed())
+        (untimed(&ours), untimed(&default))
     }
 
     #[test]
