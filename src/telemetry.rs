@@ -1,11 +1,12 @@
 //! Logs and traces. Logs: structured `tracing` events to standard error, as text (without colour
-//! codes unless standard error is a terminal) or JSON lines, written in batches by a thread of
+//! codes unless standard error is a terminal; `text`) or JSON lines (`json`), written in batches by a thread of
 //! their own (`lines`), so that no call waits on standard error; the level comes from `RUST_LOG`
 //! (default `info`, with rmcp's own events from `warn`). Traces (`traces`): spans of target
 //! [`SPANS`] exported over OTLP/HTTP when `[telemetry]` names a collector, never in the log.
 //! Tokens, secrets and arguments are never logged nor put in a span.
 
 mod export;
+mod json;
 mod lines;
 mod text;
 pub mod traces;
@@ -72,7 +73,12 @@ pub fn init(json: bool, config: &TelemetryConfig) -> Telemetry {
     let logged = filter_fn(|meta| meta.target() != SPANS).and(filter);
     let lines = lines::Lines::to_stderr();
     let logs = if json {
-        tracing_subscriber::fmt::layer().json().with_writer(lines.clone()).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(json::JsonLines::new())
+            .with_writer(lines.clone())
+            .boxed()
     } else if std::io::stderr().is_terminal() {
         tracing_subscriber::fmt::layer().with_ansi(true).with_writer(lines.clone()).boxed()
     } else {

@@ -79,7 +79,7 @@ where
 }
 
 /// `2026-12-06T16:41:33.123456Z`: UTC, to the microsecond.
-fn timestamp(writer: &mut impl Write, now: SystemTime) -> fmt::Result {
+pub(super) fn timestamp(writer: &mut impl Write, now: SystemTime) -> fmt::Result {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since.as_secs();
     let (year, month, day) = civil_date((seconds / 86_400) as i64);
