@@ -3,6 +3,7 @@
 //! status and an excerpt of the body, so that a model can act on them. Bodies are read up to a
 //! cap and cut with a marker.
 
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
 use crate::tools::{OutputShape, ToolSpec, WRAPPED_FIELD};
@@ -85,11 +86,20 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
         );
     }
     let is_json = essence == "application/json" || essence.ends_with("+json");
-    if is_json
-        && !received.truncated
-        && let Ok(value) = serde_json::from_slice::<Value>(received.body)
-    {
-        return json_outcome(tool, received.status, received.body, value, &output_matches);
+    if is_json && !received.truncated {
+        // A tool without an output schema gets JSON as text only: the syntax is checked without
+        // building the value, which for a large answer costs more than the rest of the call.
+        let parsed = match tool.output {
+            OutputShape::Unstructured => {
+                serde_json::from_slice::<IgnoredAny>(received.body).is_ok().then_some(None)
+            }
+            OutputShape::Object | OutputShape::Wrapped => {
+                serde_json::from_slice(received.body).ok().map(Some)
+            }
+        };
+        if let Some(value) = parsed {
+            return json_outcome(tool, received.status, received.body, value, &output_matches);
+        }
     }
     let is_text = is_json
         || essence.starts_with("text/")
@@ -127,20 +137,22 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
     outcome
 }
 
-/// `body`, which parsed as `value`.
+/// `body`, which is JSON: parsed as `value` when the tool has an output schema.
 fn json_outcome(
     tool: &ToolSpec,
     status: u16,
     body: &[u8],
-    value: Value,
+    value: Option<Value>,
     output_matches: &impl Fn(&Value) -> bool,
 ) -> Outcome {
-    // Compact, whatever the backend's layout: fewer tokens.
-    let text = String::from_utf8(compact(body)).unwrap_or_else(|_| value.to_string());
-    let structured = match tool.output {
-        OutputShape::Unstructured => None,
-        OutputShape::Object => Some(Structured { value, json: text.clone() }),
-        OutputShape::Wrapped => {
+    // Compact, whatever the backend's layout: fewer tokens. A string that is not UTF-8, which
+    // the syntax check without a value lets through, is shown with replacement characters.
+    let text = String::from_utf8(compact(body))
+        .unwrap_or_else(|it| String::from_utf8_lossy(it.as_bytes()).into_owned());
+    let structured = match (tool.output, value) {
+        (OutputShape::Unstructured, _) | (_, None) => None,
+        (OutputShape::Object, Some(value)) => Some(Structured { value, json: text.clone() }),
+        (OutputShape::Wrapped, Some(value)) => {
             let mut wrapper = Map::new();
             wrapper.insert(WRAPPED_FIELD.to_owned(), value);
             // The field's name is an identifier: no escaping needed.
@@ -188,6 +200,31 @@ mod tests {
         assert_eq!(compacted, r#"{"a b":[1,2],"q\" x\\":" \" "}"#);
         let value: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&compacted).unwrap(), value);
+    }
+
+    #[test]
+    fn json_of_a_tool_without_an_output_schema_is_compacted_text() {
+        let document = r#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {"/pet": {"get": {
+            "operationId": "getPet", "responses": {"200": {"description": "ok"}}}}}}"#;
+        let spec = openapi::ingest(document.as_bytes()).unwrap();
+        let tool = tools::generate(&spec, &tools::Options::default()).tools.remove(0);
+        assert_eq!(tool.output, OutputShape::Unstructured);
+        let received = |body: &'static [u8]| Received {
+            status: 200,
+            reason: "OK",
+            content_type: Some("application/json"),
+            body,
+            truncated: false,
+            max_bytes: 1024,
+        };
+        let never = |_: &Value| -> bool { panic!("no output schema to check against") };
+        let json = outcome(&tool, &received(b"{ \"id\": 7,\n \"name\": \"a b\" }"), never);
+        assert_eq!((json.is_error, json.structured), (false, None));
+        assert_eq!(json.content, [Part::Text(r#"{"id":7,"name":"a b"}"#.to_owned())]);
+        let broken = outcome(&tool, &received(b"{ \"id\": 7,"), never);
+        assert_eq!(broken.content, [Part::Text("{ \"id\": 7,".to_owned())]);
+        let not_utf8 = outcome(&tool, &received(b"{\"id\": \"\xff\"}"), never);
+        assert_eq!(not_utf8.content, [Part::Text("{\"id\":\"\u{fffd}\"}".to_owned())]);
     }
 
     #[test]
