@@ -1035,6 +1035,8 @@ fn per_user_modes_need_auth_mode_jwt() {
             break format!("exited with {status}");
         }
         if let Some((status, body)) = harness::http_get(addr, "/readyz") {
+            // Killed, mcpgate writes no more of its log: the lines so far are written first.
+            std::thread::sleep(harness::LOG_WRITTEN_WITHIN);
             let _ = child.kill();
             let _ = child.wait();
             assert_ne!(status, 200, "served a token_exchange server without authentication: {body}");

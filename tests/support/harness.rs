@@ -20,6 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// How long after a log line happens mcpgate has surely written it (its batches wait 10 ms).
+pub const LOG_WRITTEN_WITHIN: Duration = Duration::from_millis(100);
+
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -310,7 +313,10 @@ impl Gate {
         self.dir.path()
     }
 
+    /// The log so far. mcpgate writes its log lines in batches, about 10 ms after they happen:
+    /// a line of what happened before this call is in the file once that time has passed.
     pub fn log_text(&self) -> String {
+        std::thread::sleep(LOG_WRITTEN_WITHIN);
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
