@@ -132,6 +132,34 @@ mod tests {
         written.text()
     }
 
+    /// Events of every kind of field, and one in a span: what the formatters' tests write.
+    pub(super) fn sample_events() {
+        let server = "petstore".to_owned();
+        tracing::info!(
+            target: "mcpgate::audit::call",
+            server = %server,
+            tool = "getPetById",
+            issuer = None::<&str>,
+            subject = Some("127.0.0.1"),
+            decision = "allowed",
+            backend_status = Some(200u16),
+            duration_ms = 3u64,
+            "call"
+        );
+        tracing::warn!(
+            tool = "a \"quoted\"\nname\\ é",
+            count = -2i64,
+            ok = true,
+            ratio = 0.25,
+            "odd {} values",
+            2
+        );
+        tracing::debug!(detail = ?Some("x\ty"), nan = f64::NAN, "debug values");
+        tracing::info!(field = 1u64);
+        let span = tracing::info_span!("session", id = 7, client = "inspector");
+        span.in_scope(|| tracing::error!(tool = "in a span", "spanned"));
+    }
+
     /// What a subscriber's layer wrote, for a test to read.
     #[derive(Clone, Default)]
     pub(super) struct Written(Arc<Mutex<Vec<u8>>>);

@@ -134,39 +134,12 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-    use crate::telemetry::tests::Written;
+    use crate::telemetry::tests::{Written, sample_events};
 
     /// The lines without their timestamps' values.
     fn untimed(written: &Written) -> Vec<String> {
         let text = written.text();
         text.lines().map(|it| format!("{}{}", &it[..14], &it[41..])).collect()
-    }
-
-    fn events() {
-        let server = "petstore".to_owned();
-        tracing::info!(
-            target: "mcpgate::audit::call",
-            server = %server,
-            tool = "getPetById",
-            issuer = None::<&str>,
-            subject = Some("127.0.0.1"),
-            decision = "allowed",
-            backend_status = Some(200u16),
-            duration_ms = 3u64,
-            "call"
-        );
-        tracing::warn!(
-            tool = "a \"quoted\"\nname\\ é",
-            count = -2i64,
-            ok = true,
-            ratio = 0.25,
-            "odd {} values",
-            2
-        );
-        tracing::error!(detail = ?Some("x\ty"), nan = f64::NAN, "debug values");
-        tracing::info!(field = 1u64);
-        let span = tracing::info_span!("session", id = 7);
-        span.in_scope(|| tracing::info!(tool = "in a span", "spanned"));
     }
 
     #[test]
@@ -180,7 +153,7 @@ mod tests {
                     .with_writer(ours.clone()),
             )
             .with(tracing_subscriber::fmt::layer().json().with_writer(default.clone()));
-        tracing::subscriber::with_default(subscriber, events);
+        tracing::subscriber::with_default(subscriber, sample_events);
         let (ours, default) = (untimed(&ours), untimed(&default));
         assert_eq!(ours.len(), 5, "{ours:#?}");
         assert_eq!(ours, default);
@@ -190,6 +163,6 @@ mod tests {
             assert!(value["fields"].is_object(), "{line}");
         }
         assert!(ours[1].contains(r#""tool":"a \"quoted\"\nname\\ é""#), "{}", ours[1]);
-        assert!(ours[4].contains(r#""span":{"id":7,"name":"session"}"#), "{}", ours[4]);
+        assert!(ours[4].contains(r#""span":{"client":"inspector","id":7,"name":"session"}"#), "{}", ours[4]);
     }
 }

@@ -190,31 +190,11 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-    use crate::telemetry::tests::Written;
+    use crate::telemetry::tests::{Written, sample_events};
 
     /// The lines without their timestamps.
     fn untimed(written: &Written) -> Vec<String> {
         written.text().lines().map(|it| it.split_once(' ').unwrap().1.to_owned()).collect()
-    }
-
-    fn events() {
-        let server = "petstore".to_owned();
-        let span = tracing::info_span!("session", id = 7, client = "inspector");
-        tracing::info!(
-            target: "mcpgate::audit::call",
-            server = %server,
-            tool = "getPetById",
-            issuer = None::<&str>,
-            subject = Some("127.0.0.1"),
-            decision = "allowed",
-            backend_status = Some(200u16),
-            duration_ms = 3u64,
-            "call"
-        );
-        tracing::warn!(tool = "a \"quoted\"\nname\\", count = -2i64, ok = true, "odd {} values", 2);
-        span.in_scope(|| tracing::error!(detail = ?Some(1.5), "in a span"));
-        tracing::debug!("a message alone");
-        tracing::info!(field = 1u64);
     }
 
     /// What both formatters write for the same events, timestamps aside.
@@ -228,7 +208,7 @@ mod tests {
                     .with_writer(ours.clone()),
             )
             .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(default.clone()));
-        tracing::subscriber::with_default(subscriber, events);
+        tracing::subscriber::with_default(subscriber, sample_events);
         (untimed(&ours), untimed(&default))
     }
 
@@ -237,8 +217,8 @@ mod tests {
         let (ours, default) = both();
         assert_eq!(ours.len(), 5, "{ours:#?}");
         assert_eq!(ours, default);
-        assert!(ours[1].contains(r#"tool="a \"quoted\"\nname\\""#), "{}", ours[1]);
-        assert!(ours[2].starts_with(r#"ERROR session{id=7 client="inspector"}: "#), "{}", ours[2]);
+        assert!(ours[1].contains(r#"tool="a \"quoted\"\nname\\ é""#), "{}", ours[1]);
+        assert!(ours[4].starts_with(r#"ERROR session{id=7 client="inspector"}: "#), "{}", ours[4]);
     }
 
     #[test]

@@ -202,6 +202,18 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&compacted).unwrap(), value);
     }
 
+    /// A JSON answer of 200 OK.
+    fn received(body: &[u8]) -> Received<'_> {
+        Received {
+            status: 200,
+            reason: "OK",
+            content_type: Some("application/json"),
+            body,
+            truncated: false,
+            max_bytes: 1024,
+        }
+    }
+
     #[test]
     fn json_of_a_tool_without_an_output_schema_is_compacted_text() {
         let document = r#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {"/pet": {"get": {
@@ -209,14 +221,6 @@ mod tests {
         let spec = openapi::ingest(document.as_bytes()).unwrap();
         let tool = tools::generate(&spec, &tools::Options::default()).tools.remove(0);
         assert_eq!(tool.output, OutputShape::Unstructured);
-        let received = |body: &'static [u8]| Received {
-            status: 200,
-            reason: "OK",
-            content_type: Some("application/json"),
-            body,
-            truncated: false,
-            max_bytes: 1024,
-        };
         let never = |_: &Value| -> bool { panic!("no output schema to check against") };
         let json = outcome(&tool, &received(b"{ \"id\": 7,\n \"name\": \"a b\" }"), never);
         assert_eq!((json.is_error, json.structured), (false, None));
@@ -237,14 +241,6 @@ mod tests {
         let tool = tools::generate(&spec, &tools::Options::default()).tools.remove(0);
         let schema = Value::Object((*tool.output_schema.clone().unwrap()).clone());
         let validator = jsonschema::draft202012::new(&schema).unwrap();
-        let received = |body: &'static [u8]| Received {
-            status: 200,
-            reason: "OK",
-            content_type: Some("application/json"),
-            body,
-            truncated: false,
-            max_bytes: 1024,
-        };
         let fits = outcome(&tool, &received(br#"{"id": 7}"#), |it| validator.is_valid(it));
         let fits = fits.structured.unwrap();
         assert_eq!((fits.value, fits.json.as_str()), (serde_json::json!({"id": 7}), r#"{"id":7}"#));
