@@ -171,27 +171,97 @@ fn json_outcome(
 }
 
 /// The JSON text `json` without the whitespace between its tokens: a copy of the bytes, cheaper
-/// than writing the parsed value out again.
+/// than writing the parsed value out again. Strings, most of a real answer, are copied whole, up
+/// to a closing quote found by `memchr` (a byte at a time, GitHub's 2 KB license cost 37,000
+/// instructions).
 fn compact(json: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &byte in json {
-        if in_string {
-            (in_string, escaped) = (escaped || byte != b'"', !escaped && byte == b'\\');
-        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
-            continue;
+    let mut rest = json;
+    while let Some((&byte, after)) = rest.split_first() {
+        if byte == b'"' {
+            // One past the closing quote; an unterminated string runs to the end.
+            let end = string_end(after).map_or(rest.len(), |it| it + 2);
+            out.extend_from_slice(&rest[..end]);
+            rest = &rest[end..];
         } else {
-            in_string = byte == b'"';
+            if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+                out.push(byte);
+            }
+            rest = after;
         }
-        out.push(byte);
     }
     out
+}
+
+/// Where the string whose opening quote precedes `text` closes: the index of its closing quote,
+/// escaped characters skipped.
+fn string_end(text: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let found = at + memchr::memchr2(b'"', b'\\', text.get(at..)?)?;
+        if text[found] == b'"' {
+            return Some(found);
+        }
+        at = found + 2;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{openapi, tools};
+
+    /// `compact` as it was first written, a byte at a time: the reference.
+    fn compact_bytewise(json: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (mut in_string, mut escaped) = (false, false);
+        for &byte in json {
+            if in_string {
+                (in_string, escaped) = (escaped || byte != b'"', !escaped && byte == b'\\');
+            } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+                continue;
+            } else {
+                in_string = byte == b'"';
+            }
+            out.push(byte);
+        }
+        out
+    }
+
+    #[test]
+    fn compacting_keeps_strings_whole_whatever_their_escapes_and_ends() {
+        let cases: [&[u8]; 12] = [
+            b"",
+            b" ",
+            b"\"",
+            b"\"a b",
+            b"\"a\\",
+            b"\"a\\\" b\" , 1",
+            b"[ \"\\\\\" , \" \\\\\\\"\" ]",
+            b"{ \"k\" : \"v w\" }\n",
+            b"\"\\u0022 x\" \t\"y\"",
+            b"  \"x\\",
+            b"{\"a\":[1, 2, {\"b\": \" \\n \"}]}",
+            "{ \"é\" : \"ü ñ\" }".as_bytes(),
+        ];
+        for case in cases {
+            assert_eq!(compact(case), compact_bytewise(case), "{:?}", String::from_utf8_lossy(case));
+        }
+        // Every arrangement of the bytes that matter, up to five of them.
+        let alphabet = [b'"', b'\\', b' ', b'a', b'\n'];
+        for length in 0..=5u32 {
+            for mut n in 0..alphabet.len().pow(length) {
+                let case: Vec<u8> = (0..length)
+                    .map(|_| {
+                        let byte = alphabet[n % alphabet.len()];
+                        n /= alphabet.len();
+                        byte
+                    })
+                    .collect();
+                assert_eq!(compact(&case), compact_bytewise(&case), "{:?}", String::from_utf8_lossy(&case));
+            }
+        }
+    }
 
     #[test]
     fn json_text_is_compacted_outside_its_strings_only() {
