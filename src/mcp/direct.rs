@@ -256,22 +256,29 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.push(b'"');
     let mut copied = 0;
-    for (n, chunk) in bytes.chunks(16).enumerate() {
-        // Without an early exit, the check of a whole chunk compiles to a few vector instructions.
-        if !chunk.iter().fold(false, |any, &byte| any | needs_escape(byte)) {
-            continue;
-        }
-        for (offset, &byte) in chunk.iter().enumerate() {
-            if needs_escape(byte) {
-                let at = n * 16 + offset;
-                out.extend_from_slice(&bytes[copied..at]);
-                escape(out, byte);
-                copied = at + 1;
-            }
+    let (chunks, tail) = bytes.as_chunks::<16>();
+    for (n, chunk) in chunks.iter().enumerate() {
+        // A fixed size and no early exit: the check compiles to a few vector instructions.
+        if chunk.iter().fold(false, |any, &byte| any | needs_escape(byte)) {
+            escape_each(out, bytes, &mut copied, n * 16, chunk);
         }
     }
+    escape_each(out, bytes, &mut copied, chunks.len() * 16, tail);
     out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
+}
+
+/// Escapes the bytes of `part`, which starts at `start` in `bytes`, with the bytes before each
+/// one since `copied`.
+fn escape_each(out: &mut Vec<u8>, bytes: &[u8], copied: &mut usize, start: usize, part: &[u8]) {
+    for (offset, &byte) in part.iter().enumerate() {
+        if needs_escape(byte) {
+            let at = start + offset;
+            out.extend_from_slice(&bytes[*copied..at]);
+            escape(out, byte);
+            *copied = at + 1;
+        }
+    }
 }
 
 fn needs_escape(byte: u8) -> bool {
