@@ -250,7 +250,10 @@ mod tests {
         let long = format!("{}\n", "x".repeat(1023));
         // The first batch is taken by the stalled writer; the next fills the buffer.
         line(&lines, &long);
-        std::thread::sleep(BATCH * 3);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !lines.shared.lock().bytes.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let started = Instant::now();
         let n = MAX_BUFFERED / long.len() + 10;
         for _ in 0..n {
