@@ -16,7 +16,7 @@ use tracing_subscriber::fmt::format::{self, Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::text::timestamp;
+use super::text::{quotes_as_it_is, timestamp};
 
 /// The formatter of JSON lines.
 pub struct JsonLines {
@@ -65,7 +65,7 @@ where
 
 /// `value` as a JSON string.
 fn string(writer: &mut impl Write, value: &str) -> fmt::Result {
-    if value.bytes().all(|it| (b' '..=b'~').contains(&it) && it != b'"' && it != b'\\') {
+    if quotes_as_it_is(value) {
         writer.write_char('"')?;
         writer.write_str(value)?;
         return writer.write_char('"');

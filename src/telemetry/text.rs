@@ -107,6 +107,12 @@ pub(super) fn timestamp(writer: &mut impl Write, now: SystemTime) -> fmt::Result
     writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
 }
 
+/// Whether `value` in quotes is already its quoted form, in `{:?}` and in JSON alike: printable
+/// ASCII without a quote or a backslash.
+pub(super) fn quotes_as_it_is(value: &str) -> bool {
+    value.bytes().all(|it| (b' '..=b'~').contains(&it) && it != b'"' && it != b'\\')
+}
+
 /// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`).
 fn civil_date(days: i64) -> (i64, u64, u64) {
@@ -155,7 +161,7 @@ impl Visit for Fields<'_, '_> {
         self.write(field, |writer| {
             if message {
                 writer.write_str(value)
-            } else if value.bytes().all(|it| (b' '..=b'~').contains(&it) && it != b'"' && it != b'\\') {
+            } else if quotes_as_it_is(value) {
                 // What `{:?}` writes for it, without the formatting machinery.
                 writer.write_char('"')?;
                 writer.write_str(value)?;
