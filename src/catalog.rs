@@ -53,15 +53,19 @@ pub struct Tool {
 }
 
 impl Tool {
-    /// Whether a backend's answer fits the output schema (any answer does when the tool has
-    /// none). The first that strays is logged.
-    pub fn output_matches(&self, value: &Value) -> bool {
-        let Some(validator) = &self.output_validator else { return true };
-        let matches = validator.is_valid(value);
+    /// Whether a backend's answer, the JSON text `json`, fits the output schema (any JSON does
+    /// when the tool has none); `None` when it is not JSON. The first that strays is logged.
+    pub fn output_check(&self, json: &str) -> Option<bool> {
+        let Some(validator) = &self.output_validator else {
+            return serde_json::from_str::<serde::de::IgnoredAny>(json).ok().map(|_| true);
+        };
+        let matches = validator.check_text(json)?;
         if !matches && !self.output_strayed.swap(true, Ordering::Relaxed) {
             // Masked: the reason names the schema's rule and where, never the backend's data.
+            // Parsed again for it, once per tool and publication.
+            let value: Value = serde_json::from_str(json).unwrap_or_default();
             let reason = validator
-                .iter_errors(value)
+                .iter_errors(&value)
                 .next()
                 .map(|it| format!("at `{}`: {}", it.instance_path(), it.masked()))
                 .unwrap_or_default();
@@ -71,7 +75,7 @@ impl Tool {
                  data as text only. Not logged again for this tool until the next publication"
             );
         }
-        matches
+        Some(matches)
     }
 }
 
@@ -328,12 +332,12 @@ paths:
         let catalog =
             Catalog::build(&settings, crate::openapi::ingest(document.as_bytes()).unwrap()).unwrap();
         let tool = &catalog.tools[0];
-        let stray = serde_json::json!({"id": "secret-value"});
+        let stray = r#"{"id": "secret-value"}"#;
         let (matches, logged) = logged(|| {
-            let first = tool.output_matches(&serde_json::json!({"id": 7}));
-            (first, tool.output_matches(&stray), tool.output_matches(&stray))
+            let first = tool.output_check(r#"{"id": 7}"#);
+            (first, tool.output_check(stray), tool.output_check(stray), tool.output_check("{\"id\""))
         });
-        assert_eq!(matches, (true, false, false));
+        assert_eq!(matches, (Some(true), Some(false), Some(false), None));
         assert_eq!(logged.matches("does not match the tool's output schema").count(), 1, "{logged}");
         assert!(logged.contains("getPet") && logged.contains("at `/id`"), "{logged}");
         assert!(!logged.contains("secret-value"), "{logged}");

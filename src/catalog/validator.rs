@@ -7,6 +7,10 @@
 //! definition, never copied while unused). A schema that does not compile (the converter never
 //! emits one; the corpus test holds it) refuses every call's arguments, and checks no backend
 //! response.
+//!
+//! A backend's answer is checked as its text is parsed ([`one_pass`]) where the schema allows.
+
+mod one_pass;
 
 use std::sync::{Arc, OnceLock};
 
@@ -17,6 +21,9 @@ pub struct Validator {
     schema: Arc<Map<String, Value>>,
     /// Boxed: a tool never called holds a pointer's width, not a whole validator.
     compiled: OnceLock<Option<Box<jsonschema::Validator>>>,
+    /// The check of answers' text, for output schemas; `None` inside when the schema needs
+    /// `jsonschema` as a whole.
+    one_pass: OnceLock<Option<Box<one_pass::Schema>>>,
     uncompilable: Uncompilable,
 }
 
@@ -32,12 +39,22 @@ enum Uncompilable {
 impl Validator {
     /// The validator of a tool's arguments.
     pub fn arguments(schema: Arc<Map<String, Value>>) -> Validator {
-        Validator { schema, compiled: OnceLock::new(), uncompilable: Uncompilable::Refuse }
+        Validator {
+            schema,
+            compiled: OnceLock::new(),
+            one_pass: OnceLock::new(),
+            uncompilable: Uncompilable::Refuse,
+        }
     }
 
     /// The validator of a tool's structured output (backend responses).
     pub fn output(schema: Arc<Map<String, Value>>) -> Validator {
-        Validator { schema, compiled: OnceLock::new(), uncompilable: Uncompilable::Accept }
+        Validator {
+            schema,
+            compiled: OnceLock::new(),
+            one_pass: OnceLock::new(),
+            uncompilable: Uncompilable::Accept,
+        }
     }
 
     /// The reasons `instance` does not match the schema, compiling it on first use.
@@ -58,6 +75,30 @@ impl Validator {
             Some(validator) => validator.is_valid(instance),
             None => matches!(self.uncompilable, Uncompilable::Accept),
         }
+    }
+
+    /// Whether the JSON text `json` matches, `None` when it is not JSON. Checked as it is parsed
+    /// where the schema allows, else parsed into a value for `jsonschema`.
+    pub fn check_text(&self, json: &str) -> Option<bool> {
+        if let Some(schema) = self.one_pass() {
+            match schema.check(json) {
+                one_pass::Verdict::Matches => return Some(true),
+                one_pass::Verdict::Strays => return Some(false),
+                one_pass::Verdict::NotJson => return None,
+                one_pass::Verdict::Undecided => {}
+            }
+        }
+        let value: Value = serde_json::from_str(json).ok()?;
+        Some(self.is_valid(&value))
+    }
+
+    /// Whether [`Validator::check_text`] checks text as it is parsed, for this schema.
+    pub fn is_streamed(&self) -> bool {
+        self.one_pass().is_some()
+    }
+
+    fn one_pass(&self) -> Option<&one_pass::Schema> {
+        self.one_pass.get_or_init(|| one_pass::Schema::compile(&self.schema).map(Box::new)).as_deref()
     }
 
     /// Whether a value was checked already (and the schema compiled).

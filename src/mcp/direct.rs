@@ -382,7 +382,7 @@ mod tests {
             Outcome {
                 is_error: false,
                 content: vec![text(&pet.to_string())],
-                structured: Some(Structured { value: pet.clone(), json: pet.to_string() }),
+                structured: Some(Structured { json: pet.to_string() }),
                 status: 200,
             },
             Outcome {

@@ -529,7 +529,8 @@ pub(super) fn into_result(outcome: Outcome) -> CallToolResult {
         .collect();
     let mut result =
         if outcome.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) };
-    result.structured_content = outcome.structured.map(|it| it.value);
+    // Valid JSON: checked when the answer was read.
+    result.structured_content = outcome.structured.and_then(|it| serde_json::from_str(&it.json).ok());
     result
 }
 

@@ -191,7 +191,7 @@ pub async fn forward(
     if status.is_redirection() {
         return Err(Error::Redirected { host: host.clone(), status: status.as_u16() });
     }
-    Ok(response::outcome(&tool.spec, &received, |value| tool.output_matches(value)))
+    Ok(response::outcome(&tool.spec, &received, |json| tool.output_check(json)))
 }
 
 /// A response's head, and until when its body may take to arrive.

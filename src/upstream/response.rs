@@ -4,7 +4,6 @@
 //! cap and cut with a marker.
 
 use serde::de::IgnoredAny;
-use serde_json::{Map, Value};
 
 use crate::tools::{OutputShape, ToolSpec, WRAPPED_FIELD};
 
@@ -18,11 +17,10 @@ pub struct Outcome {
     pub status: u16,
 }
 
-/// `structuredContent`: the value, and its JSON text, which the answer writes as it is rather
-/// than serializing the value again.
+/// `structuredContent`, as the JSON text of an object, written as it is rather than serialized
+/// from a value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Structured {
-    pub value: Value,
     pub json: String,
 }
 
@@ -57,9 +55,14 @@ pub struct Received<'a> {
     pub max_bytes: usize,
 }
 
-/// Turns a received response into the tool's outcome. `output_matches` tells whether a JSON
-/// value fits the tool's output schema (and logs a mismatch); the data is returned either way.
-pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn(&Value) -> bool) -> Outcome {
+/// Turns a received response into the tool's outcome. `output_check` tells whether a JSON text
+/// fits the tool's output schema (and logs a mismatch), `None` when it is not JSON; the data is
+/// returned either way.
+pub fn outcome(
+    tool: &ToolSpec,
+    received: &Received<'_>,
+    output_check: impl Fn(&str) -> Option<bool>,
+) -> Outcome {
     let essence = received
         .content_type
         .and_then(|it| it.split(';').next())
@@ -87,18 +90,16 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
     }
     let is_json = essence == "application/json" || essence.ends_with("+json");
     if is_json && !received.truncated {
-        // A tool without an output schema gets JSON as text only: the syntax is checked without
-        // building the value, which for a large answer costs more than the rest of the call.
-        let parsed = match tool.output {
-            OutputShape::Unstructured => {
-                serde_json::from_slice::<IgnoredAny>(received.body).is_ok().then_some(None)
-            }
-            OutputShape::Object | OutputShape::Wrapped => {
-                serde_json::from_slice(received.body).ok().map(Some)
-            }
+        let outcome = match tool.output {
+            // The syntax is checked without building a value, which for a large answer costs more
+            // than the rest of the call.
+            OutputShape::Unstructured => serde_json::from_slice::<IgnoredAny>(received.body)
+                .is_ok()
+                .then(|| Outcome::text(received.status, compact_text(received.body))),
+            OutputShape::Object | OutputShape::Wrapped => structured(tool, received, &output_check),
         };
-        if let Some(value) = parsed {
-            return json_outcome(tool, received.status, received.body, value, &output_matches);
+        if let Some(outcome) = outcome {
+            return outcome;
         }
     }
     let is_text = is_json
@@ -137,37 +138,31 @@ pub fn outcome(tool: &ToolSpec, received: &Received<'_>, output_matches: impl Fn
     outcome
 }
 
-/// `body`, which is JSON: parsed as `value` when the tool has an output schema.
-fn json_outcome(
+/// The outcome of a JSON answer of a tool with an output schema, or `None` when it is not JSON.
+fn structured(
     tool: &ToolSpec,
-    status: u16,
-    body: &[u8],
-    value: Option<Value>,
-    output_matches: &impl Fn(&Value) -> bool,
-) -> Outcome {
-    // Compact, whatever the backend's layout: fewer tokens. A string that is not UTF-8, which
-    // the syntax check without a value lets through, is shown with replacement characters.
-    let text = String::from_utf8(compact(body))
-        .unwrap_or_else(|it| String::from_utf8_lossy(it.as_bytes()).into_owned());
-    let structured = match (tool.output, value) {
-        (OutputShape::Unstructured, _) | (_, None) => None,
-        (OutputShape::Object, Some(value)) => Some(Structured { value, json: text.clone() }),
-        (OutputShape::Wrapped, Some(value)) => {
-            let mut wrapper = Map::new();
-            wrapper.insert(WRAPPED_FIELD.to_owned(), value);
-            // The field's name is an identifier: no escaping needed.
-            let json = format!("{{\"{WRAPPED_FIELD}\":{text}}}");
-            Some(Structured { value: Value::Object(wrapper), json })
-        }
+    received: &Received<'_>,
+    output_check: &impl Fn(&str) -> Option<bool>,
+) -> Option<Outcome> {
+    let text = compact_text(received.body);
+    let json = match tool.output {
+        // The field's name is an identifier: no escaping needed.
+        OutputShape::Wrapped => format!("{{\"{WRAPPED_FIELD}\":{text}}}"),
+        _ => text.clone(),
     };
     // The backend does not follow its own document. Clients check `structuredContent` against
     // the output schema and refuse the whole result when it does not match (the TypeScript SDK
-    // answers -32602), so the data goes through the text block only.
-    let structured = structured.filter(|it| output_matches(&it.value));
-    // `structuredContent` must be an object; a backend that answers, say, an array where the
-    // document promised an object gets its data through the text block only.
-    let structured = structured.filter(|it| it.value.is_object());
-    Outcome { is_error: false, content: vec![Part::Text(text)], structured, status }
+    // answers -32602), so the data goes through the text block only. `structuredContent` must
+    // be an object too: an array where the document promised an object goes the same way.
+    let matches = output_check(&json)? && json.starts_with('{');
+    let structured = matches.then_some(Structured { json });
+    Some(Outcome { is_error: false, content: vec![Part::Text(text)], structured, status: received.status })
+}
+
+/// JSON text compacted, whatever the backend's layout: fewer tokens. A string that is not UTF-8,
+/// which the syntax check without a value lets through, is shown with replacement characters.
+fn compact_text(json: &[u8]) -> String {
+    String::from_utf8(compact(json)).unwrap_or_else(|it| String::from_utf8_lossy(it.as_bytes()).into_owned())
 }
 
 /// The JSON text `json` without the whitespace between its tokens: a copy of the bytes, cheaper
@@ -208,6 +203,8 @@ fn string_end(text: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
     use crate::{openapi, tools};
 
@@ -291,7 +288,7 @@ mod tests {
         let spec = openapi::ingest(document.as_bytes()).unwrap();
         let tool = tools::generate(&spec, &tools::Options::default()).tools.remove(0);
         assert_eq!(tool.output, OutputShape::Unstructured);
-        let never = |_: &Value| -> bool { panic!("no output schema to check against") };
+        let never = |_: &str| -> Option<bool> { panic!("no output schema to check against") };
         let json = outcome(&tool, &received(b"{ \"id\": 7,\n \"name\": \"a b\" }"), never);
         assert_eq!((json.is_error, json.structured), (false, None));
         assert_eq!(json.content, [Part::Text(r#"{"id":7,"name":"a b"}"#.to_owned())]);
@@ -311,10 +308,10 @@ mod tests {
         let tool = tools::generate(&spec, &tools::Options::default()).tools.remove(0);
         let schema = Value::Object((*tool.output_schema.clone().unwrap()).clone());
         let validator = jsonschema::draft202012::new(&schema).unwrap();
-        let fits = outcome(&tool, &received(br#"{"id": 7}"#), |it| validator.is_valid(it));
-        let fits = fits.structured.unwrap();
-        assert_eq!((fits.value, fits.json.as_str()), (serde_json::json!({"id": 7}), r#"{"id":7}"#));
-        let strays = outcome(&tool, &received(br#"{"id": "seven"}"#), |it| validator.is_valid(it));
+        let check = |json: &str| serde_json::from_str(json).ok().map(|it| validator.is_valid(&it));
+        let fits = outcome(&tool, &received(br#"{"id": 7}"#), check);
+        assert_eq!(fits.structured.unwrap().json, r#"{"id":7}"#);
+        let strays = outcome(&tool, &received(br#"{"id": "seven"}"#), check);
         assert_eq!((strays.is_error, strays.structured), (false, None));
         assert_eq!(strays.content, [Part::Text(r#"{"id":"seven"}"#.to_owned())]);
     }
