@@ -525,8 +525,9 @@ impl<'w, 's> Walk<'w, 's> {
     }
 
     /// An array or an object, read through `access` by `walk_rules` when the check has rules for
-    /// it. Alternatives of which only one admits the kind are walked the same way; when several
-    /// do, the part is built as a value once and each walks that.
+    /// it. Alternatives of which only one admits the kind are walked the same way (a nullable
+    /// object is `anyOf` the object and `null`); when several do, or for `allOf`, the part is
+    /// built as a value once and each walks that.
     fn composite<E: de::Error, A>(
         self,
         kind: Kinds,
@@ -536,27 +537,25 @@ impl<'w, 's> Walk<'w, 's> {
         drain: impl FnOnce(A) -> Result<(), E>,
     ) -> Result<bool, E> {
         let walk = self.resolved().map_err(GaveUp::into_error)?;
-        let candidates: Vec<&'s Check> = match walk.check {
+        let alternatives = match walk.check {
             Check::Any => return drain(access).map(|()| true),
             Check::Never | Check::Ref(_) => return drain(access).map(|()| false),
             Check::Rules(rules) => return walk_rules(walk, rules, access),
             Check::Value(validator) => return into_value(access).map(|it| validator.is_valid(&it)),
-            Check::AllOf(parts) if parts.len() == 1 => parts.iter().collect(),
-            Check::AllOf(_) => Vec::new(),
-            Check::AnyOf(parts) | Check::OneOf(parts) => {
-                parts.iter().filter(|it| walk.to(it).is_ok_and(|it| it.admits(kind))).collect()
-            }
+            Check::AllOf(_) => &[][..],
+            Check::AnyOf(parts) | Check::OneOf(parts) => parts,
         };
-        match (walk.check, candidates.as_slice()) {
-            (Check::AnyOf(_) | Check::OneOf(_), []) => drain(access).map(|()| false),
-            (_, [only]) => walk
-                .to(only)
-                .map_err(GaveUp::into_error)?
-                .composite(kind, access, walk_rules, into_value, drain),
-            _ => {
+        let mut admitting = alternatives.iter().filter(|it| walk.to(it).is_ok_and(|it| it.admits(kind)));
+        match (walk.check, admitting.next(), admitting.next()) {
+            (Check::AllOf(_), ..) | (_, Some(_), Some(_)) => {
                 let value = into_value(access)?;
                 walk.value(&value).map_err(GaveUp::into_error)
             }
+            (_, Some(only), None) => walk
+                .to(only)
+                .map_err(GaveUp::into_error)?
+                .composite(kind, access, walk_rules, into_value, drain),
+            (_, None, _) => drain(access).map(|()| false),
         }
     }
 
