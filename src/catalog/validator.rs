@@ -98,7 +98,9 @@ impl Validator {
     }
 
     fn one_pass(&self) -> Option<&one_pass::Schema> {
-        self.one_pass.get_or_init(|| one_pass::Schema::compile(&self.schema).map(Box::new)).as_deref()
+        // Only for a schema `jsonschema` compiles: one it refuses checks no answer.
+        let compile = || self.compiled().and_then(|_| one_pass::Schema::compile(&self.schema)).map(Box::new);
+        self.one_pass.get_or_init(compile).as_deref()
     }
 
     /// Whether a value was checked already (and the schema compiled).

@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// A schema ready for [`Schema::check`].
@@ -55,7 +55,7 @@ struct Rules {
     /// Sorted by name, for a binary search per key.
     fields: Vec<Field>,
     /// One bit per required field.
-    required: u64,
+    required: Bits,
     additional: Check,
     prefix_items: Vec<Check>,
     items: Check,
@@ -189,8 +189,23 @@ const WHOLE: &[&str] = &[
 /// Nesting plus reference hops the walk follows before it leaves the answer to `jsonschema`.
 const MAX_STEPS: u32 = 256;
 
-/// How many required fields a part may have and still be walked.
-const MAX_REQUIRED: usize = 64;
+/// How many required fields a part may have and still be walked (GitHub's repository has 74).
+const MAX_REQUIRED: usize = 256;
+
+/// The required fields an object has, one bit each.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+struct Bits([u64; MAX_REQUIRED / 64]);
+
+impl Bits {
+    fn set(&mut self, bit: u8) {
+        self.0[usize::from(bit / 64)] |= 1 << (bit % 64);
+    }
+}
+
+/// The check of values the schema says nothing about: read in full all the same, so that what
+/// the parser refuses in them (a lone surrogate, a number past `f64`, nesting past its limit)
+/// makes the text not JSON, as it does for a parsed value.
+static ANY: Check = Check::Any;
 
 impl Schema {
     /// The schema, or `None` when it has keywords that need `jsonschema` as a whole, is malformed,
@@ -206,6 +221,9 @@ impl Schema {
             defs,
             by_name: defs.keys().enumerate().map(|(idx, name)| (name.as_str(), idx)).collect(),
         };
+        if !refs_named(schema, &compiler.by_name) {
+            return None;
+        }
         let compiled_defs = defs.values().map(|it| compiler.check(it)).collect::<Option<Vec<_>>>()?;
         Some(Schema { root: compiler.object(schema)?, defs: compiled_defs })
     }
@@ -214,10 +232,12 @@ impl Schema {
         let walker = Walker { schema: self, gave_up: Cell::new(false) };
         let mut deserializer = serde_json::Deserializer::from_str(json);
         let matches = Walk { walker: &walker, check: &self.root, steps: 0 }.deserialize(&mut deserializer);
+        if walker.gave_up.get() {
+            return Verdict::Undecided;
+        }
         match matches.and_then(|it| deserializer.end().map(|()| it)) {
             Ok(true) => Verdict::Matches,
             Ok(false) => Verdict::Strays,
-            Err(_) if walker.gave_up.get() => Verdict::Undecided,
             Err(_) => Verdict::NotJson,
         }
     }
@@ -249,7 +269,11 @@ impl Compiler<'_> {
         if schema.keys().any(|it| WHOLE.contains(&it.as_str())) {
             return None;
         }
-        if schema.keys().any(|it| DELEGATED.contains(&it.as_str())) || !self.literals_walkable(schema) {
+        let n_required = schema.get("required").and_then(Value::as_array).map_or(0, Vec::len);
+        if schema.keys().any(|it| DELEGATED.contains(&it.as_str()))
+            || !self.literals_walkable(schema)
+            || n_required > MAX_REQUIRED
+        {
             return self.delegated(schema);
         }
         let mut parts = Vec::new();
@@ -326,7 +350,8 @@ impl Compiler<'_> {
             Some(_) => return None,
         };
         fields.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let mut required = 0u64;
+        let mut required = Bits::default();
+        let mut n_required = 0;
         if let Some(names) = schema.get("required") {
             let Value::Array(names) = names else { return None };
             for name in names {
@@ -339,12 +364,11 @@ impl Compiler<'_> {
                     }
                 };
                 if fields[at].required_bit.is_none() {
-                    let bit = required.count_ones() as usize;
-                    if bit >= MAX_REQUIRED {
-                        return None;
-                    }
-                    fields[at].required_bit = Some(bit as u8);
-                    required |= 1 << bit;
+                    // Parts with more are left to `jsonschema` (`Compiler::object`).
+                    let bit = u8::try_from(n_required).ok()?;
+                    fields[at].required_bit = Some(bit);
+                    required.set(bit);
+                    n_required += 1;
                 }
             }
         }
@@ -392,6 +416,26 @@ fn bounds(schema: &Map<String, Value>, min: &str, max: &str) -> Option<Bounds> {
         Some(it) => usize::try_from(it.as_u64()?).ok().map(Some),
     };
     Some(Bounds { min: count(min)?.unwrap_or(0), max: count(max)? })
+}
+
+/// Whether every `$ref` in `schema`, parts left to `jsonschema` included, names one of the
+/// definitions as it is written: not `#` (the whole, which a part checked alone would take for
+/// itself), nor a name with escapes, which `jsonschema` decodes.
+fn refs_named(schema: &Map<String, Value>, names: &HashMap<&str, usize>) -> bool {
+    fn within(value: &Value, names: &HashMap<&str, usize>) -> bool {
+        match value {
+            Value::Object(map) => refs_named(map, names),
+            Value::Array(items) => items.iter().all(|it| within(it, names)),
+            _ => true,
+        }
+    }
+    schema.iter().all(|(key, it)| {
+        let named = || {
+            let name = it.as_str().and_then(|it| it.strip_prefix("#/$defs/"));
+            name.is_some_and(|it| !it.contains(['%', '~', '/']) && names.contains_key(it))
+        };
+        (key != "$ref" || named()) && within(it, names)
+    })
 }
 
 /// Whether a `$ref` appears anywhere in `schema`.
@@ -477,16 +521,16 @@ impl<'w, 's> Walk<'w, 's> {
     }
 
     /// Whether the check may accept an array or an object, as `kind` says (`false` only when it
-    /// surely cannot).
+    /// surely cannot; a walk that gives up is undecided whatever it found).
     fn admits(self, kind: Kinds) -> bool {
         let Ok(walk) = self.resolved() else { return true };
         match walk.check {
             Check::Any | Check::Value(_) | Check::Ref(_) => true,
             Check::Never => false,
             Check::Rules(rules) => rules.types.has(kind) && rules.admits_composites(),
-            Check::AllOf(parts) => parts.iter().all(|it| walk.to(it).is_ok_and(|it| it.admits(kind))),
+            Check::AllOf(parts) => parts.iter().all(|it| walk.to(it).map_or(true, |it| it.admits(kind))),
             Check::AnyOf(parts) | Check::OneOf(parts) => {
-                parts.iter().any(|it| walk.to(it).is_ok_and(|it| it.admits(kind)))
+                parts.iter().any(|it| walk.to(it).map_or(true, |it| it.admits(kind)))
             }
         }
     }
@@ -545,7 +589,7 @@ impl<'w, 's> Walk<'w, 's> {
             Check::AllOf(_) => &[][..],
             Check::AnyOf(parts) | Check::OneOf(parts) => parts,
         };
-        let mut admitting = alternatives.iter().filter(|it| walk.to(it).is_ok_and(|it| it.admits(kind)));
+        let mut admitting = alternatives.iter().filter(|it| walk.to(it).map_or(true, |it| it.admits(kind)));
         match (walk.check, admitting.next(), admitting.next()) {
             (Check::AllOf(_), ..) | (_, Some(_), Some(_)) => {
                 let value = into_value(access)?;
@@ -623,11 +667,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
     type Value = bool;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        match self.check {
-            Check::Any => IgnoredAny::deserialize(deserializer).map(|_| true),
-            Check::Never => IgnoredAny::deserialize(deserializer).map(|_| false),
-            _ => deserializer.deserialize_any(self),
-        }
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -668,7 +708,7 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
             seq,
             walk_array,
             |seq| Value::deserialize(SeqAccessDeserializer::new(seq)),
-            |seq| IgnoredAny.visit_seq(seq).map(drop),
+            |seq| drain_array(self, seq),
         )
     }
 
@@ -678,7 +718,7 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
             map,
             walk_object,
             |map| Value::deserialize(MapAccessDeserializer::new(map)),
-            |map| IgnoredAny.visit_map(map).map(drop),
+            |map| drain_object(self, map),
         )
     }
 }
@@ -692,7 +732,7 @@ fn walk_array<'de, 's, A: SeqAccess<'de>>(
     let mut n_items = 0;
     loop {
         if !matches {
-            IgnoredAny.visit_seq(seq)?;
+            drain_array(walk, seq)?;
             return Ok(false);
         }
         let check = rules.prefix_items.get(n_items).unwrap_or(&rules.items);
@@ -711,7 +751,7 @@ fn walk_object<'de, 's, A: MapAccess<'de>>(
     mut map: A,
 ) -> Result<bool, A::Error> {
     let mut matches = rules.types.has(Kinds::OBJECT) && rules.admits_composites();
-    let (mut present, mut n_properties) = (0u64, 0);
+    let (mut present, mut n_properties) = (Bits::default(), 0);
     while matches {
         let Some(field) = map.next_key_seed(FieldName(&rules.fields))? else {
             return Ok(present == rules.required && rules.n_properties.admit(n_properties));
@@ -720,7 +760,7 @@ fn walk_object<'de, 's, A: MapAccess<'de>>(
         let check = match field {
             Some(field) => {
                 if let Some(bit) = field.required_bit {
-                    present |= 1 << bit;
+                    present.set(bit);
                 }
                 field.check.as_ref().unwrap_or(&rules.additional)
             }
@@ -728,8 +768,24 @@ fn walk_object<'de, 's, A: MapAccess<'de>>(
         };
         matches = map.next_value_seed(walk.to(check).map_err(GaveUp::into_error)?)?;
     }
-    IgnoredAny.visit_map(map)?;
+    drain_object(walk, map)?;
     Ok(false)
+}
+
+/// Reads the rest of an array whose verdict is known.
+fn drain_array<'de, A: SeqAccess<'de>>(walk: Walk<'_, '_>, mut seq: A) -> Result<(), A::Error> {
+    let any = Walk { check: &ANY, ..walk };
+    while seq.next_element_seed(any)?.is_some() {}
+    Ok(())
+}
+
+/// Reads the rest of an object whose verdict is known.
+fn drain_object<'de, A: MapAccess<'de>>(walk: Walk<'_, '_>, mut map: A) -> Result<(), A::Error> {
+    let any = Walk { check: &ANY, ..walk };
+    while map.next_key_seed(FieldName(&[]))?.is_some() {
+        map.next_value_seed(any)?;
+    }
+    Ok(())
 }
 
 /// A key, looked up among the fields without copying it.
