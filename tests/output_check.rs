@@ -803,8 +803,11 @@ fn case(name: &'static str, schema: Value, texts: &'static [&'static str]) -> Ca
 
 /// Cases whose schema falls back to `jsonschema` as a whole, by design: references the walk does
 /// not resolve itself. Their verdicts must still match.
-const MAY_FALL_BACK: &[&str] =
-    &["escaped reference", "a reference to the root from a part jsonschema checks", "percent-encoded reference"];
+const MAY_FALL_BACK: &[&str] = &[
+    "escaped reference",
+    "a reference to the root from a part jsonschema checks",
+    "percent-encoded reference",
+];
 
 fn tree_schema() -> Value {
     json!({

@@ -250,34 +250,39 @@ fn forwarded(id: &Value, outcome: Outcome, per_request: bool) -> Vec<u8> {
 
 /// `text` as a JSON string, escaped as serde_json escapes it (which [`encode`] uses). A text
 /// block is mostly the backend's JSON, and serde_json looks each byte up in a table (20,000
-/// instructions for GitHub's 2 KB license); here 16 bytes at a time are checked for one that needs
-/// escaping, and copied as they are when none does.
+/// instructions for GitHub's 2 KB license). Here 16 bytes at a time are checked at once: a chunk
+/// with nothing to escape is copied as it is, and in one with something, the bytes to escape are
+/// found from a mask rather than by testing each byte again (JSON text has a quote every few
+/// bytes).
 fn json_string(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.push(b'"');
     let mut copied = 0;
     let (chunks, tail) = bytes.as_chunks::<16>();
     for (n, chunk) in chunks.iter().enumerate() {
-        // A fixed size and no early exit: the check compiles to a few vector instructions.
-        if chunk.iter().fold(false, |any, &byte| any | needs_escape(byte)) {
-            escape_each(out, bytes, &mut copied, n * 16, chunk);
-        }
+        // A fixed size and no early exit: the mask compiles to a few vector instructions.
+        let mask = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |mask, (at, &byte)| mask | u32::from(needs_escape(byte)) << at);
+        escape_masked(out, bytes, &mut copied, n * 16, mask);
     }
-    escape_each(out, bytes, &mut copied, chunks.len() * 16, tail);
+    let mask =
+        tail.iter().enumerate().fold(0u32, |mask, (at, &byte)| mask | u32::from(needs_escape(byte)) << at);
+    escape_masked(out, bytes, &mut copied, chunks.len() * 16, mask);
     out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
 }
 
-/// Escapes the bytes of `part`, which starts at `start` in `bytes`, with the bytes before each
-/// one since `copied`.
-fn escape_each(out: &mut Vec<u8>, bytes: &[u8], copied: &mut usize, start: usize, part: &[u8]) {
-    for (offset, &byte) in part.iter().enumerate() {
-        if needs_escape(byte) {
-            let at = start + offset;
-            out.extend_from_slice(&bytes[*copied..at]);
-            escape(out, byte);
-            *copied = at + 1;
-        }
+/// Escapes the bytes at `start` plus each set bit of `mask`, with the bytes before each one since
+/// `copied`.
+fn escape_masked(out: &mut Vec<u8>, bytes: &[u8], copied: &mut usize, start: usize, mut mask: u32) {
+    while mask != 0 {
+        let at = start + mask.trailing_zeros() as usize;
+        out.extend_from_slice(&bytes[*copied..at]);
+        escape(out, bytes[at]);
+        *copied = at + 1;
+        mask &= mask - 1;
     }
 }
 

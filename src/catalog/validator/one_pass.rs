@@ -6,8 +6,10 @@
 //! `additionalProperties`, `items`, `prefixItems`, counts, `enum` and lengths of strings, `allOf`,
 //! `anyOf`, `oneOf`, `$ref` to `#/$defs/...`). A subschema with any other assertion (`pattern`,
 //! `minimum`, `not`, ...) is checked by `jsonschema` on a value built for that part alone.
-//! Keywords that change how references resolve (`$id`, `$dynamicRef`, `unevaluated*`, ...) make
-//! the whole schema fall back to `jsonschema`. Unknown keywords are annotations, as in 2020-12.
+//! Keywords that change how references resolve (`$id`, `$dynamicRef`, `unevaluated*`, ...), and
+//! references other than a definition's plain name, make the whole schema fall back to
+//! `jsonschema`. Unknown keywords are annotations, as in 2020-12. The converter's output schemas
+//! are almost all walked whole (`tests/output_check.rs` counts them and compares every verdict).
 //!
 //! One difference from a parsed value: a key that appears twice must match both times, where a
 //! parsed value keeps the last. Such an answer is refused, never wrongly accepted.
@@ -83,6 +85,11 @@ struct Bounds {
 impl Bounds {
     fn admit(self, n: usize) -> bool {
         n >= self.min && self.max.is_none_or(|max| n <= max)
+    }
+
+    /// Whether the count of `count` is admitted, counted only when it matters.
+    fn admit_count(self, count: impl FnOnce() -> usize) -> bool {
+        (self.min == 0 && self.max.is_none()) || self.admit(count())
     }
 }
 
@@ -642,7 +649,7 @@ impl Rules {
             literals.contains(&literal)
         });
         let sized = match value {
-            Scalar::Str(it) => self.n_chars.admit(it.chars().count()),
+            Scalar::Str(it) => self.n_chars.admit_count(|| it.chars().count()),
             _ => true,
         };
         typed && listed && sized
