@@ -549,28 +549,8 @@ impl<'w, 's> Walk<'w, 's> {
             Check::Never | Check::Ref(_) => false,
             Check::Rules(rules) => rules.admit(value),
             Check::Value(validator) => validator.is_valid(&value.to_value()),
-            Check::AllOf(parts) => {
-                for part in parts {
-                    if !walk.to(part)?.scalar(value)? {
-                        return Ok(false);
-                    }
-                }
-                true
-            }
-            Check::AnyOf(parts) => {
-                for part in parts {
-                    if walk.to(part)?.scalar(value)? {
-                        return Ok(true);
-                    }
-                }
-                false
-            }
-            Check::OneOf(parts) => {
-                let mut matched = 0;
-                for part in parts {
-                    matched += usize::from(walk.to(part)?.scalar(value)?);
-                }
-                matched == 1
+            Check::AllOf(parts) | Check::AnyOf(parts) | Check::OneOf(parts) => {
+                return combine(walk.check, parts.iter().map(|it| walk.to(it)?.scalar(value)));
             }
         })
     }
@@ -612,21 +592,43 @@ impl<'w, 's> Walk<'w, 's> {
 
     /// The check of a value built already, walked as the text would be.
     fn value(self, value: &Value) -> Result<bool, GaveUp> {
-        let (parts, need) = match self.check {
-            Check::AllOf(parts) => (parts, parts.len()),
-            Check::AnyOf(parts) => (parts, 1),
-            Check::OneOf(parts) => (parts, 1),
-            _ => return self.deserialize(value).map_err(|_| GaveUp),
+        let (Check::AllOf(parts) | Check::AnyOf(parts) | Check::OneOf(parts)) = self.check else {
+            return self.deserialize(value).map_err(|_| GaveUp);
         };
-        let mut matched = 0;
-        for part in parts {
-            matched += usize::from(self.to(part)?.deserialize(value).map_err(|_| GaveUp)?);
+        combine(self.check, parts.iter().map(|it| self.to(it)?.deserialize(value).map_err(|_| GaveUp)))
+    }
+}
+
+/// The verdict of `allOf`, `anyOf` or `oneOf` from its parts' verdicts, read no further than
+/// they decide it.
+fn combine(check: &Check, verdicts: impl Iterator<Item = Result<bool, GaveUp>>) -> Result<bool, GaveUp> {
+    match check {
+        Check::AllOf(_) => {
+            for verdict in verdicts {
+                if !verdict? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         }
-        Ok(match self.check {
-            Check::OneOf(_) => matched == 1,
-            Check::AnyOf(_) => matched >= need,
-            _ => matched == need,
-        })
+        Check::AnyOf(_) => {
+            for verdict in verdicts {
+                if verdict? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        _ => {
+            let mut matched = 0;
+            for verdict in verdicts {
+                matched += usize::from(verdict?);
+                if matched > 1 {
+                    return Ok(false);
+                }
+            }
+            Ok(matched == 1)
+        }
     }
 }
 
