@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use url::Url;
 
+mod http1;
 pub mod pool;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -5,56 +5,49 @@
 //! with the backend (its redirect policy parses each request's URL, its response parses it once
 //! more), so the forwarder follows redirects itself (`upstream::forward`) and sends through this.
 //!
+//! The exchange itself, from the request's bytes to the answer's last, is `http1`'s.
+//!
 //! Invariants: connections go to the pool's origin alone, never through a proxy (none is read
 //! from the environment); TLS certificates are verified against the system's roots; a
 //! connection is kept for another request only once its answer was read whole.
 
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::future::poll_fn;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::header::{HOST, HeaderValue};
-use http::{HeaderMap, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::http1;
-use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
-use tower::ServiceExt;
-use url::Url;
+use url::{Host, Url};
 
 use super::Capped;
+use super::http1::{self, Answer, Connection, Stream};
 
-pub type Request = http::Request<Full<Bytes>>;
-
-/// Boxed: its state (hyper's buffers, a TLS session) is 1.7 KB, which every move of a call's
-/// future would copy.
-type Connection = Pin<Box<http1::Connection<MaybeHttpsStream<TokioIo<TcpStream>>, Full<Bytes>>>>;
+pub use super::http1::{Head, Request};
 
 /// Kept-alive connections to one origin; as many as requests were in flight at once, which the
 /// backend's concurrency limit bounds.
 pub struct Pool {
-    /// Where every connection goes: the backend's scheme, host and port.
-    origin: Uri,
+    /// Where every connection goes.
+    address: Address,
+    /// The server's name for TLS (`https`), `None` for plain TCP.
+    tls: Option<ServerName<'static>>,
     /// The `Host` header of every request.
-    host: HeaderValue,
-    connector: HttpsConnector<HttpConnector>,
+    host: String,
+    connect_timeout: Duration,
     /// The most recently used last.
     kept: Mutex<Vec<Kept>>,
 }
 
-/// An open connection: what sends a request on it, and what reads and writes it.
-struct Open {
-    sender: http1::SendRequest<Full<Bytes>>,
-    connection: Connection,
+/// The backend's address: resolved at each connection when it is a name.
+enum Address {
+    Ip(SocketAddr),
+    Name(String, u16),
 }
 
 struct Kept {
-    open: Open,
+    connection: Connection,
     since: Instant,
 }
 
@@ -66,90 +59,100 @@ pub enum Error {
     #[error("cannot connect")]
     Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
-    Http(#[from] hyper::Error),
+    Http(#[from] http1::Error),
 }
 
 impl Pool {
     /// A pool of connections to the origin of `url`, each made within `connect_timeout`.
     pub fn new(url: &Url, connect_timeout: Duration) -> Result<Pool, String> {
-        let host = url.host_str().ok_or("the backend URL has no host")?;
         let port = url.port_or_known_default().ok_or("the backend URL has no port")?;
-        let origin = Uri::builder()
-            .scheme(url.scheme())
-            .authority(format!("{host}:{port}"))
-            .path_and_query("/")
-            .build()
-            .map_err(|err| format!("the backend URL: {err}"))?;
+        let host = url.host().ok_or("the backend URL has no host")?;
+        let address = match &host {
+            Host::Ipv4(ip) => Address::Ip(SocketAddr::new(IpAddr::V4(*ip), port)),
+            Host::Ipv6(ip) => Address::Ip(SocketAddr::new(IpAddr::V6(*ip), port)),
+            Host::Domain(domain) => Address::Name((*domain).to_owned(), port),
+        };
+        let tls = match url.scheme() {
+            "https" => {
+                tls_config()?;
+                Some(match host {
+                    Host::Ipv4(ip) => ServerName::from(IpAddr::V4(ip)),
+                    Host::Ipv6(ip) => ServerName::from(IpAddr::V6(ip)),
+                    Host::Domain(domain) => ServerName::try_from(domain.to_owned())
+                        .map_err(|_| "the backend's host is not a valid TLS server name")?,
+                })
+            }
+            "http" => None,
+            _ => return Err("the backend URL is neither http nor https".to_owned()),
+        };
         // As clients write it: the port only when it is not the scheme's own.
+        let host = url.host_str().ok_or("the backend URL has no host")?;
         let host = match url.port() {
-            Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
-            None => HeaderValue::from_str(host),
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        if !host.bytes().all(|it| it.is_ascii_graphic()) {
+            return Err("the backend's host is not a valid Host header".to_owned());
         }
-        .map_err(|_| "the backend's host is not a valid Host header")?;
-        let mut tcp = HttpConnector::new();
-        // Requests are written whole; Nagle's algorithm would hold their last segment back.
-        tcp.set_nodelay(true);
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config()?.as_ref().clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        Ok(Pool { origin, host, connector, kept: Mutex::new(Vec::new()) })
+        Ok(Pool { address, tls, host, connect_timeout, kept: Mutex::new(Vec::new()) })
     }
 
-    /// Sends `request`, whose URI is its path and query: the answer's head, and the connection
-    /// that carries its body.
-    pub async fn send(&self, mut request: Request) -> Result<Exchange<'_>, Error> {
-        request.headers_mut().insert(HOST, self.host.clone());
+    /// Sends `request`: the answer's head, and the connection that carries its body.
+    pub async fn send(&self, request: &Request<'_>) -> Result<Exchange<'_>, Error> {
         loop {
-            let (open, reused) = match poll_fn(|cx| Poll::Ready(self.checkout(cx))).await {
-                Some(open) => (open, true),
+            let (mut connection, reused) = match poll_fn(|cx| Poll::Ready(self.checkout(cx))).await {
+                Some(connection) => (connection, true),
                 // Boxed: connecting's state is kilobytes, which the calls on kept connections
                 // would carry (and copy) too.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            let Open { mut sender, connection } = open;
-            let mut connection = Some(connection);
-            match driving(&mut connection, sender.try_send_request(request)).await {
-                Ok(response) => return Ok(Exchange { pool: self, sender, connection, response }),
-                Err(mut err) => match err.take_message() {
-                    // A kept connection the backend closed as it was taken: nothing was sent.
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(Error::Http(err.into_error())),
-                },
+            match connection.send(&self.host, request).await {
+                Ok(answer) => return Ok(Exchange { pool: self, connection, answer }),
+                // A kept connection the backend closed as it was taken: the request did not
+                // arrive whole, or, unanswered, is one that may be sent twice (RFC 9110 §9.2.2).
+                Err(http1::Error::Send(_)) if reused => continue,
+                Err(http1::Error::NoAnswer(_)) if reused && request.method.is_idempotent() => continue,
+                Err(err) => return Err(Error::Http(err)),
             }
         }
     }
 
-    /// A kept connection still open and ready for a request, if there is one.
-    fn checkout(&self, cx: &mut Context<'_>) -> Option<Open> {
+    /// A kept connection still open and quiet, if there is one.
+    fn checkout(&self, cx: &mut Context<'_>) -> Option<Connection> {
         loop {
-            let Kept { mut open, since } = lock(&self.kept).pop()?;
-            if since.elapsed() > IDLE {
-                continue;
-            }
-            // Reads what came while it was kept: the backend's closing ends it here.
-            if open.connection.as_mut().poll(cx).is_pending() && open.sender.is_ready() {
-                return Some(open);
+            let Kept { mut connection, since } = lock(&self.kept).pop()?;
+            if since.elapsed() <= IDLE && connection.is_idle(cx) {
+                return Some(connection);
             }
         }
     }
 
-    fn keep(&self, open: Open) {
+    fn keep(&self, connection: Connection) {
         let mut kept = lock(&self.kept);
         // The least recently used is the first to outlive `IDLE`.
         if kept.first().is_some_and(|it| it.since.elapsed() > IDLE) {
             kept.remove(0);
         }
-        kept.push(Kept { open, since: Instant::now() });
+        kept.push(Kept { connection, since: Instant::now() });
     }
 
-    async fn connect(&self) -> Result<Open, Error> {
-        let io = self.connector.clone().oneshot(self.origin.clone()).await.map_err(Error::Connect)?;
-        let (sender, connection) = http1::handshake(io).await?;
-        Ok(Open { sender, connection: Box::pin(connection) })
+    async fn connect(&self) -> Result<Connection, Error> {
+        let connecting = async {
+            let tcp = match &self.address {
+                Address::Ip(address) => TcpStream::connect(address).await?,
+                Address::Name(name, port) => TcpStream::connect((name.as_str(), *port)).await?,
+            };
+            // Requests are written whole; Nagle's algorithm would hold their last segment back.
+            tcp.set_nodelay(true)?;
+            let Some(name) = &self.tls else { return Ok(Stream::Tcp(tcp)) };
+            let connector = tokio_rustls::TlsConnector::from(tls_config().map_err(std::io::Error::other)?);
+            Ok::<_, std::io::Error>(Stream::Tls(Box::new(connector.connect(name.clone(), tcp).await?)))
+        };
+        match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(stream)) => Ok(Connection::new(stream)),
+            Ok(Err(err)) => Err(Error::Connect(Box::new(err))),
+            Err(_) => Err(Error::Connect(format!("no connection within {:?}", self.connect_timeout).into())),
+        }
     }
 }
 
@@ -158,55 +161,27 @@ fn lock(kept: &Mutex<Vec<Kept>>) -> MutexGuard<'_, Vec<Kept>> {
     kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Polls `future` and, while it waits, the connection that serves it, until the connection ends.
-async fn driving<F: Future>(connection: &mut Option<Connection>, future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    poll_fn(|cx| {
-        if let Some(open) = connection
-            && open.as_mut().poll(cx).is_ready()
-        {
-            // Ended or failed: what it delivered stays readable, and `future` learns the rest.
-            *connection = None;
-        }
-        future.as_mut().poll(cx)
-    })
-    .await
-}
-
-/// A response's head, and the connection its body is still to come on.
+/// An answer's head, and the connection its body is still to come on.
 pub struct Exchange<'a> {
     pool: &'a Pool,
-    sender: http1::SendRequest<Full<Bytes>>,
-    connection: Option<Connection>,
-    response: http::Response<Incoming>,
+    connection: Connection,
+    answer: Answer,
 }
 
 impl Exchange<'_> {
-    pub fn status(&self) -> StatusCode {
-        self.response.status()
-    }
-
-    pub fn headers(&self) -> &HeaderMap {
-        self.response.headers()
+    pub fn head(&self) -> &Head {
+        &self.answer.head
     }
 
     /// Reads the body, stopping once it is longer than `max_bytes`. A connection whose answer was
     /// read whole is kept for another request; any other closes.
-    pub async fn read_capped(self, max_bytes: u64) -> Result<(http::response::Parts, Capped), hyper::Error> {
-        let Exchange { pool, sender, mut connection, response } = self;
-        let (head, mut body) = response.into_parts();
-        let mut capped = Capped { body: Vec::new(), cut: false };
-        while let Some(frame) = driving(&mut connection, body.frame()).await {
-            if let Ok(chunk) = frame?.into_data()
-                && !capped.push(&chunk, max_bytes)
-            {
-                return Ok((head, capped));
-            }
+    pub async fn read_capped(self, max_bytes: u64) -> Result<(Head, Capped), http1::Error> {
+        let Exchange { pool, mut connection, answer } = self;
+        let (capped, reusable) = connection.read_body(&answer, max_bytes).await?;
+        if reusable {
+            pool.keep(connection);
         }
-        if let Some(connection) = connection {
-            pool.keep(Open { sender, connection });
-        }
-        Ok((head, capped))
+        Ok((answer.head, capped))
     }
 }
 
@@ -232,7 +207,7 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
         .clone()
 }
 
-/// The innermost cause of `err` alone; hyper's errors never carry the request's URL.
+/// The innermost cause of `err` alone; the pool's errors never carry the request's URL.
 pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     super::innermost(err).to_string()
 }

@@ -133,19 +133,23 @@ async fn a_longer_body_is_cut_at_the_cap() {
     assert_eq!((capped.body.len(), capped.cut), (1024, true));
 }
 
-/// A pool to the origin of `url`, and a GET of its path.
-fn pooled(url: &Url) -> (pool::Pool, pool::Request) {
-    let pool = pool::Pool::new(url, Duration::from_secs(5)).unwrap();
-    let request = http::Request::get(url.path()).body(Default::default()).unwrap();
-    (pool, request)
+/// A pool to the origin of `url`.
+fn pooled(url: &Url) -> pool::Pool {
+    pool::Pool::new(url, Duration::from_secs(5)).unwrap()
+}
+
+/// A GET of `target`.
+fn get_of(target: &str) -> pool::Request<'_> {
+    static NO_HEADERS: std::sync::LazyLock<http::HeaderMap> = std::sync::LazyLock::new(http::HeaderMap::new);
+    pool::Request { method: &http::Method::GET, target, headers: &NO_HEADERS, body: b"" }
 }
 
 #[tokio::test]
 async fn the_pool_reaches_the_server_itself() {
     let server = serving(|| ok("pooled")).await;
-    let (pool, request) = pooled(&server.url("/x"));
-    let exchange = pool.send(request).await.unwrap();
-    assert_eq!(exchange.status(), 200);
+    let pool = pooled(&server.url("/x"));
+    let exchange = pool.send(&get_of("/x")).await.unwrap();
+    assert_eq!(exchange.head().status, 200);
     let (_, capped) = exchange.read_capped(1024).await.unwrap();
     assert_eq!((capped.body.as_slice(), capped.cut), (b"pooled".as_slice(), false));
     assert_eq!(server.seen(), ["GET /x HTTP/1.1"]);
@@ -159,9 +163,10 @@ async fn the_pool_ignores_proxies_named_by_the_environment() {
 #[tokio::test]
 async fn the_pool_answers_a_redirect_with_the_redirect() {
     let server = serving(|| redirect("/elsewhere")).await;
-    let (pool, request) = pooled(&server.url("/"));
-    let exchange = pool.send(request).await.unwrap();
-    assert_eq!(exchange.status(), 302);
+    let pool = pooled(&server.url("/"));
+    let exchange = pool.send(&get_of("/")).await.unwrap();
+    assert_eq!(exchange.head().status, 302);
+    assert_eq!(exchange.head().location.as_deref(), Some("/elsewhere"));
     assert_eq!(server.seen().len(), 1);
 }
 
@@ -170,8 +175,8 @@ async fn a_pooled_read_stops_at_the_cap_without_waiting_for_the_rest() {
     // The server promises 100 bytes, sends 20 and stalls: the cap of 10 is reached first.
     let stalled = || Reply::Hold(response(200, &["content-length: 100"], &[b'x'; 20]));
     let server = serving(stalled).await;
-    let (pool, request) = pooled(&server.url("/"));
-    let read = pool.send(request).await.unwrap().read_capped(10);
+    let pool = pooled(&server.url("/"));
+    let read = pool.send(&get_of("/")).await.unwrap().read_capped(10);
     let (_, capped) = tokio::time::timeout(Duration::from_secs(30), read).await.unwrap().unwrap();
     assert_eq!((capped.body.len(), capped.cut), (10, true));
 }
@@ -224,8 +229,7 @@ async fn keeping_alive(body: &'static str, per_connection: usize) -> (Url, Arc<A
 }
 
 async fn get_whole(pool: &pool::Pool, max_bytes: u64) -> Capped {
-    let request = http::Request::get("/").body(Default::default()).unwrap();
-    pool.send(request).await.unwrap().read_capped(max_bytes).await.unwrap().1
+    pool.send(&get_of("/")).await.unwrap().read_capped(max_bytes).await.unwrap().1
 }
 
 #[tokio::test]
@@ -258,4 +262,126 @@ async fn a_connection_whose_answer_was_cut_is_not_reused() {
     assert_eq!((cut.body.as_slice(), cut.cut), (b"0123".as_slice(), true));
     assert_eq!(get_whole(&pool, 1024).await.body, b"0123456789");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// What a [`scripted`] server does with a request.
+#[derive(Clone)]
+enum Step {
+    /// Writes these pieces, a moment apart, so that the client reads them one at a time.
+    Answer(Vec<&'static [u8]>),
+    /// Closes the connection without answering.
+    HangUp,
+}
+
+/// A server that follows `script` on each connection, one step per request, then closes it.
+/// Records the request lines it read, and counts the connections.
+async fn scripted(script: Vec<Step>) -> (Url, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let (accepted, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(std::sync::Mutex::new(Vec::new())));
+    let (counted, recorded) = (accepted.clone(), seen.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let (script, recorded) = (script.clone(), recorded.clone());
+            tokio::spawn(async move {
+                let (mut buf, mut read) = (vec![0; 4096], Vec::new());
+                for step in script {
+                    let head_end = loop {
+                        if let Some(at) = read.windows(4).position(|it| it == b"\r\n\r\n") {
+                            break at + 4;
+                        }
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&read[..head_end]).into_owned();
+                    recorded.lock().unwrap().push(head.lines().next().unwrap_or_default().to_owned());
+                    read.drain(..head_end);
+                    let Step::Answer(pieces) = step else { return };
+                    for piece in pieces {
+                        if stream.write_all(piece).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted, seen)
+}
+
+async fn exchange_on(pool: &pool::Pool, method: &http::Method) -> Result<(pool::Head, Capped), String> {
+    let request = pool::Request { method, ..get_of("/") };
+    let exchange = pool.send(&request).await.map_err(|err| pool::root_cause(&err))?;
+    exchange.read_capped(1 << 20).await.map_err(|err| err.to_string())
+}
+
+#[tokio::test]
+async fn a_chunked_answer_is_read_across_reads_and_its_connection_kept() {
+    let chunked = Step::Answer(vec![
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n5\r\n{\"a\":",
+        b"\r\n3;ext=1\r\n12}\r",
+        b"\n0\r\nx-trailer: 1\r\n",
+        b"\r\n",
+    ]);
+    let (url, accepted, _) = scripted(vec![chunked.clone(), chunked]).await;
+    let pool = pooled(&url);
+    for _ in 0..2 {
+        let (head, capped) = exchange_on(&pool, &http::Method::GET).await.unwrap();
+        assert_eq!((head.status.as_u16(), head.content_type.as_deref()), (200, Some("application/json")));
+        assert_eq!((capped.body.as_slice(), capped.cut), (b"{\"a\":12}".as_slice(), false));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_interim_answer_is_skipped_and_a_body_to_the_end_ends_its_connection() {
+    let answer =
+        Step::Answer(vec![b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\nto the", b" end"]);
+    let (url, accepted, _) = scripted(vec![answer]).await;
+    let pool = pooled(&url);
+    for _ in 0..2 {
+        let (head, capped) = exchange_on(&pool, &http::Method::GET).await.unwrap();
+        assert_eq!((head.status.as_u16(), capped.body.as_slice()), (200, b"to the end".as_slice()));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_answer_shorter_than_its_length_or_with_a_huge_head_is_an_error() {
+    let short = Step::Answer(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12345"]);
+    let (url, _, _) = scripted(vec![short]).await;
+    let err = exchange_on(&pooled(&url), &http::Method::GET).await.unwrap_err();
+    assert_eq!(err, "the connection closed before the answer ended");
+
+    let field: &'static [u8] =
+        Box::leak(format!("x-padding: {}\r\n", "x".repeat(1000)).into_bytes().into_boxed_slice());
+    let mut pieces: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\n"];
+    pieces.extend(std::iter::repeat_n(field, 70));
+    let (url, _, _) = scripted(vec![Step::Answer(pieces)]).await;
+    let err = exchange_on(&pooled(&url), &http::Method::GET).await.unwrap_err();
+    assert!(err.contains("head is longer than"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unanswered_request_on_a_kept_connection_is_sent_again_only_when_idempotent() {
+    let ok = Step::Answer(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]);
+    // Each connection answers once, then reads the next request and hangs up, as a backend
+    // closing an idle connection just as a request arrives.
+    let (url, accepted, seen) = scripted(vec![ok, Step::HangUp]).await;
+    let pool = pooled(&url);
+    assert!(exchange_on(&pool, &http::Method::GET).await.is_ok());
+    let (_, again) = exchange_on(&pool, &http::Method::GET).await.unwrap();
+    assert_eq!(again.body, b"ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.lock().unwrap().len(), 3, "the GET was sent twice");
+
+    let err = exchange_on(&pool, &http::Method::POST).await.unwrap_err();
+    assert_eq!(err, "the connection closed without an answer");
+    assert_eq!(seen.lock().unwrap().last().map(String::as_str), Some("POST / HTTP/1.1"));
+    assert_eq!(seen.lock().unwrap().len(), 4, "the POST was sent once");
 }

@@ -5,10 +5,8 @@
 use std::time::Duration;
 
 use base64::Engine;
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION};
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
-use http_body_util::Full;
-use hyper::body::Bytes;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -147,14 +145,14 @@ pub async fn forward(
     let mut result = attempt(backend, tool, &request, &authorization).await;
     // A refused token may have been revoked or rotated: one new token, one more try.
     if let Ok(answer) = &result
-        && answer.exchange.status() == StatusCode::UNAUTHORIZED
+        && answer.exchange.head().status == StatusCode::UNAUTHORIZED
         && authorization.renewable()
     {
         // Boxed: the rare retry would otherwise double the room every call's future takes.
         result = Box::pin(retry(backend, tool, &request, credentials, &authorization)).await?;
     }
     if let Ok(answer) = &result
-        && is_followed(answer.exchange.status())
+        && is_followed(answer.exchange.head().status)
     {
         result = Box::pin(follow(backend, tool, request, &authorization, result)).await;
     }
@@ -164,7 +162,7 @@ pub async fn forward(
         tool = %tool.spec.name,
         upstream = %host,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        status = result.as_ref().map_or(0, |it| it.exchange.status().as_u16()),
+        status = result.as_ref().map_or(0, |it| it.exchange.head().status.as_u16()),
         "tool call forwarded"
     );
     let Answer { exchange, deadline } = result?;
@@ -179,11 +177,10 @@ pub async fn forward(
         Err(_) => return Err(Error::Unfinished { host: host.clone(), timeout }),
     };
     let status = head.status;
-    let content_type = head.headers.get(http::header::CONTENT_TYPE).and_then(|it| it.to_str().ok());
     let received = Received {
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or(""),
-        content_type,
+        content_type: head.content_type.as_deref(),
         body: &capped.body,
         truncated: capped.cut,
         max_bytes,
@@ -214,7 +211,7 @@ async fn retry<'a>(
     tracing::info!(server = %backend.slug, tool = %tool.spec.name, "backend refused the token; retrying with a new one");
     let result = attempt(backend, tool, request, &renewed).await;
     if let Ok(answer) = &result
-        && answer.exchange.status() == StatusCode::UNAUTHORIZED
+        && answer.exchange.head().status == StatusCode::UNAUTHORIZED
     {
         credentials.forget(&renewed).await;
     }
@@ -237,8 +234,8 @@ async fn follow<'a>(
 ) -> Result<Answer<'a>, Error> {
     for _ in 0..MAX_REDIRECTS {
         let Ok(answer) = &result else { break };
-        let status = answer.exchange.status();
-        let location = answer.exchange.headers().get(LOCATION).and_then(|it| it.to_str().ok());
+        let status = answer.exchange.head().status;
+        let location = answer.exchange.head().location.as_deref();
         let Some(next) = location.and_then(|it| request.url.join(it).ok()) else { break };
         if !is_followed(status) || next.origin() != backend.url.origin() {
             break;
@@ -286,7 +283,7 @@ async fn attempt<'a>(
             backend.host, backend.timeout
         ))),
     };
-    let status = result.as_ref().ok().map(|it| it.exchange.status().as_u16());
+    let status = result.as_ref().ok().map(|it| it.exchange.head().status.as_u16());
     match status {
         Some(status) => tool.metrics.backend_answered(status, started.elapsed()),
         None => tool.metrics.backend_failed(started.elapsed()),
@@ -329,14 +326,10 @@ async fn send<'a>(
         None => {}
     }
     // The pool connects to the backend's origin, where `url` is (`request::build`, `follow`).
-    let uri = http::Uri::try_from(&url[url::Position::BeforePath..url::Position::AfterQuery])
-        .map_err(|_| Error::Transport(format!("Cannot build the request to {}.", backend.host)))?;
-    let body = request.body.as_ref().map(|it| Bytes::from(it.bytes.clone())).unwrap_or_default();
-    let mut outgoing = http::Request::new(Full::new(body));
-    *outgoing.method_mut() = request.method.clone();
-    *outgoing.uri_mut() = uri;
-    *outgoing.headers_mut() = headers;
-    backend.pool.send(outgoing).await.map_err(|err| Error::Transport(describe_failure(&backend.host, &err)))
+    let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+    let body = request.body.as_ref().map_or(&[][..], |it| it.bytes.as_slice());
+    let outgoing = pool::Request { method: &request.method, target, headers: &headers, body };
+    backend.pool.send(&outgoing).await.map_err(|err| Error::Transport(describe_failure(&backend.host, &err)))
 }
 
 /// `url` with the query parameter `name` set to `value`: a parameter of the same name is
@@ -359,7 +352,7 @@ fn with_query(url: &Url, name: &str, value: &str) -> Url {
 }
 
 /// What went wrong, in words a user can act on; never the request's headers or URL (which may
-/// carry a credential), which hyper's errors do not hold.
+/// carry a credential), which the pool's errors do not hold.
 fn describe_failure(backend: &str, err: &pool::Error) -> String {
     let cause = pool::root_cause(err);
     if matches!(err, pool::Error::Connect(_)) {
