@@ -385,3 +385,52 @@ async fn an_unanswered_request_on_a_kept_connection_is_sent_again_only_when_idem
     assert_eq!(seen.lock().unwrap().last().map(String::as_str), Some("POST / HTTP/1.1"));
     assert_eq!(seen.lock().unwrap().len(), 4, "the POST was sent once");
 }
+
+#[tokio::test]
+async fn a_backend_over_tls_must_show_a_certificate_the_system_trusts() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    // A self-signed certificate for localhost, which no root of the system's vouches for.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian's package openssl) makes the test certificate");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let certs = CertificateDer::pem_file_iter(&cert).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, PrivateKeyDer::from_pem_file(&key).unwrap())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        acceptor.accept(tcp).await.map(|_| ())
+    });
+    let pool = pooled(&Url::parse(&format!("https://localhost:{port}/")).unwrap());
+    let Err(err) = pool.send(&get_of("/")).await else { panic!("an untrusted certificate was accepted") };
+    assert!(matches!(err, pool::Error::Connect(_)), "{err:?}");
+    assert!(pool::root_cause(&err).contains("certificate"), "{}", pool::root_cause(&err));
+    // The handshake broke off on the server too: the client refused the certificate.
+    assert!(handshakes.await.unwrap().is_err());
+}
