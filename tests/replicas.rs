@@ -407,7 +407,10 @@ fn an_sdk_session_spreads_over_the_replicas() {
     );
     runtime.spawn(async move { axum::serve(trigger, router).await });
 
-    let run = node.run(&["sdk-listen.mjs", &format!("http://{}/mcp/pets", nginx.addr), &trigger_url]);
+    // The replicas follow the store each on its own: the one holding the stream may notify before
+    // the one answering the next list has followed, which then answers with the old tools.
+    let mcp = format!("http://{}/mcp/pets", nginx.addr);
+    let run = node.run(&["sdk-listen.mjs", &mcp, &trigger_url, "--replicas"]);
     assert_eq!(run.code, Some(0), "{run}");
     let summary = run.stdout_json();
     assert!(summary["sessionId"].as_str().is_some_and(|it| !it.is_empty()), "a session: {run}");

@@ -1,14 +1,18 @@
 // A real MCP client built on the official TypeScript SDK that waits for the tool list to change,
 // run by tests/sessions.rs against mcpgate.
 //
-//   node sdk-listen.mjs URL TRIGGER_URL
+//   node sdk-listen.mjs URL TRIGGER_URL [--replicas]
 //
 // Connects over Streamable HTTP (the SDK initializes, keeps the session id mcpgate gives and opens
 // the GET stream), lists the tools, POSTs to TRIGGER_URL (where the test replaces the server's
 // catalog), waits up to 30 s for `notifications/tools/list_changed`, lists the tools again, ends
 // the session (DELETE) and prints one JSON object on stdout:
 //   {"sessionId": "...", "protocolVersion": "...", "capabilities": {...}, "before": [names],
-//    "notifications": n, "after": [names], "terminated": true}
+//    "notifications": n, "after": [names], "lists": n, "terminated": true}
+// With --replicas (several mcpgate processes behind one address), the notification comes from the
+// replica holding the GET stream once it serves the change, and the next list may reach a replica
+// a moment behind it: the tools are listed again, for up to 10 s, until they differ from the first
+// list ("lists" says how many lists that took).
 // Exit status: 0 on success, 1 on any protocol, transport or usage error or when no notification
 // came (message on stderr).
 
@@ -29,8 +33,12 @@ async function listNames(client) {
   return names;
 }
 
+function same(a, b) {
+  return a.length === b.length && a.every((it, n) => it === b[n]);
+}
+
 async function main(argv) {
-  const [url, triggerUrl] = argv;
+  const [url, triggerUrl, mode] = argv;
   if (!url || !triggerUrl) {
     throw new Error("usage: sdk-listen.mjs URL TRIGGER_URL");
   }
@@ -71,6 +79,13 @@ async function main(argv) {
     }
     summary.notifications = notifications;
     summary.after = await listNames(client);
+    summary.lists = 1;
+    const until = Date.now() + 10_000;
+    while (mode === "--replicas" && same(summary.after, summary.before) && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      summary.after = await listNames(client);
+      summary.lists += 1;
+    }
     await transport.terminateSession();
     summary.terminated = transport.sessionId === undefined;
     process.stdout.write(`${JSON.stringify(summary)}\n`);
