@@ -5,7 +5,7 @@
 pub mod search;
 pub mod validator;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,7 +22,8 @@ use crate::tools::{self, Report, ToolSpec};
 pub struct Catalog {
     pub title: String,
     pub tools: Vec<Tool>,
-    by_name: HashMap<String, usize>,
+    /// foldhash, seeded at random: every call looks its tool up here, and SipHash cost more.
+    by_name: foldhash::HashMap<String, usize>,
     pub report: Report,
     /// The server's metrics that no tool names (a call naming an unknown tool, refusals).
     pub metrics: Arc<metrics::ServerSeries>,

@@ -10,8 +10,6 @@ mod body;
 mod parameters;
 mod path;
 
-use std::collections::HashMap;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 use url::Url;
@@ -69,7 +67,7 @@ pub fn build(base: &Url, plan: &CallPlan, arguments: &Map<String, Value>) -> Res
         return Err(Error::Missing(name.clone()));
     }
 
-    let mut path_values: HashMap<&str, (&str, String)> = HashMap::new();
+    let mut path_values = Vec::new();
     let mut query = Vec::new();
     let mut headers = Vec::new();
     let mut cookies = Vec::new();
@@ -83,7 +81,7 @@ pub fn build(base: &Url, plan: &CallPlan, arguments: &Map<String, Value>) -> Res
         match param.location {
             Location::Path => {
                 let expansion = path::expansion(param, value)?;
-                path_values.insert(param.name.as_str(), (param.argument.as_str(), expansion));
+                path_values.push(path::PathValue { name: &param.name, argument: &param.argument, expansion });
             }
             Location::Query => query.extend(parameters::query_pairs(param, value)?),
             Location::Header => {

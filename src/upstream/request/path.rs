@@ -1,8 +1,6 @@
 //! Path parameters and the URL: RFC 6570 simple, label and matrix expansions, percent-encoded so
 //! that no value leaves its segment, and the finished URL checked against the backend's.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 use url::Url;
 
@@ -67,11 +65,19 @@ pub(super) fn simple(shape: &Shape, explode: bool, e: &dyn Fn(&str) -> String) -
     }
 }
 
+/// A path parameter's expansion, and the argument it came from. A call has a few: a list is
+/// searched faster than a map is hashed.
+pub(super) struct PathValue<'a> {
+    pub name: &'a str,
+    pub argument: &'a str,
+    pub expansion: String,
+}
+
 /// `base` joined with the expanded `template` and the query, checked to stay under `base`.
 pub(super) fn request_url(
     base: &Url,
     template: &str,
-    values: &HashMap<&str, (&str, String)>,
+    values: &[PathValue<'_>],
     query: &[String],
 ) -> Result<Url, Error> {
     if base.cannot_be_a_base() {
@@ -128,10 +134,7 @@ pub(super) fn request_url(
 
 /// One segment of the template with its `{name}` expressions replaced; the argument of the first
 /// expression, if any.
-fn expand_segment<'a>(
-    segment: &str,
-    values: &HashMap<&str, (&'a str, String)>,
-) -> Result<(String, Option<&'a str>), Error> {
+fn expand_segment<'a>(segment: &str, values: &[PathValue<'a>]) -> Result<(String, Option<&'a str>), Error> {
     let mut out = String::with_capacity(segment.len());
     let mut argument = None;
     let mut rest = segment;
@@ -139,7 +142,8 @@ fn expand_segment<'a>(
         let Some(close) = rest[open..].find('}').map(|it| open + it) else { break };
         out.push_str(&rest[..open]);
         let name = &rest[open + 1..close];
-        let Some((arg, expansion)) = values.get(name) else {
+        let Some(PathValue { argument: arg, expansion, .. }) = values.iter().rev().find(|it| it.name == name)
+        else {
             return Err(Error::Missing(name.to_owned()));
         };
         out.push_str(expansion);
