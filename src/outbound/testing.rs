@@ -57,16 +57,8 @@ async fn serve(mut stream: TcpStream, answer: Arc<Answer>, seen: Arc<Mutex<Vec<S
     // The request is read in full first: closing a socket with unread input resets the
     // connection, and the client would see a transport error instead of the answer.
     let mut request = Vec::new();
+    let Some(head_end) = read_head(&mut stream, &mut request).await else { return };
     let mut buf = [0; 4096];
-    let head_end = loop {
-        if let Some(at) = request.windows(4).position(|it| it == b"\r\n\r\n") {
-            break at + 4;
-        }
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    };
     let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
     let length: usize = head
         .lines()
@@ -91,6 +83,21 @@ async fn serve(mut stream: TcpStream, answer: Arc<Answer>, seen: Arc<Mutex<Vec<S
             let _ = stream.write_all(&bytes).await;
             let _ = stream.flush().await;
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Reads from `stream` until `read` holds a request's head: the head's length, `None` when the
+/// connection ends first.
+pub(crate) async fn read_head(stream: &mut TcpStream, read: &mut Vec<u8>) -> Option<usize> {
+    let mut buf = [0; 4096];
+    loop {
+        if let Some(at) = read.windows(4).position(|it| it == b"\r\n\r\n") {
+            return Some(at + 4);
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => read.extend_from_slice(&buf[..n]),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::json;
 use url::Url;
 
-use super::testing::{Reply, Stub, assert_passes_ignoring_env_proxy, json, response};
+use super::testing::{Reply, Stub, assert_passes_ignoring_env_proxy, json, read_head, response};
 use super::*;
 
 fn ok(body: &str) -> Reply {
@@ -199,7 +199,7 @@ async fn error_descriptions_leave_the_url_out() {
 /// A keep-alive server: answers every GET on a connection with `body`, then closes the connection
 /// after `per_connection` answers. Counts the connections it accepted.
 async fn keeping_alive(body: &'static str, per_connection: usize) -> (Url, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -208,13 +208,10 @@ async fn keeping_alive(body: &'static str, per_connection: usize) -> (Url, Arc<A
         while let Ok((mut stream, _)) = listener.accept().await {
             counted.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let (mut buf, mut read) = (vec![0; 4096], Vec::new());
+                let mut read = Vec::new();
                 for _ in 0..per_connection {
-                    while !read.windows(4).any(|it| it == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => read.extend_from_slice(&buf[..n]),
-                        }
+                    if read_head(&mut stream, &mut read).await.is_none() {
+                        return;
                     }
                     read.clear();
                     let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
@@ -276,7 +273,7 @@ enum Step {
 /// A server that follows `script` on each connection, one step per request, then closes it.
 /// Records the request lines it read, and counts the connections.
 async fn scripted(script: Vec<Step>) -> (Url, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
     let (accepted, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(std::sync::Mutex::new(Vec::new())));
@@ -286,17 +283,9 @@ async fn scripted(script: Vec<Step>) -> (Url, Arc<AtomicUsize>, Arc<std::sync::M
             counted.fetch_add(1, Ordering::SeqCst);
             let (script, recorded) = (script.clone(), recorded.clone());
             tokio::spawn(async move {
-                let (mut buf, mut read) = (vec![0; 4096], Vec::new());
+                let mut read = Vec::new();
                 for step in script {
-                    let head_end = loop {
-                        if let Some(at) = read.windows(4).position(|it| it == b"\r\n\r\n") {
-                            break at + 4;
-                        }
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => read.extend_from_slice(&buf[..n]),
-                        }
-                    };
+                    let Some(head_end) = read_head(&mut stream, &mut read).await else { return };
                     let head = String::from_utf8_lossy(&read[..head_end]).into_owned();
                     recorded.lock().unwrap().push(head.lines().next().unwrap_or_default().to_owned());
                     read.drain(..head_end);
