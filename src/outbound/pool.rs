@@ -46,6 +46,17 @@ enum Address {
     Name(String, u16),
 }
 
+impl Address {
+    /// The name a TLS server's certificate must carry.
+    fn server_name(&self) -> Result<ServerName<'static>, String> {
+        match self {
+            Address::Ip(address) => Ok(ServerName::from(address.ip())),
+            Address::Name(name, _) => ServerName::try_from(name.clone())
+                .map_err(|_| "the backend's host is not a valid TLS server name".to_owned()),
+        }
+    }
+}
+
 struct Kept {
     connection: Connection,
     since: Instant,
@@ -66,21 +77,15 @@ impl Pool {
     /// A pool of connections to the origin of `url`, each made within `connect_timeout`.
     pub fn new(url: &Url, connect_timeout: Duration) -> Result<Pool, String> {
         let port = url.port_or_known_default().ok_or("the backend URL has no port")?;
-        let host = url.host().ok_or("the backend URL has no host")?;
-        let address = match &host {
-            Host::Ipv4(ip) => Address::Ip(SocketAddr::new(IpAddr::V4(*ip), port)),
-            Host::Ipv6(ip) => Address::Ip(SocketAddr::new(IpAddr::V6(*ip), port)),
-            Host::Domain(domain) => Address::Name((*domain).to_owned(), port),
+        let address = match url.host().ok_or("the backend URL has no host")? {
+            Host::Ipv4(ip) => Address::Ip(SocketAddr::new(IpAddr::V4(ip), port)),
+            Host::Ipv6(ip) => Address::Ip(SocketAddr::new(IpAddr::V6(ip), port)),
+            Host::Domain(domain) => Address::Name(domain.to_owned(), port),
         };
         let tls = match url.scheme() {
             "https" => {
                 tls_config()?;
-                Some(match host {
-                    Host::Ipv4(ip) => ServerName::from(IpAddr::V4(ip)),
-                    Host::Ipv6(ip) => ServerName::from(IpAddr::V6(ip)),
-                    Host::Domain(domain) => ServerName::try_from(domain.to_owned())
-                        .map_err(|_| "the backend's host is not a valid TLS server name")?,
-                })
+                Some(address.server_name()?)
             }
             "http" => None,
             _ => return Err("the backend URL is neither http nor https".to_owned()),
