@@ -118,14 +118,14 @@ pub(super) fn request_url(
     // not parsed (and put through IDNA) once more per call; a reference that named another host
     // (`//host/…`) fails the origin check as any other escape does.
     let parsed = base.join(&reference).map_err(|_| Error::Escape)?;
-    let path = &reference[..reference.find('?').unwrap_or(reference.len())];
+    let path = &reference[..reference.bytes().position(|it| it == b'?').unwrap_or(reference.len())];
     let same_origin = parsed.scheme() == base.scheme()
         && parsed.host() == base.host()
         && parsed.port_or_known_default() == base.port_or_known_default()
         && parsed.username() == base.username()
         && parsed.password() == base.password();
     let under_base = parsed.path().strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'));
-    let same_segments = parsed.path().matches('/').count() == path.matches('/').count();
+    let same_segments = slashes(parsed.path()) == slashes(path);
     if !same_origin || !under_base || !same_segments {
         return Err(Error::Escape);
     }
@@ -138,8 +138,10 @@ fn expand_segment<'a>(segment: &str, values: &[PathValue<'a>]) -> Result<(String
     let mut out = String::with_capacity(segment.len());
     let mut argument = None;
     let mut rest = segment;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}').map(|it| open + it) else { break };
+    while let Some(open) = rest.bytes().position(|it| it == b'{') {
+        let Some(close) = rest.bytes().skip(open).position(|it| it == b'}').map(|it| open + it) else {
+            break;
+        };
         out.push_str(&rest[..open]);
         let name = &rest[open + 1..close];
         let Some(PathValue { argument: arg, expansion, .. }) = values.iter().rev().find(|it| it.name == name)
@@ -152,4 +154,10 @@ fn expand_segment<'a>(segment: &str, values: &[PathValue<'a>]) -> Result<(String
     }
     out.push_str(rest);
     Ok((out, argument))
+}
+
+/// How many `/` a path has. Counted byte by byte: a path is a few dozen bytes, and a `char`
+/// search pays for a `memchr` call per match.
+fn slashes(path: &str) -> usize {
+    path.bytes().filter(|it| *it == b'/').count()
 }
