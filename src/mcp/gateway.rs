@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::hash::Hash;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
@@ -396,9 +396,24 @@ pub(super) fn who(caller: Option<&Caller>, peer: Option<SocketAddr>) -> Who<'_> 
             client_id: caller.claims.client_id.as_deref(),
         },
         None => {
-            Who { subject: peer.map(|it| Cow::Owned(it.ip().to_canonical().to_string())), ..Who::default() }
+            Who { subject: peer.map(|it| Cow::Owned(address_text(it.ip().to_canonical()))), ..Who::default() }
         }
     }
+}
+
+/// `ip` as `Display` writes it. An IPv4 address, the common case, is written without the
+/// formatting machinery, which took 1,300 instructions of every call in mode `none`.
+fn address_text(ip: IpAddr) -> String {
+    let IpAddr::V4(ip) = ip else { return ip.to_string() };
+    let mut text = String::with_capacity(15);
+    let mut digits = itoa::Buffer::new();
+    for (n, octet) in ip.octets().into_iter().enumerate() {
+        if n > 0 {
+            text.push('.');
+        }
+        text.push_str(digits.format(octet));
+    }
+    text
 }
 
 /// Whose bucket a call takes from: the caller (issuer and subject), else the client's address
@@ -553,5 +568,16 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(300)), Some(300));
         assert_eq!(decode_cursor("not base64!"), None);
         assert_eq!(decode_cursor(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("offset:x")), None);
+    }
+
+    #[test]
+    fn an_address_is_written_as_display_writes_it() {
+        for text in
+            ["0.0.0.0", "127.0.0.1", "10.20.30.40", "255.255.255.255", "::1", "2001:db8::8a2e:370:7334"]
+        {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(address_text(ip), ip.to_string());
+            assert_eq!(address_text(ip), text);
+        }
     }
 }
