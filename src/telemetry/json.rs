@@ -106,11 +106,11 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write(field, |writer| write!(writer, "{value}"));
+        self.write(field, |writer| writer.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.write(field, |writer| write!(writer, "{value}"));
+        self.write(field, |writer| writer.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
