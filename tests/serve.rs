@@ -758,6 +758,9 @@ async fn the_direct_path_answers_as_rmcp_does() {
     let requests = [
         json!({"method": "tools/call", "params": {"name": "getItem", "arguments": {"id": "a/b"}}}),
         json!({"method": "tools/call", "params": {"name": "listThings", "arguments": {}}}),
+        // Without arguments: read as sent, not as rmcp's type (`envelope::Params`).
+        json!({"method": "tools/call", "params": {"name": "listThings"}}),
+        json!({"method": "tools/call", "params": {"name": "listThings", "arguments": {}, "_meta": {"progressToken": 5}}}),
         json!({"method": "tools/call", "params": {"name": "createThing", "arguments": {"size": 0}}}),
         json!({"method": "tools/call", "params": {"name": "getKind", "arguments": {"kind": "missing"}}}),
         json!({"method": "tools/call", "params": {"name": "getKind", "arguments": {"kind": "image"}}}),

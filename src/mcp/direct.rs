@@ -25,7 +25,7 @@ use rmcp::model::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::envelope::ToolsRequest;
+use super::envelope::{Params, ToolsRequest};
 use super::gateway::{self, Called, Gateway, Origin};
 use crate::auth::Caller;
 use crate::snapshot::Snapshot;
@@ -77,10 +77,10 @@ fn negotiated(headers: &HeaderMap) -> bool {
 /// 2026-07-28 `tools/list`, whose result rmcp gives caching hints.
 fn per_request(headers: &HeaderMap, request: &ToolsRequest) -> bool {
     let next = ProtocolVersion::V_2026_07_28.as_str();
-    let meta = request.params.get("_meta").and_then(Value::as_object);
+    let meta = request.meta();
     let meta_version = meta.and_then(|it| it.get(META_PROTOCOL_VERSION)).and_then(Value::as_str);
     let capabilities = meta.and_then(|it| it.get(META_CLIENT_CAPABILITIES)).is_some_and(Value::is_object);
-    let name = request.params.get("name").and_then(Value::as_str);
+    let name = request.name();
     request.call
         && single(headers, PROTOCOL_VERSION) == Some(next)
         && meta_version == Some(next)
@@ -104,9 +104,8 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The catalog's tool a `tools/call` request runs (in catalog mode, the one the call meta-tool
 /// names).
 fn called<'a>(request: &'a ToolsRequest, snapshot: &'a Snapshot) -> Option<&'a crate::catalog::Tool> {
-    let name = request.params.get("name")?.as_str()?;
-    let arguments = request.params.get("arguments").and_then(Value::as_object);
-    snapshot.catalog.tool(super::catalog_mode::called_tool(&snapshot.catalog, name, arguments)?)
+    let called = super::catalog_mode::called_tool(&snapshot.catalog, request.name()?, request.arguments())?;
+    snapshot.catalog.tool(called)
 }
 
 /// The media types of an `Accept` or `Content-Type` value, without their parameters.
@@ -131,39 +130,53 @@ pub(super) async fn answer(
     // `serves` took a request that names its version only when it is 2026-07-28.
     let per_request = request.versioned();
     let ToolsRequest { id, call, params } = request;
-    let params = Value::Object(params);
     let invalid = |method: &str, err: serde_json::Error| {
         ErrorData::invalid_params(format!("invalid {method} parameters: {err}"), None)
     };
-    let body = if call {
-        match serde_json::from_value::<CallToolRequestParams>(params) {
-            Ok(mut params) => {
-                let header = |name: &str| sender.headers.get(name)?.to_str().ok();
-                let meta = params.meta.take();
-                let meta = meta.as_ref();
-                let trace = match meta.and_then(|it| it.get_traceparent()) {
-                    Some(parent) => (Some(parent), meta.and_then(|it| it.get_tracestate())),
-                    None => (header("traceparent"), header("tracestate")),
-                };
-                let origin = Origin { caller: sender.caller, peer: sender.peer, trace, rmcp: None };
-                match gateway.call_on(snapshot, params, &origin).await {
-                    Ok(Called::Forwarded(outcome)) => forwarded(&id, outcome, per_request),
-                    other => encode(&id, other.map(|it| CallToolResponse::from(it).into()), per_request),
-                }
-            }
+    let body = match params {
+        Params::Call(params) => call_tool(gateway, snapshot, &id, params, &sender, per_request).await,
+        Params::Sent(params) if call => match serde_json::from_value(Value::Object(params)) {
+            Ok(params) => call_tool(gateway, snapshot, &id, params, &sender, per_request).await,
             Err(err) => encode(&id, Err(invalid("tools/call", err)), per_request),
+        },
+        Params::Sent(params) => {
+            let outcome =
+                match serde_json::from_value::<Option<PaginatedRequestParams>>(Value::Object(params)) {
+                    Ok(params) => {
+                        gateway::list_tools_on(snapshot, params, sender.caller).map(ServerResult::from)
+                    }
+                    Err(err) => Err(invalid("tools/list", err)),
+                };
+            encode(&id, outcome, per_request)
         }
-    } else {
-        let outcome = match serde_json::from_value::<Option<PaginatedRequestParams>>(params) {
-            Ok(params) => gateway::list_tools_on(snapshot, params, sender.caller).map(ServerResult::from),
-            Err(err) => Err(invalid("tools/list", err)),
-        };
-        encode(&id, outcome, per_request)
     };
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     response
+}
+
+/// The JSON-RPC response to the call `id` with `params`.
+async fn call_tool(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    id: &Value,
+    mut params: CallToolRequestParams,
+    sender: &Sender<'_>,
+    per_request: bool,
+) -> Vec<u8> {
+    let header = |name: &str| sender.headers.get(name)?.to_str().ok();
+    let meta = params.meta.take();
+    let meta = meta.as_ref();
+    let trace = match meta.and_then(|it| it.get_traceparent()) {
+        Some(parent) => (Some(parent), meta.and_then(|it| it.get_tracestate())),
+        None => (header("traceparent"), header("tracestate")),
+    };
+    let origin = Origin { caller: sender.caller, peer: sender.peer, trace, rmcp: None };
+    match gateway.call_on(snapshot, params, &origin).await {
+        Ok(Called::Forwarded(outcome)) => forwarded(id, outcome, per_request),
+        other => encode(id, other.map(|it| CallToolResponse::from(it).into()), per_request),
+    }
 }
 
 /// The JSON-RPC response to the request `id` that came to `outcome`, as rmcp's handler writes
@@ -350,8 +363,13 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         let params = json!({"name": "getPet", "arguments": {}, "_meta": meta});
-        let Value::Object(params) = params else { unreachable!() };
-        (map, ToolsRequest { id: json!(1), call: true, params })
+        (map, request("tools/call", params))
+    }
+
+    /// A request as `envelope::read` reads it.
+    fn request(method: &str, params: Value) -> ToolsRequest {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        super::super::envelope::read(body.to_string().as_bytes()).unwrap().tools.unwrap()
     }
 
     #[test]
@@ -384,9 +402,8 @@ mod tests {
         });
         assert!(!serves(&[version, method, name], &other_version), "`_meta` and header disagree");
 
-        let (headers, mut list) = next_call(&[version, ("mcp-method", "tools/list")], meta);
-        list.call = false;
-        list.params.remove("name");
+        let (headers, _) = next_call(&[version, ("mcp-method", "tools/list")], meta.clone());
+        let list = request("tools/list", json!({"_meta": meta}));
         assert!(!per_request(&headers, &list), "rmcp lists, with its caching hints");
     }
 

@@ -271,7 +271,7 @@ impl Endpoint {
                 Err(malformed) => return refused_message(malformed),
             };
             // In catalog mode the tool a call runs is named in the arguments of the call meta-tool.
-            let arguments = envelope.tools.as_ref().and_then(|it| it.params.get("arguments")?.as_object());
+            let arguments = envelope.tools.as_ref().and_then(|it| it.arguments());
             let called =
                 envelope.called.as_deref().and_then(|it| called_tool(&snapshot.catalog, it, arguments));
             if let (Some(guard), Some(caller), Some(name)) = (&snapshot.access, &caller, called)

@@ -3,8 +3,10 @@
 //! `tools/call` and `tools/list` requests that `mcp::direct` answers without rmcp. rmcp reads
 //! any other message again.
 
+use rmcp::model::{CallToolRequestParams, JsonObject};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Default, PartialEq)]
@@ -17,21 +19,53 @@ pub(super) struct Envelope {
     pub tools: Option<ToolsRequest>,
 }
 
-/// A `tools/call` or `tools/list` request: its id, and its parameters as sent.
+/// A `tools/call` or `tools/list` request: its id, and its parameters.
 #[derive(Debug, PartialEq)]
 pub(super) struct ToolsRequest {
     pub id: Value,
     pub call: bool,
-    pub params: Map<String, Value>,
+    pub params: Params,
+}
+
+/// The parameters of a [`ToolsRequest`].
+#[derive(Debug, PartialEq)]
+pub(super) enum Params {
+    /// A call's, read straight into rmcp's type from the text: no map of the parameters to hash
+    /// its keys into, look them up in again and convert.
+    Call(CallToolRequestParams),
+    /// A `tools/list`'s, or a call's that rmcp's type does not read as it is sent (without
+    /// `arguments`, with a key twice, ...), as sent: the direct path answers it as rmcp would.
+    Sent(Map<String, Value>),
 }
 
 impl ToolsRequest {
+    /// The tool a call names.
+    pub fn name(&self) -> Option<&str> {
+        match &self.params {
+            Params::Call(params) => Some(&params.name),
+            Params::Sent(params) => params.get("name")?.as_str(),
+        }
+    }
+
+    /// A call's arguments.
+    pub fn arguments(&self) -> Option<&JsonObject> {
+        match &self.params {
+            Params::Call(params) => params.arguments.as_ref(),
+            Params::Sent(params) => params.get("arguments")?.as_object(),
+        }
+    }
+
+    /// The request's `_meta`.
+    pub fn meta(&self) -> Option<&JsonObject> {
+        match &self.params {
+            Params::Call(params) => params.meta.as_ref().map(|it| &it.0.0),
+            Params::Sent(params) => params.get("_meta")?.as_object(),
+        }
+    }
+
     /// Whether the request names its own protocol version in `_meta` (a 2026-07-28 request).
     pub fn versioned(&self) -> bool {
-        self.params
-            .get("_meta")
-            .and_then(Value::as_object)
-            .is_some_and(|it| it.contains_key("io.modelcontextprotocol/protocolVersion"))
+        self.meta().is_some_and(|it| it.contains_key("io.modelcontextprotocol/protocolVersion"))
     }
 }
 
@@ -49,15 +83,15 @@ pub(super) const INVALID_REQUEST: i64 = -32600;
 pub(super) const INVALID_PARAMS: i64 = -32602;
 
 #[derive(Deserialize)]
-struct Message {
+struct Message<'a> {
     jsonrpc: Option<String>,
     method: Option<String>,
     /// `Some(Value::Null)` for `"id": null`, which is not the same as no id.
     #[serde(default, deserialize_with = "present")]
     id: Option<Value>,
-    /// Built whole: `method` may come after it, and parameters are small but for a call's
-    /// arguments, which the call needs built anyway.
-    params: Option<Value>,
+    /// Kept as text until `method`, which may come after it, says what they are.
+    #[serde(borrow)]
+    params: Option<&'a RawValue>,
 }
 
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
@@ -98,31 +132,48 @@ pub(super) fn read(body: &[u8]) -> Result<Envelope, Malformed> {
     if let Some(method @ ("tools/call" | "tools/list")) = method {
         let call = method == "tools/call";
         let params = match message.params {
-            None => Map::new(),
-            Some(Value::Object(params)) => params,
-            Some(_) => {
-                return Err(Malformed { code: INVALID_PARAMS, message: "`params` must be an object", id });
-            }
+            // A call with arguments, as every client sends one: rmcp's type, read from the text.
+            // Without them, rmcp's type would take `"arguments": null` that the check below refuses.
+            Some(raw) if call => match serde_json::from_str::<CallToolRequestParams>(raw.get()) {
+                Ok(params) if params.arguments.is_some() => Params::Call(params),
+                _ => sent(Some(raw), call, id.as_ref())?,
+            },
+            other => sent(other, call, id.as_ref())?,
         };
         if call {
-            if params.get("arguments").is_some_and(|it| !it.is_object()) {
-                return Err(Malformed { code: INVALID_PARAMS, message: "`arguments` must be an object", id });
-            }
-            called = match params.get("name") {
-                Some(Value::String(name)) => Some(name.clone()),
-                _ => {
-                    return Err(Malformed {
-                        code: INVALID_PARAMS,
-                        message: "`name` must be a tool's name",
-                        id,
-                    });
-                }
+            called = match &params {
+                Params::Call(params) => Some(params.name.to_string()),
+                Params::Sent(params) => match params.get("name") {
+                    Some(Value::String(name)) => Some(name.clone()),
+                    _ => {
+                        return Err(Malformed {
+                            code: INVALID_PARAMS,
+                            message: "`name` must be a tool's name",
+                            id,
+                        });
+                    }
+                },
             };
         }
         tools = id.clone().map(|id| ToolsRequest { id, call, params });
     }
     let initialize = if method == Some("initialize") { id } else { None };
     Ok(Envelope { initialize, called, tools })
+}
+
+/// Parameters as sent: an object, whose `arguments`, in a call, are an object too.
+fn sent(raw: Option<&RawValue>, call: bool, id: Option<&Value>) -> Result<Params, Malformed> {
+    let refused = |message| Malformed { code: INVALID_PARAMS, message, id: id.cloned() };
+    let params = match raw.map(|it| serde_json::from_str::<Value>(it.get())) {
+        None => Map::new(),
+        Some(Ok(Value::Object(params))) => params,
+        // Text that parsed once parses again.
+        Some(_) => return Err(refused("`params` must be an object")),
+    };
+    if call && params.get("arguments").is_some_and(|it| !it.is_object()) {
+        return Err(refused("`arguments` must be an object"));
+    }
+    Ok(Params::Sent(params))
 }
 
 #[cfg(test)]
@@ -157,10 +208,15 @@ mod tests {
     fn keeps_tools_requests_whole() {
         let call = br#"{"params":{"arguments":{"petId":1},"name":"getPetById"},"method":"tools/call","id":"c","jsonrpc":"2.0"}"#;
         let tools = read(call).unwrap().tools.unwrap();
-        assert_eq!((tools.id, tools.call), (json!("c"), true));
-        assert_eq!(Value::Object(tools.params), json!({"name": "getPetById", "arguments": {"petId": 1}}));
+        assert_eq!((&tools.id, tools.call), (&json!("c"), true));
+        let Params::Call(params) = &tools.params else { panic!("read as rmcp's type: {:?}", tools.params) };
+        assert_eq!(
+            serde_json::to_value(params).unwrap(),
+            json!({"name": "getPetById", "arguments": {"petId": 1}})
+        );
+        assert_eq!((tools.name(), tools.arguments()), (Some("getPetById"), json!({"petId": 1}).as_object()));
         let list = read(br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).unwrap().tools.unwrap();
-        assert!(!list.call && list.params.is_empty() && !list.versioned());
+        assert!(!list.call && list.params == Params::Sent(Map::new()) && !list.versioned());
         let versioned = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
         assert!(read(versioned).unwrap().tools.unwrap().versioned());
         assert_eq!(read(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap().tools, None);
