@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorData, PaginatedRequestParams, ProtocolVersion, ServerResult,
@@ -33,9 +33,12 @@ use crate::upstream::{Outcome, Part};
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
-const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-const MCP_METHOD: &str = "mcp-method";
-const MCP_NAME: &str = "mcp-name";
+// Names, not text: a lookup by text checks and lowercases the name first, at every call.
+const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
@@ -91,7 +94,7 @@ fn per_request(headers: &HeaderMap, request: &ToolsRequest) -> bool {
 }
 
 /// The one value of header `name`, as text.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn single(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -165,12 +168,12 @@ async fn call_tool(
     sender: &Sender<'_>,
     per_request: bool,
 ) -> Vec<u8> {
-    let header = |name: &str| sender.headers.get(name)?.to_str().ok();
+    let header = |name: HeaderName| sender.headers.get(name)?.to_str().ok();
     let meta = params.meta.take();
     let meta = meta.as_ref();
     let trace = match meta.and_then(|it| it.get_traceparent()) {
         Some(parent) => (Some(parent), meta.and_then(|it| it.get_tracestate())),
-        None => (header("traceparent"), header("tracestate")),
+        None => (header(TRACEPARENT), header(TRACESTATE)),
     };
     let origin = Origin { caller: sender.caller, peer: sender.peer, trace, rmcp: None };
     match gateway.call_on(snapshot, params, &origin).await {

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -56,7 +56,7 @@ use crate::snapshot::Snapshot;
 /// client that only listens for changes may stay quiet for long.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
-pub(super) const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// How many sessions a hosted server keeps, and how long one that is never used lives. Each
 /// session holds a task and its buffers until it ends.
