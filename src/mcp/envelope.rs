@@ -3,6 +3,8 @@
 //! `tools/call` and `tools/list` requests that `mcp::direct` answers without rmcp. rmcp reads
 //! any other message again.
 
+use std::borrow::Cow;
+
 use rmcp::model::{CallToolRequestParams, JsonObject};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny};
@@ -84,8 +86,11 @@ pub(super) const INVALID_PARAMS: i64 = -32602;
 
 #[derive(Deserialize)]
 struct Message<'a> {
-    jsonrpc: Option<String>,
-    method: Option<String>,
+    /// Borrowed from the body unless escaped.
+    #[serde(borrow)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
     /// `Some(Value::Null)` for `"id": null`, which is not the same as no id.
     #[serde(default, deserialize_with = "present")]
     id: Option<Value>,
@@ -195,6 +200,8 @@ mod tests {
     fn finds_the_called_tool() {
         let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"addPet","arguments":{"a":[1,{"b":2}]}}}"#;
         assert_eq!(read(call).unwrap().called.as_deref(), Some("addPet"));
+        let escaped = br#"{"jsonrpc":"2\u002e0","id":1,"method":"tools\/call","params":{"name":"addPet","arguments":{}}}"#;
+        assert_eq!(read(escaped).unwrap().called.as_deref(), Some("addPet"), "escapes in the method");
         assert_eq!(read(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap().called, None);
         let response = br#"{"jsonrpc":"2.0","id":"s-1","result":{}}"#;
         assert_eq!(read(response).unwrap(), Envelope::default(), "a client's response");
