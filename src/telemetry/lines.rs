@@ -120,7 +120,10 @@ impl Shared {
         let mut output = self.output.lock().unwrap_or_else(|it| it.into_inner());
         let (bytes, dropped) = {
             let mut pending = self.lock();
-            (mem::take(&mut pending.bytes), mem::take(&mut pending.dropped))
+            // The next batch starts with room for one as big as this one, rather than growing
+            // from nothing through every power of two while calls append to it.
+            let room = pending.bytes.len();
+            (mem::replace(&mut pending.bytes, Vec::with_capacity(room)), mem::take(&mut pending.dropped))
         };
         // Nowhere to say that standard error failed: the lines are lost either way.
         let _ = output.write_all(&bytes);
