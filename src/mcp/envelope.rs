@@ -138,7 +138,8 @@ pub(super) fn read(body: &[u8]) -> Result<Envelope, Malformed> {
         let call = method == "tools/call";
         let params = match message.params {
             // A call with arguments, as every client sends one: rmcp's type, read from the text.
-            // Without them, rmcp's type would take `"arguments": null` that the check below refuses.
+            // One without goes through `sent`: rmcp's type takes `"arguments": null`, which
+            // `sent` refuses.
             Some(raw) if call => match serde_json::from_str::<CallToolRequestParams>(raw.get()) {
                 Ok(params) if params.arguments.is_some() => Params::Call(params),
                 _ => sent(Some(raw), call, id.as_ref())?,
