@@ -1,11 +1,12 @@
-//! The harness for tests that run real clients with Node against a `mcpgate serve` child process:
-//! shared by `tests/clients.rs`, `tests/oauth.rs`, `tests/credentials.rs` and others, which
-//! include this file with `#[path]`. The configuration text is shared with the in-process
-//! harness, `support/app.rs`.
+//! The harness for tests that run real clients, with Node or Python, against a `mcpgate serve`
+//! child process: shared by `tests/clients.rs`, `tests/oauth.rs`, `tests/credentials.rs` and
+//! others, which include this file with `#[path]`. The configuration text is shared with the
+//! in-process harness, `support/app.rs`.
 //!
 //! Node and the clients come from `tests/node` (`npm ci --prefix tests/node`); `MCPGATE_NODE` may
 //! name another Node 22 binary. Without them the tests skip, unless `MCPGATE_REQUIRE_NODE` is set
-//! (CI sets it), when they fail.
+//! (CI sets it), when they fail. Likewise the MCP Python SDK, which `tests/run` installs into
+//! `target/python-clients` (`MCPGATE_PYTHON`, `MCPGATE_REQUIRE_PYTHON`).
 
 #![allow(dead_code)]
 // Each including test uses its own part.
@@ -27,6 +28,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 pub const NODE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
+pub const PYTHON_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
 /// The longest a client run may take; a hung client fails the test instead of hanging it.
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(180);
 
@@ -65,37 +67,93 @@ impl Node {
         let help = format!(
             "{problem}: run `npm ci --prefix tests/node` (any npm will do), or set MCPGATE_NODE to a Node 22.19+ binary"
         );
-        let required = std::env::var("MCPGATE_REQUIRE_NODE").is_ok_and(|it| !it.is_empty() && it != "0");
-        assert!(!required, "MCPGATE_REQUIRE_NODE is set but the MCP clients cannot run: {help}");
-        skip(&help);
+        cannot_run("MCPGATE_REQUIRE_NODE", &help);
         None
     }
 
     /// Runs `node ARGS` in `tests/node`, waiting at most [`CLIENT_DEADLINE`].
     pub fn run(&self, args: &[&str]) -> Run {
-        let n = self.runs.fetch_add(1, Ordering::SeqCst);
-        let out_path = self.home.path().join(format!("run-{n}.out"));
-        let err_path = self.home.path().join(format!("run-{n}.err"));
-        let command = format!("{} {}", self.bin.display(), args.join(" "));
-        let mut child = Command::new(&self.bin)
-            .args(args)
-            .current_dir(NODE_DIR)
-            .env("HOME", self.home.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(File::create(&out_path).unwrap())
-            .stderr(File::create(&err_path).unwrap())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot run {command}: {err}"));
-        let status = wait_or_kill(&mut child, CLIENT_DEADLINE).unwrap_or_else(|| {
-            panic!("{command} did not finish within {CLIENT_DEADLINE:?}");
-        });
-        Run {
-            command,
-            code: status.code(),
-            stdout: std::fs::read_to_string(&out_path).unwrap(),
-            stderr: std::fs::read_to_string(&err_path).unwrap(),
-        }
+        run_client(&self.bin, args, Path::new(NODE_DIR), self.home.path(), &self.runs)
+    }
+}
+
+/// A Python whose packages include those of `tests/python/requirements.txt` (the MCP SDK).
+pub struct Python {
+    pub bin: PathBuf,
+    /// `HOME` of the clients, where each run's output is kept.
+    pub home: TempDir,
+    runs: AtomicUsize,
+}
+
+impl Python {
+    /// `MCPGATE_PYTHON`, or else the virtual environment `tests/run` makes beside the tests'
+    /// binaries; `None` (after a notice) when it cannot import the SDK and is not required.
+    pub fn find() -> Option<Python> {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target folder");
+        let bin = std::env::var_os("MCPGATE_PYTHON")
+            .map_or_else(|| target.join("python-clients/bin/python"), PathBuf::from);
+        let problem = match Command::new(&bin).args(["-c", "import mcp"]).output() {
+            Ok(output) if output.status.success() => None,
+            Ok(output) => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                Some(format!(
+                    "{} cannot import mcp: {}",
+                    bin.display(),
+                    stderr.trim().lines().last().unwrap_or("")
+                ))
+            }
+            Err(err) => Some(format!("{} does not run: {err}", bin.display())),
+        };
+        let Some(problem) = problem else {
+            return Some(Python { bin, home: TempDir::new().unwrap(), runs: AtomicUsize::new(0) });
+        };
+        let help = format!(
+            "{problem}: run tests/run, which installs tests/python/requirements.txt into {}, or set MCPGATE_PYTHON to a Python that has them",
+            target.join("python-clients").display()
+        );
+        cannot_run("MCPGATE_REQUIRE_PYTHON", &help);
+        None
+    }
+
+    /// Runs `python ARGS` in `tests/python`, waiting at most [`CLIENT_DEADLINE`].
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_client(&self.bin, args, Path::new(PYTHON_DIR), self.home.path(), &self.runs)
+    }
+}
+
+/// Fails the calling test when `switch` (such as `MCPGATE_REQUIRE_NODE`) is set, and otherwise
+/// notes that it skips, and why.
+fn cannot_run(switch: &str, help: &str) {
+    let required = std::env::var(switch).is_ok_and(|it| !it.is_empty() && it != "0");
+    assert!(!required, "{switch} is set but the MCP clients cannot run: {help}");
+    skip(help);
+}
+
+/// Runs `bin ARGS` in `dir` with `HOME` at `home`, which keeps the output of run number `runs`,
+/// waiting at most [`CLIENT_DEADLINE`].
+fn run_client(bin: &Path, args: &[&str], dir: &Path, home: &Path, runs: &AtomicUsize) -> Run {
+    let n = runs.fetch_add(1, Ordering::SeqCst);
+    let out_path = home.join(format!("run-{n}.out"));
+    let err_path = home.join(format!("run-{n}.err"));
+    let command = format!("{} {}", bin.display(), args.join(" "));
+    let mut child = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {command}: {err}"));
+    let status = wait_or_kill(&mut child, CLIENT_DEADLINE).unwrap_or_else(|| {
+        panic!("{command} did not finish within {CLIENT_DEADLINE:?}");
+    });
+    Run {
+        command,
+        code: status.code(),
+        stdout: std::fs::read_to_string(&out_path).unwrap(),
+        stderr: std::fs::read_to_string(&err_path).unwrap(),
     }
 }
 
