@@ -1,10 +1,12 @@
 //! Real, independent MCP clients against a running `mcpgate serve`: the official TypeScript SDK
-//! (`tests/node/sdk-client.mjs`), MCP Inspector's CLI and the MCP conformance suite, run with Node 22
-//! against the petstore sample, whose backend is an HTTP server in the test recording each request.
+//! (`tests/node/sdk-client.mjs`), MCP Inspector's CLI and the MCP conformance suite, run with Node 22,
+//! and the official Python SDK (`tests/python/sdk_client.py`), against the petstore sample, whose
+//! backend is an HTTP server in the test recording each request.
 //!
 //! Node and the clients come from `tests/node` (`npm ci --prefix tests/node`); `MCPGATE_NODE` may
 //! name another Node 22 binary. Without them these tests skip, unless `MCPGATE_REQUIRE_NODE` is set
-//! (CI sets it), when they fail.
+//! (CI sets it), when they fail. The Python SDK comes from the virtual environment `tests/run`
+//! makes (`MCPGATE_PYTHON`), and `MCPGATE_REQUIRE_PYTHON` likewise makes its absence a failure.
 
 // Tests read their own switches from the environment, as `tests/corpus.rs` does.
 #![allow(clippy::disallowed_methods)]
@@ -27,7 +29,7 @@ mod corpus;
 use corpus::corpus_dir;
 
 use app::{Backend, Seen};
-use harness::{Gate, NODE_DIR, Node, toml_string};
+use harness::{Gate, NODE_DIR, Node, Python, toml_string};
 
 /// What these tests run besides Node itself.
 const CLIENTS: [&str; 3] = [
@@ -86,6 +88,44 @@ fn typescript_sdk_lists_and_calls_tools() {
     assert_eq!(backend.take_lines(), Vec::<String>::new());
 }
 
+/// The Python SDK in a session (`initialize`, then the `Mcp-Session-Id` on every request), and in
+/// its own default mode, which asks `server/discover` first and then speaks 2026-07-28 without one.
+#[test]
+fn python_sdk_lists_and_calls_tools() {
+    let Some(python) = Python::find() else { return };
+    let (backend, _runtime) = petstore_backend();
+    let gate = Gate::start(&petstore(&backend));
+    let url = gate.mcp_url("petstore");
+
+    for (mode, version) in [("--mode=legacy", "2025-11-25"), ("--mode=auto", "2026-07-28")] {
+        let client = |args: &[&str]| python.run(&[&["sdk_client.py", mode, &url][..], args].concat());
+        let run = client(&["getPetById", r#"{"petId": 7}"#]);
+        assert_eq!(run.code, Some(0), "{run}");
+        let summary = run.stdout_json();
+        assert_eq!(summary["protocolVersion"], version, "{run}");
+        assert_eq!(summary["server"]["name"], "mcpgate/petstore", "{run}");
+        assert_eq!(summary["pages"], 1, "{run}");
+        assert_eq!(strings(&summary["tools"]).len(), 19, "{run}");
+        // The SDK has already checked `structuredContent` against the tool's `outputSchema`.
+        let result = &summary["result"];
+        assert_eq!(result["isError"], false, "{run}");
+        assert_eq!(result["structuredContent"], pet(7), "{run}");
+        assert_eq!(backend.take_lines(), ["GET /api/v3/pet/7"], "{run}");
+
+        let run = client(&["getPetById", r#"{"petId": "seven"}"#]);
+        assert_eq!(run.code, Some(2), "{run}");
+        let result = &run.stdout_json()["result"];
+        assert_eq!(result["isError"], true, "{run}");
+        let text = result["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(text.contains("Invalid arguments for getPetById"), "{run}");
+
+        let run = client(&["noSuchTool", "{}"]);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(run.stderr.contains("MCPError -32602: unknown tool noSuchTool"), "{run}");
+        assert_eq!(backend.take_lines(), Vec::<String>::new(), "{run}");
+    }
+}
+
 #[test]
 fn inspector_cli_lists_and_calls_tools() {
     let Some(node) = Node::find(&CLIENTS) else { return };
@@ -137,21 +177,10 @@ fn inspector_cli_lists_and_calls_tools() {
 #[test]
 fn clients_page_through_a_long_tool_list() {
     let Some(node) = Node::find(&CLIENTS) else { return };
-    // 250 operations: three pages of `tools/list`.
-    let dir = TempDir::new().unwrap();
-    let paths: serde_json::Map<String, Value> = (0..250)
-        .map(|i| {
-            let op =
-                json!({"operationId": format!("item{i:03}"), "responses": {"204": {"description": "none"}}});
-            (format!("/items/{i}"), json!({"get": op}))
-        })
-        .collect();
-    let document = json!({"openapi": "3.1.0", "info": {"title": "Many", "version": "1"}, "paths": paths});
-    let spec = dir.path().join("many.json");
-    std::fs::write(&spec, document.to_string()).unwrap();
-    let gate = Gate::start(&server_toml("many", &spec, "http://127.0.0.1:9/"));
+    let (_dir, many) = many_tools();
+    let gate = Gate::start(&many);
     let url = gate.mcp_url("many");
-    let expected: Vec<String> = (0..250).map(|i| format!("item{i:03}")).collect();
+    let expected = many_names();
 
     let run = node.run(&["sdk-client.mjs", &url]);
     assert_eq!(run.code, Some(0), "{run}");
@@ -170,6 +199,45 @@ fn clients_page_through_a_long_tool_list() {
         .map(|it| it["name"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(names, expected);
+}
+
+#[test]
+fn python_sdk_pages_through_a_long_tool_list() {
+    let Some(python) = Python::find() else { return };
+    let (_dir, many) = many_tools();
+    let gate = Gate::start(&many);
+    let url = gate.mcp_url("many");
+
+    for mode in ["--mode=legacy", "--mode=auto"] {
+        let run = python.run(&["sdk_client.py", mode, &url]);
+        assert_eq!(run.code, Some(0), "{run}");
+        let summary = run.stdout_json();
+        assert_eq!(summary["pages"], 3, "{run}");
+        assert_eq!(strings(&summary["tools"]), many_names(), "{run}");
+    }
+}
+
+/// A server of 250 operations, three pages of `tools/list`: its `[[servers]]` table, whose
+/// document is in the folder returned with it.
+fn many_tools() -> (TempDir, String) {
+    let dir = TempDir::new().unwrap();
+    let paths: serde_json::Map<String, Value> = (0..250)
+        .map(|i| {
+            let op =
+                json!({"operationId": format!("item{i:03}"), "responses": {"204": {"description": "none"}}});
+            (format!("/items/{i}"), json!({"get": op}))
+        })
+        .collect();
+    let document = json!({"openapi": "3.1.0", "info": {"title": "Many", "version": "1"}, "paths": paths});
+    let spec = dir.path().join("many.json");
+    std::fs::write(&spec, document.to_string()).unwrap();
+    let table = server_toml("many", &spec, "http://127.0.0.1:9/");
+    (dir, table)
+}
+
+/// The tools of [`many_tools`], in their order.
+fn many_names() -> Vec<String> {
+    (0..250).map(|i| format!("item{i:03}")).collect()
 }
 
 /// The conformance suite's active scenarios. Those in `conformance-baseline.yml` need fixtures a
