@@ -1,8 +1,9 @@
 //! What Cedar policies add to a tool call (`docs/benchmarks.md`): `Policies::check_call` on a
 //! server of 100 tools with 100 policies (one `permit` per tool reading the caller's groups and
-//! tenant and an argument, and a `forbid`), and `may_list` for one tool as `tools/list` asks it;
-//! then a whole `tools/list` filtered for one caller on GitHub's document (1,223 tools) with 100
-//! policies, most of which apply to every tool (one `permit` per tag, `forbid`s on arguments).
+//! tenant and an argument, and a `forbid`), and `may_list` for one tool as a new caller's
+//! `tools/list` asks it; then a whole `tools/list` filtered on GitHub's document (1,223 tools) with
+//! 100 policies, most of which apply to every tool (one `permit` per tag, `forbid`s on arguments):
+//! a caller's first listing, which decides each tool, and its next, which finds the decisions.
 //! Usage: `bench_policy [CALLS] [GITHUB_DOCUMENT]` (the document defaults to the shared corpus
 //! beside the checkout; without it that case is skipped).
 
@@ -82,15 +83,17 @@ fn one_tool(calls: usize) -> Result<(), Failure> {
         std::hint::black_box(policies.check_call(Some(&claims), tool, &arguments).is_ok());
     }
     let per_call = started.elapsed() / u32::try_from(calls)?;
+    // Each listing asks for a caller of its own: a caller's decisions are kept for its next pages.
+    let callers: Vec<_> = (0..calls / 10).map(|_| self::claims(&["team50", "staff"])).collect();
+    let lists = callers.len();
     let started = Instant::now();
-    let lists = calls / 10;
-    for _ in 0..lists {
-        std::hint::black_box(policies.may_list(Some(&claims), tool));
+    for caller in &callers {
+        std::hint::black_box(policies.may_list(Some(caller), tool));
     }
     let per_list = started.elapsed() / u32::try_from(lists)?;
     println!("{TOOLS} tools, {TOOLS} policies");
     println!("check_call: {per_call:?} per call ({calls} calls)");
-    println!("may_list: {per_list:?} per tool ({lists} tools)");
+    println!("may_list, a new caller: {per_list:?} per tool ({lists} callers)");
     Ok(())
 }
 
@@ -138,19 +141,32 @@ fn listing(github: &std::path::Path, listings: usize) -> Result<(), Failure> {
     let built = Instant::now();
     let policies_built = Policies::build(&PolicyConfig::default(), Some(&text), &catalog.tools)?;
     let build_time = built.elapsed();
-    let claims = claims(&["gh-repos", "gh-issues", "gh-pulls", "readers"]);
-    let listed = catalog.tools.iter().filter(|tool| policies_built.may_list(Some(&claims), tool)).count();
+    let groups = ["gh-repos", "gh-issues", "gh-pulls", "readers"];
+    let shown = |caller: &Arc<Claims>| {
+        catalog.tools.iter().filter(|tool| policies_built.may_list(Some(caller), tool)).count()
+    };
+    // A caller's first listing decides each tool; its later pages find the decisions.
     let started = Instant::now();
+    let mut listed = 0;
     for _ in 0..listings {
-        let shown = catalog.tools.iter().filter(|tool| policies_built.may_list(Some(&claims), tool)).count();
-        std::hint::black_box(shown);
+        listed = std::hint::black_box(shown(&claims(&groups)));
     }
-    let per_listing = started.elapsed() / u32::try_from(listings)?;
+    let first = started.elapsed() / u32::try_from(listings)?;
+    let caller = claims(&groups);
+    shown(&caller);
+    let started = Instant::now();
+    for _ in 0..listings * 100 {
+        std::hint::black_box(shown(&caller));
+    }
+    let again = started.elapsed() / u32::try_from(listings * 100)?;
     println!(
         "GitHub: {} tools, {policies} policies ({} tags), built and validated in {build_time:?}",
         catalog.tools.len(),
         tags.len()
     );
-    println!("tools/list filtering: {per_listing:?} per listing, {listed} tools shown ({listings} listings)");
+    println!(
+        "tools/list filtering, a caller's first listing: {first:?}, {listed} tools shown ({listings} callers)"
+    );
+    println!("tools/list filtering, the same caller again: {again:?} per listing");
     Ok(())
 }

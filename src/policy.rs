@@ -65,16 +65,19 @@ pub struct Policies {
 
 struct Compiled {
     authorizer: Authorizer,
-    /// Each tool's resource entity, made once, and the policies that may apply to it: Cedar
-    /// evaluates every policy of the set it is given, so a policy naming another tool is left
-    /// out of this one's (the cost of a call grows with the policies of its tool, not of all).
-    tools: HashMap<String, (Entity, PolicySet)>,
+    /// Each tool's place, resource entity, made once, and the policies that may apply to it:
+    /// Cedar evaluates every policy of the set it is given, so a policy naming another tool is
+    /// left out of this one's (the cost of a call grows with the policies of its tool, not of all).
+    tools: HashMap<String, Guarded>,
     arguments: BTreeMap<String, Kind>,
     claims: BTreeMap<String, Kind>,
     call: EntityUid,
     list: EntityUid,
     /// Whether some policy may apply to action `list` (else listing asks one question, not two).
     lists: bool,
+    /// Whether some policy may read the time, so that whether a tool is listed may change from
+    /// one second to the next.
+    reads_time: bool,
     /// The ids of the `permit`s annotated `@confirm`.
     confirming: HashSet<String>,
     schema: String,
@@ -82,6 +85,14 @@ struct Compiled {
     principals: Principals,
     /// The principal of a caller without claims (auth mode `none`).
     anonymous: Option<Arc<Principal>>,
+}
+
+/// A tool as its policies see it.
+struct Guarded {
+    /// Its place among the publication's tools.
+    place: usize,
+    resource: Entity,
+    set: PolicySet,
 }
 
 /// Why a call was refused; the text the caller reads.
@@ -152,7 +163,8 @@ impl Policies {
         }
         let tools = tools
             .iter()
-            .map(|tool| {
+            .enumerate()
+            .map(|(place, tool)| {
                 let entity = request::resource(tool).ok_or_else(|| {
                     format!("policies: tool `{}` cannot be described to Cedar", tool.spec.name)
                 })?;
@@ -166,7 +178,7 @@ impl Policies {
                 };
                 let own = PolicySet::from_policies(set.policies().filter(applies).cloned())
                     .map_err(|err| format!("policies: {err}"))?;
-                Ok((tool.spec.name.clone(), (entity, own)))
+                Ok((tool.spec.name.clone(), Guarded { place, resource: entity, set: own }))
             })
             .collect::<Result<_, String>>()?;
         let action = |name| request::uid("Action", name).ok_or("policies: bad action name".to_owned());
@@ -176,6 +188,10 @@ impl Policies {
             ActionConstraint::Eq(action) => action == list,
             ActionConstraint::In(actions) => actions.contains(&list),
         });
+        // Reading `context.time` names the attribute `time` in the policy's JSON form, whatever
+        // escapes its text used: a conservative test (a string "time" anywhere counts too).
+        let reads_time =
+            set.policies().any(|it| it.to_json().map_or(true, |json| json.to_string().contains("\"time\"")));
         let confirming = set
             .policies()
             .filter(|it| it.effect() == Effect::Permit && it.annotation("confirm").is_some())
@@ -190,11 +206,12 @@ impl Policies {
             call,
             list,
             lists,
+            reads_time,
             confirming,
             schema,
             principals: Principals::new(),
             anonymous: request::principal(None, &config.claims)
-                .map(|entity| Arc::new(Principal { uid: entity.uid(), entity })),
+                .map(|entity| Arc::new(Principal::new(entity))),
         };
         Ok(Policies { compiled: Some(Box::new(compiled)) })
     }
@@ -282,10 +299,9 @@ impl Compiled {
     fn principal(&self, claims: Option<&Arc<Claims>>) -> Option<Arc<Principal>> {
         match claims {
             None => self.anonymous.clone(),
-            Some(claims) => self.principals.get(claims, |claims| {
-                let entity = request::principal(Some(claims), &self.claims)?;
-                Some(Principal { uid: entity.uid(), entity })
-            }),
+            Some(claims) => self
+                .principals
+                .get(claims, |claims| request::principal(Some(claims), &self.claims).map(Principal::new)),
         }
     }
 
@@ -296,7 +312,7 @@ impl Compiled {
         arguments: &Map<String, Value>,
     ) -> Result<Explanation, Refused> {
         let context = request::call_context(arguments, &self.arguments).map_err(Refused::Argument)?;
-        let (Some(principal), Some((resource, set))) =
+        let (Some(principal), Some(Guarded { resource, set, .. })) =
             (self.principal(claims), self.tools.get(&tool.spec.name))
         else {
             return Err(Refused::NotPermitted);
@@ -320,12 +336,26 @@ impl Compiled {
         Ok(explanation)
     }
 
+    /// Whether `tool` is listed for the caller with `claims`, decided once per caller and tool
+    /// (and second, when a policy reads the time).
     fn may_list(&self, claims: Option<&Arc<Claims>>, tool: &Tool) -> bool {
-        let (Some(principal), Some((resource, set)), Some(context)) =
-            (self.principal(claims), self.tools.get(&tool.spec.name), request::list_context())
+        let (Some(principal), Some(guarded)) = (self.principal(claims), self.tools.get(&tool.spec.name))
         else {
             return false;
         };
+        let second = if self.reads_time { request::now() } else { 0 };
+        principal.may_list(guarded.place, self.tools.len(), second, || {
+            self.decide_list(&principal, guarded, second)
+        })
+    }
+
+    fn decide_list(
+        &self,
+        principal: &Principal,
+        Guarded { resource, set, .. }: &Guarded,
+        second: u64,
+    ) -> bool {
+        let Some(context) = request::list_context(second) else { return false };
         let Ok(entities) = Entities::from_entities([principal.entity.clone(), resource.clone()], None) else {
             return false;
         };

@@ -1,9 +1,15 @@
-//! The principal entity of each recent caller, made once per token rather than on every call.
+//! The principal entity of each recent caller, made once per token rather than on every call,
+//! and which tools that caller may list, decided once rather than on every page.
 //!
 //! A token's claims are verified once and shared (`Arc<Claims>`) by its requests for up to a
 //! minute (`auth::verified`); the principal Cedar reads is a function of those claims and of the
 //! claims the configuration types, both fixed for one publication. So a publication's policies
 //! keep, per slot, the last caller's claims (as a `Weak`) and its principal.
+//!
+//! Whether a tool is listed is a function of the principal, the tool and the publication's
+//! policies, and of the time when a policy reads it: it is kept with the principal, with the
+//! second it was decided in when it depends on the time. A client listing GitHub's 1,223 tools
+//! asks for 13 pages, each filtering the whole catalog.
 //!
 //! Invariant: a principal is found only for the very claims it was made from. The slot keeps the
 //! claims' allocation alive (a `Weak` does), so no other claims can be allocated at that address
@@ -23,6 +29,55 @@ const SLOTS: usize = 256;
 pub(super) struct Principal {
     pub entity: Entity,
     pub uid: EntityUid,
+    listed: Mutex<Listed>,
+}
+
+/// Which tools the caller may list, by their place in the publication, as decided in `second`.
+#[derive(Default)]
+struct Listed {
+    second: u64,
+    shown: Vec<Shown>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Undecided,
+    Yes,
+    No,
+}
+
+impl Principal {
+    pub fn new(entity: Entity) -> Principal {
+        Principal { uid: entity.uid(), entity, listed: Mutex::default() }
+    }
+
+    /// Whether the tool at `place` (of `tools`) is listed for this caller at `second` (0 when no
+    /// policy reads the time), decided by `decide` unless it was in that second before.
+    pub fn may_list(&self, place: usize, tools: usize, second: u64, decide: impl FnOnce() -> bool) -> bool {
+        {
+            let listed = lock(&self.listed);
+            if listed.second == second {
+                match listed.shown.get(place) {
+                    Some(Shown::Yes) => return true,
+                    Some(Shown::No) => return false,
+                    Some(Shown::Undecided) | None => {}
+                }
+            }
+        }
+        // Decided without the lock: two pages asked at once may both decide, which is harmless.
+        let shown = decide();
+        let mut listed = lock(&self.listed);
+        if listed.second != second {
+            *listed = Listed { second, shown: Vec::new() };
+        }
+        if listed.shown.len() != tools {
+            listed.shown = vec![Shown::Undecided; tools];
+        }
+        if let Some(it) = listed.shown.get_mut(place) {
+            *it = if shown { Shown::Yes } else { Shown::No };
+        }
+        shown
+    }
 }
 
 pub(super) struct Principals {
@@ -59,9 +114,10 @@ impl Principals {
     }
 }
 
-fn lock(slot: &Mutex<Option<Slot>>) -> std::sync::MutexGuard<'_, Option<Slot>> {
-    // A panic while the lock was held leaves a slot that is whole or empty.
-    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(it: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while a lock was held leaves a slot that is whole or empty, and a listing whose
+    // decisions are each whole.
+    it.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The slot of `claims`: Fibonacci hashing of its address, whose low bits are alignment.
@@ -91,7 +147,7 @@ mod tests {
 
     fn make(claims: &Claims) -> Option<Principal> {
         let uid = super::super::request::uid("Caller", &claims.subject)?;
-        Some(Principal { entity: Entity::new_no_attrs(uid.clone(), Default::default()), uid })
+        Some(Principal::new(Entity::new_no_attrs(uid, Default::default())))
     }
 
     #[test]
@@ -117,5 +173,17 @@ mod tests {
             assert_eq!(principal.uid.id().unescaped(), format!("user{n}"));
             seen.push(principal);
         }
+    }
+
+    #[test]
+    fn a_listing_is_decided_once_per_tool_and_second() {
+        let principal = make(&claims("alice")).unwrap();
+        assert!(principal.may_list(1, 3, 0, || true));
+        assert!(!principal.may_list(2, 3, 0, || false));
+        assert!(principal.may_list(1, 3, 0, || panic!("decided twice")));
+        assert!(!principal.may_list(2, 3, 0, || panic!("decided twice")));
+        // Another second decides again, as a policy reading the time asks.
+        assert!(!principal.may_list(1, 3, 7, || false));
+        assert!(!principal.may_list(1, 3, 7, || panic!("decided twice")));
     }
 }

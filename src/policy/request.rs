@@ -90,22 +90,26 @@ pub(super) fn call_context(
         fields.push((name.clone(), converted));
     }
     let record = RestrictedExpression::new_record(fields).map_err(|_| "arguments".to_owned())?;
-    Context::from_pairs([("time".to_owned(), now()), ("arguments".to_owned(), record)])
+    Context::from_pairs([("time".to_owned(), seconds(now())), ("arguments".to_owned(), record)])
         .map_err(|_| "arguments".to_owned())
 }
 
-/// The context of a listing: the time, and arguments not known yet.
-pub(super) fn list_context() -> Option<Context> {
+/// The context of a listing at `second`: the time, and arguments not known yet.
+pub(super) fn list_context(second: u64) -> Option<Context> {
     Context::from_pairs([
-        ("time".to_owned(), now()),
+        ("time".to_owned(), seconds(second)),
         ("arguments".to_owned(), RestrictedExpression::new_unknown("arguments")),
     ])
     .ok()
 }
 
-fn now() -> RestrictedExpression {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |it| it.as_secs());
-    RestrictedExpression::new_long(i64::try_from(secs).unwrap_or(i64::MAX))
+/// The time policies read: seconds since the Unix epoch.
+pub(super) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |it| it.as_secs())
+}
+
+fn seconds(it: u64) -> RestrictedExpression {
+    RestrictedExpression::new_long(i64::try_from(it).unwrap_or(i64::MAX))
 }
 
 /// `it` as a Cedar value of `kind`, if it is one.

@@ -179,3 +179,38 @@ fn global_policies_read_configured_claims() {
     let unknown = "permit(principal, action, resource) when { principal.claims.team == \"a\" };";
     assert!(Policies::build(&config, Some(unknown), &catalog.tools).is_err());
 }
+
+#[test]
+fn a_listing_reads_the_time_only_when_a_policy_does() {
+    let reads_time = |own: &str| build(own).unwrap().1.compiled.unwrap().reads_time;
+    assert!(!reads_time(FINANCE));
+    let after = "permit(principal, action, resource);\n\
+                 forbid(principal, action, resource == Tool::\"getTicket\") when { context.time > 0 };";
+    assert!(reads_time(after));
+    // An escaped name is still the attribute `time`.
+    assert!(reads_time(&after.replace("context.time", "context[\"\\u{74}ime\"]")));
+
+    // Decided with the time: once it has passed, the tool is hidden, on every page.
+    let (catalog, policies) = build(after).unwrap();
+    let alice = claims(json!({}));
+    let ticket = catalog.tool("getTicket").unwrap();
+    for _ in 0..2 {
+        assert!(!policies.may_list(Some(&alice), ticket));
+        assert!(policies.may_list(Some(&alice), catalog.tool("createRefund").unwrap()));
+    }
+    let (catalog, policies) = build(&after.replace("> 0", "< 0")).unwrap();
+    assert!(policies.may_list(Some(&alice), catalog.tool("getTicket").unwrap()));
+}
+
+#[test]
+fn each_caller_keeps_its_own_listing() {
+    let (catalog, policies) = build(FINANCE).unwrap();
+    let refund = catalog.tool("createRefund").unwrap();
+    let finance = claims(json!({"groups": ["finance"]}));
+    let other = claims(json!({}));
+    for _ in 0..2 {
+        assert!(policies.may_list(Some(&finance), refund));
+        assert!(!policies.may_list(Some(&other), refund));
+        assert!(!policies.may_list(None, refund));
+    }
+}
