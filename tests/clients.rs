@@ -1,7 +1,8 @@
 //! Real, independent MCP clients against a running `mcpgate serve`: the official TypeScript SDK
 //! (`tests/node/sdk-client.mjs`), MCP Inspector's CLI and the MCP conformance suite, run with Node 22,
-//! and the official Python SDK (`tests/python/sdk_client.py`), against the petstore sample, whose
-//! backend is an HTTP server in the test recording each request.
+//! the official Python SDK (`tests/python/sdk_client.py`), and the official Rust SDK (rmcp's
+//! client, in the test itself), against the petstore sample, whose backend is an HTTP server in the
+//! test recording each request.
 //!
 //! Node and the clients come from `tests/node` (`npm ci --prefix tests/node`); `MCPGATE_NODE` may
 //! name another Node 22 binary. Without them these tests skip, unless `MCPGATE_REQUIRE_NODE` is set
@@ -28,8 +29,12 @@ mod harness;
 mod corpus;
 use corpus::corpus_dir;
 
+use rmcp::model::{CallToolRequestParams, ProtocolVersion};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+use rmcp::transport::StreamableHttpClientTransport;
+
 use app::{Backend, Seen};
-use harness::{Gate, NODE_DIR, Node, Python, toml_string};
+use harness::{Gate, NODE_DIR, Node, Python, http_get, toml_string};
 
 /// What these tests run besides Node itself.
 const CLIENTS: [&str; 3] = [
@@ -123,6 +128,66 @@ fn python_sdk_lists_and_calls_tools() {
         assert_eq!(run.code, Some(1), "{run}");
         assert!(run.stderr.contains("MCPError -32602: unknown tool noSuchTool"), "{run}");
         assert_eq!(backend.take_lines(), Vec::<String>::new(), "{run}");
+    }
+}
+
+#[test]
+fn rust_sdk_lists_and_calls_tools() {
+    let (backend, runtime) = petstore_backend();
+    let gate = Gate::start(&petstore(&backend));
+    let url = gate.mcp_url("petstore");
+    let lifecycles = [
+        // `initialize`, then every request in the session it opened.
+        (ClientLifecycleMode::Initialize, ProtocolVersion::V_2025_11_25),
+        // `server/discover`, then requests that each carry what they need, without a session.
+        (
+            ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] },
+            ProtocolVersion::V_2026_07_28,
+        ),
+    ];
+    let sessions = || {
+        let (_, text) = http_get(gate.addr, "/metrics").expect("mcpgate serves its metrics");
+        let line =
+            text.lines().find_map(|it| it.strip_prefix(r#"mcpgate_sessions_open{server="petstore"} "#));
+        line.and_then(|it| it.parse::<u32>().ok()).expect("a count of sessions")
+    };
+    for (lifecycle, version) in lifecycles {
+        let opens = lifecycle == ClientLifecycleMode::Initialize;
+        runtime.block_on(async {
+            let before = sessions();
+            let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+            let client = ().serve_with_lifecycle(transport, lifecycle).await.expect("the SDK connects");
+            assert_eq!(sessions(), before + u32::from(opens), "{version}");
+            let info = client.peer_info().expect("the server's info");
+            assert_eq!(info.protocol_version, version);
+            let name = info.server_info.as_ref().map(|it| it.name.as_str());
+            assert_eq!(name, Some("mcpgate/petstore"), "{version}");
+
+            let tools = client.list_all_tools().await.expect("the SDK lists the tools");
+            assert_eq!(tools.len(), 19, "{version}");
+            let get = tools.iter().find(|it| it.name == "getPetById").expect("a tool getPetById");
+            assert_eq!(get.annotations.as_ref().and_then(|it| it.read_only_hint), Some(true));
+
+            let call = |arguments: Value| {
+                let arguments = arguments.as_object().cloned().unwrap_or_default();
+                client.call_tool(CallToolRequestParams::new("getPetById").with_arguments(arguments))
+            };
+            let result = call(json!({"petId": 7})).await.expect("the call is answered");
+            assert_eq!(result.is_error, Some(false), "{result:?}");
+            assert_eq!(result.structured_content, Some(pet(7)));
+            assert_eq!(backend.take_lines(), ["GET /api/v3/pet/7"]);
+
+            let result = call(json!({"petId": "seven"})).await.expect("a tool error is a result");
+            assert_eq!(result.is_error, Some(true), "{result:?}");
+            let text = result.content.first().and_then(|it| it.as_text()).map(|it| it.text.clone());
+            assert!(text.unwrap_or_default().contains("Invalid arguments for getPetById"));
+
+            let unknown = client.call_tool(CallToolRequestParams::new("noSuchTool")).await;
+            let message = unknown.expect_err("an unknown tool is a protocol error").to_string();
+            assert!(message.contains("unknown tool noSuchTool"), "{message}");
+            assert_eq!(backend.take_lines(), Vec::<String>::new());
+            client.cancel().await.expect("the client closes");
+        });
     }
 }
 
