@@ -42,6 +42,18 @@ const GENERATIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("g
 const GENERATION_TOOLS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("generation_tools");
 /// nonce → when it expires: single-use values already used, until nothing accepts them.
 const USED_NONCES: TableDefinition<&str, u64> = TableDefinition::new("used_nonces");
+/// (when it expires, key) → nothing: the keys of `REVOKED_SESSIONS` and `USED_NONCES` in the order
+/// they expire, so that forgetting the expired reads only them. Rebuilt whenever the database is
+/// opened (`index_expiring`), so it holds every key of the two tables and nothing else.
+const REVOKED_SESSIONS_BY_EXPIRY: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("revoked_sessions_by_expiry");
+const USED_NONCES_BY_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("used_nonces_by_expiry");
+
+/// A table of keys kept until they expire, with its index by expiry.
+type Expiring =
+    (TableDefinition<'static, &'static str, u64>, TableDefinition<'static, (u64, &'static str), ()>);
+const NONCES: Expiring = (USED_NONCES, USED_NONCES_BY_EXPIRY);
+const SIGNED_OUT: Expiring = (REVOKED_SESSIONS, REVOKED_SESSIONS_BY_EXPIRY);
 
 /// The stored part of a [`Generation`] besides its key.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -138,12 +150,12 @@ impl Redb {
         }
         tx.open_table(EDITIONS).map_err(db_error)?;
         tx.open_table(AUDIT).map_err(db_error)?;
-        tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
         tx.open_table(CONNECTIONS).map_err(db_error)?;
         tx.open_table(GENERATION_NUMBERS).map_err(db_error)?;
         tx.open_table(GENERATIONS).map_err(db_error)?;
         tx.open_table(GENERATION_TOOLS).map_err(db_error)?;
-        tx.open_table(USED_NONCES).map_err(db_error)?;
+        index_expiring(&tx, SIGNED_OUT)?;
+        index_expiring(&tx, NONCES)?;
         tx.commit().map_err(db_error)?;
         *slot = Some(db);
         Ok(())
@@ -349,11 +361,7 @@ impl Redb {
     pub fn take_nonce(&self, nonce: &str, expires: u64, now: u64) -> Result<bool, Error> {
         self.run(|db| {
             let tx = db.begin_write().map_err(db_error)?;
-            let fresh = {
-                let mut used = tx.open_table(USED_NONCES).map_err(db_error)?;
-                used.retain(|_, expires| expires > now).map_err(db_error)?;
-                used.insert(nonce, expires).map_err(db_error)?.is_none()
-            };
+            let fresh = keep_until(&tx, NONCES, nonce, expires, now, false)?;
             tx.commit().map_err(db_error)?;
             Ok(fresh)
         })
@@ -387,11 +395,7 @@ impl Redb {
     pub fn revoke_session(&self, id: &str, expires: u64, now: u64) -> Result<(), Error> {
         self.run(|db| {
             let tx = db.begin_write().map_err(db_error)?;
-            {
-                let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(db_error)?;
-                revoked.retain(|_, expires| expires > now).map_err(db_error)?;
-                revoked.insert(id, expires).map_err(db_error)?;
-            }
+            keep_until(&tx, SIGNED_OUT, id, expires, now, true)?;
             tx.commit().map_err(db_error)
         })
     }
@@ -512,6 +516,55 @@ fn bump(tx: &redb::WriteTransaction, slug: &str, expected: Option<u64>) -> Resul
     Ok(current + 1)
 }
 
+/// Keeps `key` in `table` until `expires`, after forgetting the keys expired by `now` (reading only
+/// them, through the index); a key kept already is replaced when `replace`, else left. Whether the
+/// key was not kept before.
+fn keep_until(
+    tx: &redb::WriteTransaction,
+    (table, index): Expiring,
+    key: &str,
+    expires: u64,
+    now: u64,
+    replace: bool,
+) -> Result<bool, Error> {
+    let mut kept = tx.open_table(table).map_err(db_error)?;
+    let mut by_expiry = tx.open_table(index).map_err(db_error)?;
+    // Expired: `expires <= now`, the keys before `(now + 1, "")`.
+    let expired: Vec<(u64, String)> = by_expiry
+        .range(..(now.saturating_add(1), ""))
+        .map_err(db_error)?
+        .map(|entry| entry.map(|(key, _)| (key.value().0, key.value().1.to_owned())))
+        .collect::<Result<_, _>>()
+        .map_err(db_error)?;
+    for (when, key) in &expired {
+        by_expiry.remove((*when, key.as_str())).map_err(db_error)?;
+        kept.remove(key.as_str()).map_err(db_error)?;
+    }
+    let before = kept.get(key).map_err(db_error)?.map(|it| it.value());
+    if let Some(before) = before {
+        if !replace {
+            return Ok(false);
+        }
+        by_expiry.remove((before, key)).map_err(db_error)?;
+    }
+    kept.insert(key, expires).map_err(db_error)?;
+    by_expiry.insert((expires, key), ()).map_err(db_error)?;
+    Ok(before.is_none())
+}
+
+/// Makes `index` hold exactly the keys of `table` by when they expire: databases written before
+/// the index existed had none.
+fn index_expiring(tx: &redb::WriteTransaction, (table, index): Expiring) -> Result<(), Error> {
+    let kept = tx.open_table(table).map_err(db_error)?;
+    let mut by_expiry = tx.open_table(index).map_err(db_error)?;
+    by_expiry.retain(|_, _| false).map_err(db_error)?;
+    for entry in kept.iter().map_err(db_error)? {
+        let (key, expires) = entry.map_err(db_error)?;
+        by_expiry.insert((expires.value(), key.value()), ()).map_err(db_error)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 impl Redb {
     /// A database that could not be opened again after a storage failure.
@@ -526,6 +579,8 @@ impl Redb {
 
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTableMetadata;
+
     use super::*;
 
     fn record(settings: &str, document: &[u8]) -> Record {
@@ -549,6 +604,56 @@ mod tests {
         assert_eq!(store.get(Stage::Live, "pets").unwrap().unwrap().settings, br#"{"slug":"pets"}"#);
         write(b"\x09{}");
         assert!(matches!(store.get(Stage::Live, "pets"), Err(Error::Corrupt { .. })));
+    }
+
+    /// Expired keys are forgotten through the index, which a database written without it gets
+    /// when it is opened.
+    #[test]
+    fn expired_keys_are_forgotten_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Redb::open(dir.path()).unwrap();
+        let count = |table: TableDefinition<(u64, &str), ()>| {
+            store
+                .run(|db| {
+                    db.begin_read()
+                        .map_err(db_error)?
+                        .open_table(table)
+                        .map_err(db_error)?
+                        .len()
+                        .map_err(db_error)
+                })
+                .unwrap()
+        };
+        assert!(store.take_nonce("a", 100, 10).unwrap());
+        assert!(store.take_nonce("b", 200, 10).unwrap());
+        assert_eq!(count(USED_NONCES_BY_EXPIRY), 2);
+        // At 150 `a` has expired: it is forgotten, from both tables, and may be taken again.
+        assert!(store.take_nonce("c", 300, 150).unwrap());
+        assert_eq!(count(USED_NONCES_BY_EXPIRY), 2);
+        assert!(!store.take_nonce("b", 300, 150).unwrap());
+        assert!(store.take_nonce("a", 400, 150).unwrap());
+
+        // A session signed out again is indexed once, by its new expiry.
+        store.revoke_session("s", 100, 10).unwrap();
+        store.revoke_session("s", 500, 20).unwrap();
+        assert_eq!(count(REVOKED_SESSIONS_BY_EXPIRY), 1);
+        store.revoke_session("t", 600, 150).unwrap();
+        assert!(store.is_session_revoked("s").unwrap(), "expires at 500, not 100");
+
+        // Keys written before the index existed.
+        store
+            .run(|db| {
+                let tx = db.begin_write().map_err(db_error)?;
+                tx.open_table(USED_NONCES).map_err(db_error)?.insert("old", 160).map_err(db_error)?;
+                tx.delete_table(USED_NONCES_BY_EXPIRY).map_err(db_error)?;
+                tx.commit().map_err(db_error)
+            })
+            .unwrap();
+        drop(store);
+        let store = Redb::open(dir.path()).unwrap();
+        assert!(!store.take_nonce("old", 500, 150).unwrap());
+        assert!(store.take_nonce("d", 500, 170).unwrap());
+        assert!(store.take_nonce("old", 500, 170).unwrap(), "expired at 160, forgotten at 170");
     }
 
     /// A file whose writes fail while `full` is set, as on a full disk.
