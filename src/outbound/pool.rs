@@ -36,6 +36,8 @@ pub struct Pool {
     /// The `Host` header of every request.
     host: String,
     connect_timeout: Duration,
+    /// How long an unused connection stays open (`IDLE`).
+    idle: Duration,
     /// The most recently used last.
     kept: Mutex<Vec<Kept>>,
 }
@@ -99,7 +101,19 @@ impl Pool {
         if !host.bytes().all(|it| it.is_ascii_graphic()) {
             return Err("the backend's host is not a valid Host header".to_owned());
         }
-        Ok(Pool { address, tls, host, connect_timeout, kept: Mutex::new(Vec::new()) })
+        Ok(Pool { address, tls, host, connect_timeout, idle: IDLE, kept: Mutex::new(Vec::new()) })
+    }
+
+    /// The same pool, closing connections unused for `idle`.
+    #[cfg(test)]
+    pub fn idle_for(self, idle: Duration) -> Pool {
+        Pool { idle, ..self }
+    }
+
+    /// How many connections are kept.
+    #[cfg(test)]
+    pub fn kept(&self) -> usize {
+        lock(&self.kept).len()
     }
 
     /// Sends `request`: the answer's head, and the connection that carries its body.
@@ -126,19 +140,21 @@ impl Pool {
     fn checkout(&self, cx: &mut Context<'_>) -> Option<Connection> {
         loop {
             let Kept { mut connection, since } = lock(&self.kept).pop()?;
-            if since.elapsed() <= IDLE && connection.is_idle(cx) {
+            if since.elapsed() <= self.idle && connection.is_idle(cx) {
                 return Some(connection);
             }
         }
     }
 
     fn keep(&self, connection: Connection) {
+        let now = Instant::now();
         let mut kept = lock(&self.kept);
-        // The least recently used is the first to outlive `IDLE`.
-        if kept.first().is_some_and(|it| it.since.elapsed() > IDLE) {
-            kept.remove(0);
-        }
-        kept.push(Kept { connection, since: Instant::now() });
+        // Kept in the order they were last used (taken from the end, put back at the end): those
+        // that outlived `idle` are the first ones, and all of them close now, so that the pool
+        // shrinks as soon as a burst is over, not by one connection per call.
+        let outlived = kept.partition_point(|it| now.duration_since(it.since) > self.idle);
+        kept.drain(..outlived);
+        kept.push(Kept { connection, since: now });
     }
 
     async fn connect(&self) -> Result<Connection, Error> {

@@ -240,6 +240,24 @@ async fn a_connection_whose_answer_was_read_whole_carries_the_next_request() {
 }
 
 #[tokio::test]
+async fn connections_unused_for_the_idle_time_close_together() {
+    let (url, accepted) = keeping_alive("kept", usize::MAX).await;
+    let idle = Duration::from_millis(600);
+    let pool = pool::Pool::new(&url, Duration::from_secs(5)).unwrap().idle_for(idle);
+    // A burst of three calls at once leaves three connections.
+    tokio::join!(get_whole(&pool, 1024), get_whole(&pool, 1024), get_whole(&pool, 1024));
+    assert_eq!((pool.kept(), accepted.load(Ordering::SeqCst)), (3, 3));
+    // Then one call at a time, on the connection used last.
+    tokio::time::sleep(idle / 2).await;
+    get_whole(&pool, 1024).await;
+    assert_eq!(pool.kept(), 3);
+    tokio::time::sleep(idle * 2 / 3).await;
+    // The two left since the burst outlived `idle`: both close as the next call ends.
+    get_whole(&pool, 1024).await;
+    assert_eq!((pool.kept(), accepted.load(Ordering::SeqCst)), (1, 3));
+}
+
+#[tokio::test]
 async fn a_kept_connection_the_backend_closed_is_replaced() {
     // One answer per connection, then the server hangs up, as an idle timeout would.
     let (url, accepted) = keeping_alive("once", 1).await;
