@@ -37,9 +37,9 @@ fn main() -> Result<(), Failure> {
     Ok(())
 }
 
-fn claims(groups: &[&str]) -> Arc<Claims> {
+fn claims(subject: &str, groups: &[&str]) -> Arc<Claims> {
     Arc::new(Claims {
-        subject: "alice".to_owned(),
+        subject: subject.to_owned(),
         issuer: "https://idp.example".to_owned(),
         audience: vec!["mcp".to_owned()],
         scopes: ["things:write".to_owned()].into(),
@@ -73,7 +73,7 @@ fn one_tool(calls: usize) -> Result<(), Failure> {
     let settings: ServerSettings = toml::from_str("slug = 'bench'\nspec = 'bench.yaml'")?;
     let catalog = Catalog::build(&settings, mcpgate::openapi::ingest(document.as_bytes())?)?;
     let policies = Policies::build(&PolicyConfig::default(), Some(&text), &catalog.tools)?;
-    let claims = claims(&["team50", "staff"]);
+    let claims = claims("alice", &["team50", "staff"]);
     let tool = catalog.tool("op50").ok_or("no tool op50")?;
     let arguments = json!({"amount": 120, "note": "refund"}).as_object().cloned().unwrap_or_default();
     assert!(policies.check_call(Some(&claims), tool, &arguments).is_ok());
@@ -84,7 +84,8 @@ fn one_tool(calls: usize) -> Result<(), Failure> {
     }
     let per_call = started.elapsed() / u32::try_from(calls)?;
     // Each listing asks for a caller of its own: a caller's decisions are kept for its next pages.
-    let callers: Vec<_> = (0..calls / 10).map(|_| self::claims(&["team50", "staff"])).collect();
+    let callers: Vec<_> =
+        (0..calls / 10).map(|n| self::claims(&format!("user{n}"), &["team50", "staff"])).collect();
     let lists = callers.len();
     let started = Instant::now();
     for caller in &callers {
@@ -148,11 +149,11 @@ fn listing(github: &std::path::Path, listings: usize) -> Result<(), Failure> {
     // A caller's first listing decides each tool; its later pages find the decisions.
     let started = Instant::now();
     let mut listed = 0;
-    for _ in 0..listings {
-        listed = std::hint::black_box(shown(&claims(&groups)));
+    for n in 0..listings {
+        listed = std::hint::black_box(shown(&claims(&format!("user{n}"), &groups)));
     }
     let first = started.elapsed() / u32::try_from(listings)?;
-    let caller = claims(&groups);
+    let caller = claims("alice", &groups);
     shown(&caller);
     let started = Instant::now();
     for _ in 0..listings * 100 {

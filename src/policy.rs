@@ -299,9 +299,9 @@ impl Compiled {
     fn principal(&self, claims: Option<&Arc<Claims>>) -> Option<Arc<Principal>> {
         match claims {
             None => self.anonymous.clone(),
-            Some(claims) => self
-                .principals
-                .get(claims, |claims| request::principal(Some(claims), &self.claims).map(Principal::new)),
+            Some(claims) => {
+                self.principals.get(claims, |claims| request::principal(Some(claims), &self.claims))
+            }
         }
     }
 

@@ -9,12 +9,14 @@
 //! Whether a tool is listed is a function of the principal, the tool and the publication's
 //! policies, and of the time when a policy reads it: it is kept with the principal, with the
 //! second it was decided in when it depends on the time. A client listing GitHub's 1,223 tools
-//! asks for 13 pages, each filtering the whole catalog.
+//! asks for 13 pages, each filtering the whole catalog. Principals made alike (the same caller's
+//! token verified again after a minute, or callers with the same claims) share those decisions.
 //!
 //! Invariant: a principal is found only for the very claims it was made from. The slot keeps the
 //! claims' allocation alive (a `Weak` does), so no other claims can be allocated at that address
 //! while the slot names it: equal addresses mean the same claims.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use cedar_policy::{Entity, EntityUid};
@@ -25,11 +27,15 @@ use crate::auth::Claims;
 /// since is made again (what every call cost before this cache).
 const SLOTS: usize = 256;
 
+/// How many principals' listings one publication keeps, by the principal's content; beyond, they
+/// are forgotten together and decided again.
+const LISTINGS: usize = 256;
+
 /// A caller as Cedar's principal.
 pub(super) struct Principal {
     pub entity: Entity,
     pub uid: EntityUid,
-    listed: Mutex<Listed>,
+    listed: Arc<Mutex<Listed>>,
 }
 
 /// Which tools the caller may list, by their place in the publication, as decided in `second`.
@@ -48,7 +54,7 @@ enum Shown {
 
 impl Principal {
     pub fn new(entity: Entity) -> Principal {
-        Principal { uid: entity.uid(), entity, listed: Mutex::default() }
+        Principal { uid: entity.uid(), entity, listed: Arc::default() }
     }
 
     /// Whether the tool at `place` (of `tools`) is listed for this caller at `second` (0 when no
@@ -83,6 +89,8 @@ impl Principal {
 pub(super) struct Principals {
     // std locks: held only to compare a pointer and clone an `Arc`.
     slots: Box<[Mutex<Option<Slot>>]>,
+    /// The listing decisions of each principal made, by its entity's JSON.
+    listings: Mutex<HashMap<String, Arc<Mutex<Listed>>>>,
 }
 
 struct Slot {
@@ -92,14 +100,15 @@ struct Slot {
 
 impl Principals {
     pub fn new() -> Principals {
-        Principals { slots: (0..SLOTS).map(|_| Mutex::new(None)).collect() }
+        Principals { slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(), listings: Mutex::default() }
     }
 
-    /// The principal of `claims`, made by `make` unless it was made for these claims before.
+    /// The principal of `claims`, whose entity `make` makes unless it was made for these claims
+    /// before.
     pub fn get(
         &self,
         claims: &Arc<Claims>,
-        make: impl FnOnce(&Claims) -> Option<Principal>,
+        make: impl FnOnce(&Claims) -> Option<Entity>,
     ) -> Option<Arc<Principal>> {
         let slot = &self.slots[index(claims)];
         if let Some(found) =
@@ -108,7 +117,18 @@ impl Principals {
             return Some(found.principal.clone());
         }
         // Made without the lock: two first calls of one caller may both make it, which is harmless.
-        let principal = Arc::new(make(claims)?);
+        let entity = make(claims)?;
+        let listed = match entity.to_json_string() {
+            Ok(key) => {
+                let mut listings = lock(&self.listings);
+                if listings.len() >= LISTINGS && !listings.contains_key(&key) {
+                    listings.clear();
+                }
+                listings.entry(key).or_default().clone()
+            }
+            Err(_) => Arc::default(),
+        };
+        let principal = Arc::new(Principal { uid: entity.uid(), entity, listed });
         *lock(slot) = Some(Slot { claims: Arc::downgrade(claims), principal: principal.clone() });
         Some(principal)
     }
@@ -145,9 +165,9 @@ mod tests {
         })
     }
 
-    fn make(claims: &Claims) -> Option<Principal> {
+    fn make(claims: &Claims) -> Option<Entity> {
         let uid = super::super::request::uid("Caller", &claims.subject)?;
-        Some(Principal::new(Entity::new_no_attrs(uid, Default::default())))
+        Some(Entity::new_no_attrs(uid, Default::default()))
     }
 
     #[test]
@@ -177,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_listing_is_decided_once_per_tool_and_second() {
-        let principal = make(&claims("alice")).unwrap();
+        let principal = Principal::new(make(&claims("alice")).unwrap());
         assert!(principal.may_list(1, 3, 0, || true));
         assert!(!principal.may_list(2, 3, 0, || false));
         assert!(principal.may_list(1, 3, 0, || panic!("decided twice")));
@@ -185,5 +205,19 @@ mod tests {
         // Another second decides again, as a policy reading the time asks.
         assert!(!principal.may_list(1, 3, 7, || false));
         assert!(!principal.may_list(1, 3, 7, || panic!("decided twice")));
+    }
+
+    #[test]
+    fn principals_made_alike_share_their_listing() {
+        let principals = Principals::new();
+        let first = principals.get(&claims("alice"), make).unwrap();
+        assert!(first.may_list(0, 2, 0, || true));
+        // The same caller's token verified again: other claims, an equal principal.
+        let again = principals.get(&claims("alice"), make).unwrap();
+        assert!(!Arc::ptr_eq(&first, &again));
+        assert!(again.may_list(0, 2, 0, || panic!("decided twice")));
+        let bob = principals.get(&claims("bob"), make).unwrap();
+        assert!(!bob.may_list(0, 2, 0, || false));
+        assert!(first.may_list(0, 2, 0, || panic!("decided twice")));
     }
 }
