@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Decision, Effect, Entities, Entity, EntityUid, PolicyId, PolicySet,
-    Request, ResourceConstraint, Schema, ValidationMode, Validator,
+    Request, RequestBuilder, ResourceConstraint, Schema, ValidationMode, Validator,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -161,6 +161,8 @@ impl Policies {
                 validation.validation_errors().take(MAX_REPORTED).map(|it| format!("- {it}")).collect();
             return Err(format!("policies do not fit this server's tools:\n{}", errors.join("\n")));
         }
+        let action = |name| request::uid("Action", name).ok_or("policies: bad action name".to_owned());
+        let (call, list) = (action("call")?, action("list")?);
         let tools = tools
             .iter()
             .enumerate()
@@ -178,11 +180,10 @@ impl Policies {
                 };
                 let own = PolicySet::from_policies(set.policies().filter(applies).cloned())
                     .map_err(|err| format!("policies: {err}"))?;
+                let own = may_decide(&own, &entity, [&call, &list])?;
                 Ok((tool.spec.name.clone(), Guarded { place, resource: entity, set: own }))
             })
             .collect::<Result<_, String>>()?;
-        let action = |name| request::uid("Action", name).ok_or("policies: bad action name".to_owned());
-        let (call, list) = (action("call")?, action("list")?);
         let lists = set.policies().any(|it| match it.action_constraint() {
             ActionConstraint::Any => true,
             ActionConstraint::Eq(action) => action == list,
@@ -377,6 +378,26 @@ impl Compiled {
         !(list.decision() == Some(Decision::Deny)
             && list.must_be_determining().any(|it| it.effect() == Effect::Forbid))
     }
+}
+
+/// The policies of `set` that may decide a request on `resource`: all but those false whatever the
+/// caller, the action and the context (Cedar's partial evaluation with only the tool known). A
+/// policy `when { resource.tags.contains("billing") && … }` cannot apply to a tool without that
+/// tag, and leaving it out of the tool's set spares its evaluation at every call and listing;
+/// the decisions, and the policies that make them, are the same.
+fn may_decide(set: &PolicySet, resource: &Entity, actions: [&EntityUid; 2]) -> Result<PolicySet, String> {
+    let entities =
+        Entities::from_entities([resource.clone()], None).map_err(|err| format!("policies: {err}"))?;
+    let mut kept = HashSet::new();
+    // One action at a time: with the action unknown, Cedar keeps `action == … && false` whole.
+    for action in actions {
+        let request = RequestBuilder::default().action(action.clone()).resource(resource.uid()).build();
+        let response = Authorizer::new().is_authorized_partial(&request, set, &entities);
+        kept.extend(response.may_be_determining().map(|it| it.id().clone()));
+        kept.extend(response.definitely_errored().cloned());
+    }
+    PolicySet::from_policies(set.policies().filter(|it| kept.contains(it.id())).cloned())
+        .map_err(|err| format!("policies: {err}"))
 }
 
 /// The policies of `text`, each named by its `@id("…")` annotation, else `{origin}#{n}` (its

@@ -214,3 +214,36 @@ fn each_caller_keeps_its_own_listing() {
         assert!(!policies.may_list(None, refund));
     }
 }
+
+#[test]
+fn a_policy_that_cannot_apply_to_a_tool_is_left_out_of_its_set() {
+    let text = r#"
+@id("support-staff")
+permit(principal, action, resource) when { resource.tags.contains("support") && principal.groups.contains("staff") };
+@id("no-deletes")
+forbid(principal, action == Action::"call", resource) when { resource.destructive && !principal.groups.contains("admins") };
+"#;
+    let (catalog, policies) = build(text).unwrap();
+    let compiled = policies.compiled.as_ref().unwrap();
+    let ids = |tool: &str| -> BTreeSet<String> {
+        compiled.tools[tool].set.policies().map(|it| it.id().to_string()).collect()
+    };
+    assert_eq!(ids("createRefund"), BTreeSet::new(), "neither a support tool nor destructive");
+    assert_eq!(ids("getTicket"), BTreeSet::from(["support-staff".to_owned()]));
+    assert_eq!(ids("deleteTicket"), BTreeSet::from(["support-staff".to_owned(), "no-deletes".to_owned()]));
+
+    // The decisions, and the policies that make them, are what all the policies make.
+    let staff = claims(json!({"groups": ["staff"]}));
+    let admin = claims(json!({"groups": ["staff", "admins"]}));
+    let id = json!({"id": "7"}).as_object().unwrap().clone();
+    let delete = catalog.tool("deleteTicket").unwrap();
+    assert_eq!(policies.check_call(Some(&staff), delete, &id), Err(Refused::Policy("no-deletes".to_owned())));
+    assert_eq!(policies.explain(Some(&admin), delete, &id).policies, ["support-staff"]);
+    assert!(policies.check_call(Some(&staff), catalog.tool("getTicket").unwrap(), &id).is_ok());
+    let refund = catalog.tool("createRefund").unwrap();
+    let amount = json!({"amount": 1}).as_object().unwrap().clone();
+    assert_eq!(policies.check_call(Some(&admin), refund, &amount), Err(Refused::NotPermitted));
+    assert!(!policies.may_list(Some(&admin), refund));
+    assert!(!policies.may_list(Some(&staff), delete));
+    assert!(policies.may_list(Some(&admin), delete));
+}
