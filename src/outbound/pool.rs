@@ -147,14 +147,20 @@ impl Pool {
     }
 
     fn keep(&self, connection: Connection) {
-        let now = Instant::now();
-        let mut kept = lock(&self.kept);
-        // Kept in the order they were last used (taken from the end, put back at the end): those
-        // that outlived `idle` are the first ones, and all of them close now, so that the pool
-        // shrinks as soon as a burst is over, not by one connection per call.
-        let outlived = kept.partition_point(|it| now.duration_since(it.since) > self.idle);
-        kept.drain(..outlived);
-        kept.push(Kept { connection, since: now });
+        let outlived: Vec<Kept> = {
+            let mut kept = lock(&self.kept);
+            // Read under the lock, so that the list stays in the order of `since`.
+            let now = Instant::now();
+            // Kept in the order they were last used (taken from the end, put back at the end):
+            // those that outlived `idle` are the first ones, and all of them close now, so that the
+            // pool shrinks as soon as a burst is over, not by one connection per call.
+            let outlived = kept.partition_point(|it| now.duration_since(it.since) > self.idle);
+            let outlived = kept.drain(..outlived).collect();
+            kept.push(Kept { connection, since: now });
+            outlived
+        };
+        // Closed once the lock is released.
+        drop(outlived);
     }
 
     async fn connect(&self) -> Result<Connection, Error> {

@@ -57,9 +57,16 @@ impl Principal {
         Principal { uid: entity.uid(), entity, listed: Arc::default() }
     }
 
-    /// Whether the tool at `place` (of `tools`) is listed for this caller at `second` (0 when no
-    /// policy reads the time), decided by `decide` unless it was in that second before.
-    pub fn may_list(&self, place: usize, tools: usize, second: u64, decide: impl FnOnce() -> bool) -> bool {
+    /// Whether the tool at `place` (of `tool_count`) is listed for this caller at `second` (0, a
+    /// second of its own, when no policy reads the time), decided by `decide` unless it was in that
+    /// second before.
+    pub fn may_list(
+        &self,
+        place: usize,
+        tool_count: usize,
+        second: u64,
+        decide: impl FnOnce() -> bool,
+    ) -> bool {
         {
             let listed = lock(&self.listed);
             if listed.second == second {
@@ -73,11 +80,15 @@ impl Principal {
         // Decided without the lock: two pages asked at once may both decide, which is harmless.
         let shown = decide();
         let mut listed = lock(&self.listed);
+        if second < listed.second {
+            // Decided as another page was decided in a later second: that one's decisions stay.
+            return shown;
+        }
         if listed.second != second {
             *listed = Listed { second, shown: Vec::new() };
         }
-        if listed.shown.len() != tools {
-            listed.shown = vec![Shown::Undecided; tools];
+        if listed.shown.len() != tool_count {
+            listed.shown = vec![Shown::Undecided; tool_count];
         }
         if let Some(it) = listed.shown.get_mut(place) {
             *it = if shown { Shown::Yes } else { Shown::No };

@@ -44,16 +44,19 @@ const GENERATION_TOOLS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::n
 const USED_NONCES: TableDefinition<&str, u64> = TableDefinition::new("used_nonces");
 /// (when it expires, key) → nothing: the keys of `REVOKED_SESSIONS` and `USED_NONCES` in the order
 /// they expire, so that forgetting the expired reads only them. Rebuilt whenever the database is
-/// opened (`index_expiring`), so it holds every key of the two tables and nothing else.
+/// opened (`Expiring::reindex`), so it holds every key of the two tables and nothing else.
 const REVOKED_SESSIONS_BY_EXPIRY: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("revoked_sessions_by_expiry");
 const USED_NONCES_BY_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("used_nonces_by_expiry");
 
 /// A table of keys kept until they expire, with its index by expiry.
-type Expiring =
-    (TableDefinition<'static, &'static str, u64>, TableDefinition<'static, (u64, &'static str), ()>);
-const NONCES: Expiring = (USED_NONCES, USED_NONCES_BY_EXPIRY);
-const SIGNED_OUT: Expiring = (REVOKED_SESSIONS, REVOKED_SESSIONS_BY_EXPIRY);
+#[derive(Clone, Copy)]
+struct Expiring {
+    keys: TableDefinition<'static, &'static str, u64>,
+    by_expiry: TableDefinition<'static, (u64, &'static str), ()>,
+}
+const NONCES: Expiring = Expiring { keys: USED_NONCES, by_expiry: USED_NONCES_BY_EXPIRY };
+const SIGNED_OUT: Expiring = Expiring { keys: REVOKED_SESSIONS, by_expiry: REVOKED_SESSIONS_BY_EXPIRY };
 
 /// The stored part of a [`Generation`] besides its key.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -154,8 +157,8 @@ impl Redb {
         tx.open_table(GENERATION_NUMBERS).map_err(db_error)?;
         tx.open_table(GENERATIONS).map_err(db_error)?;
         tx.open_table(GENERATION_TOOLS).map_err(db_error)?;
-        index_expiring(&tx, SIGNED_OUT)?;
-        index_expiring(&tx, NONCES)?;
+        SIGNED_OUT.reindex(&tx)?;
+        NONCES.reindex(&tx)?;
         tx.commit().map_err(db_error)?;
         *slot = Some(db);
         Ok(())
@@ -361,7 +364,8 @@ impl Redb {
     pub fn take_nonce(&self, nonce: &str, expires: u64, now: u64) -> Result<bool, Error> {
         self.run(|db| {
             let tx = db.begin_write().map_err(db_error)?;
-            let fresh = keep_until(&tx, NONCES, nonce, expires, now, false)?;
+            NONCES.forget_expired(&tx, now)?;
+            let fresh = NONCES.insert_new(&tx, nonce, expires)?;
             tx.commit().map_err(db_error)?;
             Ok(fresh)
         })
@@ -395,7 +399,8 @@ impl Redb {
     pub fn revoke_session(&self, id: &str, expires: u64, now: u64) -> Result<(), Error> {
         self.run(|db| {
             let tx = db.begin_write().map_err(db_error)?;
-            keep_until(&tx, SIGNED_OUT, id, expires, now, true)?;
+            SIGNED_OUT.forget_expired(&tx, now)?;
+            SIGNED_OUT.insert(&tx, id, expires)?;
             tx.commit().map_err(db_error)
         })
     }
@@ -516,53 +521,64 @@ fn bump(tx: &redb::WriteTransaction, slug: &str, expected: Option<u64>) -> Resul
     Ok(current + 1)
 }
 
-/// Keeps `key` in `table` until `expires`, after forgetting the keys expired by `now` (reading only
-/// them, through the index); a key kept already is replaced when `replace`, else left. Whether the
-/// key was not kept before.
-fn keep_until(
-    tx: &redb::WriteTransaction,
-    (table, index): Expiring,
-    key: &str,
-    expires: u64,
-    now: u64,
-    replace: bool,
-) -> Result<bool, Error> {
-    let mut kept = tx.open_table(table).map_err(db_error)?;
-    let mut by_expiry = tx.open_table(index).map_err(db_error)?;
-    // Expired: `expires <= now`, the keys before `(now + 1, "")`.
-    let expired: Vec<(u64, String)> = by_expiry
-        .range(..(now.saturating_add(1), ""))
-        .map_err(db_error)?
-        .map(|entry| entry.map(|(key, _)| (key.value().0, key.value().1.to_owned())))
-        .collect::<Result<_, _>>()
-        .map_err(db_error)?;
-    for (when, key) in &expired {
-        by_expiry.remove((*when, key.as_str())).map_err(db_error)?;
-        kept.remove(key.as_str()).map_err(db_error)?;
+impl Expiring {
+    /// Forgets the keys expired by `now`, reading only them, through the index.
+    fn forget_expired(self, tx: &redb::WriteTransaction, now: u64) -> Result<(), Error> {
+        let mut keys = tx.open_table(self.keys).map_err(db_error)?;
+        let mut by_expiry = tx.open_table(self.by_expiry).map_err(db_error)?;
+        // Expired: `expires <= now`, the entries before `(now + 1, "")`.
+        let expired: Vec<(u64, String)> = by_expiry
+            .range(..(now.saturating_add(1), ""))
+            .map_err(db_error)?
+            .map(|entry| entry.map(|(key, _)| (key.value().0, key.value().1.to_owned())))
+            .collect::<Result<_, _>>()
+            .map_err(db_error)?;
+        for (expires, key) in &expired {
+            by_expiry.remove((*expires, key.as_str())).map_err(db_error)?;
+            // Only a key that expires then: an index entry that outlived its key's change (never
+            // written so, but a key forgotten early would be a nonce taken twice) forgets nothing.
+            if keys.get(key.as_str()).map_err(db_error)?.is_some_and(|it| it.value() == *expires) {
+                keys.remove(key.as_str()).map_err(db_error)?;
+            }
+        }
+        Ok(())
     }
-    let before = kept.get(key).map_err(db_error)?.map(|it| it.value());
-    if let Some(before) = before {
-        if !replace {
+
+    /// Keeps `key` until `expires`, unless it is kept already: whether it was not.
+    fn insert_new(self, tx: &redb::WriteTransaction, key: &str, expires: u64) -> Result<bool, Error> {
+        let mut keys = tx.open_table(self.keys).map_err(db_error)?;
+        if keys.get(key).map_err(db_error)?.is_some() {
             return Ok(false);
         }
-        by_expiry.remove((before, key)).map_err(db_error)?;
+        keys.insert(key, expires).map_err(db_error)?;
+        tx.open_table(self.by_expiry).map_err(db_error)?.insert((expires, key), ()).map_err(db_error)?;
+        Ok(true)
     }
-    kept.insert(key, expires).map_err(db_error)?;
-    by_expiry.insert((expires, key), ()).map_err(db_error)?;
-    Ok(before.is_none())
-}
 
-/// Makes `index` hold exactly the keys of `table` by when they expire: databases written before
-/// the index existed had none.
-fn index_expiring(tx: &redb::WriteTransaction, (table, index): Expiring) -> Result<(), Error> {
-    let kept = tx.open_table(table).map_err(db_error)?;
-    let mut by_expiry = tx.open_table(index).map_err(db_error)?;
-    by_expiry.retain(|_, _| false).map_err(db_error)?;
-    for entry in kept.iter().map_err(db_error)? {
-        let (key, expires) = entry.map_err(db_error)?;
-        by_expiry.insert((expires.value(), key.value()), ()).map_err(db_error)?;
+    /// Keeps `key` until `expires`, whether it was kept before or not.
+    fn insert(self, tx: &redb::WriteTransaction, key: &str, expires: u64) -> Result<(), Error> {
+        let mut keys = tx.open_table(self.keys).map_err(db_error)?;
+        let mut by_expiry = tx.open_table(self.by_expiry).map_err(db_error)?;
+        if let Some(before) = keys.insert(key, expires).map_err(db_error)? {
+            by_expiry.remove((before.value(), key)).map_err(db_error)?;
+        }
+        by_expiry.insert((expires, key), ()).map_err(db_error)?;
+        Ok(())
     }
-    Ok(())
+
+    /// Makes the index hold exactly the keys by when they expire: databases written before the
+    /// index existed had none. Done at every opening (after a storage failure too), in time
+    /// linear in the keys, which are those of the last minutes.
+    fn reindex(self, tx: &redb::WriteTransaction) -> Result<(), Error> {
+        let keys = tx.open_table(self.keys).map_err(db_error)?;
+        let mut by_expiry = tx.open_table(self.by_expiry).map_err(db_error)?;
+        by_expiry.retain(|_, _| false).map_err(db_error)?;
+        for entry in keys.iter().map_err(db_error)? {
+            let (key, expires) = entry.map_err(db_error)?;
+            by_expiry.insert((expires.value(), key.value()), ()).map_err(db_error)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
