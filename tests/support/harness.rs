@@ -92,7 +92,7 @@ impl Python {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target folder");
         let bin = std::env::var_os("MCPGATE_PYTHON")
             .map_or_else(|| target.join("python-clients/bin/python"), PathBuf::from);
-        let problem = match Command::new(&bin).args(["-c", "import mcp"]).output() {
+        let problem = match Command::new(&bin).args(["-I", "-c", "import mcp"]).output() {
             Ok(output) if output.status.success() => None,
             Ok(output) => {
                 let stderr = String::from_utf8_lossy(&output.stderr);
