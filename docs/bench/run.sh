@@ -3,8 +3,8 @@
 # in auth modes none and jwt, and as a client of protocol 2026-07-28 calls, at 1, 8 and 64
 # connections, beside the same GET sent to the backend directly, a floor (nginx writing
 # mcpgate's answer to the same POST at once) and a proxy floor (an nginx process of its own
-# proxying the same GET to the backend), all in one run, ROUNDS times; summary.py prints the
-# medians. Then, at 1 and 64 connections, calls of the big documents, every operation exposed
+# proxying the same GET to the backend, and to the 5 ms and Python backends below), all in one
+# run, ROUNDS times; summary.py prints the medians. Then, at 1 and 64 connections, calls of the big documents, every operation exposed
 # (mcpgate-big.toml): GitHub's licenses/get and Microsoft Graph's users.user.GetUser, beside the
 # same GETs sent directly. mcpgate's CPU per call is its process's CPU time over the calls of a
 # case, in user space and in the kernel; in the rows of nginx alone (the backend directly and
@@ -132,8 +132,10 @@ for round in $(seq "$ROUNDS"); do
   done
   for c in 1 64; do
     case_ "5 ms backend directly" $c 0 http://127.0.0.1:18092/api/v3/pet/7
+    case_ "proxy floor, 5 ms backend" $c "$PROXY_WORKER" http://127.0.0.1:18098/api/v3/pet/7
     case_ "mcpgate, no session, 5 ms backend" $c $GATE -s call.lua http://127.0.0.1:18090/mcp/petstore-5ms
     case_ "Python backend directly" $c 0 http://127.0.0.1:18093/api/v3/pet/7
+    case_ "proxy floor, Python backend" $c "$PROXY_WORKER" http://127.0.0.1:18096/api/v3/pet/7
     case_ "mcpgate, no session, Python backend" $c $GATE -s call.lua http://127.0.0.1:18090/mcp/petstore-py
     MCP_SESSIONS=$(first "$SESSIONS_PY" $c) case_ "mcpgate, a session per connection, Python backend" $c $GATE \
       -s session.lua http://127.0.0.1:18090/mcp/petstore-py
