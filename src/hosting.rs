@@ -27,7 +27,7 @@ use crate::policy::Policies;
 use crate::secrets::Keyring;
 use crate::snapshot::{self, Snapshot};
 use crate::source::{self, Limits, Source};
-use crate::store::{AuditEntry, Publication, Recorded, Store};
+use crate::store::{AuditEntry, Publication, Recorded, SessionEnd, Store};
 use crate::upstream::Backend;
 
 /// Who the generations of a server of the configuration file are published by.
@@ -83,6 +83,13 @@ struct Builder {
 }
 
 impl Hosting {
+    /// A session of a hosted server that another replica ended, or was asked to end.
+    pub async fn session_ended(&self, end: &SessionEnd) {
+        if let Some(hosted) = self.get(&end.server) {
+            hosted.service.ended_elsewhere(&end.session).await;
+        }
+    }
+
     pub fn get(&self, slug: &str) -> Option<Arc<Hosted>> {
         read(&self.servers).get(slug).cloned()
     }
@@ -488,10 +495,12 @@ fn assemble(snapshot: Snapshot, builder: &Builder, provisioned: bool) -> Hosted 
         server = %snapshot.slug, tools = snapshot.catalog.tools.len(), backend = %snapshot.backend.url(), "server provisioned"
     );
     let host = snapshot::Host::new(snapshot);
+    let shared = builder.store.is_shared().then(|| builder.store.clone());
     let service = mcp::Endpoint::new(
         Gateway::new(host.clone()).with_store(builder.store.clone()),
         builder.http.clone(),
         builder.keyring.clone(),
+        shared,
     );
     let sessions = builder.config.sessions;
     let count = |it: config::SessionCount| usize::try_from(it.get()).unwrap_or(usize::MAX);

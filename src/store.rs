@@ -20,7 +20,7 @@ mod tls;
 
 use std::path::Path;
 
-pub use postgres::{Postgres, Watch};
+pub use postgres::{Heard, Postgres, SessionEnd, Watch};
 
 /// Which copy of a server: the one served, or the administrator's working copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,6 +313,16 @@ impl Store {
         match &self.engine {
             Engine::Redb(it) => it.record(entry),
             Engine::Postgres(it) => it.record(entry).await,
+        }
+    }
+
+    /// Tells the other replicas sharing the store that the MCP session `session` (its local id)
+    /// of `server` has ended, so that they end it too if they opened it, and answer 404 for it
+    /// otherwise. The embedded store has no other replica to tell.
+    pub async fn end_session(&self, server: &str, session: &str) -> Result<(), Error> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(it) => it.end_session(server, session).await,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Several mcpgate processes on one PostgreSQL store: a publication through one replica is served
 //! by the others within a second, two administrators changing one server on two replicas get one
-//! 409, and a replica killed in the middle of publications leaves the store consistent.
+//! 409, a replica killed in the middle of publications leaves the store consistent, and a session
+//! ended through any replica ends on all.
 //! Skipped (and listed) without PostgreSQL 15, unless `MCPGATE_REQUIRE_POSTGRES` is set.
 
 use std::time::{Duration, Instant};
@@ -175,6 +176,96 @@ impl Drop for Nginx {
         let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }
+}
+
+/// A session opened on A ends on every replica when any of them is asked to end it: A, which
+/// opened it, closes it when B is asked; B and C answer 404 for it from then on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_ended_on_one_replica_ends_on_all() {
+    let Some(cluster) = postgres::Cluster::start() else { return };
+    let url = cluster.database("session_ends");
+    let (a, b, c) = (replica(&url), replica(&url), replica(&url));
+    let admin = Admin::new();
+    admin.publish_pets(&a).await;
+    for replica in [&b, &c] {
+        let served =
+            within(Duration::from_secs(5), || async { admin.tools(replica, "pets").await == Some(1) });
+        assert!(served.await.is_some(), "every replica serves the server");
+    }
+    let client = reqwest::Client::new();
+
+    for asked in [&b, &a] {
+        let session = open_session(&client, &a).await;
+        assert_eq!(open_sessions(&a).await, 1);
+        for replica in [&a, &b, &c] {
+            assert_eq!(in_session(&client, replica, &session).await, StatusCode::OK, "served everywhere");
+        }
+        let ended = client
+            .delete(format!("http://{}/mcp/pets", asked.addr))
+            .header("Mcp-Session-Id", &session)
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+        let closed = within(Duration::from_secs(5), || async { open_sessions(&a).await == 0 }).await;
+        assert!(closed.is_some(), "the replica that opened it closes it");
+        for replica in [&a, &b, &c] {
+            let gone = within(Duration::from_secs(5), || async {
+                in_session(&client, replica, &session).await == StatusCode::NOT_FOUND
+            });
+            assert!(gone.await.is_some(), "a session ended is unknown on every replica");
+        }
+    }
+}
+
+/// Opens a session on `gate` as a client does (`initialize`, then `notifications/initialized`).
+async fn open_session(client: &reqwest::Client, gate: &Gate) -> String {
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let response = client
+        .post(format!("http://{}/mcp/pets", gate.addr))
+        .header("Accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(in_session_sending(client, gate, &session, &initialized).await, StatusCode::ACCEPTED);
+    session
+}
+
+/// The status of a `tools/list` in `session` sent to `gate`.
+async fn in_session(client: &reqwest::Client, gate: &Gate, session: &str) -> StatusCode {
+    in_session_sending(client, gate, session, &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await
+}
+
+async fn in_session_sending(
+    client: &reqwest::Client,
+    gate: &Gate,
+    session: &str,
+    message: &Value,
+) -> StatusCode {
+    let response = client
+        .post(format!("http://{}/mcp/pets", gate.addr))
+        .header("Accept", "application/json, text/event-stream")
+        .header("Mcp-Session-Id", session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .json(message)
+        .send()
+        .await
+        .unwrap();
+    response.status()
+}
+
+/// The sessions `gate` holds open for `pets`, from its metrics.
+async fn open_sessions(gate: &Gate) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", gate.addr)).await.unwrap().text().await.unwrap();
+    let line = text.lines().find_map(|it| it.strip_prefix(r#"mcpgate_sessions_open{server="pets"} "#));
+    line.and_then(|it| it.parse().ok()).unwrap_or(0)
 }
 
 /// `tools/list` without a session (any replica answers it); the tools' names.

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use mcpgate::store::{AuditEntry, Error, GENERATIONS_KEPT, Postgres, Publication, Record, Stage, Store};
+use mcpgate::store::{
+    AuditEntry, Error, GENERATIONS_KEPT, Heard, Postgres, Publication, Record, SessionEnd, Stage, Store,
+};
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -301,7 +303,7 @@ async fn postgres_migrates_once_compresses_and_survives_an_outage() {
     // The listener connects again and says so (what changed meanwhile was not heard).
     let heard = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            watch.changed().await.unwrap();
+            watch.heard().await.unwrap();
             if store.is_usable() {
                 break;
             }
@@ -313,5 +315,11 @@ async fn postgres_migrates_once_compresses_and_survives_an_outage() {
     // A notification comes for each change to a served copy.
     let other = Store::connect(settings(url)).await.unwrap();
     other.put_server("pets", &record("{}", b"y")).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(5), watch.changed()).await.unwrap().unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), watch.heard()).await.unwrap();
+    assert_eq!(heard, Some(Heard::Changed));
+    // And one for each MCP session a replica ends.
+    other.end_session("pets", "4f7c-session").await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), watch.heard()).await.unwrap();
+    let ended = SessionEnd { server: "pets".to_owned(), session: "4f7c-session".to_owned() };
+    assert_eq!(heard, Some(Heard::SessionEnded(ended)));
 }

@@ -2,6 +2,7 @@
 //! notification, or the periodic comparison of generations that heals a missed one), this
 //! replica builds that server's snapshot from the store and swaps it in, which tells its
 //! connected clients that the tool list changed; a server deleted elsewhere stops being served.
+//! A session another replica ended (or was asked to end with DELETE) ends here too.
 //!
 //! Servers of the configuration file are left alone: every replica reads the same file.
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use super::{Hosting, stored_settings};
 use crate::source;
-use crate::store::Store;
+use crate::store::{Heard, Store};
 
 /// How often the generations are compared even when no notification came.
 const CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -24,7 +25,14 @@ pub fn follow(hosting: &Hosting, store: &Store) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                changed = watch.changed() => if changed.is_none() { return },
+                heard = watch.heard() => match heard {
+                    Some(Heard::Changed) => {}
+                    Some(Heard::SessionEnded(ended)) => {
+                        hosting.session_ended(&ended).await;
+                        continue;
+                    }
+                    None => return,
+                },
                 _ = every.tick() => {}
             }
             catch_up(&hosting, &store).await;

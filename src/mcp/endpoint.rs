@@ -14,7 +14,9 @@
 //! naming a session another replica opened (or this one, before a restart) is served here as far
 //! as no state of the session is needed: `tools/call` and `tools/list` by the direct path, a GET
 //! by a stream of `notifications/tools/list_changed` of its own, other messages by the stateless
-//! service. Only the replica that opened a session ends it (DELETE, or unused).
+//! service. A session that ends here (DELETE, unused, or to make room), or whose DELETE comes here
+//! from a client of another replica's session, is announced through the shared store: the replica
+//! that opened it closes it, and every replica answers 404 for it from then on.
 //!
 //! Invariant: in auth mode `jwt`, a session is used only by the subject (issuer and `sub`) that
 //! opened it; anyone else presenting its id is answered 404, as for an unknown session.
@@ -51,6 +53,7 @@ use crate::calls::{CallLog, Decision};
 use crate::metrics;
 use crate::secrets::Keyring;
 use crate::snapshot::Snapshot;
+use crate::store::Store;
 
 /// A session nobody has used for this long ends. SSE keep-alive pings do not count as use, and a
 /// client that only listens for changes may stay quiet for long.
@@ -100,6 +103,9 @@ struct Inner {
     ended: Mutex<HashMap<String, Instant>>,
     /// Seals and opens the ids clients see.
     ids: SessionIds,
+    /// The store other replicas share, which hears of the sessions that end here; `None` when
+    /// there is no other replica.
+    shared: Option<Shared>,
     // A std lock: held only to copy or replace the limits.
     limits: Mutex<SessionLimits>,
     /// Taken by each `initialize`, so that the sessions cannot change between making room and
@@ -148,12 +154,26 @@ enum Claim {
     /// A session this endpoint opened and has open, of this subject (or in mode `none`, of
     /// anyone); rmcp's id of it.
     Here(String),
-    /// A session of this subject that this endpoint did not open (another replica did).
-    Elsewhere,
+    /// A session of this subject that this endpoint did not open (another replica did); its
+    /// local id.
+    Elsewhere(String),
     /// A session of another subject.
     Foreign,
     /// No session: not an id of this server's, expired, or ended here.
     Unknown,
+}
+
+/// A store other replicas share, and this server's slug there.
+#[derive(Clone)]
+struct Shared {
+    store: Store,
+    server: String,
+}
+
+/// The session a request names, once its id is opened for its subject: rmcp's local id.
+enum Session {
+    Here(String),
+    Elsewhere(String),
 }
 
 /// Ended sessions remembered at most: beyond, a session ended here may be served as another
@@ -175,7 +195,12 @@ impl Endpoint {
     /// (allowed hosts and origins, body limit) and [`SessionLimits::DEFAULT`]. Spawns the task
     /// that tells its sessions when the catalog changes, so it must be called within the Tokio
     /// runtime.
-    pub fn new(gateway: Gateway, config: StreamableHttpServerConfig, keyring: Arc<Keyring>) -> Endpoint {
+    pub fn new(
+        gateway: Gateway,
+        config: StreamableHttpServerConfig,
+        keyring: Arc<Keyring>,
+        shared: Option<Store>,
+    ) -> Endpoint {
         // The server's own token: cancelled when the endpoint is dropped (the server was removed),
         // it ends the server's sessions and streams, and stops its notifier.
         let token = config.cancellation_token.child_token();
@@ -191,7 +216,8 @@ impl Endpoint {
         );
 
         let calls = gateway.calls().clone();
-        let ids = SessionIds::new(keyring, &gateway.host().current().slug);
+        let slug = gateway.host().current().slug.clone();
+        let ids = SessionIds::new(keyring, &slug);
         let direct_gateway = gateway.clone();
         let listeners = Arc::new(Listeners::default());
         listeners::spawn_notifier(gateway.host(), listeners.clone(), token.cancelled_owned());
@@ -213,11 +239,23 @@ impl Endpoint {
                 opened: Mutex::new(HashMap::new()),
                 ended: Mutex::new(HashMap::new()),
                 ids,
+                shared: shared.map(|store| Shared { store, server: slug }),
                 limits: Mutex::new(SessionLimits::DEFAULT),
                 opening: tokio::sync::Mutex::new(()),
                 max_body_bytes,
                 calls,
             }),
+        }
+    }
+
+    /// A session that ended on another replica (or that a DELETE there ended): ended here too
+    /// if this endpoint opened it, else remembered, so that it is answered 404 from now on.
+    pub async fn ended_elsewhere(&self, session: &str) {
+        if self.inner.opened().contains_key(session) {
+            tracing::debug!("a session ends: another replica was asked to end it");
+            self.inner.close(session).await;
+        } else {
+            self.inner.ended_now([session.to_owned()]);
         }
     }
 
@@ -297,15 +335,17 @@ impl Endpoint {
             Some(presented) => match self.inner.claim(presented, &subject) {
                 Claim::Foreign => return self.inner.foreign(&snapshot),
                 Claim::Unknown => return session_not_found(),
-                Claim::Here(local) => Some(Some(local)),
-                Claim::Elsewhere => Some(None),
+                Claim::Here(local) => Some(Session::Here(local)),
+                Claim::Elsewhere(local) => Some(Session::Elsewhere(local)),
             },
         };
         if let Some(request) = direct {
             let here = match &session {
-                None | Some(None) => true,
+                None | Some(Session::Elsewhere(_)) => true,
                 // rmcp answers for a session it has ended: 404.
-                Some(Some(local)) => self.inner.manager.sessions.read().await.contains_key(local.as_str()),
+                Some(Session::Here(local)) => {
+                    self.inner.manager.sessions.read().await.contains_key(local.as_str())
+                }
             };
             if here {
                 let sender = direct::Sender { caller: caller.as_ref(), peer, headers: &parts.headers };
@@ -319,14 +359,16 @@ impl Endpoint {
         // rmcp's futures are boxed: the direct path above is every call's, and a future is as large
         // as its largest state, copied whole each time it moves.
         match (session, initialize) {
-            (Some(Some(local)), _) => {
+            (Some(Session::Here(local)), _) => {
                 // rmcp knows the session by its own id.
                 if let Ok(value) = HeaderValue::from_str(&local) {
                     parts.headers.insert(SESSION_HEADER, value);
                 }
                 Box::pin(self.inner.in_session(&local, Request::from_parts(parts, body))).await
             }
-            (Some(None), _) => Box::pin(self.inner.elsewhere(Request::from_parts(parts, body))).await,
+            (Some(Session::Elsewhere(local)), _) => {
+                Box::pin(self.inner.elsewhere(&local, Request::from_parts(parts, body))).await
+            }
             (None, true) => {
                 Box::pin(Inner::open(&self.inner, subject, Request::from_parts(parts, body))).await
             }
@@ -354,7 +396,7 @@ impl Inner {
                 opened.remove(it);
             }
             drop(opened);
-            self.ended_now(gone);
+            self.ended_here(gone);
             let opened = self.opened();
             make_room(&opened, &subject, &limits)
         };
@@ -392,7 +434,7 @@ impl Inner {
         };
         if ended {
             self.opened().remove(session);
-            self.ended_now([session.to_owned()]);
+            self.ended_here(vec![session.to_owned()]);
         }
         if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
             // rmcp answers 202, which says the work is still to be done; the session has ended,
@@ -416,17 +458,21 @@ impl Inner {
         if self.ended_sessions().contains_key(&sealed.local) {
             return Claim::Unknown;
         }
-        Claim::Elsewhere
+        Claim::Elsewhere(sealed.local)
     }
 
-    /// A request in a session another replica opened (or this one, before it restarted).
-    async fn elsewhere(&self, mut request: Request) -> Response {
+    /// A request in the session `local`, which another replica opened (or this one, before it
+    /// restarted).
+    async fn elsewhere(&self, local: &str, mut request: Request) -> Response {
         match *request.method() {
             Method::GET => {
                 listeners::stream(self.gateway.host(), self.sessions.config.cancellation_token.clone())
             }
-            // Only the replica that opened it can end it; here there is nothing to end.
-            Method::DELETE => StatusCode::NO_CONTENT.into_response(),
+            // The replica that opened it ends it when it hears of this; here it is unknown from now.
+            Method::DELETE => {
+                self.ended_here(vec![local.to_owned()]);
+                StatusCode::NO_CONTENT.into_response()
+            }
             _ => {
                 request.headers_mut().remove(SESSION_HEADER);
                 self.stateless.handle(request).await.map(Body::new)
@@ -434,7 +480,24 @@ impl Inner {
         }
     }
 
-    /// Remembers that the sessions `local` (rmcp's ids) ended here, until their ids expire.
+    /// Remembers that the sessions `local` (rmcp's ids) ended here, and tells the replicas that
+    /// share the store, which end them too if they opened them, and answer 404 for them.
+    fn ended_here(&self, local: Vec<String>) {
+        if local.is_empty() {
+            return;
+        }
+        self.ended_now(local.iter().cloned());
+        let Some(Shared { store, server }) = self.shared.clone() else { return };
+        tokio::spawn(async move {
+            for session in local {
+                if let Err(err) = store.end_session(&server, &session).await {
+                    tracing::debug!(%err, "the end of a session was not told to the other replicas");
+                }
+            }
+        });
+    }
+
+    /// Remembers that the sessions `local` (rmcp's ids) ended, until their ids expire.
     fn ended_now(&self, local: impl IntoIterator<Item = String>) {
         let now = Instant::now();
         let mut ended = self.ended_sessions();
@@ -478,9 +541,15 @@ impl Inner {
         });
     }
 
-    /// Ends `session` and its streams. It is gone from the session map when this returns; its
-    /// task is told to stop in a task of its own, since telling it waits for room in its queue.
+    /// Ends `session` and its streams, and tells the other replicas.
     async fn end(&self, session: &str) {
+        self.close(session).await;
+        self.ended_here(vec![session.to_owned()]);
+    }
+
+    /// Ends `session` and its streams here. It is gone from the session map when this returns;
+    /// its task is told to stop in a task of its own, since telling it waits for room in its queue.
+    async fn close(&self, session: &str) {
         self.opened().remove(session);
         self.ended_now([session.to_owned()]);
         let handle = self.manager.sessions.write().await.remove(session);

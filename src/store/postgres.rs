@@ -27,6 +27,12 @@ use super::{
 
 /// The channel a change to a served copy is announced on; the payload is the server's slug.
 const CHANNEL: &str = "mcpgate_servers";
+/// The channel the end of an MCP session is announced on; the payload is the server's slug and
+/// the session's local id, separated by a space.
+const SESSIONS_CHANNEL: &str = "mcpgate_sessions";
+/// Ends heard and not yet taken by the follower; beyond, they are dropped (each replica still
+/// ends its own sessions, and a session id expires within a day).
+const ENDS_HEARD: usize = 1024;
 /// The longest a store operation may take, connecting included, before the store counts as
 /// unreachable: admin requests answer 503 rather than hang.
 const OPERATION_DEADLINE: Duration = Duration::from_secs(10);
@@ -67,12 +73,32 @@ impl std::fmt::Debug for Postgres {
 /// compares [`super::Store::generations`] with what it serves.
 pub struct Watch {
     changes: mpsc::Receiver<()>,
+    ended: mpsc::Receiver<SessionEnd>,
+}
+
+/// An MCP session another replica ended (or was asked to end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEnd {
+    pub server: String,
+    /// The session's local id (rmcp's), which every replica's sealed ids carry.
+    pub session: String,
+}
+
+/// What a [`Watch`] hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// Some served copy changed (or may have, while the listener was reconnecting).
+    Changed,
+    SessionEnded(SessionEnd),
 }
 
 impl Watch {
-    /// The next change; `None` once the store is gone.
-    pub async fn changed(&mut self) -> Option<()> {
-        self.changes.recv().await
+    /// The next thing heard; `None` once the store is gone.
+    pub async fn heard(&mut self) -> Option<Heard> {
+        tokio::select! {
+            changed = self.changes.recv() => changed.map(|()| Heard::Changed),
+            ended = self.ended.recv() => ended.map(Heard::SessionEnded),
+        }
     }
 }
 
@@ -135,6 +161,7 @@ impl Pg {
         };
         let tls = MakeRustls::new(ca.as_deref()).map_err(Error::Database)?;
         let (tx, rx) = mpsc::channel(1);
+        let (ends, ended) = mpsc::channel(ENDS_HEARD);
         let pg = Pg {
             inner: Arc::new(Inner {
                 permits: Semaphore::new(settings.pool_size.max(1)),
@@ -142,7 +169,7 @@ impl Pg {
                 tls,
                 idle: Mutex::new(Vec::new()),
                 usable: AtomicBool::new(false),
-                watch: Mutex::new(Some(Watch { changes: rx })),
+                watch: Mutex::new(Some(Watch { changes: rx, ended })),
             }),
         };
         {
@@ -150,7 +177,7 @@ impl Pg {
             schema::migrate(&mut client).await?;
         }
         pg.inner.usable.store(true, Ordering::Release);
-        tokio::spawn(listen(Arc::downgrade(&pg.inner), tx));
+        tokio::spawn(listen(Arc::downgrade(&pg.inner), tx, ends));
         Ok(pg)
     }
 
@@ -484,6 +511,20 @@ impl Pg {
         .await
     }
 
+    /// Tells every replica listening that `session` (the local id) of `server` has ended.
+    pub async fn end_session(&self, server: &str, session: &str) -> Result<(), Error> {
+        let payload = format!("{server} {session}");
+        self.run(async {
+            let client = self.client().await?;
+            client
+                .execute("select pg_notify($1, $2)", &[&SESSIONS_CHANNEL, &payload])
+                .await
+                .map_err(classify)?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn revoke_session(&self, id: &str, expires: u64, now: u64) -> Result<(), Error> {
         self.run(async {
             let mut client = self.client().await?;
@@ -747,10 +788,11 @@ pub(super) fn decompress(slug: &str, stored: &[u8]) -> Result<Vec<u8>, Error> {
     }
 }
 
-/// Keeps one connection listening on [`CHANNEL`] and signals each notification; connects again
-/// with backoff when it is lost, and signals then too (what changed meanwhile was not heard).
-/// Ends when the [`Watch`] is dropped, or the store.
-async fn listen(store: Weak<Inner>, changes: mpsc::Sender<()>) {
+/// Keeps one connection listening on [`CHANNEL`] and signals each notification, and on
+/// [`SESSIONS_CHANNEL`], passing on each session's end; connects again with backoff when it is
+/// lost, and signals then too (what changed meanwhile was not heard). Ends when the [`Watch`] is
+/// dropped, or the store.
+async fn listen(store: Weak<Inner>, changes: mpsc::Sender<()>, ends: mpsc::Sender<SessionEnd>) {
     let mut backoff = BACKOFF.0;
     loop {
         // Held only to connect and to say whether the store is usable: the task must not keep
@@ -762,13 +804,19 @@ async fn listen(store: Weak<Inner>, changes: mpsc::Sender<()>) {
         match opened {
             Err(err) => tracing::warn!(%err, "store: the listening connection cannot connect"),
             Ok((client, mut connection)) => {
-                let sql = format!("listen {CHANNEL}");
+                let sql = format!("listen {CHANNEL}; listen {SESSIONS_CHANNEL}");
                 let listening = client.batch_execute(&sql);
                 tokio::pin!(listening);
                 let mut heard = false;
                 loop {
                     tokio::select! {
                         message = std::future::poll_fn(|cx| connection.poll_message(cx)) => match message {
+                            Some(Ok(AsyncMessage::Notification(heard))) if heard.channel() == SESSIONS_CHANNEL => {
+                                if let Some((server, session)) = heard.payload().split_once(' ') {
+                                    let end = SessionEnd { server: server.to_owned(), session: session.to_owned() };
+                                    let _ = ends.try_send(end);
+                                }
+                            }
                             Some(Ok(AsyncMessage::Notification(_))) => {
                                 // A full channel has a signal pending already.
                                 let _ = changes.try_send(());
