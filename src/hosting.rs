@@ -83,10 +83,10 @@ struct Builder {
 }
 
 impl Hosting {
-    /// A session of a hosted server that another replica ended, or was asked to end.
+    /// Sessions of a hosted server that another replica ended, or was asked to end.
     pub async fn session_ended(&self, end: &SessionEnd) {
         if let Some(hosted) = self.get(&end.server) {
-            hosted.service.ended_elsewhere(&end.session).await;
+            hosted.service.ended_elsewhere(&end.sessions).await;
         }
     }
 

@@ -8,6 +8,7 @@ mod confirm;
 mod connect;
 mod definition;
 mod direct;
+mod ended_sessions;
 mod endpoint;
 mod envelope;
 mod gateway;

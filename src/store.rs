@@ -316,13 +316,13 @@ impl Store {
         }
     }
 
-    /// Tells the other replicas sharing the store that the MCP session `session` (its local id)
-    /// of `server` has ended, so that they end it too if they opened it, and answer 404 for it
-    /// otherwise. The embedded store has no other replica to tell.
-    pub async fn end_session(&self, server: &str, session: &str) -> Result<(), Error> {
+    /// Tells the other replicas sharing the store that the MCP sessions `sessions` (local ids) of
+    /// `server` have ended, so that they end them too if they opened them, and answer 404 for
+    /// them otherwise. The embedded store has no other replica to tell.
+    pub async fn end_session(&self, server: &str, sessions: &[String]) -> Result<(), Error> {
         match &self.engine {
             Engine::Redb(_) => Ok(()),
-            Engine::Postgres(it) => it.end_session(server, session).await,
+            Engine::Postgres(it) => it.end_session(server, sessions).await,
         }
     }
 

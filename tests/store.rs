@@ -317,9 +317,18 @@ async fn postgres_migrates_once_compresses_and_survives_an_outage() {
     other.put_server("pets", &record("{}", b"y")).await.unwrap();
     let heard = tokio::time::timeout(Duration::from_secs(5), watch.heard()).await.unwrap();
     assert_eq!(heard, Some(Heard::Changed));
-    // And one for each MCP session a replica ends.
-    other.end_session("pets", "4f7c-session").await.unwrap();
-    let heard = tokio::time::timeout(Duration::from_secs(5), watch.heard()).await.unwrap();
-    let ended = SessionEnd { server: "pets".to_owned(), session: "4f7c-session".to_owned() };
+    // And one for each MCP session a replica ends (after the changes still pending, if any).
+    other.end_session("pets", &["4f7c-session".to_owned()]).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match watch.heard().await {
+                Some(Heard::Changed) => {}
+                other => return other,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let ended = SessionEnd { server: "pets".to_owned(), sessions: vec!["4f7c-session".to_owned()] };
     assert_eq!(heard, Some(Heard::SessionEnded(ended)));
 }

@@ -40,10 +40,12 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::catalog_mode::called_tool;
 use super::direct;
+use super::ended_sessions::EndedSessions;
 use super::envelope;
 use super::gateway::{self, Gateway};
 use super::listeners::{self, Listeners};
@@ -98,14 +100,14 @@ struct Inner {
     /// `initialize`.
     // A std lock: held only to look up, insert or remove, never across an await.
     opened: Mutex<HashMap<String, Opened>>,
-    /// rmcp's ids of the sessions this endpoint opened and ended, with when their sealed ids
-    /// expire: they must not be taken for sessions of another replica. A std lock, as above.
-    ended: Mutex<HashMap<String, Instant>>,
+    /// rmcp's ids of the sessions of this server that ended, here or on another replica: they
+    /// must not be taken for sessions open elsewhere. A std lock, as above.
+    ended: Mutex<EndedSessions>,
     /// Seals and opens the ids clients see.
     ids: SessionIds,
-    /// The store other replicas share, which hears of the sessions that end here; `None` when
-    /// there is no other replica.
-    shared: Option<Shared>,
+    /// Where the sessions that end here go, to be told to the replicas that share the store
+    /// (`announce_ends`); `None` when there is no other replica.
+    announce: Option<mpsc::Sender<String>>,
     // A std lock: held only to copy or replace the limits.
     limits: Mutex<SessionLimits>,
     /// Taken by each `initialize`, so that the sessions cannot change between making room and
@@ -159,15 +161,9 @@ enum Claim {
     Elsewhere(String),
     /// A session of another subject.
     Foreign,
-    /// No session: not an id of this server's, expired, or ended here.
+    /// No session: not an id of this server's, expired, or ended (here, or on a replica that
+    /// said so).
     Unknown,
-}
-
-/// A store other replicas share, and this server's slug there.
-#[derive(Clone)]
-struct Shared {
-    store: Store,
-    server: String,
 }
 
 /// The session a request names, once its id is opened for its subject: rmcp's local id.
@@ -176,9 +172,11 @@ enum Session {
     Elsewhere(String),
 }
 
-/// Ended sessions remembered at most: beyond, a session ended here may be served as another
-/// replica's until its id expires.
-const MAX_ENDED: usize = 100_000;
+/// Ends waiting to be told to the other replicas; beyond, they are dropped (and those replicas
+/// serve the ids until they expire).
+const ANNOUNCED: usize = 4096;
+/// Ends told in one notification at most.
+const BATCH: usize = 100;
 
 /// An open session as this endpoint knows it.
 #[derive(Clone, Debug)]
@@ -237,9 +235,13 @@ impl Endpoint {
                 sessions,
                 manager,
                 opened: Mutex::new(HashMap::new()),
-                ended: Mutex::new(HashMap::new()),
+                ended: Mutex::new(EndedSessions::default()),
                 ids,
-                shared: shared.map(|store| Shared { store, server: slug }),
+                announce: shared.map(|store| {
+                    let (announce, ended) = mpsc::channel(ANNOUNCED);
+                    tokio::spawn(announce_ends(store, slug, ended));
+                    announce
+                }),
                 limits: Mutex::new(SessionLimits::DEFAULT),
                 opening: tokio::sync::Mutex::new(()),
                 max_body_bytes,
@@ -248,15 +250,16 @@ impl Endpoint {
         }
     }
 
-    /// A session that ended on another replica (or that a DELETE there ended): ended here too
-    /// if this endpoint opened it, else remembered, so that it is answered 404 from now on.
-    pub async fn ended_elsewhere(&self, session: &str) {
-        if self.inner.opened().contains_key(session) {
-            tracing::debug!("a session ends: another replica was asked to end it");
-            self.inner.close(session).await;
-        } else {
-            self.inner.ended_now([session.to_owned()]);
+    /// Sessions that ended on another replica (or that a DELETE there ended): closed here too
+    /// if this endpoint opened them, and remembered, so that they are answered 404 from now on.
+    pub async fn ended_elsewhere(&self, sessions: &[String]) {
+        for session in sessions {
+            if self.inner.opened().contains_key(session) {
+                tracing::debug!("a session ends: another replica was asked to end it");
+                self.inner.close_session(session).await;
+            }
         }
+        self.inner.ended_now(sessions.to_vec());
     }
 
     /// Replaces the limits on this server's sessions. Sessions opened from now on follow them;
@@ -396,7 +399,7 @@ impl Inner {
                 opened.remove(it);
             }
             drop(opened);
-            self.ended_here(gone);
+            self.end_everywhere(gone);
             let opened = self.opened();
             make_room(&opened, &subject, &limits)
         };
@@ -434,7 +437,7 @@ impl Inner {
         };
         if ended {
             self.opened().remove(session);
-            self.ended_here(vec![session.to_owned()]);
+            self.end_everywhere(vec![session.to_owned()]);
         }
         if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
             // rmcp answers 202, which says the work is still to be done; the session has ended,
@@ -455,7 +458,7 @@ impl Inner {
             entry.came_back = true;
             return Claim::Here(sealed.local);
         }
-        if self.ended_sessions().contains_key(&sealed.local) {
+        if self.ended_sessions().contains(&sealed.local) {
             return Claim::Unknown;
         }
         Claim::Elsewhere(sealed.local)
@@ -470,7 +473,7 @@ impl Inner {
             }
             // The replica that opened it ends it when it hears of this; here it is unknown from now.
             Method::DELETE => {
-                self.ended_here(vec![local.to_owned()]);
+                self.end_everywhere(vec![local.to_owned()]);
                 StatusCode::NO_CONTENT.into_response()
             }
             _ => {
@@ -480,37 +483,29 @@ impl Inner {
         }
     }
 
-    /// Remembers that the sessions `local` (rmcp's ids) ended here, and tells the replicas that
-    /// share the store, which end them too if they opened them, and answer 404 for them.
-    fn ended_here(&self, local: Vec<String>) {
-        if local.is_empty() {
-            return;
-        }
-        self.ended_now(local.iter().cloned());
-        let Some(Shared { store, server }) = self.shared.clone() else { return };
-        tokio::spawn(async move {
-            for session in local {
-                if let Err(err) = store.end_session(&server, &session).await {
-                    tracing::debug!(%err, "the end of a session was not told to the other replicas");
-                }
+    /// Remembers that the sessions `local` (rmcp's ids) ended, and has the ones not known to
+    /// have ended before told to the replicas that share the store, which close them if they
+    /// opened them, and answer 404 for them.
+    fn end_everywhere(&self, local: Vec<String>) {
+        let fresh = self.ended_now(local);
+        let Some(announce) = &self.announce else { return };
+        for session in fresh {
+            if announce.try_send(session).is_err() {
+                tracing::debug!("the end of a session is not told to the other replicas: too many at once");
             }
-        });
+        }
     }
 
-    /// Remembers that the sessions `local` (rmcp's ids) ended, until their ids expire.
-    fn ended_now(&self, local: impl IntoIterator<Item = String>) {
+    /// Remembers that the sessions `local` (rmcp's ids) ended, until their ids expire; those not
+    /// remembered before.
+    fn ended_now(&self, local: Vec<String>) -> Vec<String> {
         let now = Instant::now();
+        let expires = now + super::session_ids::LIFETIME;
         let mut ended = self.ended_sessions();
-        ended.retain(|_, expires| *expires > now);
-        for it in local {
-            if ended.len() >= MAX_ENDED {
-                break;
-            }
-            ended.insert(it, now + super::session_ids::LIFETIME);
-        }
+        local.into_iter().filter(|it| ended.insert(it.clone(), now, expires)).collect()
     }
 
-    fn ended_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn ended_sessions(&self) -> std::sync::MutexGuard<'_, EndedSessions> {
         self.ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -543,15 +538,14 @@ impl Inner {
 
     /// Ends `session` and its streams, and tells the other replicas.
     async fn end(&self, session: &str) {
-        self.close(session).await;
-        self.ended_here(vec![session.to_owned()]);
+        self.close_session(session).await;
+        self.end_everywhere(vec![session.to_owned()]);
     }
 
     /// Ends `session` and its streams here. It is gone from the session map when this returns;
     /// its task is told to stop in a task of its own, since telling it waits for room in its queue.
-    async fn close(&self, session: &str) {
+    async fn close_session(&self, session: &str) {
         self.opened().remove(session);
-        self.ended_now([session.to_owned()]);
         let handle = self.manager.sessions.write().await.remove(session);
         if let Some(handle) = handle {
             tokio::spawn(async move {
@@ -569,6 +563,27 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.sessions.config.cancellation_token.cancel();
+    }
+}
+
+/// Tells the replicas sharing `store` of the sessions of `server` that `ended` here, a batch at a
+/// time: one task and one notification per batch, however many sessions end at once. While the
+/// store cannot be reached, ends are dropped rather than queued behind its timeouts (the other
+/// replicas then serve those ids until they expire). Ends when the endpoint is dropped.
+async fn announce_ends(store: Store, server: String, mut ended: mpsc::Receiver<String>) {
+    while let Some(first) = ended.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            let Ok(next) = ended.try_recv() else { break };
+            batch.push(next);
+        }
+        if !store.is_usable() {
+            tracing::debug!(sessions = batch.len(), "the end of sessions is not told: the store is down");
+            continue;
+        }
+        if let Err(err) = store.end_session(&server, &batch).await {
+            tracing::debug!(%err, "the end of sessions was not told to the other replicas");
+        }
     }
 }
 

@@ -27,11 +27,13 @@ use super::{
 
 /// The channel a change to a served copy is announced on; the payload is the server's slug.
 const CHANNEL: &str = "mcpgate_servers";
-/// The channel the end of an MCP session is announced on; the payload is the server's slug and
-/// the session's local id, separated by a space.
+/// The channel the end of MCP sessions is announced on; the payload is the server's slug and the
+/// sessions' local ids, separated by spaces.
 const SESSIONS_CHANNEL: &str = "mcpgate_sessions";
-/// Ends heard and not yet taken by the follower; beyond, they are dropped (each replica still
-/// ends its own sessions, and a session id expires within a day).
+/// The longest payload PostgreSQL takes is 8,000 bytes: more ids go in several notifications.
+const MAX_PAYLOAD: usize = 7_000;
+/// Ends heard and not yet taken by the follower; beyond, they are dropped and counted in the log
+/// (each replica still ends its own sessions, and a session id expires within a day).
 const ENDS_HEARD: usize = 1024;
 /// The longest a store operation may take, connecting included, before the store counts as
 /// unreachable: admin requests answer 503 rather than hang.
@@ -76,12 +78,12 @@ pub struct Watch {
     ended: mpsc::Receiver<SessionEnd>,
 }
 
-/// An MCP session another replica ended (or was asked to end).
+/// MCP sessions another replica ended (or was asked to end).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionEnd {
     pub server: String,
-    /// The session's local id (rmcp's), which every replica's sealed ids carry.
-    pub session: String,
+    /// The sessions' local ids (rmcp's), which every replica's sealed ids carry.
+    pub sessions: Vec<String>,
 }
 
 /// What a [`Watch`] hears.
@@ -511,15 +513,26 @@ impl Pg {
         .await
     }
 
-    /// Tells every replica listening that `session` (the local id) of `server` has ended.
-    pub async fn end_session(&self, server: &str, session: &str) -> Result<(), Error> {
-        let payload = format!("{server} {session}");
+    /// Tells every replica listening that `sessions` (local ids) of `server` have ended.
+    pub async fn end_session(&self, server: &str, sessions: &[String]) -> Result<(), Error> {
+        let mut payloads: Vec<String> = Vec::new();
+        for session in sessions {
+            match payloads.last_mut() {
+                Some(last) if last.len() + 1 + session.len() <= MAX_PAYLOAD => {
+                    last.push(' ');
+                    last.push_str(session);
+                }
+                _ => payloads.push(format!("{server} {session}")),
+            }
+        }
         self.run(async {
             let client = self.client().await?;
-            client
-                .execute("select pg_notify($1, $2)", &[&SESSIONS_CHANNEL, &payload])
-                .await
-                .map_err(classify)?;
+            for payload in &payloads {
+                client
+                    .execute("select pg_notify($1, $2)", &[&SESSIONS_CHANNEL, payload])
+                    .await
+                    .map_err(classify)?;
+            }
             Ok(())
         })
         .await
@@ -812,9 +825,11 @@ async fn listen(store: Weak<Inner>, changes: mpsc::Sender<()>, ends: mpsc::Sende
                     tokio::select! {
                         message = std::future::poll_fn(|cx| connection.poll_message(cx)) => match message {
                             Some(Ok(AsyncMessage::Notification(heard))) if heard.channel() == SESSIONS_CHANNEL => {
-                                if let Some((server, session)) = heard.payload().split_once(' ') {
-                                    let end = SessionEnd { server: server.to_owned(), session: session.to_owned() };
-                                    let _ = ends.try_send(end);
+                                let mut words = heard.payload().split(' ');
+                                let server = words.next().unwrap_or_default().to_owned();
+                                let sessions = words.filter(|it| !it.is_empty()).map(str::to_owned).collect();
+                                if ends.try_send(SessionEnd { server, sessions }).is_err() {
+                                    tracing::warn!("store: a session's end was heard and dropped: too many at once");
                                 }
                             }
                             Some(Ok(AsyncMessage::Notification(_))) => {
