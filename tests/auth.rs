@@ -2,7 +2,7 @@
 //! 401/403 challenges, a bad-token matrix, scope checks per tool and scope-filtered `tools/list`.
 //! Tokens are signed here with test keys whose JWKS a loopback issuer serves; nothing is mocked
 //! inside mcpgate. The requests go straight to mcpgate's router (`TestApp::oneshot`): what is
-//! checked here needs no connection.
+//! checked here needs no connection; but the official Rust SDK, as a client, connects.
 
 #![allow(dead_code)] // The shared fixtures offer more than these tests use.
 
@@ -218,4 +218,38 @@ async fn tools_are_listed_and_called_by_scope_with_step_up() {
     assert_eq!(added["result"]["isError"], false, "{added}");
     let all: Value = app.list(Some(&writer)).await.json();
     assert_eq!(all["result"]["tools"].as_array().unwrap().len(), 2);
+}
+
+/// The official Rust SDK (rmcp's client) as the caller: without a token it hears the challenge;
+/// with one it opens a session, sees and calls what the token's scopes allow, and hears the
+/// step-up challenge for the rest.
+#[tokio::test]
+async fn the_rust_sdk_meets_the_challenges_and_calls_with_its_token() {
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::service::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let app = App::spawn().await;
+    let connect = |token: Option<String>| {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(app.mcp_url.as_str());
+        if let Some(token) = token {
+            config = config.auth_header(token);
+        }
+        ().serve(StreamableHttpClientTransport::from_config(config))
+    };
+    let refused = format!("{:?}", connect(None).await.expect_err("no token, no session"));
+    assert!(refused.contains("AuthRequired") && refused.contains("oauth-protected-resource"), "{refused}");
+
+    let client = connect(Some(app.token(&app.claims("pets:read")))).await.expect("the SDK connects");
+    let tools = client.list_all_tools().await.expect("the SDK lists");
+    let names: Vec<&str> = tools.iter().map(|it| it.name.as_ref()).collect();
+    assert_eq!(names, ["listPets"], "tools the token's scopes do not allow are hidden");
+    let listed =
+        client.call_tool(CallToolRequestParams::new("listPets")).await.expect("the call is answered");
+    assert_eq!(listed.structured_content, Some(json!({"result": [{"name": "rex"}]})));
+    let denied = client.call_tool(CallToolRequestParams::new("addPet")).await.expect_err("a step-up");
+    let denied = format!("{denied:?}");
+    assert!(denied.contains("InsufficientScope") && denied.contains("pets:write"), "{denied}");
+    assert_eq!(app.backend.count(), 1, "the denied call sent nothing");
 }
