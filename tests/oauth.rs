@@ -3,6 +3,7 @@
 //! official TypeScript SDK's OAuth client (`tests/node/sdk-oauth-client.mjs`) signs in on its own
 //! (401 challenge → Protected Resource Metadata → authorization server metadata → dynamic
 //! registration → authorize with PKCE and `resource` → token) and then lists and calls tools.
+//! The official Python SDK calls with a token the same server issued (`tests/python`).
 //!
 //! mcpgate is given only the issuer and discovers its keys. The backend records each request, so
 //! the test can tell that the caller's token never reaches it.
@@ -29,7 +30,7 @@ mod harness;
 mod parties;
 
 use app::{Backend, Seen};
-use harness::{Gate, Node, toml_string};
+use harness::{Gate, Node, Python, toml_string};
 use parties::AuthorizationServer;
 
 /// What these tests run besides Node itself.
@@ -202,6 +203,42 @@ fn narrower_and_foreign_tokens_from_the_real_authorization_server() {
     let response = runtime.block_on(mcp_post(&url, Some(&foreign), &list));
     assert_eq!(response.status, 401, "{response:?}");
     assert!(response.challenge.starts_with("Bearer error=\"invalid_token\""), "{response:?}");
+    assert_eq!(backend.take().len(), 0);
+}
+
+/// The official Python SDK with a token of the real authorization server, in a session and in
+/// 2026-07-28: it sees only the tool the token's scope allows and calls it; the backend gets no
+/// credential. Without a token it is refused.
+#[test]
+fn the_python_sdk_calls_with_a_token_from_the_real_authorization_server() {
+    let Some(node) = Node::find(&PACKAGES) else { return };
+    let Some(python) = Python::find() else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let issuer = AuthorizationServer::start(&node, None);
+    let backend = runtime.block_on(Backend::start(answer));
+    let (gate, dir) = gate(&issuer, &backend);
+    let url = gate.mcp_url("pets");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, runtime.block_on(client_credentials_token(&issuer, &url, "pets:read")))
+        .unwrap();
+    let token = format!("--token-file={}", token_file.display());
+
+    for (mode, version) in [("--mode=legacy", "2025-11-25"), ("--mode=auto", "2026-07-28")] {
+        let run = python.run(&["sdk_client.py", mode, &token, &url, "getPet", r#"{"petId": 3}"#]);
+        assert_eq!(run.code, Some(0), "{run}");
+        let summary = run.stdout_json();
+        assert_eq!(summary["protocolVersion"], version, "{run}");
+        assert_eq!(summary["tools"], json!(["getPet"]), "only what `pets:read` allows: {run}");
+        assert_eq!(summary["result"]["structuredContent"], json!({"id": 3, "name": "pet 3"}), "{run}");
+        let seen = backend.take();
+        assert_eq!(seen.iter().map(Seen::line).collect::<Vec<_>>(), ["GET /pets/3"]);
+        assert_no_credentials(&seen);
+    }
+    // Without one, the 401 ends the SDK's handshake (it reports "Server returned an error
+    // response"): nothing is listed.
+    let run = python.run(&["sdk_client.py", &url]);
+    assert_eq!((run.code, run.stdout.as_str()), (Some(1), ""), "{run}");
+    assert!(run.stderr.contains("MCPError"), "{run}");
     assert_eq!(backend.take().len(), 0);
 }
 

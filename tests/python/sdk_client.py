@@ -1,7 +1,7 @@
 # A real MCP client built on the official Python SDK (PyPI `mcp`), run by tests/clients.rs against
 # mcpgate.
 #
-#   python sdk_client.py [--mode=MODE] URL [TOOL [ARGUMENTS_JSON]]
+#   python sdk_client.py [--mode=MODE] [--token-file=PATH] URL [TOOL [ARGUMENTS_JSON]]
 #
 # Connects over Streamable HTTP, lists the tools (following `nextCursor` until the last page),
 # calls TOOL (if given) with the JSON arguments, and prints one JSON object on stdout:
@@ -10,6 +10,8 @@
 # MODE is the SDK's `Client(mode=...)`: "legacy" (the default here) is the `initialize` handshake,
 # after which every request carries the session's `Mcp-Session-Id`; "auto" (the SDK's own default)
 # first asks `server/discover` and, when the server answers, speaks 2026-07-28 without a session.
+# PATH holds a bearer token, sent with every request (read from a file: a command line is seen by
+# every process of the machine).
 # The SDK checks every message against its pydantic models, and `structuredContent` against the
 # called tool's `outputSchema` (jsonschema), so a non-conforming answer fails here.
 # Exit status: 0 on success, 1 on any protocol, transport or usage error (message on stderr),
@@ -20,6 +22,8 @@ import sys
 
 import anyio
 from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 
 def dump(model):
@@ -27,15 +31,27 @@ def dump(model):
 
 
 async def main(argv):
-    mode = "legacy"
-    if argv and argv[0].startswith("--mode="):
-        mode = argv.pop(0).removeprefix("--mode=")
+    mode, headers = "legacy", {}
+    while argv and argv[0].startswith("--"):
+        option = argv.pop(0)
+        if option.startswith("--mode="):
+            mode = option.removeprefix("--mode=")
+        elif option.startswith("--token-file="):
+            with open(option.removeprefix("--token-file=")) as file:
+                headers["Authorization"] = f"Bearer {file.read().strip()}"
+        else:
+            raise ValueError(f"unknown option {option}")
     if not 1 <= len(argv) <= 3:
-        raise ValueError("usage: sdk_client.py [--mode=MODE] URL [TOOL [ARGUMENTS_JSON]]")
+        raise ValueError("usage: sdk_client.py [--mode=MODE] [--token-file=PATH] URL [TOOL [ARGUMENTS_JSON]]")
     url = argv[0]
     tool = argv[1] if len(argv) > 1 else None
     arguments = json.loads(argv[2] if len(argv) > 2 else "{}")
-    async with Client(url, mode=mode) as client:
+    async with create_mcp_http_client(headers=headers) as http:
+        return await session(Client(streamable_http_client(url, http_client=http), mode=mode), tool, arguments)
+
+
+async def session(client, tool, arguments):
+    async with client:
         tools, pages, cursor = [], 0, None
         while True:
             page = await client.list_tools(cursor=cursor)
